@@ -1,0 +1,1 @@
+"""SQLAlchemy store: schema, migrations and the Store implementation."""

@@ -1,0 +1,5 @@
+"""The ``warmup`` command line: the composition root."""
+
+from warmup.cli.main import cli, main
+
+__all__ = ["cli", "main"]

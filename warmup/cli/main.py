@@ -1,0 +1,45 @@
+"""Top-level click group and shared options; registers every command."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from warmup import __version__
+from warmup.cli.schedule_cmds import check, plan, schedule
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="Config file (default: ./config.yaml, else the shipped example).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+)
+@click.version_option(__version__, prog_name="warmup")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+    """warmup: warm up new sending IPs by pacing mail along per-ISP ramps."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = {"config_path": config_path}
+
+
+for command in (check, schedule, plan):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="warmup")

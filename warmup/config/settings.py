@@ -1,0 +1,277 @@
+"""``config.yaml`` -> :class:`Config`, collecting every issue (pure: text in)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from warmup.config.reader import Context, Node, parse_yaml
+from warmup.config.schedules import read_rate_limits
+from warmup.core.address import AddressError, parse_address
+from warmup.core.duration import parse_duration
+from warmup.core.schedule import RateLimits, Schedule
+from warmup.core.settings import (
+    BounceSettings,
+    DeliverySettings,
+    RelaySettings,
+    RetryPolicy,
+    Route,
+    SourceIP,
+    Timeouts,
+    TLSSettings,
+)
+
+__all__ = ["Config", "Settings", "parse_settings"]
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_STARTTLS = ("opportunistic", "required", "off")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything in config.yaml itself (schedules are read afterwards)."""
+
+    database: str = "sqlite:///warmup.db"
+    timezone: str = "UTC"
+    schedules_dir: str = "schedules"
+    node: str | None = None
+    ips: tuple[SourceIP, ...] = ()
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    thresholds: RateLimits = field(default_factory=RateLimits)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Settings plus the schedules, ready for the composition root."""
+
+    path: Path
+    settings: Settings
+    schedules: dict[str, Schedule]
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+
+def parse_settings(text: str, ctx: Context) -> Settings:
+    """Parse config text; every problem is appended to ``ctx.issues``."""
+    root = Node(ctx, "", parse_yaml(text, ctx))
+    base = Settings()
+    settings = Settings(
+        database=root.string("database", base.database),
+        timezone=root.value("timezone", base.timezone, _timezone),
+        schedules_dir=root.string("schedules", base.schedules_dir),
+        node=root.optional_string("node"),
+        ips=_ips(root),
+        delivery=_delivery(root.child("delivery")),
+        bounces=_bounces(root.child("bounces")),
+        relay=_relay(root.child("relay")),
+        thresholds=_thresholds(root.child("thresholds")),
+    )
+    root.finish()
+    return settings
+
+
+def _timezone(raw: Any) -> str:
+    name = str(raw)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone (use an IANA name like 'Asia/Tokyo'), got {raw!r}"
+        ) from None
+    return name
+
+
+def _ip(raw: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(str(raw)))
+    except ValueError:
+        raise ValueError(f"not an IP address, got {raw!r}") from None
+
+
+def _hostname(raw: Any) -> str:
+    text = str(raw)
+    if not _HOSTNAME.match(text):
+        raise ValueError(f"not a host name, got {raw!r}")
+    return text
+
+
+def _ips(root: Node) -> tuple[SourceIP, ...]:
+    ips: list[SourceIP] = []
+    seen: set[str] = set()
+    for node in root.children("ips", required=True):
+        address = node.value("address", "", _ip, required=True)
+        helo = node.value("helo", "", _hostname, required=True)
+        host = node.optional_string("host")
+        overflow = node.strings("overflow")
+        node.finish()
+        if address and address in seen:
+            node.issue("address", f"listed twice, got {address!r}")
+        seen.add(address)
+        ips.append(SourceIP(address=address, helo=helo, host=host, overflow=overflow))
+    return tuple(ips)
+
+
+def _host_port(default_port: int) -> Any:
+    def convert(raw: Any) -> tuple[str, int]:
+        text = str(raw).strip()
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            host, port_text = text, str(default_port)
+        host = host.strip("[]")
+        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"expected host:port, got {raw!r}")
+        return host, int(port_text)
+
+    return convert
+
+
+def _delivery(node: Node) -> DeliverySettings:
+    base = DeliverySettings()
+    routes = {}
+    for name, raw in node.items("routes"):
+        try:
+            host, port = _host_port(25)(raw)
+        except ValueError as exc:
+            node.ctx.issue(f"{node.path}.routes.{name}", str(exc))
+            continue
+        routes[name.lower()] = Route(host=host, port=port)
+    result = DeliverySettings(
+        routes=routes,
+        connections_per_lane=node.integer(
+            "connections_per_lane", base.connections_per_lane, minimum=1
+        ),
+        messages_per_connection=node.integer(
+            "messages_per_connection", base.messages_per_connection, minimum=1
+        ),
+        timeouts=_timeouts(node.child("timeouts")),
+        tls=_tls(node.child("tls")),
+        retry=_retry(node.child("retry")),
+        lease=node.duration("lease", base.lease),
+        batch_size=node.integer("batch_size", base.batch_size, minimum=1),
+    )
+    node.finish()
+    return result
+
+
+def _timeouts(node: Node) -> Timeouts:
+    base = Timeouts()
+    result = Timeouts(
+        connect=node.duration("connect", base.connect),
+        command=node.duration("command", base.command),
+        data=node.duration("data", base.data),
+        dns=node.duration("dns", base.dns),
+    )
+    node.finish()
+    return result
+
+
+def _tls(node: Node) -> TLSSettings:
+    base = TLSSettings()
+    starttls = node.string("starttls", base.starttls)
+    if starttls not in _STARTTLS:
+        node.issue(
+            "starttls", f"must be one of {', '.join(_STARTTLS)}, got {starttls!r}"
+        )
+        starttls = base.starttls
+    result = TLSSettings(starttls=starttls, verify=node.boolean("verify", base.verify))
+    node.finish()
+    return result
+
+
+def _retry(node: Node) -> RetryPolicy:
+    base = RetryPolicy()
+    intervals = []
+    for path, raw in node.entries("intervals", required=False):
+        try:
+            intervals.append(_duration_positive(raw))
+        except ValueError as exc:
+            node.ctx.issue(path, str(exc))
+    result = RetryPolicy(
+        intervals=tuple(intervals) or base.intervals,
+        expire_after=node.duration("expire_after", base.expire_after),
+        suppress_after_expiries=node.integer(
+            "suppress_after_expiries", base.suppress_after_expiries, minimum=1
+        ),
+    )
+    node.finish()
+    return result
+
+
+def _duration_positive(raw: Any) -> Any:
+    delta = parse_duration(raw)
+    if not delta:
+        raise ValueError(f"must be longer than zero, got {raw!r}")
+    return delta
+
+
+def _return_path(raw: Any) -> str:
+    try:
+        return parse_address(str(raw)).address
+    except AddressError as exc:
+        raise ValueError(f"{exc}") from None
+
+
+def _bounces(node: Node) -> BounceSettings:
+    base = BounceSettings()
+    result = BounceSettings(
+        return_path=node.value("return_path", base.return_path, _return_path),
+        verp_secret_env=node.string("verp_secret_env", base.verp_secret_env),
+        maildir=node.optional_string("maildir"),
+        poll_every=node.duration("poll_every", base.poll_every),
+    )
+    node.finish()
+    return result
+
+
+def _network(raw: Any) -> str:
+    try:
+        return str(ipaddress.ip_network(str(raw), strict=False))
+    except ValueError:
+        raise ValueError(f"not a network like '10.0.0.0/8', got {raw!r}") from None
+
+
+def _relay(node: Node) -> RelaySettings:
+    base = RelaySettings()
+    host, port = node.value(
+        "listen", (base.listen_host, base.listen_port), _host_port(base.listen_port)
+    )
+    networks = []
+    for index, raw in enumerate(node.strings("allowed_networks")):
+        try:
+            networks.append(_network(raw))
+        except ValueError as exc:
+            node.ctx.issue(f"{node.path}.allowed_networks[{index}]", str(exc))
+    result = RelaySettings(
+        listen_host=host,
+        listen_port=port,
+        enabled=node.boolean("enabled", base.enabled),
+        tls_cert=node.optional_string("tls_cert"),
+        tls_key=node.optional_string("tls_key"),
+        users_file=node.optional_string("users_file"),
+        allowed_networks=tuple(networks)
+        if node.has("allowed_networks")
+        else (base.allowed_networks),
+        max_message_bytes=node.integer(
+            "max_message_bytes", base.max_message_bytes, minimum=1024
+        ),
+        campaign_header=node.string("campaign_header", base.campaign_header),
+    )
+    node.finish()
+    return result
+
+
+def _thresholds(node: Node) -> RateLimits:
+    result = read_rate_limits(node, RateLimits())
+    node.finish()
+    return result

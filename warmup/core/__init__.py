@@ -1,0 +1,1 @@
+"""The pure core: decisions only, stdlib only, time and randomness passed in."""

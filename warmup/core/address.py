@@ -1,0 +1,78 @@
+"""Recipient addresses: validation and normalisation.
+
+Addresses are compared normalised: the domain lower-cased (and IDNA-decoded names
+kept as Unicode, lower-cased), the local part exactly as written. A suppression
+entry for a whole domain is written ``@example.com``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "Address",
+    "AddressError",
+    "normalize_suppression",
+    "parse_address",
+]
+
+_LOCAL = re.compile(r"^[^\s@<>()\[\],;:\\\"]+$")
+_QUOTED_LOCAL = re.compile(r'^"(?:[^"\\\r\n]|\\.)+"$')
+_LABEL = re.compile(r"^(?!-)[^\s@.<>()\[\],;:\\\"/]{1,63}(?<!-)$")
+
+
+class AddressError(ValueError):
+    """An address that cannot be mailed; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    local: str
+    domain: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+
+def _domain(text: str, original: str) -> str:
+    domain = text.lower().rstrip(".")
+    if domain.startswith("[") and domain.endswith("]"):
+        raise AddressError(f"address literals are not accepted, got {original!r}")
+    labels = domain.split(".")
+    if len(labels) < 2 or len(domain) > 253:
+        raise AddressError(f"domain needs at least one dot, got {original!r}")
+    if not all(_LABEL.match(label) for label in labels):
+        raise AddressError(f"invalid domain, got {original!r}")
+    if labels[-1].isdigit():
+        raise AddressError(f"domain must not be numeric, got {original!r}")
+    return domain
+
+
+def parse_address(text: str) -> Address:
+    """Validate and normalise one address; raise AddressError on anything unsendable."""
+    if "\r" in text or "\n" in text:
+        raise AddressError(f"line break inside the address, got {text!r}")
+    candidate = text.strip()
+    if not candidate:
+        raise AddressError("empty address")
+    local, at, domain = candidate.rpartition("@")
+    if not at or not local:
+        raise AddressError(f"expected local@domain, got {text!r}")
+    if len(local) > 64 or len(candidate) > 254:
+        raise AddressError(f"address too long, got {text!r}")
+    if not (_LOCAL.match(local) or _QUOTED_LOCAL.match(local)):
+        raise AddressError(f"invalid local part, got {text!r}")
+    dotted = local.startswith(".") or local.endswith(".") or ".." in local
+    if dotted and not local.startswith('"'):
+        raise AddressError(f"invalid dots in the local part, got {text!r}")
+    return Address(local, _domain(domain, text))
+
+
+def normalize_suppression(text: str) -> str:
+    """Normalise a suppression entry: ``user@Example.COM`` or ``@Example.COM``."""
+    candidate = text.strip()
+    if candidate.startswith("@"):
+        return "@" + _domain(candidate[1:], text)
+    return parse_address(candidate).address

@@ -1,0 +1,76 @@
+"""The warmup exception tree.
+
+Every error warmup raises on purpose derives from :class:`WarmupError` and mixes in
+the builtin it behaves like, so callers can catch either::
+
+    WarmupError
+    ├── ConfigError(ValueError)        config or schedule files are wrong (all issues)
+    ├── InputError(ValueError)         a user-supplied file cannot be used at all
+    │   └── TemplateError              a message template cannot be parsed or rendered
+    └── StoreError(RuntimeError)       the database could not do what was asked
+
+An SMTP 4xx/5xx reply is never an exception: it is a value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "InputError",
+    "StoreError",
+    "TemplateError",
+    "WarmupError",
+]
+
+
+class WarmupError(Exception):
+    """Root of every error warmup raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigIssue:
+    """One problem in one file, at one dotted path."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.path}" if self.path else self.file
+        return f"{where}: {self.message}"
+
+
+class ConfigError(WarmupError, ValueError):
+    """Configuration or schedules are invalid; carries every issue found."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        count = len(self.issues)
+        noun = "problem" if count == 1 else "problems"
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
+        super().__init__(f"{count} configuration {noun}:\n{lines}")
+
+
+class InputError(WarmupError, ValueError):
+    """A user-supplied file or value cannot be used at all."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        self.detail = message
+        super().__init__(f"{source}: {message}")
+
+
+class TemplateError(InputError):
+    """A message template cannot be parsed or rendered."""
+
+
+class StoreError(WarmupError, RuntimeError):
+    """The database failed to do what was asked."""
+
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        self.detail = detail
+        super().__init__(f"database error during {operation}: {detail}")

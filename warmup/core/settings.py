@@ -1,0 +1,112 @@
+"""Value types for the daemon's settings, built by :mod:`warmup.config`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+__all__ = [
+    "BounceSettings",
+    "DeliverySettings",
+    "RelaySettings",
+    "RetryPolicy",
+    "Route",
+    "SourceIP",
+    "TLSSettings",
+    "Timeouts",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceIP:
+    """A local address outgoing connections bind to, with its HELO name."""
+
+    address: str
+    helo: str
+    # The node (host name) that owns this IP; None means whichever node runs it.
+    host: str | None = None
+    # ISPs for which this IP is already warm and takes overflow; "*" for all.
+    overflow: tuple[str, ...] = ()
+
+    def overflows_for(self, isp: str) -> bool:
+        return "*" in self.overflow or isp in self.overflow
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """A fixed next hop used instead of MX for an ISP name or a recipient domain."""
+
+    host: str
+    port: int = 25
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    connect: timedelta = timedelta(seconds=30)
+    command: timedelta = timedelta(seconds=60)
+    data: timedelta = timedelta(seconds=180)
+    dns: timedelta = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSSettings:
+    # "opportunistic": STARTTLS when offered; "required": refuse plain text; "off".
+    starttls: str = "opportunistic"
+    verify: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Soft failures are retried after these intervals (the last repeats)."""
+
+    intervals: tuple[timedelta, ...] = (
+        timedelta(minutes=15),
+        timedelta(minutes=30),
+        timedelta(hours=1),
+        timedelta(hours=2),
+        timedelta(hours=4),
+    )
+    expire_after: timedelta = timedelta(hours=72)
+    suppress_after_expiries: int = 3
+
+    def interval(self, attempt: int) -> timedelta:
+        """Delay after the ``attempt``-th failed attempt (1-based)."""
+        index = min(max(attempt, 1), len(self.intervals)) - 1
+        return self.intervals[index]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliverySettings:
+    routes: dict[str, Route] = field(default_factory=dict)
+    connections_per_lane: int = 2
+    messages_per_connection: int = 100
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    lease: timedelta = timedelta(minutes=5)
+    batch_size: int = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BounceSettings:
+    return_path: str = "bounces@bounce.example.com"
+    verp_secret_env: str = "WARMUP_VERP_SECRET"
+    maildir: str | None = None
+    poll_every: timedelta = timedelta(minutes=1)
+
+    @property
+    def domain(self) -> str:
+        return self.return_path.rpartition("@")[2]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelaySettings:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 2587
+    enabled: bool = True
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    users_file: str | None = None
+    allowed_networks: tuple[str, ...] = ("127.0.0.0/8",)
+    max_message_bytes: int = 25 * 1024 * 1024
+    campaign_header: str = "X-Warmup-Campaign"

@@ -1,0 +1,1 @@
+"""Test doubles shipped with the package (never imported by production code)."""
