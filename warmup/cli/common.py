@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
+from warmup.app.rows import RowProblem
 from warmup.config import Config, load_config, resolve_config_path
-from warmup.core.errors import ConfigError, WarmupError
+from warmup.core.errors import ConfigError, InputError, WarmupError
 
 __all__ = [
     "EXIT_CONFIG",
@@ -21,10 +31,15 @@ __all__ = [
     "err_console",
     "fail",
     "out_console",
+    "print_problems",
+    "progress_bar",
+    "run_async",
 ]
 
 EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
+PROBLEMS_SHOWN = 100
+T = TypeVar("T")
 
 
 def out_console() -> Console:
@@ -56,3 +71,37 @@ def config_from(ctx: click.Context) -> Config:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; WarmupErrors become clean messages and exit codes."""
+    try:
+        return asyncio.run(coro)
+    except InputError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except WarmupError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+
+
+def progress_bar(total: int | None, description: str) -> Progress:
+    """A progress display on stderr, silent when stderr is not a terminal."""
+    console = err_console()
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal or total == 0,
+    )
+
+
+def print_problems(source: str, problems: list[RowProblem], invalid: int) -> None:
+    """List bad rows on stderr as FILE:LINE: message (capped)."""
+    shown = problems[:PROBLEMS_SHOWN]
+    for problem in shown:
+        click.echo(f"{source}:{problem.line}: {problem.message}", err=True)
+    if invalid > len(shown):
+        click.echo(f"… and {invalid - len(shown)} more invalid rows", err=True)

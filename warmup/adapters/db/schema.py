@@ -1,0 +1,185 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations must match it.
+
+All instants are stored as UTC; :class:`UTCDateTime` makes SQLite hand back aware
+datetimes like PostgreSQL does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "UTCDateTime",
+    "attempts",
+    "campaigns",
+    "lane_events",
+    "lanes",
+    "metadata",
+    "recipients",
+    "suppressions",
+    "templates",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime given to the store: {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - raw SQLite text
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Integer primary keys: BIGINT on PostgreSQL, INTEGER (rowid alias) on SQLite.
+BigID = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("template_id", ForeignKey("templates.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+lanes = Table(
+    "lanes",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("ip", String(64), nullable=False),
+    Column("isp", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("ramp_day", Integer, nullable=False),
+    Column("allowance_per_hour", Float, nullable=False),
+    Column("backoff_factor", Float, nullable=False, default=1.0),
+    Column("backoff_until", UTCDateTime),
+    Column("paused_until", UTCDateTime),
+    Column("local_day", Date),
+    Column("sent_today", Integer, nullable=False, default=0),
+    Column("last_sent_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("ip", "isp"),
+)
+
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("campaign_id", ForeignKey("campaigns.id"), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("domain", String(255), nullable=False),
+    # None until routing decides (domain match at enqueue, else MX lookup later).
+    Column("isp", String(64)),
+    Column("engagement_score", Float),
+    Column("engaged_at", UTCDateTime),
+    # JSON object of the row's placeholder values.
+    Column("fields", Text),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("queued_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("lane_id", ForeignKey("lanes.id")),
+    Column("claimed_by", String(128)),
+    Column("claimed_until", UTCDateTime),
+    Column("last_reply", Text),
+    UniqueConstraint("campaign_id", "address"),
+    Index(None, "state", "isp", "next_attempt_at"),
+    Index(None, "address"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("recipient_id", ForeignKey("recipients.id"), nullable=False, index=True),
+    Column("lane_id", ForeignKey("lanes.id"), index=True),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("code", Integer),
+    Column("enhanced", String(16)),
+    Column("reply", Text),
+    Column("rule", String(128)),
+)
+
+lane_events = Table(
+    "lane_events",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("lane_id", ForeignKey("lanes.id"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("cause", String(64), nullable=False),
+    Column("old_state", String(16)),
+    Column("new_state", String(16)),
+    Column("reply", Text),
+    Column("detail", Text),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    # Normalised address, or "@domain" for a whole domain.
+    Column("address", String(320), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,286 @@
+"""SQLStore: the Store port on SQLAlchemy 2.x async (SQLite WAL or PostgreSQL).
+
+Migrations are applied automatically when the store is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, delete, event, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
+from warmup.app.ports import CampaignRef, TemplateRecord
+from warmup.core.errors import InputError, StoreError
+from warmup.core.model import RecipientState, SuppressionKind
+from warmup.core.recipient import NewRecipient
+from warmup.core.suppression import Suppression
+
+__all__ = ["SQLStore", "async_url"]
+
+logger = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK = 7_403_172_211  # pg_advisory_xact_lock key: one migrator at a time
+_CHUNK = 5000  # rows per IN (...) lookup
+
+
+def async_url(url: str) -> str:
+    """Map the user's URL to the async driver (sqlite -> aiosqlite, pg -> psycopg)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError("open", f"not a database URL: {url!r}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    else:
+        raise StoreError("open", f"unsupported database {backend!r} in {url!r}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+class SQLStore:
+    """The Store port over one SQLAlchemy async engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+
+    @classmethod
+    async def open(cls, url: str) -> SQLStore:
+        """Connect, apply pending migrations, and return the store."""
+        engine = create_async_engine(async_url(url), pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        except (SQLAlchemyError, OSError) as exc:
+            await engine.dispose()
+            raise StoreError("open", _describe(exc)) from exc
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def _insert(self, table: Any) -> Any:
+        module = postgresql if self._dialect == "postgresql" else sqlite
+        return module.insert(table)
+
+    # -- campaigns ---------------------------------------------------------------
+
+    async def ensure_campaign(
+        self, name: str, template: TemplateRecord, now: datetime
+    ) -> CampaignRef:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    self._insert(templates)
+                    .values(
+                        name=template.name,
+                        sha256=template.sha256,
+                        content=template.content,
+                        created_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["sha256"])
+                )
+                template_id = (
+                    await conn.execute(
+                        select(templates.c.id).where(
+                            templates.c.sha256 == template.sha256
+                        )
+                    )
+                ).scalar_one()
+                existing = (
+                    await conn.execute(
+                        select(campaigns.c.id, campaigns.c.template_id).where(
+                            campaigns.c.name == name
+                        )
+                    )
+                ).first()
+                if existing is not None:
+                    if existing.template_id != template_id:
+                        raise InputError(
+                            template.name,
+                            (
+                                f"campaign {name!r} already exists with a different "
+                                "template; use a new campaign name"
+                            ),
+                        )
+                    return CampaignRef(id=existing.id, name=name, created=False)
+                campaign_id = (
+                    await conn.execute(
+                        insert(campaigns)
+                        .values(name=name, template_id=template_id, created_at=now)
+                        .returning(campaigns.c.id)
+                    )
+                ).scalar_one()
+        except SQLAlchemyError as exc:
+            raise StoreError("creating the campaign", _describe(exc)) from exc
+        return CampaignRef(id=campaign_id, name=name, created=True)
+
+    # -- recipients ----------------------------------------------------------------
+
+    async def insert_recipients(
+        self,
+        campaign_id: int,
+        recipients_: Sequence[NewRecipient],
+        isps: Sequence[str | None],
+        now: datetime,
+    ) -> int:
+        if not recipients_:
+            return 0
+        rows = [
+            {
+                "campaign_id": campaign_id,
+                "address": r.address,
+                "domain": r.domain,
+                "isp": isp,
+                "engagement_score": r.engagement_score,
+                "engaged_at": r.engaged_at,
+                "fields": json.dumps(
+                    r.fields, ensure_ascii=False, separators=(",", ":")
+                ),
+                "state": RecipientState.queued.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "queued_at": now,
+                "updated_at": now,
+            }
+            for r, isp in zip(recipients_, isps, strict=True)
+        ]
+        statement = (
+            self._insert(recipients)
+            .on_conflict_do_nothing(index_elements=["campaign_id", "address"])
+            .returning(recipients.c.id)
+        )
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(statement, rows)
+                return len(result.all())
+        except SQLAlchemyError as exc:
+            raise StoreError("queueing recipients", _describe(exc)) from exc
+
+    async def count_recipients(self, campaign_id: int | None = None) -> dict[str, int]:
+        """Recipients per state (of one campaign, or all)."""
+        query = select(recipients.c.state, func.count()).group_by(recipients.c.state)
+        if campaign_id is not None:
+            query = query.where(recipients.c.campaign_id == campaign_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            return {str(state): int(count) for state, count in rows}
+
+    # -- suppressions --------------------------------------------------------------
+
+    async def suppressed_keys(self, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        try:
+            async with self.engine.connect() as conn:
+                for start in range(0, len(keys), _CHUNK):
+                    chunk = list(keys[start : start + _CHUNK])
+                    result = await conn.execute(
+                        select(suppressions.c.address).where(
+                            suppressions.c.address.in_(chunk)
+                        )
+                    )
+                    found.update(result.scalars())
+        except SQLAlchemyError as exc:
+            raise StoreError("checking suppressions", _describe(exc)) from exc
+        return found
+
+    async def add_suppressions(self, entries: Sequence[Suppression]) -> int:
+        if not entries:
+            return 0
+        rows = [
+            {
+                "address": e.address,
+                "kind": e.kind.value,
+                "reason": e.reason,
+                "source": e.source,
+                "created_at": e.created_at,
+            }
+            for e in entries
+        ]
+        statement = (
+            self._insert(suppressions)
+            .on_conflict_do_nothing(index_elements=["address"])
+            .returning(suppressions.c.id)
+        )
+        try:
+            async with self.engine.begin() as conn:
+                return len((await conn.execute(statement, rows)).all())
+        except SQLAlchemyError as exc:
+            raise StoreError("adding suppressions", _describe(exc)) from exc
+
+    async def remove_suppressions(self, addresses: Sequence[str]) -> int:
+        removed = 0
+        try:
+            async with self.engine.begin() as conn:
+                for start in range(0, len(addresses), _CHUNK):
+                    chunk = list(addresses[start : start + _CHUNK])
+                    result = await conn.execute(
+                        delete(suppressions).where(suppressions.c.address.in_(chunk))
+                    )
+                    removed += result.rowcount
+        except SQLAlchemyError as exc:
+            raise StoreError("removing suppressions", _describe(exc)) from exc
+        return removed
+
+    async def iter_suppressions(
+        self, *, reason: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[Suppression]:
+        query = select(suppressions).order_by(suppressions.c.id)
+        if reason is not None:
+            query = query.where(suppressions.c.reason == reason)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.engine.connect() as conn:
+            stream = await conn.stream(query.execution_options(yield_per=5000))
+            async for row in stream:
+                yield Suppression(
+                    address=row.address,
+                    kind=SuppressionKind(row.kind),
+                    reason=row.reason,
+                    source=row.source,
+                    created_at=row.created_at,
+                )
+
+    async def count_suppressions(self) -> int:
+        async with self.engine.connect() as conn:
+            count = await conn.execute(select(func.count()).select_from(suppressions))
+            return int(count.scalar_one())
+
+
+def _describe(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None)
+    return str(original or exc).strip().splitlines()[0]

@@ -1,0 +1,69 @@
+"""Loading a recipient list into a campaign: validate, filter, queue in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from warmup.app.ports import Store
+from warmup.app.rows import ProblemLog, SourceRow, batches
+from warmup.core.recipient import NewRecipient, RowError, parse_recipient_row
+from warmup.core.suppression import lookup_keys
+
+__all__ = ["EnqueueReport", "enqueue_rows"]
+
+
+@dataclass(slots=True, kw_only=True)
+class EnqueueReport(ProblemLog):
+    queued: int = 0
+    duplicate: int = 0
+    suppressed: int = 0
+
+
+async def enqueue_rows(
+    store: Store,
+    campaign_id: int,
+    rows: Iterable[SourceRow],
+    *,
+    placeholders: frozenset[str],
+    isp_of: Callable[[str], str | None],
+    now: datetime,
+    batch_size: int = 2000,
+    on_batch: Callable[[EnqueueReport], None] | None = None,
+) -> EnqueueReport:
+    """Queue every valid, unsuppressed, new row; count the rest by cause."""
+    report = EnqueueReport()
+    for batch in batches(rows, batch_size):
+        valid = _validate(batch, placeholders, report)
+        keys = await store.suppressed_keys(
+            sorted(lookup_keys(r.address for r in valid))
+        )
+        sendable = [
+            r for r in valid if r.address not in keys and "@" + r.domain not in keys
+        ]
+        report.suppressed += len(valid) - len(sendable)
+        inserted = await store.insert_recipients(
+            campaign_id, sendable, [isp_of(r.domain) for r in sendable], now
+        )
+        report.queued += inserted
+        report.duplicate += len(sendable) - inserted
+        if on_batch is not None:
+            on_batch(report)
+    return report
+
+
+def _validate(
+    batch: list[SourceRow], placeholders: frozenset[str], report: EnqueueReport
+) -> list[NewRecipient]:
+    valid = []
+    for row in batch:
+        report.rows += 1
+        if row.values is None:
+            report.add_problem(row.line, row.error or "unreadable row")
+            continue
+        try:
+            valid.append(parse_recipient_row(row.values, placeholders))
+        except RowError as exc:
+            report.add_problem(row.line, str(exc))
+    return valid

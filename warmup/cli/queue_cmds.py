@@ -1,0 +1,145 @@
+"""``warmup enqueue``: load a recipient list as one campaign."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import click
+
+from warmup.adapters.db.store import SQLStore
+from warmup.adapters.recipient_file import FORMATS, RowReader, detect_format
+from warmup.app.clock import SystemClock
+from warmup.app.enqueue import EnqueueReport, enqueue_rows
+from warmup.app.ports import TemplateRecord
+from warmup.cli.common import (
+    config_from,
+    echo_json,
+    out_console,
+    print_problems,
+    progress_bar,
+    run_async,
+)
+from warmup.config import Config
+from warmup.core.errors import InputError
+from warmup.core.template import Template, parse_template
+
+__all__ = ["enqueue"]
+
+
+def _load_template(path: str) -> tuple[Template, TemplateRecord]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot read the template: {exc.strerror}") from None
+    template = parse_template(data, source=path)
+    record = TemplateRecord(
+        name=Path(path).name, sha256=hashlib.sha256(data).hexdigest(), content=data
+    )
+    return template, record
+
+
+def _domain_index(config: Config) -> dict[str, str]:
+    return {
+        domain: schedule.isp
+        for schedule in config.schedules.values()
+        for domain in schedule.domains
+    }
+
+
+@click.command()
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--template",
+    "template_path",
+    required=True,
+    metavar="MSG.eml",
+    help="Message template; {{ column }} placeholders in subject and body.",
+)
+@click.option("--campaign", required=True, help="Campaign name (created if new).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Input format (default: from the file name; '-' reads CSV).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def enqueue(
+    ctx: click.Context,
+    file: str,
+    template_path: str,
+    campaign: str,
+    fmt: str | None,
+    as_json: bool,
+) -> None:
+    """Queue FILE's recipients (CSV or JSONL with an `email` column) as CAMPAIGN.
+
+    Other columns fill {{ name }} placeholders; last_open_at, last_click_at or
+    score order sending engaged-first. Suppressed addresses are never queued.
+    """
+    config = config_from(ctx)
+    report = run_async(_enqueue(config, file, fmt, template_path, campaign))
+    if report.problems:
+        print_problems(file, report.problems, report.invalid)
+    summary = {
+        "campaign": campaign,
+        "rows": report.rows,
+        "queued": report.queued,
+        "duplicate": report.duplicate,
+        "suppressed": report.suppressed,
+        "invalid": report.invalid,
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    out_console().print(
+        f"campaign [bold]{campaign}[/]: {report.rows:,} rows → queued "
+        f"[green]{report.queued:,}[/], duplicate {report.duplicate:,}, suppressed "
+        f"{report.suppressed:,}, invalid [red]{report.invalid:,}[/]"
+    )
+
+
+async def _enqueue(
+    config: Config, file: str, fmt: str | None, template_path: str, campaign: str
+) -> EnqueueReport:
+    template, record = _load_template(template_path)
+    reader = RowReader(file, detect_format(file, fmt))
+    missing = sorted(
+        n
+        for n in template.placeholders
+        if n != "email" and reader.columns and n not in reader.columns
+    )
+    if missing:
+        raise InputError(
+            file,
+            f"the template uses {{{{ {missing[0]} }}}} but the "
+            f"file has no such column (columns: {', '.join(reader.columns)})",
+        )
+    clock = SystemClock()
+    index = _domain_index(config)
+    store = await SQLStore.open(config.settings.database)
+    try:
+        ref = await store.ensure_campaign(campaign, record, clock.now())
+        with progress_bar(reader.size, "enqueue") as progress:
+            task = progress.add_task("enqueue", total=reader.size or None, detail="")
+
+            def show(report: EnqueueReport) -> None:
+                progress.update(
+                    task,
+                    completed=reader.position(),
+                    detail=f"{report.queued:,} queued",
+                )
+
+            return await enqueue_rows(
+                store,
+                ref.id,
+                reader,
+                placeholders=template.placeholders,
+                isp_of=index.get,
+                now=clock.now(),
+                on_batch=show,
+            )
+    finally:
+        reader.close()
+        await store.close()

@@ -1,0 +1,101 @@
+"""One input row -> a recipient ready to queue, or the reason it is refused."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from warmup.core.address import AddressError, parse_address
+
+__all__ = [
+    "ENGAGEMENT_COLUMNS",
+    "NewRecipient",
+    "RowError",
+    "parse_recipient_row",
+]
+
+ENGAGEMENT_COLUMNS = ("last_open_at", "last_click_at", "score")
+
+
+class RowError(ValueError):
+    """Why an input row cannot be queued (the message names the column)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRecipient:
+    address: str
+    domain: str
+    engagement_score: float | None
+    engaged_at: datetime | None
+    # Placeholder values for the template (always includes "email").
+    fields: Mapping[str, str]
+
+
+def _instant(column: str, text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(text), time(0, tzinfo=UTC))
+        except ValueError:
+            raise RowError(
+                f"{column}: expected an ISO 8601 date, got {text!r}"
+            ) from None
+    return (
+        parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    )
+
+
+def _score(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise RowError(f"score: expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise RowError(f"score: expected a finite number, got {text!r}")
+    return value
+
+
+def parse_recipient_row(
+    values: Mapping[str, str], placeholders: Collection[str]
+) -> NewRecipient:
+    """Validate one row; raise RowError naming the column at fault.
+
+    Values with CR or LF are refused: they would let a row inject headers.
+    Every placeholder the template uses must be present in the row.
+    """
+    for column, value in values.items():
+        if "\r" in value or "\n" in value:
+            raise RowError(
+                f"{column}: line break in value (header injection), got {value[:60]!r}"
+            )
+    raw = values.get("email")
+    if raw is None:
+        raise RowError("email: missing")
+    try:
+        address = parse_address(raw)
+    except AddressError as exc:
+        raise RowError(f"email: {exc}") from None
+    missing = [name for name in placeholders if name not in values]
+    if missing:
+        raise RowError(
+            f"{missing[0]}: missing, but the template uses {{{{ {missing[0]} }}}}"
+        )
+    opened = _instant("last_open_at", values.get("last_open_at", "").strip())
+    clicked = _instant("last_click_at", values.get("last_click_at", "").strip())
+    engaged = max((t for t in (opened, clicked) if t is not None), default=None)
+    fields = {name: values[name] for name in placeholders}
+    fields["email"] = address.address
+    return NewRecipient(
+        address=address.address,
+        domain=address.domain,
+        engagement_score=_score(values.get("score", "").strip()),
+        engaged_at=engaged,
+        fields=fields,
+    )

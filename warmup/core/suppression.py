@@ -1,0 +1,45 @@
+"""Suppression entries and the pure part of filtering against them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from warmup.core.address import normalize_suppression
+from warmup.core.model import SuppressionKind
+
+__all__ = ["Suppression", "lookup_keys", "make_suppression"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suppression:
+    """An address (or ``@domain``) that must never be mailed again."""
+
+    address: str
+    kind: SuppressionKind
+    reason: str
+    source: str
+    created_at: datetime
+
+
+def make_suppression(
+    text: str, *, reason: str, source: str, now: datetime
+) -> Suppression:
+    """Normalise ``text`` into a suppression; AddressError if it is not usable."""
+    address = normalize_suppression(text)
+    kind = (
+        SuppressionKind.domain if address.startswith("@") else SuppressionKind.address
+    )
+    return Suppression(
+        address=address, kind=kind, reason=reason, source=source, created_at=now
+    )
+
+
+def lookup_keys(addresses: Iterable[str]) -> set[str]:
+    """Suppression keys covering normalised addresses: each and its @domain."""
+    keys: set[str] = set()
+    for address in addresses:
+        keys.add(address)
+        keys.add("@" + address.rpartition("@")[2])
+    return keys
