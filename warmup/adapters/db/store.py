@@ -52,12 +52,21 @@ def async_url(url: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the driver so _sqlite_begin decides how to BEGIN.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front: two writers then queue on
+    # busy_timeout instead of failing with "database is locked" when a deferred
+    # transaction tries to upgrade its read lock. WAL readers are not blocked.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _upgrade(connection: Connection) -> None:
@@ -82,6 +91,7 @@ class SQLStore:
         engine = create_async_engine(async_url(url), pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(_upgrade)

@@ -1,0 +1,148 @@
+"""Store contract tests, run on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, select
+
+from warmup.adapters.db.schema import metadata, recipients
+from warmup.adapters.db.store import SQLStore, async_url
+from warmup.app.ports import TemplateRecord
+from warmup.core.errors import InputError, StoreError
+from warmup.core.model import SuppressionKind
+from warmup.core.recipient import NewRecipient
+from warmup.core.suppression import make_suppression
+
+NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
+TEMPLATE = TemplateRecord(name="t.eml", sha256="a" * 64, content=b"Subject: x\r\n\r\nhi")
+
+
+def _recipient(address: str, score: float | None = None) -> NewRecipient:
+    return NewRecipient(
+        address=address,
+        domain=address.rpartition("@")[2],
+        engagement_score=score,
+        engaged_at=None,
+        fields={"email": address},
+    )
+
+
+def _diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection)
+    return list(compare_metadata(context, metadata))
+
+
+async def test_migrations_produce_exactly_the_schema(store: SQLStore) -> None:
+    async with store.engine.connect() as conn:
+        differences = await conn.run_sync(_diff)
+    assert differences == []
+
+
+async def test_reopening_applies_no_migration_twice(database_url: str) -> None:
+    first = await SQLStore.open(database_url)
+    await first.close()
+    second = await SQLStore.open(database_url)
+    assert await second.count_suppressions() == 0
+    await second.close()
+
+
+async def test_campaign_is_created_once_and_guards_its_template(store: SQLStore) -> None:
+    created = await store.ensure_campaign("spring", TEMPLATE, NOW)
+    again = await store.ensure_campaign("spring", TEMPLATE, NOW)
+    assert created.created and not again.created and created.id == again.id
+    other = TemplateRecord(name="u.eml", sha256="b" * 64, content=b"Subject: y\r\n\r\n")
+    with pytest.raises(InputError, match="different template"):
+        await store.ensure_campaign("spring", other, NOW)
+
+
+async def test_duplicates_in_a_campaign_are_skipped_and_counted(store: SQLStore) -> None:
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    batch = [_recipient("a@example.com"), _recipient("b@example.com"),
+             _recipient("a@example.com")]
+    inserted = await store.insert_recipients(campaign.id, batch, ["x", None, "x"], NOW)
+    assert inserted == 2
+    assert await store.insert_recipients(campaign.id, batch[:1], ["x"], NOW) == 0
+    assert await store.count_recipients(campaign.id) == {"queued": 2}
+
+
+async def test_instants_round_trip_as_aware_utc(store: SQLStore) -> None:
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    tokyo = timezone(timedelta(hours=9))
+    local = datetime(2030, 1, 2, 9, 30, tzinfo=tokyo)
+    await store.insert_recipients(campaign.id, [_recipient("a@example.com")], [None],
+                                  local)
+    async with store.engine.connect() as conn:
+        stored = (await conn.execute(select(recipients.c.queued_at))).scalar_one()
+    assert stored == local
+    assert stored.utcoffset() == timedelta(0)
+
+
+async def test_naive_datetimes_are_refused(store: SQLStore) -> None:
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    with pytest.raises(StoreError, match="naive datetime"):
+        await store.insert_recipients(campaign.id, [_recipient("a@example.com")],
+                                      [None], NOW.replace(tzinfo=None))
+
+
+async def test_suppressions_add_lookup_remove(store: SQLStore) -> None:
+    entries = [
+        make_suppression("User@Example.COM", reason="hard", source="t", now=NOW),
+        make_suppression("@Dead.example", reason="hostunknown", source="t", now=NOW),
+    ]
+    assert await store.add_suppressions(entries) == 2
+    assert await store.add_suppressions(entries[:1]) == 0
+    keys = ["User@example.com", "user@example.com", "@dead.example", "@example.com"]
+    assert await store.suppressed_keys(keys) == {"User@example.com", "@dead.example"}
+    listed = [e async for e in store.iter_suppressions()]
+    assert [(e.address, e.kind) for e in listed] == [
+        ("User@example.com", SuppressionKind.address),
+        ("@dead.example", SuppressionKind.domain),
+    ]
+    assert [e.address async for e in store.iter_suppressions(reason="hard")] == [
+        "User@example.com"
+    ]
+    assert await store.remove_suppressions(["@dead.example", "nobody@x.org"]) == 1
+    assert await store.count_suppressions() == 1
+
+
+async def test_large_lookups_are_chunked(store: SQLStore) -> None:
+    entries = [make_suppression(f"u{i}@example.com", reason="r", source="t", now=NOW)
+               for i in range(12_000)]
+    assert await store.add_suppressions(entries) == 12_000
+    keys = [f"u{i}@example.com" for i in range(0, 24_000, 2)]
+    assert len(await store.suppressed_keys(keys)) == 6_000
+
+
+async def test_concurrent_opens_migrate_once(database_url: str) -> None:
+    stores = await asyncio.gather(*(SQLStore.open(database_url) for _ in range(3)))
+    for opened in stores:
+        assert await opened.count_suppressions() == 0
+        await opened.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///warmup.db", "sqlite+aiosqlite:///warmup.db"),
+        ("postgresql://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+    ],
+)
+def test_async_url(given: str, expected: str) -> None:
+    assert async_url(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["mysql://h/db", "not a url"])
+def test_unsupported_urls_are_store_errors(bad: str) -> None:
+    with pytest.raises(StoreError):
+        async_url(bad)
+
+
+async def test_unreachable_database_is_a_store_error(tmp_path) -> None:
+    with pytest.raises(StoreError, match="open"):
+        await SQLStore.open(f"sqlite:///{tmp_path}/missing/dir/x.db")
