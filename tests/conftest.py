@@ -66,5 +66,6 @@ async def store(database_url: str) -> AsyncIterator[SQLStore]:
     try:
         yield opened
     finally:
-        assert opened.engine.pool.checkedout() == 0, "connections left checked out"
+        checked_out = getattr(opened.engine.pool, "checkedout", lambda: 0)()
+        assert checked_out == 0, "connections left checked out"
         await opened.close()

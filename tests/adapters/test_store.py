@@ -19,7 +19,9 @@ from warmup.core.recipient import NewRecipient
 from warmup.core.suppression import make_suppression
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
-TEMPLATE = TemplateRecord(name="t.eml", sha256="a" * 64, content=b"Subject: x\r\n\r\nhi")
+TEMPLATE = TemplateRecord(
+    name="t.eml", sha256="a" * 64, content=b"Subject: x\r\n\r\nhi"
+)
 
 
 def _recipient(address: str, score: float | None = None) -> NewRecipient:
@@ -51,7 +53,9 @@ async def test_reopening_applies_no_migration_twice(database_url: str) -> None:
     await second.close()
 
 
-async def test_campaign_is_created_once_and_guards_its_template(store: SQLStore) -> None:
+async def test_campaign_is_created_once_and_guards_its_template(
+    store: SQLStore,
+) -> None:
     created = await store.ensure_campaign("spring", TEMPLATE, NOW)
     again = await store.ensure_campaign("spring", TEMPLATE, NOW)
     assert created.created and not again.created and created.id == again.id
@@ -60,10 +64,15 @@ async def test_campaign_is_created_once_and_guards_its_template(store: SQLStore)
         await store.ensure_campaign("spring", other, NOW)
 
 
-async def test_duplicates_in_a_campaign_are_skipped_and_counted(store: SQLStore) -> None:
+async def test_duplicates_in_a_campaign_are_skipped_and_counted(
+    store: SQLStore,
+) -> None:
     campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
-    batch = [_recipient("a@example.com"), _recipient("b@example.com"),
-             _recipient("a@example.com")]
+    batch = [
+        _recipient("a@example.com"),
+        _recipient("b@example.com"),
+        _recipient("a@example.com"),
+    ]
     inserted = await store.insert_recipients(campaign.id, batch, ["x", None, "x"], NOW)
     assert inserted == 2
     assert await store.insert_recipients(campaign.id, batch[:1], ["x"], NOW) == 0
@@ -74,8 +83,9 @@ async def test_instants_round_trip_as_aware_utc(store: SQLStore) -> None:
     campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
     tokyo = timezone(timedelta(hours=9))
     local = datetime(2030, 1, 2, 9, 30, tzinfo=tokyo)
-    await store.insert_recipients(campaign.id, [_recipient("a@example.com")], [None],
-                                  local)
+    await store.insert_recipients(
+        campaign.id, [_recipient("a@example.com")], [None], local
+    )
     async with store.engine.connect() as conn:
         stored = (await conn.execute(select(recipients.c.queued_at))).scalar_one()
     assert stored == local
@@ -85,8 +95,9 @@ async def test_instants_round_trip_as_aware_utc(store: SQLStore) -> None:
 async def test_naive_datetimes_are_refused(store: SQLStore) -> None:
     campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
     with pytest.raises(StoreError, match="naive datetime"):
-        await store.insert_recipients(campaign.id, [_recipient("a@example.com")],
-                                      [None], NOW.replace(tzinfo=None))
+        await store.insert_recipients(
+            campaign.id, [_recipient("a@example.com")], [None], NOW.replace(tzinfo=None)
+        )
 
 
 async def test_suppressions_add_lookup_remove(store: SQLStore) -> None:
@@ -111,8 +122,10 @@ async def test_suppressions_add_lookup_remove(store: SQLStore) -> None:
 
 
 async def test_large_lookups_are_chunked(store: SQLStore) -> None:
-    entries = [make_suppression(f"u{i}@example.com", reason="r", source="t", now=NOW)
-               for i in range(12_000)]
+    entries = [
+        make_suppression(f"u{i}@example.com", reason="r", source="t", now=NOW)
+        for i in range(12_000)
+    ]
     assert await store.add_suppressions(entries) == 12_000
     keys = [f"u{i}@example.com" for i in range(0, 24_000, 2)]
     assert len(await store.suppressed_keys(keys)) == 6_000

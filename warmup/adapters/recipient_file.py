@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -45,10 +46,19 @@ def _has_surrogates(value: str) -> bool:
 class RowReader:
     """Iterate SourceRows of a CSV or JSONL file ('-' for stdin)."""
 
-    def __init__(self, path: str, fmt: str, *, required: str = "email") -> None:
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        *,
+        required: str = "email",
+        aliases: tuple[str, ...] = (),
+    ) -> None:
         self.path = path
         self.format = fmt
         self.required = required
+        # Header names (any case) read as the required column.
+        self._aliases = {required, *aliases}
         if path == "-":
             self._binary: IO[bytes] = sys.stdin.buffer
             self.size = 0
@@ -61,7 +71,11 @@ class RowReader:
         self.columns: list[str] = []
         self._rows = self._csv() if fmt == "csv" else self._jsonl()
         if fmt == "csv":
-            self._start_csv()
+            try:
+                self._start_csv()
+            except InputError:
+                self.close()
+                raise
 
     def position(self) -> int:
         """Bytes consumed so far (for progress)."""
@@ -74,8 +88,10 @@ class RowReader:
         return self._rows
 
     def close(self) -> None:
-        if self._binary is not sys.stdin.buffer:
-            self._binary.close()
+        if self._binary is sys.stdin.buffer:
+            return
+        text = getattr(self, "_text", None)
+        (text or self._binary).close()
 
     # -- CSV ---------------------------------------------------------------------
 
@@ -87,6 +103,10 @@ class RowReader:
         header = next(self._reader, None)
         if header is None:
             raise InputError(self.path, "the file is empty; expected a header row")
+        self._first: list[list[str]] = []
+        if len(header) == 1 and "@" in header[0]:
+            # A bare list of addresses, one per line, without a header row.
+            self._first, header = [header], [self.required]
         self.columns = [self._column(name) for name in header]
         if self.required not in self.columns:
             raise InputError(
@@ -99,15 +119,11 @@ class RowReader:
 
     def _column(self, name: str) -> str:
         cleaned = name.strip()
-        return (
-            cleaned.lower()
-            if cleaned.lower() in (self.required, "address")
-            else cleaned
-        )
+        return self.required if cleaned.lower() in self._aliases else cleaned
 
     def _csv(self) -> Iterator[SourceRow]:
         width = len(self.columns)
-        for record in self._reader:
+        for record in itertools.chain(self._first, self._reader):
             line = self._reader.line_num
             if not record or record == [""]:
                 continue

@@ -105,17 +105,37 @@ async def _enqueue(
 ) -> EnqueueReport:
     template, record = _load_template(template_path)
     reader = RowReader(file, detect_format(file, fmt))
+    try:
+        _check_columns(file, template, reader.columns)
+        return await _load(config, reader, template, record, campaign)
+    finally:
+        reader.close()
+
+
+def _check_columns(file: str, template: Template, columns: list[str]) -> None:
+    """CSV files name their columns up front: every placeholder must be one."""
     missing = sorted(
         n
         for n in template.placeholders
-        if n != "email" and reader.columns and n not in reader.columns
+        if n != "email" and columns and n not in columns
     )
     if missing:
         raise InputError(
             file,
-            f"the template uses {{{{ {missing[0]} }}}} but the "
-            f"file has no such column (columns: {', '.join(reader.columns)})",
+            (
+                f"the template uses {{{{ {missing[0]} }}}} but the file has no such "
+                f"column (columns: {', '.join(columns)})"
+            ),
         )
+
+
+async def _load(
+    config: Config,
+    reader: RowReader,
+    template: Template,
+    record: TemplateRecord,
+    campaign: str,
+) -> EnqueueReport:
     clock = SystemClock()
     index = _domain_index(config)
     store = await SQLStore.open(config.settings.database)

@@ -147,7 +147,7 @@ def import_(
     """Import a CSV with an `address` column; `reason`, `source` optional."""
 
     async def work(store: SQLStore) -> ImportReport:
-        reader = RowReader(file, "csv", required="address")
+        reader = RowReader(file, "csv", required="address", aliases=("email",))
         try:
             with progress_bar(reader.size, "import") as progress:
                 task = progress.add_task("import", total=reader.size or None, detail="")

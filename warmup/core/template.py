@@ -128,13 +128,13 @@ def parse_template(data: bytes, source: str = "template") -> Template:
         raise TemplateError(source, "no headers found; expected an RFC 5322 message")
     if message.defects:
         raise TemplateError(source, f"malformed message: {message.defects[0]!r}")
+    subject = str(message.get("Subject", ""))
     names: list[str] = []
     header_slots = _take_header_slots(message, names)
     wide_parts = _prepare_text_parts(message, names, source)
     buffer = BytesIO()
     BytesGenerator(buffer, policy=_POLICY).flatten(message)
     body_segments = _split(buffer.getvalue(), names, wide_parts)
-    subject = str(message.get("Subject", ""))
     return Template(
         segments=(*header_slots, *body_segments),
         placeholders=frozenset(names),

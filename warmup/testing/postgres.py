@@ -40,8 +40,16 @@ class PostgresServer:
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
-            _run(self, "pg_ctl", "-D", str(self.root / "data"), "-m", "immediate",
-                 "stop", timeout=30)
+            _run(
+                self,
+                "pg_ctl",
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "stop",
+                timeout=30,
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -65,8 +73,9 @@ def _run(server: PostgresServer, tool: str, *args: str, timeout: float = 60) -> 
     command = [str(server.bindir / tool), *args]
     if server.as_user:
         command = ["runuser", "-u", server.as_user, "--", *command]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                            check=False)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise PostgresUnavailable(f"{tool} failed: {' '.join(detail)}")
@@ -83,18 +92,44 @@ def start_postgres() -> PostgresServer:
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
-            raise PostgresUnavailable("running as root and no 'postgres' user") from None
+            raise PostgresUnavailable(
+                "running as root and no 'postgres' user"
+            ) from None
         as_user = "postgres"
         os.chown(root, user.pw_uid, user.pw_gid)
-    server = PostgresServer(bindir=bindir, root=root, port=_free_port(), as_user=as_user)
+    server = PostgresServer(
+        bindir=bindir, root=root, port=_free_port(), as_user=as_user
+    )
     try:
-        _run(server, "initdb", "-D", str(root / "data"), "-U", "postgres",
-             "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = (f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=200")
-        _run(server, "pg_ctl", "-D", str(root / "data"), "-o", options,
-             "-l", str(root / "log"), "-w", "start")
+        _run(
+            server,
+            "initdb",
+            "-D",
+            str(root / "data"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        options = (
+            f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        _run(
+            server,
+            "pg_ctl",
+            "-D",
+            str(root / "data"),
+            "-o",
+            options,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
+        )
     except (PostgresUnavailable, subprocess.SubprocessError, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         raise PostgresUnavailable(str(exc)) from exc
