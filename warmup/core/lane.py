@@ -1,0 +1,302 @@
+"""The lane state machine: ramp day, allowance, backoff and pauses of one (IP, ISP).
+
+Rules (every change is returned as a :class:`LaneEvent` with its cause):
+
+1. Allowance. A lane's rate is ``schedule.per_hour(ramp_day) * factor``; ``factor``
+   is 1 except while backed off. A ``warmed`` lane uses the schedule's warmed rate.
+2. Throttle (e.g. 421 4.7.28). At once: ``factor *= throttle.factor``, state
+   ``backed_off``, held until ``now + hold``. Each further throttle in the same
+   window cuts again; the ``pause_after``-th pauses the lane (rule 4).
+3. Recovery. Once the hold has passed, every ``recover_every`` without a throttle
+   adds ``recover_step`` to the factor, never above 1; at 1 the lane is back to
+   ``ramping`` (or ``warmed``).
+4. Block (5xx aimed at the sender) pauses the lane until ``pause_for`` has passed
+   (None: until its next window opens). A paused lane sends nothing; when the pause
+   ends it resumes backed off at ``throttle.factor``.
+5. Day close. At the first window of a new day the previous day is judged: it
+   advances the ramp day when it met ``advance`` (enough volume, hard-bounce,
+   deferral and complaint rates under the limits), else the day is repeated. A
+   hard-bounce rate over ``rates.hard_bounce_rate`` steps the ramp back one step; a
+   complaint rate over ``rates.complaint_rate`` pauses the lane. A lane idle for
+   ``idle_reset`` starts again at day 1. Past the last step the lane is ``warmed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+
+from warmup.core.model import LaneState, Verdict
+from warmup.core.schedule import Advance, Schedule
+
+__all__ = [
+    "DayStats",
+    "Lane",
+    "LaneEvent",
+    "close_day",
+    "lane_rate",
+    "new_lane",
+    "on_reply",
+    "resume",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DayStats:
+    """What a lane did during one sending day."""
+
+    attempted: int = 0
+    delivered: int = 0
+    soft: int = 0
+    hard: int = 0
+    throttle: int = 0
+    block: int = 0
+    complaints: int = 0
+
+    def rate(self, count: int) -> float:
+        return count / self.attempted if self.attempted else 0.0
+
+    def add(self, verdict: Verdict) -> DayStats:
+        name = {
+            Verdict.delivered: "delivered",
+            Verdict.hard: "hard",
+            Verdict.throttle: "throttle",
+            Verdict.block: "block",
+            Verdict.feedback: "complaints",
+        }.get(verdict, "soft")
+        counted = replace(self, **{name: getattr(self, name) + 1})
+        if verdict is Verdict.feedback:
+            return counted
+        return replace(counted, attempted=counted.attempted + 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lane:
+    ip: str
+    isp: str
+    state: LaneState = LaneState.ramping
+    ramp_day: int = 1
+    factor: float = 1.0
+    hold_until: datetime | None = None
+    recover_at: datetime | None = None
+    paused_until: datetime | None = None
+    # The window instance (its opening) the throttle count belongs to.
+    throttles: int = 0
+    day: date | None = None
+    stats: DayStats = field(default_factory=DayStats)
+    last_sent_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.factor <= 1:
+            raise ValueError(f"factor must be in (0, 1], got {self.factor!r}")
+        if self.ramp_day < 1:
+            raise ValueError(f"ramp_day starts at 1, got {self.ramp_day!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LaneEvent:
+    at: datetime
+    cause: str
+    old_state: LaneState
+    new_state: LaneState
+    detail: str = ""
+    reply: str = ""
+
+
+def new_lane(ip: str, isp: str, *, warmed: bool = False, schedule: Schedule) -> Lane:
+    """A lane on day 1, or an overflow lane already warmed for its ISP."""
+    if warmed:
+        return Lane(
+            ip=ip, isp=isp, state=LaneState.warmed, ramp_day=schedule.last_day + 1
+        )
+    return Lane(ip=ip, isp=isp)
+
+
+def _base_state(lane: Lane, schedule: Schedule) -> LaneState:
+    return LaneState.warmed if lane.ramp_day > schedule.last_day else LaneState.ramping
+
+
+def lane_rate(lane: Lane, schedule: Schedule) -> float:
+    """Messages per hour the lane may send now (0 when paused)."""
+    if lane.state is LaneState.paused:
+        return 0.0
+    return schedule.per_hour(lane.ramp_day) * lane.factor
+
+
+def _event(
+    lane: Lane, new: Lane, now: datetime, cause: str, detail: str, reply: str = ""
+) -> LaneEvent:
+    return LaneEvent(
+        at=now,
+        cause=cause,
+        old_state=lane.state,
+        new_state=new.state,
+        detail=detail,
+        reply=reply,
+    )
+
+
+def on_reply(
+    lane: Lane,
+    verdict: Verdict,
+    *,
+    now: datetime,
+    schedule: Schedule,
+    next_window: datetime,
+    reply: str = "",
+) -> tuple[Lane, list[LaneEvent]]:
+    """Count the reply and react to throttles and blocks (rules 2 and 4)."""
+    lane = replace(lane, stats=lane.stats.add(verdict))
+    if verdict is Verdict.throttle:
+        return _throttle(lane, now, schedule, next_window, reply)
+    if verdict is Verdict.block:
+        until = _pause_end(schedule.reactions.block.pause_for, now, next_window)
+        return _pause(lane, now, until, "block", reply)
+    return lane, []
+
+
+def _pause_end(
+    pause_for: timedelta | None, now: datetime, next_window: datetime
+) -> datetime:
+    return next_window if pause_for is None else now + pause_for
+
+
+def _pause(
+    lane: Lane, now: datetime, until: datetime, cause: str, reply: str
+) -> tuple[Lane, list[LaneEvent]]:
+    paused = replace(
+        lane,
+        state=LaneState.paused,
+        paused_until=until,
+        hold_until=None,
+        recover_at=None,
+    )
+    return paused, [
+        _event(lane, paused, now, cause, f"paused until {until.isoformat()}", reply)
+    ]
+
+
+def _throttle(
+    lane: Lane, now: datetime, schedule: Schedule, next_window: datetime, reply: str
+) -> tuple[Lane, list[LaneEvent]]:
+    rule = schedule.reactions.throttle
+    count = lane.throttles + 1
+    if count >= rule.pause_after:
+        until = _pause_end(rule.pause_for, now, next_window)
+        return _pause(replace(lane, throttles=count), now, until, "throttle", reply)
+    factor = max(lane.factor * rule.factor, 0.01)
+    hold = now + rule.hold
+    cut = replace(
+        lane,
+        state=LaneState.backed_off,
+        factor=factor,
+        hold_until=hold,
+        recover_at=hold,
+        throttles=count,
+    )
+    detail = f"allowance x{factor:.2f} held until {hold.isoformat()}"
+    return cut, [_event(lane, cut, now, "throttle", detail, reply)]
+
+
+def resume(
+    lane: Lane, *, now: datetime, schedule: Schedule
+) -> tuple[Lane, list[LaneEvent]]:
+    """Time-driven changes: a pause that ended, a recovery step that is due (rule 3)."""
+    if lane.state is LaneState.paused:
+        if lane.paused_until is not None and now < lane.paused_until:
+            return lane, []
+        rule = schedule.reactions.throttle
+        back = replace(
+            lane,
+            state=LaneState.backed_off,
+            factor=rule.factor,
+            paused_until=None,
+            hold_until=now,
+            recover_at=now + rule.recover_every,
+            throttles=0,
+        )
+        return back, [
+            _event(lane, back, now, "resume", f"allowance x{rule.factor:.2f}")
+        ]
+    if (
+        lane.state is not LaneState.backed_off
+        or lane.recover_at is None
+        or now < lane.recover_at
+    ):
+        return lane, []
+    rule = schedule.reactions.throttle
+    factor = min(1.0, lane.factor + rule.recover_step)
+    if factor >= 1.0:
+        done = replace(
+            lane,
+            state=_base_state(lane, schedule),
+            factor=1.0,
+            hold_until=None,
+            recover_at=None,
+        )
+        return done, [
+            _event(lane, done, now, "recovered", "allowance back to schedule")
+        ]
+    step = replace(lane, factor=factor, recover_at=now + rule.recover_every)
+    return step, [_event(lane, step, now, "recovering", f"allowance x{factor:.2f}")]
+
+
+def close_day(
+    lane: Lane, *, new_day: date, now: datetime, planned: int, schedule: Schedule
+) -> tuple[Lane, list[LaneEvent]]:
+    """Judge the finished day and start ``new_day`` (rule 5)."""
+    if lane.day is None or lane.day == new_day:
+        return replace(lane, day=new_day), []
+    stats, advance, limits = lane.stats, schedule.advance, schedule.reactions.rates
+    fresh = replace(lane, day=new_day, stats=DayStats(), throttles=0)
+    idle = (
+        lane.last_sent_at is not None and now - lane.last_sent_at >= schedule.idle_reset
+    )
+    if idle and lane.ramp_day > 1:
+        reset = replace(fresh, ramp_day=1, state=LaneState.ramping, factor=1.0)
+        return reset, [_event(lane, reset, now, "idle_reset", "back to ramp day 1")]
+    sampled = stats.attempted >= limits.min_sample
+    if sampled and stats.rate(stats.complaints) > limits.complaint_rate:
+        pause_for = schedule.reactions.block.pause_for or timedelta(days=1)
+        detail = f"complaint rate {stats.rate(stats.complaints):.2%}"
+        return _pause(fresh, now, now + pause_for, "complaint_rate", detail)
+    if sampled and stats.rate(stats.hard) > limits.hard_bounce_rate:
+        back = replace(fresh, ramp_day=_previous_step(lane.ramp_day, schedule))
+        back = replace(back, state=_state_after_day(back, schedule))
+        detail = f"hard-bounce rate {stats.rate(stats.hard):.2%}: day {back.ramp_day}"
+        return back, [_event(lane, back, now, "step_back", detail)]
+    if _met(stats, planned, advance, limits.deferral_rate):
+        ahead = replace(fresh, ramp_day=lane.ramp_day + 1)
+        ahead = replace(ahead, state=_state_after_day(ahead, schedule))
+        return ahead, [
+            _event(lane, ahead, now, "advance", f"ramp day {ahead.ramp_day}")
+        ]
+    detail = f"ramp day {lane.ramp_day} repeated ({stats.attempted}/{planned} sent)"
+    return fresh, [_event(lane, fresh, now, "repeat", detail)]
+
+
+def _state_after_day(lane: Lane, schedule: Schedule) -> LaneState:
+    if lane.state in (LaneState.paused, LaneState.backed_off):
+        return lane.state
+    return _base_state(lane, schedule)
+
+
+def _met(
+    stats: DayStats, planned: int, advance: Advance, deferral_limit: float
+) -> bool:
+    if planned <= 0 or stats.attempted < advance.min_volume_ratio * planned:
+        return False
+    deferrals = stats.rate(stats.soft + stats.throttle)
+    return (
+        stats.rate(stats.hard) <= advance.max_hard_bounce_rate
+        and deferrals <= min(advance.max_deferral_rate, deferral_limit)
+        and stats.rate(stats.complaints) <= advance.max_complaint_rate
+    )
+
+
+def _previous_step(day: int, schedule: Schedule) -> int:
+    """First day of the step before the one holding ``day`` (1 at the bottom)."""
+    for index, step in enumerate(schedule.steps):
+        if step.first_day <= day <= step.last_day:
+            return schedule.steps[index - 1].first_day if index else 1
+    return schedule.steps[-1].first_day
