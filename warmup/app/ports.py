@@ -7,10 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.core.lane import Lane
 from warmup.core.recipient import NewRecipient
+from warmup.core.settings import SourceIP
 from warmup.core.suppression import Suppression
 
-__all__ = ["CampaignRef", "Clock", "Store", "TemplateRecord"]
+__all__ = [
+    "CampaignRef",
+    "Clock",
+    "EngineStore",
+    "MXAnswer",
+    "Resolver",
+    "Sender",
+    "Store",
+    "TemplateRecord",
+]
 
 
 class Clock(Protocol):
@@ -34,7 +46,7 @@ class CampaignRef:
 
 
 class Store(Protocol):
-    """The durable queue, suppression list and lane state."""
+    """The durable queue and suppression list, as intake sees them."""
 
     async def ensure_campaign(
         self, name: str, template: TemplateRecord, now: datetime
@@ -75,3 +87,68 @@ class Store(Protocol):
     async def count_suppressions(self) -> int: ...
 
     async def close(self) -> None: ...
+
+
+class EngineStore(Store, Protocol):
+    """What the dispatcher needs on top: leases, lanes, recording."""
+
+    async def ensure_lane(self, initial: Lane, now: datetime) -> tuple[int, Lane]: ...
+
+    async def queued_isps(self) -> dict[str, int]: ...
+
+    async def unrouted_domains(self, limit: int = 500) -> list[str]: ...
+
+    async def route_domain(self, domain: str, isp: str, now: datetime) -> int: ...
+
+    async def fail_domain(self, domain: str, reply: str, now: datetime) -> int: ...
+
+    async def claim(
+        self,
+        *,
+        lane_id: int,
+        isp: str,
+        limit: int,
+        now: datetime,
+        claimer: str,
+        lease_until: datetime,
+    ) -> list[Claimed]: ...
+
+    async def release_expired_leases(self, now: datetime) -> int: ...
+
+    async def release_claims(self, claimer: str, now: datetime) -> int: ...
+
+    async def template_for(self, campaign_id: int) -> bytes: ...
+
+    async def count_expired(self, address: str) -> int: ...
+
+    async def record(self, tick: TickRecord, now: datetime) -> None: ...
+
+
+class Sender(Protocol):
+    """One SMTP transaction from a source IP to a host; failures are values."""
+
+    async def send(
+        self,
+        *,
+        source: SourceIP,
+        host: str,
+        port: int,
+        sender: str,
+        recipient: str,
+        message: bytes,
+    ) -> SendOutcome: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MXAnswer:
+    """MX hosts by preference, or why there are none."""
+
+    hosts: tuple[str, ...] = ()
+    # "nxdomain" and "nullmx" are permanent; "temporary" means try again later.
+    error: str | None = None
+
+
+class Resolver(Protocol):
+    async def mx(self, domain: str) -> MXAnswer: ...

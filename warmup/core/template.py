@@ -74,6 +74,8 @@ class Template:
     segments: tuple[Segment, ...]
     placeholders: frozenset[str]
     subject: str
+    # Lower-cased names of the template's own headers.
+    headers: frozenset[str] = frozenset()
 
     def render(
         self, values: Mapping[str, str], headers: Sequence[tuple[str, str]] = ()
@@ -129,6 +131,7 @@ def parse_template(data: bytes, source: str = "template") -> Template:
     if message.defects:
         raise TemplateError(source, f"malformed message: {message.defects[0]!r}")
     subject = str(message.get("Subject", ""))
+    header_names = frozenset(name.lower() for name in message)
     names: list[str] = []
     header_slots = _take_header_slots(message, names)
     wide_parts = _prepare_text_parts(message, names, source)
@@ -139,6 +142,7 @@ def parse_template(data: bytes, source: str = "template") -> Template:
         segments=(*header_slots, *body_segments),
         placeholders=frozenset(names),
         subject=subject,
+        headers=header_names,
     )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "UTCDateTime",
     "attempts",
     "campaigns",
+    "lane_days",
     "lane_events",
     "lanes",
     "metadata",
@@ -105,16 +106,47 @@ lanes = Table(
     Column("isp", String(64), nullable=False),
     Column("state", String(16), nullable=False),
     Column("ramp_day", Integer, nullable=False),
+    # The rate in force when last saved (schedule rate x backoff factor).
     Column("allowance_per_hour", Float, nullable=False),
     Column("backoff_factor", Float, nullable=False, default=1.0),
     Column("backoff_until", UTCDateTime),
+    Column("recover_at", UTCDateTime),
     Column("paused_until", UTCDateTime),
+    Column("throttles", Integer, nullable=False, default=0),
+    # The sending day (local date of the window opening) and its counters.
     Column("local_day", Date),
-    Column("sent_today", Integer, nullable=False, default=0),
+    Column("day_attempted", Integer, nullable=False, default=0),
+    Column("day_delivered", Integer, nullable=False, default=0),
+    Column("day_soft", Integer, nullable=False, default=0),
+    Column("day_hard", Integer, nullable=False, default=0),
+    Column("day_throttle", Integer, nullable=False, default=0),
+    Column("day_block", Integer, nullable=False, default=0),
+    Column("day_complaints", Integer, nullable=False, default=0),
     Column("last_sent_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("ip", "isp"),
+)
+
+# One row per lane per finished sending day: the roll-up behind reports.
+lane_days = Table(
+    "lane_days",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("lane_id", ForeignKey("lanes.id"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("ramp_day", Integer, nullable=False),
+    Column("allowance_per_hour", Float, nullable=False),
+    Column("planned", Integer, nullable=False),
+    Column("attempted", Integer, nullable=False),
+    Column("delivered", Integer, nullable=False),
+    Column("soft", Integer, nullable=False),
+    Column("hard", Integer, nullable=False),
+    Column("throttle", Integer, nullable=False),
+    Column("block", Integer, nullable=False),
+    Column("complaints", Integer, nullable=False),
+    Column("max_per_minute", Integer, nullable=False),
+    UniqueConstraint("lane_id", "day"),
 )
 
 recipients = Table(
@@ -128,6 +160,8 @@ recipients = Table(
     Column("isp", String(64)),
     Column("engagement_score", Float),
     Column("engaged_at", UTCDateTime),
+    # Sending order, higher first (core.routing.engagement_priority).
+    Column("priority", Float, nullable=False, default=-1.0),
     # JSON object of the row's placeholder values.
     Column("fields", Text),
     Column("state", String(16), nullable=False),
@@ -140,7 +174,8 @@ recipients = Table(
     Column("claimed_until", UTCDateTime),
     Column("last_reply", Text),
     UniqueConstraint("campaign_id", "address"),
-    Index(None, "state", "isp", "next_attempt_at"),
+    Index(None, "state", "isp", "priority"),
+    Index(None, "state", "claimed_until"),
     Index(None, "address"),
 )
 

@@ -20,11 +20,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from warmup.adapters.db.failure import describe
+from warmup.adapters.db.queue import QueueOps
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
 from warmup.app.ports import CampaignRef, TemplateRecord
 from warmup.core.errors import InputError, StoreError
 from warmup.core.model import RecipientState, SuppressionKind
 from warmup.core.recipient import NewRecipient
+from warmup.core.routing import engagement_priority
 from warmup.core.suppression import Suppression
 
 __all__ = ["SQLStore", "async_url"]
@@ -78,7 +81,7 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-class SQLStore:
+class SQLStore(QueueOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -97,7 +100,7 @@ class SQLStore:
                 await conn.run_sync(_upgrade)
         except (SQLAlchemyError, OSError) as exc:
             await engine.dispose()
-            raise StoreError("open", _describe(exc)) from exc
+            raise StoreError("open", describe(exc)) from exc
         return cls(engine)
 
     async def close(self) -> None:
@@ -156,7 +159,7 @@ class SQLStore:
                     )
                 ).scalar_one()
         except SQLAlchemyError as exc:
-            raise StoreError("creating the campaign", _describe(exc)) from exc
+            raise StoreError("creating the campaign", describe(exc)) from exc
         return CampaignRef(id=campaign_id, name=name, created=True)
 
     # -- recipients ----------------------------------------------------------------
@@ -179,6 +182,10 @@ class SQLStore:
                 "isp": isp,
                 "engagement_score": r.engagement_score,
                 "engaged_at": r.engaged_at,
+                "priority": engagement_priority(
+                    r.engagement_score,
+                    r.engaged_at.timestamp() if r.engaged_at else None,
+                ),
                 "fields": json.dumps(
                     r.fields, ensure_ascii=False, separators=(",", ":")
                 ),
@@ -196,7 +203,7 @@ class SQLStore:
         try:
             return await self._insert_counted(statement, rows)
         except SQLAlchemyError as exc:
-            raise StoreError("queueing recipients", _describe(exc)) from exc
+            raise StoreError("queueing recipients", describe(exc)) from exc
 
     async def _insert_counted(self, statement: Any, rows: list[dict[str, Any]]) -> int:
         """executemany an INSERT ... ON CONFLICT DO NOTHING; rows actually inserted.
@@ -245,7 +252,7 @@ class SQLStore:
                     )
                     found.update(result.scalars())
         except SQLAlchemyError as exc:
-            raise StoreError("checking suppressions", _describe(exc)) from exc
+            raise StoreError("checking suppressions", describe(exc)) from exc
         return found
 
     async def add_suppressions(self, entries: Sequence[Suppression]) -> int:
@@ -269,7 +276,7 @@ class SQLStore:
         try:
             return await self._insert_counted(statement, rows)
         except SQLAlchemyError as exc:
-            raise StoreError("adding suppressions", _describe(exc)) from exc
+            raise StoreError("adding suppressions", describe(exc)) from exc
 
     async def remove_suppressions(self, addresses: Sequence[str]) -> int:
         removed = 0
@@ -282,7 +289,7 @@ class SQLStore:
                     )
                     removed += result.rowcount
         except SQLAlchemyError as exc:
-            raise StoreError("removing suppressions", _describe(exc)) from exc
+            raise StoreError("removing suppressions", describe(exc)) from exc
         return removed
 
     async def iter_suppressions(
@@ -314,8 +321,3 @@ def _require_aware(moment: datetime) -> None:
     # The PostgreSQL bulk path bypasses UTCDateTime, so check here as it would.
     if moment.tzinfo is None:
         raise StoreError("writing", f"naive datetime given to the store: {moment!r}")
-
-
-def _describe(exc: BaseException) -> str:
-    original = getattr(exc, "orig", None)
-    return str(original or exc).strip().splitlines()[0]

@@ -28,9 +28,17 @@ def upgrade() -> None:
         sa.Column("allowance_per_hour", sa.Float(), nullable=False),
         sa.Column("backoff_factor", sa.Float(), nullable=False),
         sa.Column("backoff_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("recover_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("paused_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("throttles", sa.Integer(), nullable=False),
         sa.Column("local_day", sa.Date(), nullable=True),
-        sa.Column("sent_today", sa.Integer(), nullable=False),
+        sa.Column("day_attempted", sa.Integer(), nullable=False),
+        sa.Column("day_delivered", sa.Integer(), nullable=False),
+        sa.Column("day_soft", sa.Integer(), nullable=False),
+        sa.Column("day_hard", sa.Integer(), nullable=False),
+        sa.Column("day_throttle", sa.Integer(), nullable=False),
+        sa.Column("day_block", sa.Integer(), nullable=False),
+        sa.Column("day_complaints", sa.Integer(), nullable=False),
         sa.Column("last_sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -83,6 +91,34 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_campaigns_name")),
     )
     op.create_table(
+        "lane_days",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "lane_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("ramp_day", sa.Integer(), nullable=False),
+        sa.Column("allowance_per_hour", sa.Float(), nullable=False),
+        sa.Column("planned", sa.Integer(), nullable=False),
+        sa.Column("attempted", sa.Integer(), nullable=False),
+        sa.Column("delivered", sa.Integer(), nullable=False),
+        sa.Column("soft", sa.Integer(), nullable=False),
+        sa.Column("hard", sa.Integer(), nullable=False),
+        sa.Column("throttle", sa.Integer(), nullable=False),
+        sa.Column("block", sa.Integer(), nullable=False),
+        sa.Column("complaints", sa.Integer(), nullable=False),
+        sa.Column("max_per_minute", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["lane_id"], ["lanes.id"], name=op.f("fk_lane_days_lane_id_lanes")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lane_days")),
+        sa.UniqueConstraint("lane_id", "day", name=op.f("uq_lane_days_lane_id_day")),
+    )
+    op.create_table(
         "lane_events",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -123,6 +159,7 @@ def upgrade() -> None:
         sa.Column("isp", sa.String(length=64), nullable=True),
         sa.Column("engagement_score", sa.Float(), nullable=True),
         sa.Column("engaged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("priority", sa.Float(), nullable=False),
         sa.Column("fields", sa.Text(), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -155,8 +192,13 @@ def upgrade() -> None:
             batch_op.f("ix_recipients_address"), ["address"], unique=False
         )
         batch_op.create_index(
-            batch_op.f("ix_recipients_state_isp_next_attempt_at"),
-            ["state", "isp", "next_attempt_at"],
+            batch_op.f("ix_recipients_state_claimed_until"),
+            ["state", "claimed_until"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_recipients_state_isp_priority"),
+            ["state", "isp", "priority"],
             unique=False,
         )
 
@@ -209,7 +251,8 @@ def downgrade() -> None:
 
     op.drop_table("attempts")
     with op.batch_alter_table("recipients", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_recipients_state_isp_next_attempt_at"))
+        batch_op.drop_index(batch_op.f("ix_recipients_state_isp_priority"))
+        batch_op.drop_index(batch_op.f("ix_recipients_state_claimed_until"))
         batch_op.drop_index(batch_op.f("ix_recipients_address"))
 
     op.drop_table("recipients")
@@ -217,6 +260,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_lane_events_lane_id"))
 
     op.drop_table("lane_events")
+    op.drop_table("lane_days")
     op.drop_table("campaigns")
     op.drop_table("templates")
     op.drop_table("suppressions")

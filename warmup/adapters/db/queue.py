@@ -1,0 +1,498 @@
+"""The engine's side of the store: claims with leases, attempts, lanes, roll-ups.
+
+Claims use ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (several nodes share
+one queue); on SQLite the writer lock of BEGIN IMMEDIATE gives the same effect.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from warmup.adapters.db.failure import describe
+from warmup.adapters.db.schema import (
+    attempts,
+    campaigns,
+    lane_days,
+    lane_events,
+    lanes,
+    recipients,
+    suppressions,
+    templates,
+)
+from warmup.core.attempt import Claimed, TickRecord
+from warmup.core.errors import StoreError
+from warmup.core.lane import DayStats, Lane
+from warmup.core.model import LaneState, RecipientState
+
+__all__ = ["QueueOps"]
+
+_QUEUED = RecipientState.queued.value
+_SENDING = RecipientState.sending.value
+
+
+def _lane_row(lane: Lane, allowance: float, now: datetime) -> dict[str, Any]:
+    stats = lane.stats
+    return {
+        "state": lane.state.value,
+        "ramp_day": lane.ramp_day,
+        "allowance_per_hour": allowance,
+        "backoff_factor": lane.factor,
+        "backoff_until": lane.hold_until,
+        "recover_at": lane.recover_at,
+        "paused_until": lane.paused_until,
+        "throttles": lane.throttles,
+        "local_day": lane.day,
+        "day_attempted": stats.attempted,
+        "day_delivered": stats.delivered,
+        "day_soft": stats.soft,
+        "day_hard": stats.hard,
+        "day_throttle": stats.throttle,
+        "day_block": stats.block,
+        "day_complaints": stats.complaints,
+        "last_sent_at": lane.last_sent_at,
+        "updated_at": now,
+    }
+
+
+def _lane_from_row(row: Any) -> Lane:
+    return Lane(
+        ip=row.ip,
+        isp=row.isp,
+        state=LaneState(row.state),
+        ramp_day=row.ramp_day,
+        factor=row.backoff_factor,
+        hold_until=row.backoff_until,
+        recover_at=row.recover_at,
+        paused_until=row.paused_until,
+        throttles=row.throttles,
+        day=row.local_day,
+        last_sent_at=row.last_sent_at,
+        stats=DayStats(
+            attempted=row.day_attempted,
+            delivered=row.day_delivered,
+            soft=row.day_soft,
+            hard=row.day_hard,
+            throttle=row.day_throttle,
+            block=row.day_block,
+            complaints=row.day_complaints,
+        ),
+    )
+
+
+class QueueOps:
+    """Mixed into SQLStore; needs ``engine`` and ``_dialect``."""
+
+    engine: AsyncEngine
+    _dialect: str
+
+    # -- lanes -------------------------------------------------------------------
+
+    async def ensure_lane(self, initial: Lane, now: datetime) -> tuple[int, Lane]:
+        """The stored lane (ip, isp), created from ``initial`` if new."""
+        try:
+            async with self.engine.begin() as conn:
+                row = await self._lane(conn, initial.ip, initial.isp)
+                if row is None:
+                    values = _lane_row(initial, 0.0, now) | {
+                        "ip": initial.ip,
+                        "isp": initial.isp,
+                        "created_at": now,
+                    }
+                    insert = self._insert(lanes).values(**values)
+                    await conn.execute(insert.on_conflict_do_nothing())
+                    row = await self._lane(conn, initial.ip, initial.isp)
+        except SQLAlchemyError as exc:
+            raise StoreError("loading a lane", describe(exc)) from exc
+        assert row is not None
+        return int(row.id), _lane_from_row(row)
+
+    async def _lane(self, conn: AsyncConnection, ip: str, isp: str) -> Any:
+        query = select(lanes).where(lanes.c.ip == ip, lanes.c.isp == isp)
+        return (await conn.execute(query)).first()
+
+    def _insert(self, table: Any) -> Any:  # pragma: no cover - provided by SQLStore
+        raise NotImplementedError
+
+    # -- the queue ---------------------------------------------------------------
+
+    async def queued_isps(self) -> dict[str, int]:
+        """Queued recipients per ISP (routed ones only)."""
+        query = (
+            select(recipients.c.isp, func.count())
+            .where(recipients.c.state == _QUEUED, recipients.c.isp.is_not(None))
+            .group_by(recipients.c.isp)
+        )
+        async with self.engine.connect() as conn:
+            return {str(isp): int(n) for isp, n in (await conn.execute(query)).all()}
+
+    async def unrouted_domains(self, limit: int = 500) -> list[str]:
+        query = (
+            select(recipients.c.domain)
+            .where(recipients.c.state == _QUEUED, recipients.c.isp.is_(None))
+            .distinct()
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [str(d) for d in (await conn.execute(query)).scalars()]
+
+    async def route_domain(self, domain: str, isp: str, now: datetime) -> int:
+        statement = (
+            update(recipients)
+            .where(recipients.c.domain == domain, recipients.c.isp.is_(None))
+            .values(isp=isp, updated_at=now)
+        )
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(statement)).rowcount)
+
+    async def fail_domain(self, domain: str, reply: str, now: datetime) -> int:
+        """A domain that cannot receive mail: its queued recipients bounce."""
+        statement = (
+            update(recipients)
+            .where(
+                recipients.c.domain == domain,
+                recipients.c.isp.is_(None),
+                recipients.c.state == _QUEUED,
+            )
+            .values(
+                state=RecipientState.bounced.value, last_reply=reply, updated_at=now
+            )
+        )
+        entry = {
+            "address": "@" + domain,
+            "kind": "domain",
+            "reason": "hostunknown",
+            "source": "dns",
+            "created_at": now,
+        }
+        async with self.engine.begin() as conn:
+            count = int((await conn.execute(statement)).rowcount)
+            await conn.execute(
+                self._insert(suppressions).on_conflict_do_nothing(
+                    index_elements=["address"]
+                ),
+                [entry],
+            )
+            return count
+
+    async def claim(
+        self,
+        *,
+        lane_id: int,
+        isp: str,
+        limit: int,
+        now: datetime,
+        claimer: str,
+        lease_until: datetime,
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due recipients of ``isp``, most engaged first."""
+        due = (
+            select(recipients.c.id)
+            .where(
+                recipients.c.state == _QUEUED,
+                recipients.c.isp == isp,
+                recipients.c.next_attempt_at <= now,
+                or_(recipients.c.lane_id.is_(None), recipients.c.lane_id == lane_id),
+            )
+            .order_by(recipients.c.priority.desc(), recipients.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(recipients)
+            .where(recipients.c.id.in_(due.scalar_subquery()))
+            .values(
+                state=_SENDING,
+                claimed_by=claimer,
+                claimed_until=lease_until,
+                lane_id=lane_id,
+                updated_at=now,
+            )
+            .returning(
+                recipients.c.id,
+                recipients.c.campaign_id,
+                recipients.c.address,
+                recipients.c.domain,
+                recipients.c.fields,
+                recipients.c.attempts,
+                recipients.c.queued_at,
+                recipients.c.priority,
+            )
+        )
+        try:
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(statement)).all()
+        except SQLAlchemyError as exc:
+            raise StoreError("claiming recipients", describe(exc)) from exc
+        claimed = [
+            Claimed(
+                id=r.id,
+                campaign_id=r.campaign_id,
+                address=r.address,
+                domain=r.domain,
+                fields=json.loads(r.fields or "{}"),
+                attempts=r.attempts,
+                queued_at=r.queued_at,
+                priority=r.priority,
+            )
+            for r in rows
+        ]
+        claimed.sort(key=lambda c: (-c.priority, c.id))
+        return claimed
+
+    async def release_expired_leases(self, now: datetime) -> int:
+        """Claims whose lease ran out (a worker died) go back to the queue."""
+        statement = (
+            update(recipients)
+            .where(recipients.c.state == _SENDING, recipients.c.claimed_until < now)
+            .values(state=_QUEUED, claimed_by=None, claimed_until=None, updated_at=now)
+        )
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(statement)).rowcount)
+
+    async def release_claims(self, claimer: str, now: datetime) -> int:
+        """On shutdown: everything this worker claimed and did not send."""
+        statement = (
+            update(recipients)
+            .where(recipients.c.state == _SENDING, recipients.c.claimed_by == claimer)
+            .values(state=_QUEUED, claimed_by=None, claimed_until=None, updated_at=now)
+        )
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(statement)).rowcount)
+
+    async def template_for(self, campaign_id: int) -> bytes:
+        query = (
+            select(templates.c.content)
+            .join(campaigns, campaigns.c.template_id == templates.c.id)
+            .where(campaigns.c.id == campaign_id)
+        )
+        async with self.engine.connect() as conn:
+            return bytes((await conn.execute(query)).scalar_one())
+
+    async def count_expired(self, address: str) -> int:
+        query = select(func.count()).where(
+            recipients.c.address == address, recipients.c.state == "expired"
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    # -- recording ---------------------------------------------------------------
+
+    async def record(self, tick: TickRecord, now: datetime) -> None:
+        """Write one tick's attempts, recipient states, lanes and events at once."""
+        if not tick:
+            return
+        try:
+            async with self.engine.begin() as conn:
+                await self._record_attempts(conn, tick, now)
+                await self._record_lanes(conn, tick, now)
+        except SQLAlchemyError as exc:
+            raise StoreError("recording attempts", describe(exc)) from exc
+
+    async def _record_attempts(
+        self, conn: AsyncConnection, tick: TickRecord, now: datetime
+    ) -> None:
+        if tick.attempts:
+            await conn.execute(
+                attempts.insert(),
+                [
+                    {
+                        "recipient_id": a.recipient_id,
+                        "lane_id": a.lane_id,
+                        "attempted_at": a.attempted_at,
+                        "verdict": a.verdict,
+                        "reason": a.reason,
+                        "code": a.code,
+                        "enhanced": a.enhanced,
+                        "reply": a.reply[:2000],
+                        "rule": a.rule,
+                    }
+                    for a in tick.attempts
+                ],
+            )
+            await conn.execute(
+                update(recipients)
+                .where(recipients.c.id == bindparam("rid"))
+                .values(
+                    state=bindparam("new_state"),
+                    next_attempt_at=bindparam("next_at"),
+                    attempts=bindparam("count"),
+                    lane_id=bindparam("lane"),
+                    claimed_by=None,
+                    claimed_until=None,
+                    last_reply=bindparam("reply"),
+                    updated_at=now,
+                ),
+                [
+                    {
+                        "rid": a.recipient_id,
+                        "new_state": a.decision.state.value,
+                        "next_at": a.decision.next_attempt_at or now,
+                        "count": a.attempts,
+                        "lane": a.lane_id if a.decision.keep_lane else None,
+                        "reply": a.reply[:500],
+                    }
+                    for a in tick.attempts
+                ],
+            )
+        for ids, state in (
+            (tick.dropped, RecipientState.suppressed.value),
+            (tick.released, _QUEUED),
+        ):
+            if ids:
+                await conn.execute(
+                    update(recipients)
+                    .where(recipients.c.id.in_(ids))
+                    .values(
+                        state=state,
+                        claimed_by=None,
+                        claimed_until=None,
+                        lane_id=None,
+                        updated_at=now,
+                    )
+                )
+        if tick.suppressions:
+            await conn.execute(
+                self._insert(suppressions).on_conflict_do_nothing(
+                    index_elements=["address"]
+                ),
+                [
+                    {
+                        "address": s.address,
+                        "kind": s.kind.value,
+                        "reason": s.reason,
+                        "source": s.source,
+                        "created_at": s.created_at,
+                    }
+                    for s in tick.suppressions
+                ],
+            )
+
+    async def _record_lanes(
+        self, conn: AsyncConnection, tick: TickRecord, now: datetime
+    ) -> None:
+        for record in tick.lanes.values():
+            await conn.execute(
+                update(lanes)
+                .where(lanes.c.id == record.lane_id)
+                .values(**_lane_row(record.lane, record.allowance_per_hour, now))
+            )
+        if tick.events:
+            await conn.execute(
+                lane_events.insert(),
+                [
+                    {
+                        "lane_id": lane_id,
+                        "at": e.at,
+                        "cause": e.cause,
+                        "old_state": e.old_state.value,
+                        "new_state": e.new_state.value,
+                        "reply": e.reply[:1000] or None,
+                        "detail": e.detail,
+                    }
+                    for lane_id, e in tick.events
+                ],
+            )
+        if tick.days:
+            await conn.execute(
+                self._upsert_day(),
+                [
+                    {
+                        "lane_id": d.lane_id,
+                        "day": d.day,
+                        "ramp_day": d.ramp_day,
+                        "allowance_per_hour": d.allowance_per_hour,
+                        "planned": d.planned,
+                        "attempted": d.stats.attempted,
+                        "delivered": d.stats.delivered,
+                        "soft": d.stats.soft,
+                        "hard": d.stats.hard,
+                        "throttle": d.stats.throttle,
+                        "block": d.stats.block,
+                        "complaints": d.stats.complaints,
+                        "max_per_minute": d.max_per_minute,
+                    }
+                    for d in tick.days
+                ],
+            )
+
+    def _upsert_day(self) -> Any:
+        """A day written at shutdown is completed, not duplicated, when it closes."""
+        statement = self._insert(lane_days)
+        columns = (
+            "ramp_day",
+            "allowance_per_hour",
+            "planned",
+            "attempted",
+            "delivered",
+            "soft",
+            "hard",
+            "throttle",
+            "block",
+            "complaints",
+            "max_per_minute",
+        )
+        return statement.on_conflict_do_update(
+            index_elements=["lane_id", "day"],
+            set_={name: statement.excluded[name] for name in columns},
+        )
+
+    # -- reading back ------------------------------------------------------------
+
+    async def lane_history(self) -> list[dict[str, Any]]:
+        """Every lane-day roll-up with its lane's ip and isp, oldest first."""
+        query = (
+            select(lanes.c.ip, lanes.c.isp, lane_days)
+            .join(lanes, lanes.c.id == lane_days.c.lane_id)
+            .order_by(lanes.c.ip, lanes.c.isp, lane_days.c.day)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+
+    async def all_lanes(self) -> list[tuple[int, Lane, float]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(lanes).order_by(lanes.c.id))).all()
+        return [
+            (int(r.id), _lane_from_row(r), float(r.allowance_per_hour)) for r in rows
+        ]
+
+    async def all_events(self) -> list[dict[str, Any]]:
+        query = (
+            select(
+                lanes.c.ip,
+                lanes.c.isp,
+                lane_events.c.at,
+                lane_events.c.cause,
+                lane_events.c.old_state,
+                lane_events.c.new_state,
+                lane_events.c.detail,
+                lane_events.c.reply,
+            )
+            .join(lanes, lanes.c.id == lane_events.c.lane_id)
+            .order_by(lane_events.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+
+    async def sent_to_suppressed(self) -> int:
+        """Attempts made to an address suppressed *before* the attempt (must be 0)."""
+        query = (
+            select(func.count())
+            .select_from(attempts)
+            .join(recipients, recipients.c.id == attempts.c.recipient_id)
+            .join(
+                suppressions,
+                or_(
+                    suppressions.c.address == recipients.c.address,
+                    suppressions.c.address == "@" + recipients.c.domain,
+                ),
+            )
+            .where(suppressions.c.created_at < attempts.c.attempted_at)
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())

@@ -1,0 +1,169 @@
+"""One lane at run time: its state, claimed recipients and what it may do now."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
+
+from warmup.core.attempt import Claimed, DayRecord, LaneRecord, TickRecord
+from warmup.core.lane import Lane, LaneEvent, close_day, lane_rate, resume
+from warmup.core.model import LaneState
+from warmup.core.pacing import (
+    next_slot,
+    next_window_open,
+    slot_interval,
+    window_containing,
+)
+from warmup.core.schedule import Schedule
+from warmup.core.settings import SourceIP
+
+__all__ = ["LaneRuntime"]
+
+_MINUTE = timedelta(seconds=60)
+_IDLE_RECHECK = timedelta(minutes=1)
+
+
+@dataclass(slots=True, kw_only=True)
+class LaneRuntime:
+    """A lane plus what only this process knows about it."""
+
+    id: int
+    lane: Lane
+    schedule: Schedule
+    source: SourceIP
+    tz: tzinfo
+    # Overflow lanes (an IP already warm for the ISP) only take the excess.
+    overflow: bool = False
+    buffer: deque[Claimed] = field(default_factory=deque)
+    planned: int = 0
+    day_rate: float = 0.0
+    sends: deque[datetime] = field(default_factory=deque)
+    max_minute: int = 0
+    idle_until: datetime | None = None
+    dirty: bool = False
+
+    @property
+    def rate(self) -> float:
+        return lane_rate(self.lane, self.schedule)
+
+    def _update(self, lane: Lane, events: list[LaneEvent], record: TickRecord) -> None:
+        if lane != self.lane:
+            self.lane = lane
+            self.dirty = True
+        record.events.extend((self.id, event) for event in events)
+
+    def snapshot(self) -> LaneRecord:
+        return LaneRecord(lane_id=self.id, lane=self.lane, allowance_per_hour=self.rate)
+
+    def day_record(self) -> DayRecord | None:
+        lane = self.lane
+        if lane.day is None:
+            return None
+        return DayRecord(
+            lane_id=self.id,
+            day=lane.day,
+            ramp_day=lane.ramp_day,
+            allowance_per_hour=self.day_rate,
+            planned=self.planned,
+            stats=lane.stats,
+            max_per_minute=self.max_minute,
+        )
+
+    def _start_day(
+        self, window: tuple[datetime, datetime], now: datetime, record: TickRecord
+    ) -> None:
+        day = window[0].astimezone(self.tz).date()
+        if self.lane.day == day:
+            if not self.planned:
+                self._plan_day(window)
+            return
+        finished = self.day_record() if self.lane.stats.attempted else None
+        if finished is not None:
+            record.days.append(finished)
+        lane, events = close_day(
+            self.lane,
+            new_day=day,
+            now=now,
+            planned=self.planned,
+            schedule=self.schedule,
+        )
+        self._update(lane, events, record)
+        self.max_minute = 0
+        self._plan_day(window)
+
+    def _plan_day(self, window: tuple[datetime, datetime]) -> None:
+        hours = (window[1] - window[0]) / timedelta(hours=1)
+        self.day_rate = self.schedule.per_hour(self.lane.ramp_day)
+        self.planned = math.floor(self.day_rate * hours + 1e-9)
+
+    def next_action(self, now: datetime, record: TickRecord) -> datetime | None:
+        """None if the lane should send now; else when to look at it again."""
+        window = window_containing(now, self.schedule.window, self.tz)
+        if window is not None:
+            self._start_day(window, now, record)
+        lane, events = resume(self.lane, now=now, schedule=self.schedule)
+        self._update(lane, events, record)
+        if self.lane.state is LaneState.paused:
+            return self.lane.paused_until or next_window_open(
+                now, self.schedule.window, self.tz
+            )
+        if window is None:
+            return next_window_open(now, self.schedule.window, self.tz)
+        if self.lane.stats.attempted >= self.planned:
+            return window[1]  # the day's allowance is used up
+        slot = next_slot(
+            last_sent_at=self.lane.last_sent_at,
+            per_hour=self.rate,
+            window=self.schedule.window,
+            tz=self.tz,
+            now=now,
+        )
+        if slot > now:
+            return (
+                slot
+                if self.lane.recover_at is None
+                else min(slot, self.lane.recover_at)
+            )
+        if not self.buffer and self.idle_until is not None and now < self.idle_until:
+            return self.idle_until
+        return None
+
+    def next_wake(self, now: datetime) -> datetime:
+        """After a send: the next slot (the next tick re-checks everything)."""
+        rate = self.rate
+        if rate <= 0 or self.lane.last_sent_at is None:
+            return now + _IDLE_RECHECK
+        return max(self.lane.last_sent_at + slot_interval(rate), now)
+
+    def claim_size(self, batch_size: int, lease: timedelta) -> int:
+        left = max(self.planned - self.lane.stats.attempted, 1)
+        per_lease = max(1, math.ceil(self.rate * lease / timedelta(hours=1)))
+        return max(1, min(batch_size, left, per_lease))
+
+    def mark_idle(self, now: datetime) -> None:
+        self.idle_until = now + _IDLE_RECHECK
+
+    def sent(self, now: datetime) -> None:
+        """Advance pacing after a send at ``now`` (its slot may have been earlier)."""
+        rate = self.rate or self.day_rate or 1.0
+        slot = next_slot(
+            last_sent_at=self.lane.last_sent_at,
+            per_hour=rate,
+            window=self.schedule.window,
+            tz=self.tz,
+            now=now,
+        )
+        # Stay on the slot grid unless we fell a whole interval behind: then
+        # restart from now, so a stall never turns into a burst.
+        on_grid = slot if now - slot < slot_interval(rate) else now
+        self.lane = replace(self.lane, last_sent_at=min(on_grid, now))
+        self.dirty = True
+        self.sends.append(now)
+        while self.sends and now - self.sends[0] >= _MINUTE:
+            self.sends.popleft()
+        self.max_minute = max(self.max_minute, len(self.sends))
+
+    def react(self, lane: Lane, events: list[LaneEvent], record: TickRecord) -> None:
+        self._update(lane, events, record)

@@ -1,0 +1,156 @@
+"""From a send's outcome to everything that follows: verdict, retry, suppression,
+lane reaction — the same code path for every reply."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from warmup.app.lanes import LaneRuntime
+from warmup.app.ports import EngineStore, Resolver
+from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
+from warmup.core.backoff import next_attempt
+from warmup.core.lane import on_reply
+from warmup.core.model import LaneState, RecipientState, Verdict
+from warmup.core.pacing import next_window_open
+from warmup.core.replies import (
+    Classification,
+    ConnectionFailure,
+    classify_failure,
+    classify_reply,
+)
+from warmup.core.routing import Hop, next_hop
+from warmup.core.suppression import Suppression, make_suppression
+
+if TYPE_CHECKING:
+    from warmup.app.dispatcher import EngineSettings
+
+__all__ = ["OutcomeHandler"]
+
+logger = logging.getLogger(__name__)
+
+
+class OutcomeHandler:
+    def __init__(self, store: EngineStore, settings: EngineSettings) -> None:
+        self._store = store
+        self._settings = settings
+        self._mx: dict[str, Hop | None] = {}
+        # Suppressed during this run (hard bounces): dropped before any send.
+        self._suppressed: set[str] = set()
+
+    async def next_hop(self, resolver: Resolver, domain: str, isp: str) -> Hop | None:
+        route = next_hop(domain, isp, self._settings.delivery.routes)
+        if route is not None:
+            return route
+        if domain not in self._mx:
+            answer = await resolver.mx(domain)
+            self._mx[domain] = (
+                Hop(host=answer.hosts[0], port=25) if answer.hosts else None
+            )
+        return self._mx[domain]
+
+    def no_route(self, domain: str) -> SendOutcome:
+        return SendOutcome(
+            reply=None,
+            failure=ConnectionFailure("refused"),
+            detail=f"no MX host for {domain}",
+            stage="connect",
+        )
+
+    def drop_if_suppressed(self, claimed: Claimed, record: TickRecord) -> bool:
+        if (
+            claimed.address in self._suppressed
+            or "@" + claimed.domain in self._suppressed
+        ):
+            record.dropped.append(claimed.id)
+            return True
+        return False
+
+    def classify(self, outcome: SendOutcome, runtime: LaneRuntime) -> Classification:
+        if outcome.failure is not None:
+            return classify_failure(outcome.failure, outcome.detail)
+        assert outcome.reply is not None
+        return classify_reply(outcome.reply, overrides=runtime.schedule.patterns)
+
+    def apply(
+        self,
+        runtime: LaneRuntime,
+        claimed: Claimed,
+        outcome: object,
+        hop: str,
+        now: datetime,
+        record: TickRecord,
+    ) -> None:
+        assert isinstance(outcome, SendOutcome)
+        result = self.classify(outcome, runtime)
+        verdict = Verdict(result.verdict)
+        decision = next_attempt(
+            self._settings.delivery.retry,
+            verdict=verdict,
+            attempts=claimed.attempts,
+            queued_at=claimed.queued_at,
+            now=now,
+            lane_fault=outcome.failure is not None,
+        )
+        text = str(outcome.reply) if outcome.reply is not None else outcome.detail
+        record.attempts.append(
+            AttemptRecord(
+                recipient_id=claimed.id,
+                lane_id=runtime.id,
+                attempted_at=now,
+                verdict=verdict.value,
+                reason=result.reason,
+                code=result.code,
+                enhanced=result.enhanced,
+                reply=text,
+                rule=result.rule,
+                decision=decision,
+                attempts=claimed.attempts + (1 if decision.counts else 0),
+            )
+        )
+        if decision.state is RecipientState.bounced:
+            self._suppress(claimed, result.reason, now, record)
+        next_window = next_window_open(now, runtime.schedule.window, runtime.tz)
+        lane, events = on_reply(
+            runtime.lane,
+            verdict,
+            now=now,
+            schedule=runtime.schedule,
+            next_window=next_window,
+            reply=text,
+        )
+        if events:
+            logger.info(
+                "lane %s/%s: %s after %r",
+                runtime.lane.ip,
+                runtime.lane.isp,
+                events[-1].cause,
+                text[:120],
+            )
+        runtime.react(lane, events, record)
+        if runtime.lane.state is LaneState.paused:
+            self._return_buffer(runtime, record)
+
+    async def after_expiry(
+        self, claimed: Claimed, now: datetime, record: TickRecord
+    ) -> None:
+        """Suppress an address whose mail expired too many times in a row."""
+        limit = self._settings.delivery.retry.suppress_after_expiries
+        if await self._store.count_expired(claimed.address) + 1 >= limit:
+            self._suppress(claimed, "repeated_soft", now, record)
+
+    def _suppress(
+        self, claimed: Claimed, reason: str, now: datetime, record: TickRecord
+    ) -> None:
+        target = "@" + claimed.domain if reason == "hostunknown" else claimed.address
+        entry: Suppression = make_suppression(
+            target, reason=reason or "hard", source="smtp", now=now
+        )
+        record.suppressions.append(entry)
+        self._suppressed.add(entry.address)
+
+    def _return_buffer(self, runtime: LaneRuntime, record: TickRecord) -> None:
+        """A paused lane gives its claimed mail back for other lanes to take."""
+        record.released.extend(c.id for c in runtime.buffer)
+        runtime.buffer.clear()

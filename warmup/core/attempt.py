@@ -1,0 +1,102 @@
+"""Values the dispatcher hands to the store: claims, attempts, lane snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from warmup.core.backoff import RetryDecision
+from warmup.core.lane import DayStats, Lane, LaneEvent
+from warmup.core.replies import ConnectionFailure, SMTPReply
+from warmup.core.suppression import Suppression
+
+__all__ = [
+    "AttemptRecord",
+    "Claimed",
+    "DayRecord",
+    "LaneRecord",
+    "SendOutcome",
+    "TickRecord",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claimed:
+    """A recipient claimed by this worker under a lease, ready to send."""
+
+    id: int
+    campaign_id: int
+    address: str
+    domain: str
+    fields: Mapping[str, str]
+    attempts: int
+    queued_at: datetime
+    priority: float = -1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    recipient_id: int
+    lane_id: int
+    attempted_at: datetime
+    verdict: str
+    reason: str
+    code: int | None
+    enhanced: str | None
+    reply: str
+    rule: str
+    decision: RetryDecision
+    attempts: int  # the recipient's counted attempts after this one
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LaneRecord:
+    lane_id: int
+    lane: Lane
+    allowance_per_hour: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DayRecord:
+    lane_id: int
+    day: date
+    ramp_day: int
+    allowance_per_hour: float
+    planned: int
+    stats: DayStats
+    max_per_minute: int
+
+
+@dataclass(slots=True, kw_only=True)
+class TickRecord:
+    """Everything one tick changes, written in one transaction."""
+
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    suppressions: list[Suppression] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)  # suppressed before sending
+    released: list[int] = field(default_factory=list)  # claimed, not sent: requeue
+    lanes: dict[int, LaneRecord] = field(default_factory=dict)
+    events: list[tuple[int, LaneEvent]] = field(default_factory=list)
+    days: list[DayRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.attempts
+            or self.suppressions
+            or self.dropped
+            or self.released
+            or self.lanes
+            or self.events
+            or self.days
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendOutcome:
+    """What one SMTP transaction ended with: a reply, or a connection failure."""
+
+    reply: SMTPReply | None
+    failure: ConnectionFailure | None = None
+    detail: str = ""
+    stage: str = ""

@@ -1,0 +1,63 @@
+"""Which ISP a recipient domain belongs to, and where to connect for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from warmup.core.schedule import Schedule
+from warmup.core.settings import Route
+
+__all__ = ["DomainIndex", "Hop", "engagement_priority", "isp_by_mx", "next_hop"]
+
+DEFAULT_ISP = "default"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hop:
+    host: str
+    port: int
+
+
+class DomainIndex:
+    """Recipient domain -> ISP from the schedules' ``match.domains``."""
+
+    def __init__(self, schedules: Iterable[Schedule]) -> None:
+        self._schedules = tuple(schedules)
+        self._domains = {d: s.isp for s in self._schedules for d in s.domains}
+
+    def isp_of(self, domain: str) -> str | None:
+        return self._domains.get(domain.lower())
+
+    @property
+    def schedules(self) -> tuple[Schedule, ...]:
+        return self._schedules
+
+
+def isp_by_mx(mx_hosts: Sequence[str], schedules: Iterable[Schedule]) -> str:
+    """The ISP whose MX patterns match the first (most preferred) matching host."""
+    candidates = tuple(schedules)
+    for host in mx_hosts:
+        for schedule in candidates:
+            if schedule.matches_mx(host):
+                return schedule.isp
+    return DEFAULT_ISP
+
+
+def next_hop(domain: str, isp: str, routes: Mapping[str, Route]) -> Hop | None:
+    """A configured route for the domain (first) or the ISP; None means use MX."""
+    route = routes.get(domain.lower()) or routes.get(isp)
+    return Hop(host=route.host, port=route.port) if route else None
+
+
+def engagement_priority(score: float | None, engaged_at_epoch: float | None) -> float:
+    """One sortable number, higher first: scores, then recent engagement, then rest.
+
+    Scores are ranked above any recency; recency (seconds since the epoch) above
+    rows with no engagement data at all.
+    """
+    if score is not None:
+        return 1e12 + score
+    if engaged_at_epoch is not None:
+        return engaged_at_epoch
+    return -1.0

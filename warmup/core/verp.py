@@ -1,0 +1,52 @@
+"""Signed VERP return paths: ``bounces+<token>@<bounce domain>``.
+
+The token names one attempt (recipient id and attempt number) and carries an
+HMAC-SHA256 prefix, so a forged bounce cannot suppress arbitrary addresses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+__all__ = ["VERPToken", "decode_verp", "encode_verp"]
+
+_MAC_CHARS = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VERPToken:
+    recipient_id: int
+    attempt: int
+
+
+def _mac(secret: bytes, body: str) -> str:
+    return hmac.new(secret, body.encode("ascii"), hashlib.sha256).hexdigest()[
+        :_MAC_CHARS
+    ]
+
+
+def encode_verp(token: VERPToken, *, return_path: str, secret: bytes) -> str:
+    """``bounces@bounce.example`` -> ``bounces+r12-a3-<mac>@bounce.example``."""
+    local, _, domain = return_path.rpartition("@")
+    body = f"r{token.recipient_id}-a{token.attempt}"
+    return f"{local}+{body}-{_mac(secret, body)}@{domain}"
+
+
+def decode_verp(address: str, *, secret: bytes) -> VERPToken | None:
+    """The token of a VERP address, or None when absent, malformed or forged."""
+    local = address.strip().strip("<>").rpartition("@")[0]
+    _, plus, tag = local.partition("+")
+    parts = tag.split("-")
+    if not plus or len(parts) != 3:
+        return None
+    recipient, attempt, mac = parts
+    body = f"{recipient}-{attempt}"
+    if not hmac.compare_digest(mac.lower(), _mac(secret, body)):
+        return None
+    if not (recipient[:1] == "r" and attempt[:1] == "a"):
+        return None
+    if not (recipient[1:].isdigit() and attempt[1:].isdigit()):
+        return None
+    return VERPToken(recipient_id=int(recipient[1:]), attempt=int(attempt[1:]))
