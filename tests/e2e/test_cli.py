@@ -368,3 +368,49 @@ def test_suppress_import_reports_invalid_rows(tmp_path: Path) -> None:
     assert [json.loads(x)["address"] for x in listed.output.splitlines()] == [
         "ok@example.com"
     ]
+
+
+def test_classify_plain_lines_in_order() -> None:
+    replies = [
+        "421 4.7.28 [203.0.113.10] Our system has detected an unusual rate of "
+        "unsolicited mail originating from your IP address.",
+        "550 5.1.1 The email account that you tried to reach does not exist. NoSuchUser",
+        "550 5.7.26 This message does not have authentication information (unauthenticated)",
+        "250 2.0.0 OK",
+    ]
+    result = _run("classify", input="\n".join(replies) + "\n")
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [(r["verdict"], r["code"], r["enhanced"]) for r in rows] == [
+        ("throttle", 421, "4.7.28"),
+        ("hard", 550, "5.1.1"),
+        ("block", 550, "5.7.26"),
+        ("delivered", 250, "2.0.0"),
+    ]
+    assert {"reason", "permanent", "rule"} <= set(rows[0])
+
+
+def test_classify_jsonl_multiline_and_bad_lines() -> None:
+    lines = [
+        json.dumps(
+            {"reply": "550-5.7.1 [198.51.100.7] listed\r\n550 5.7.1 at Spamhaus"}
+        ),
+        "not json",
+        json.dumps({"text": "no reply field"}),
+        json.dumps({"reply": "452 4.2.2 The email account is over quota"}),
+    ]
+    result = _run("classify", "--jsonl", input="\n".join(lines) + "\n")
+    assert result.exit_code == 0
+    rows = [
+        json.loads(line) for line in result.output.splitlines() if line.startswith("{")
+    ]
+    assert rows[0]["verdict"] == "block"
+    assert rows[1] == {"line": 2, "error": "bad JSON: Expecting value at column 1"}
+    assert rows[2]["line"] == 3 and "reply" in rows[2]["error"]
+    assert rows[3]["verdict"] == "soft"
+
+
+def test_classify_with_schedule_overrides() -> None:
+    text = "421 4.7.28 unusual rate from your IP\n"
+    result = _run("classify", "--isp", "gmail", input=text, config=EXAMPLE_CONFIG)
+    assert json.loads(result.output)["rule"] == "override:gmail-rate-limited"

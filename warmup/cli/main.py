@@ -7,6 +7,7 @@ import logging
 import click
 
 from warmup import __version__
+from warmup.cli.classify_cmd import classify
 from warmup.cli.demo_cmd import demo
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.schedule_cmds import check, plan, schedule
@@ -40,7 +41,7 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     ctx.obj = {"config_path": config_path}
 
 
-for command in (demo, check, schedule, plan, enqueue, suppress):
+for command in (demo, check, schedule, plan, enqueue, suppress, classify):
     cli.add_command(command)
 
 
