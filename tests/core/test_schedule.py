@@ -89,7 +89,7 @@ def test_plan_reports_when_the_volume_is_never_reached() -> None:
 
 @pytest.mark.parametrize("bad", [{"ips": 0, "volume": 1}, {"ips": 1, "volume": 0}])
 def test_plan_rejects_nonsense(bad) -> None:
-    with pytest.raises(ValueError, match="need at least one IP|must be positive"):
+    with pytest.raises(ValueError, match=r"need at least one IP|must be positive"):
         plan_volume(_schedule(), **bad)
 
 

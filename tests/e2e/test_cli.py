@@ -374,8 +374,9 @@ def test_classify_plain_lines_in_order() -> None:
     replies = [
         "421 4.7.28 [203.0.113.10] Our system has detected an unusual rate of "
         "unsolicited mail originating from your IP address.",
-        "550 5.1.1 The email account that you tried to reach does not exist. NoSuchUser",
-        "550 5.7.26 This message does not have authentication information (unauthenticated)",
+        "550 5.1.1 The email account that you tried to reach does not exist.",
+        "550 5.7.26 This message does not have authentication information "
+        "(unauthenticated)",
         "250 2.0.0 OK",
     ]
     result = _run("classify", input="\n".join(replies) + "\n")
