@@ -10,6 +10,7 @@ from warmup import __version__
 from warmup.cli.classify_cmd import classify
 from warmup.cli.demo_cmd import demo
 from warmup.cli.queue_cmds import enqueue
+from warmup.cli.run_cmd import run
 from warmup.cli.schedule_cmds import check, plan, schedule
 from warmup.cli.suppress_cmds import suppress
 
@@ -27,13 +28,16 @@ __all__ = ["cli", "main"]
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
-    default="warning",
-    show_default=True,
+    default=None,
+    help="Default: info for `run` and `demo`, warning otherwise.",
 )
 @click.version_option(__version__, prog_name="warmup")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
     """warmup: warm up new sending IPs by pacing mail along per-ISP ramps."""
+    if log_level is None:
+        daemon = ctx.invoked_subcommand in ("run",)
+        log_level = "info" if daemon else "warning"
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -41,7 +45,7 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     ctx.obj = {"config_path": config_path}
 
 
-for command in (demo, check, schedule, plan, enqueue, suppress, classify):
+for command in (demo, run, check, schedule, plan, enqueue, suppress, classify):
     cli.add_command(command)
 
 

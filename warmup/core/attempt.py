@@ -12,6 +12,7 @@ from warmup.core.replies import ConnectionFailure, SMTPReply
 from warmup.core.suppression import Suppression
 
 __all__ = [
+    "STAGES",
     "AttemptRecord",
     "Claimed",
     "DayRecord",
@@ -92,11 +93,36 @@ class TickRecord:
         )
 
 
+#: The values of ``SendOutcome.stage``, in session order.
+STAGES = ("connect", "ehlo", "starttls", "mail", "rcpt", "data")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendOutcome:
-    """What one SMTP transaction ended with: a reply, or a connection failure."""
+    """How one send ended: a server reply, or a connection-level failure.
+
+    Exactly one of ``reply`` and ``failure`` is set. ``reply`` is the decisive reply:
+    the rejecting MAIL/RCPT/DATA reply or the final reply after the data. For a
+    refusing greeting or HELO (``greeting421``) ``detail`` is the server's reply with
+    its code, as :func:`warmup.core.replies.classify_failure` wants it.
+    """
 
     reply: SMTPReply | None
     failure: ConnectionFailure | None = None
     detail: str = ""
     stage: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.reply is None) == (self.failure is None):
+            raise ValueError(
+                "exactly one of reply and failure must be set, "
+                f"got reply={self.reply!r}, failure={self.failure!r}"
+            )
+        if self.stage not in (*STAGES, ""):
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the server took the message (2xx after the data)."""
+        code = self.reply.code if self.reply is not None else None
+        return code is not None and 200 <= code < 300

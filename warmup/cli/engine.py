@@ -1,0 +1,63 @@
+"""Composition of the engine from a Config: shared by `warmup run` and `warmup demo`."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from warmup.adapters.db.store import SQLStore
+from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.ports import Clock, Resolver, Sender
+from warmup.config import Config
+from warmup.core.schedule import Schedule
+from warmup.core.settings import SourceIP
+
+__all__ = ["build_dispatcher", "node_name", "owned_ips"]
+
+
+def node_name(config: Config) -> str:
+    return config.settings.node or socket.gethostname()
+
+
+def owned_ips(config: Config, node: str) -> tuple[SourceIP, ...]:
+    """The IPs this node sends from: those owned by it, or by no node in particular."""
+    return tuple(ip for ip in config.settings.ips if ip.host in (None, node))
+
+
+def build_dispatcher(
+    config: Config,
+    *,
+    store: SQLStore,
+    sender: Sender,
+    resolver: Resolver,
+    clock: Clock,
+    secret: bytes,
+    ips: Sequence[SourceIP] | None = None,
+    schedules: Mapping[str, Schedule] | None = None,
+    seed: int | None = None,
+    maintenance_every: timedelta = timedelta(minutes=1),
+    idle_wake: timedelta = timedelta(minutes=1),
+) -> Dispatcher:
+    node = node_name(config)
+    settings = EngineSettings(
+        schedules=schedules or config.schedules,
+        ips=tuple(ips if ips is not None else owned_ips(config, node)),
+        delivery=config.settings.delivery,
+        return_path=config.settings.bounces.return_path,
+        verp_secret=secret,
+        tz=config.tz,
+        node=f"{node}:{os.getpid()}",
+        maintenance_every=maintenance_every,
+        idle_wake=idle_wake,
+    )
+    return Dispatcher(
+        store=store,
+        sender=sender,
+        resolver=resolver,
+        clock=clock,
+        settings=settings,
+        rng=random.Random(seed),
+    )

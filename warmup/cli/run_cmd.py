@@ -1,0 +1,91 @@
+"""``warmup run``: the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+import click
+
+from warmup.adapters.db.store import SQLStore
+from warmup.adapters.dns import DNSResolver
+from warmup.adapters.scheduler import CalendarJobs
+from warmup.adapters.smtp import SMTPSender
+from warmup.app.clock import SystemClock
+from warmup.app.runner import run_until_stopped
+from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
+from warmup.cli.engine import build_dispatcher, node_name, owned_ips
+from warmup.config import Config
+
+__all__ = ["run"]
+
+logger = logging.getLogger(__name__)
+
+
+@click.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: dispatcher and calendar jobs; stops cleanly on SIGTERM/SIGINT.
+
+    Sends from the configured IPs whose `host` is this node (or unset), along
+    each ISP's ramp. Needs the VERP secret in the environment variable named by
+    bounces.verp_secret_env.
+    """
+    config = config_from(ctx)
+    secret = os.environ.get(config.settings.bounces.verp_secret_env, "")
+    if not secret:
+        fail(
+            f"set the VERP secret in ${config.settings.bounces.verp_secret_env} "
+            "(bounces.verp_secret_env) before `warmup run`",
+            EXIT_CONFIG,
+        )
+    node = node_name(config)
+    if not owned_ips(config, node):
+        fail(f"no source IPs for node {node!r}: set `node:` or ips[].host", EXIT_CONFIG)
+    run_async(_run(config, secret.encode()))
+
+
+async def _run(config: Config, secret: bytes) -> None:
+    clock = SystemClock()
+    store = await SQLStore.open(config.settings.database)
+    delivery = config.settings.delivery
+    sender = SMTPSender(
+        timeouts=delivery.timeouts,
+        tls=delivery.tls,
+        connections_per_key=delivery.connections_per_lane,
+        messages_per_connection=delivery.messages_per_connection,
+    )
+    resolver = DNSResolver(timeout=delivery.timeouts.dns, now=clock.now)
+    dispatcher = build_dispatcher(
+        config,
+        store=store,
+        sender=sender,
+        resolver=resolver,
+        clock=clock,
+        secret=secret,
+    )
+    jobs = CalendarJobs(
+        tz=config.tz,
+        schedules=config.schedules.values(),
+        beat=dispatcher.settings.maintenance_every,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    logger.info(
+        "warmup run: node %s, IPs %s, database %s",
+        dispatcher.settings.node,
+        ", ".join(ip.address for ip in dispatcher.settings.ips),
+        store.engine.url.render_as_string(hide_password=True),
+    )
+    jobs.start()
+    try:
+        await run_until_stopped(dispatcher, stop, jobs.wake)
+    finally:
+        jobs.shutdown()
+        await sender.close()
+        await store.close()
+        logger.info("warmup run: stopped after %d sends", dispatcher.stats.sent)
