@@ -16,7 +16,7 @@ from warmup.core.recipient import parse_recipient_row
 from warmup.core.schedule import RampStep, Reactions, Schedule, ThrottleReaction, Window
 from warmup.core.settings import DeliverySettings, Route, SourceIP
 from warmup.testing.clock import FakeClock
-from warmup.testing.fakes import FakeResolver, FakeSender
+from warmup.testing.fakes import FakeResolver, FakeSender, SentMessage
 
 TZ = ZoneInfo("Asia/Tokyo")
 START = datetime(2030, 1, 1, 0, 0, tzinfo=TZ).astimezone(UTC)
@@ -119,12 +119,18 @@ async def test_each_day_sends_exactly_the_schedule_inside_the_window(
 async def test_engaged_recipients_go_first(store: SQLStore) -> None:
     clock = FakeClock(START)
     sender = FakeSender(now=clock.now)
-    await _queue(store, 100, clock.now())
+    await _queue(store, 100, clock.now())  # scores i % 7: fourteen 6s, fifteen 5s…
     engine = await _engine(store, clock, sender)
     await _run_until(engine, clock, START + timedelta(hours=4))
-    first = [int(m.recipient[1:].split("@")[0]) % 7 for m in sender.sent[:20]]
-    assert first == sorted(first, reverse=True)
-    assert first[0] == 6
+
+    def score(message: SentMessage) -> int:
+        return int(message.recipient[1:].split("@")[0]) % 7
+
+    assert len(sender.sent) == 24
+    assert all(score(m) >= 5 for m in sender.sent)  # the 24 most engaged
+    for ip in ("127.0.0.2", "127.0.0.3"):
+        mine = [score(m) for m in sender.sent if m.source == ip]
+        assert mine == sorted(mine, reverse=True)
 
 
 async def test_a_throttle_halves_that_lane_at_once_and_recovers(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["SystemClock"]
+__all__ = ["SystemClock", "VirtualClock"]
 
 
 class SystemClock:
@@ -16,3 +16,22 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class VirtualClock:
+    """Simulated time for `warmup demo`: it moves only when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError(f"start must be timezone-aware, got {start!r}")
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance_to(self, moment: datetime) -> None:
+        self._now = max(self._now, moment)
+
+    async def sleep(self, seconds: float) -> None:
+        self._now += timedelta(seconds=max(seconds, 0.0))
+        await asyncio.sleep(0)

@@ -21,7 +21,7 @@ from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import OutcomeHandler
 from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.render import Renderer
-from warmup.core.attempt import Claimed, TickRecord
+from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
 from warmup.core.routing import DEFAULT_ISP, isp_by_mx
@@ -45,12 +45,10 @@ class EngineSettings:
     node: str  # claimer name, unique per running process
     maintenance_every: timedelta = timedelta(minutes=1)
     idle_wake: timedelta = timedelta(minutes=1)
-
-
-@dataclass(slots=True)
-class _Due:
-    runtime: LaneRuntime
-    claimed: Claimed
+    # Slots a lane may send per tick. 1 in real time (a late tick never turns
+    # into a burst); more on a virtual clock, where each send is stamped with
+    # its own slot instant and ticks can be coarse.
+    catch_up: int = 1
 
 
 @dataclass(slots=True)
@@ -96,20 +94,12 @@ class Dispatcher:
         if self._next_maintenance is None or now >= self._next_maintenance:
             await self._maintain(now)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
-        due: list[LaneRuntime] = []
-        for runtime in self.lanes.values():
-            wake = runtime.next_action(now, record)
-            if wake is None:
-                due.append(runtime)
-            else:
-                wakes.append(wake)
-        sends = await self._take(due, now, record)
-        idle = {id(r) for r in due} - {id(d.runtime) for d in sends}
-        wakes.extend(
-            r.idle_until or now + self.settings.idle_wake for r in due if id(r) in idle
-        )
-        await self._send_all(sends, now, record)
-        wakes.extend(d.runtime.next_wake(now) for d in sends)
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(self._drive(runtime, now, record))
+                for runtime in self.lanes.values()
+            ]
+        wakes.extend(task.result() for task in tasks)
         for runtime in self.lanes.values():
             if runtime.dirty:
                 record.lanes[runtime.id] = runtime.snapshot()
@@ -117,23 +107,50 @@ class Dispatcher:
         await self.store.record(record, now)
         return max(min(wakes), now)
 
-    async def _take(
-        self, due: list[LaneRuntime], now: datetime, record: TickRecord
-    ) -> list[_Due]:
-        for runtime in due:
+    async def _drive(
+        self, runtime: LaneRuntime, now: datetime, record: TickRecord
+    ) -> datetime:
+        """Send this lane's due slots (one, or all up to now with catch-up).
+
+        Each reply is classified and reacted to before the lane's next slot is
+        computed, so a throttle slows the very next send.
+        """
+        for _ in range(self.settings.catch_up):
+            slot, wake = runtime.due_slot(now, record)
+            if slot is None:
+                return wake
+            claimed = await self._next_recipient(runtime, now, record)
+            if claimed is None:
+                runtime.mark_idle(now)
+                return runtime.idle_until or now + self.settings.idle_wake
+            at = slot if self.settings.catch_up > 1 else now
+            outcome = await self._send_one(runtime, claimed, at)
+            runtime.sent(at)
+            self._outcomes.apply(runtime, claimed, outcome, at, record)
+            self.stats.sent += 1
+            verdict = record.attempts[-1].verdict
+            self.stats.by_verdict[verdict] = self.stats.by_verdict.get(verdict, 0) + 1
+            if record.attempts[-1].decision.state is RecipientState.expired:
+                await self._outcomes.after_expiry(claimed, at, record)
+        return runtime.next_wake(now)
+
+    async def _next_recipient(
+        self, runtime: LaneRuntime, now: datetime, record: TickRecord
+    ) -> Claimed | None:
+        while True:
             if not runtime.buffer:
                 await self._refill(runtime, now, record)
             if not runtime.buffer:
-                runtime.mark_idle(now)
-        return [_Due(r, r.buffer.popleft()) for r in due if r.buffer]
+                return None
+            claimed = runtime.buffer.popleft()
+            if not self._outcomes.drop_if_suppressed(claimed, record):
+                return claimed
 
     async def _refill(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
     ) -> None:
         isp = runtime.lane.isp
-        limit = runtime.claim_size(
-            self.settings.delivery.batch_size, self.settings.delivery.lease
-        )
+        limit = runtime.claim_size(self.settings.delivery.batch_size)
         if runtime.overflow:
             limit = min(limit, self._overflow_budget.get(isp, 0))
             if limit <= 0:
@@ -144,7 +161,7 @@ class Dispatcher:
             limit=limit,
             now=now,
             claimer=self.settings.node,
-            lease_until=now + self.settings.delivery.lease,
+            lease_until=now + runtime.lease_for(limit, self.settings.delivery.lease),
         )
         if runtime.overflow:
             self._overflow_budget[isp] = self._overflow_budget.get(isp, 0) - len(
@@ -153,9 +170,8 @@ class Dispatcher:
         if not claimed:
             return
         # One indexed query per batch, just before sending (DESIGN §3).
-        found = await self.store.suppressed_keys(
-            sorted(lookup_keys(c.address for c in claimed))
-        )
+        keys = sorted(lookup_keys(c.address for c in claimed))
+        found = await self.store.suppressed_keys(keys)
         for item in claimed:
             if item.address in found or "@" + item.domain in found:
                 record.dropped.append(item.id)
@@ -163,33 +179,16 @@ class Dispatcher:
                 runtime.buffer.append(item)
         runtime.idle_until = None
 
-    async def _send_all(
-        self, sends: list[_Due], now: datetime, record: TickRecord
-    ) -> None:
-        sends = [
-            d for d in sends if not self._outcomes.drop_if_suppressed(d.claimed, record)
-        ]
-        if not sends:
-            return
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._send_one(d, now)) for d in sends]
-        for item, task in zip(sends, tasks, strict=True):
-            outcome, hop = task.result()
-            item.runtime.sent(now)
-            self._outcomes.apply(item.runtime, item.claimed, outcome, hop, now, record)
-            self.stats.sent += 1
-            if record.attempts[-1].decision.state is RecipientState.expired:
-                await self._outcomes.after_expiry(item.claimed, now, record)
-
-    async def _send_one(self, item: _Due, now: datetime) -> tuple[object, str]:
-        runtime, claimed = item.runtime, item.claimed
+    async def _send_one(
+        self, runtime: LaneRuntime, claimed: Claimed, at: datetime
+    ) -> SendOutcome:
         hop = await self._outcomes.next_hop(
             self.resolver, claimed.domain, runtime.lane.isp
         )
         if hop is None:
-            return self._outcomes.no_route(claimed.domain), ""
-        mail_from, message = await self._renderer.render(claimed, now)
-        outcome = await self.sender.send(
+            return self._outcomes.no_route(claimed.domain)
+        mail_from, message = await self._renderer.render(claimed, at)
+        return await self.sender.send(
             source=runtime.source,
             host=hop.host,
             port=hop.port,
@@ -197,7 +196,6 @@ class Dispatcher:
             recipient=claimed.address,
             message=message,
         )
-        return outcome, f"{hop.host}:{hop.port}"
 
     # -- maintenance -------------------------------------------------------------
 

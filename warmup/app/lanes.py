@@ -98,7 +98,23 @@ class LaneRuntime:
         self.day_rate = self.schedule.per_hour(self.lane.ramp_day)
         self.planned = math.floor(self.day_rate * hours + 1e-9)
 
-    def next_action(self, now: datetime, record: TickRecord) -> datetime | None:
+    def due_slot(
+        self, now: datetime, record: TickRecord
+    ) -> tuple[datetime | None, datetime]:
+        """(slot, now) when a send is due at ``slot`` <= now; else (None, wake-up)."""
+        wake = self._next_action(now, record)
+        if wake is not None:
+            return None, wake
+        slot = next_slot(
+            last_sent_at=self.lane.last_sent_at,
+            per_hour=self.rate,
+            window=self.schedule.window,
+            tz=self.tz,
+            now=now,
+        )
+        return min(slot, now), now
+
+    def _next_action(self, now: datetime, record: TickRecord) -> datetime | None:
         """None if the lane should send now; else when to look at it again."""
         window = window_containing(now, self.schedule.window, self.tz)
         if window is not None:
@@ -137,10 +153,16 @@ class LaneRuntime:
             return now + _IDLE_RECHECK
         return max(self.lane.last_sent_at + slot_interval(rate), now)
 
-    def claim_size(self, batch_size: int, lease: timedelta) -> int:
+    def claim_size(self, batch_size: int) -> int:
+        """Recipients to claim: what the lane can send today, at most 4 h of it."""
         left = max(self.planned - self.lane.stats.attempted, 1)
-        per_lease = max(1, math.ceil(self.rate * lease / timedelta(hours=1)))
-        return max(1, min(batch_size, left, per_lease))
+        four_hours = max(1, math.ceil(self.rate * 4))
+        return max(1, min(batch_size, left, four_hours))
+
+    def lease_for(self, count: int, lease: timedelta) -> timedelta:
+        """Long enough to send ``count`` at the current rate, plus the lease margin."""
+        rate = self.rate or self.day_rate or 1.0
+        return lease + timedelta(hours=count / rate)
 
     def mark_idle(self, now: datetime) -> None:
         self.idle_until = now + _IDLE_RECHECK

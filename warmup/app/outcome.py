@@ -77,12 +77,10 @@ class OutcomeHandler:
         self,
         runtime: LaneRuntime,
         claimed: Claimed,
-        outcome: object,
-        hop: str,
+        outcome: SendOutcome,
         now: datetime,
         record: TickRecord,
     ) -> None:
-        assert isinstance(outcome, SendOutcome)
         result = self.classify(outcome, runtime)
         verdict = Verdict(result.verdict)
         decision = next_attempt(

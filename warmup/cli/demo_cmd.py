@@ -2,16 +2,239 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import time as walltime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
 import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from warmup.adapters.db.store import SQLStore
+from warmup.adapters.smtp import SMTPSender
+from warmup.app.clock import SystemClock, VirtualClock
+from warmup.app.dispatcher import Dispatcher
+from warmup.app.ports import MXAnswer
+from warmup.app.simulation import simulate
+from warmup.cli.common import run_async
+from warmup.cli.demo_setup import load_list, make_project, scale_schedules, start_isps
+from warmup.cli.demo_summary import build_summary, lane_table, plain_words
+from warmup.cli.engine import build_dispatcher
+from warmup.sim import SimulatedISP
 
 __all__ = ["demo"]
 
+TZ = ZoneInfo("Asia/Tokyo")
+_SECRET = b"warmup-demo-verp-secret"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoOptions:
+    days: int
+    ips: int
+    recipients: int
+    seed: int
+    scale: float
+    directory: Path | None
+
+
+class _NoMX:
+    """The demo routes every ISP statically; nothing needs DNS."""
+
+    async def mx(self, domain: str) -> MXAnswer:
+        return MXAnswer(hosts=(f"mx.{domain}",))
+
 
 @click.command()
-def demo() -> None:
-    """Warm IPs at simulated ISPs over simulated weeks (needs the engine)."""
-    click.echo(
-        "warmup demo needs the warm-up engine (dispatcher, simulated ISPs), which has "
-        "not landed yet.\nWhat works today: warmup check, warmup schedule show gmail, "
-        "warmup plan, warmup enqueue, warmup suppress."
+@click.option(
+    "--days",
+    type=click.IntRange(1, 120),
+    default=30,
+    show_default=True,
+    help="Simulated days.",
+)
+@click.option(
+    "--ips",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="Source IPs (127.0.0.2 …).",
+)
+@click.option(
+    "--recipients",
+    type=click.IntRange(100, 2_000_000),
+    default=100_000,
+    show_default=True,
+    help="Size of the synthetic list.",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--scale",
+    type=click.FloatRange(0.001, 1.0),
+    default=0.1,
+    show_default=True,
+    help="Ramp rates (and the simulated ISPs' tolerance) times this.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Write the JSON summary here.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    help="Keep the demo's config and database here (default: a temp dir).",
+)
+def demo(
+    days: int,
+    ips: int,
+    recipients: int,
+    seed: int,
+    scale: float,
+    json_path: str | None,
+    directory: str | None,
+) -> None:
+    """Warm IPs at simulated ISPs over simulated weeks, in under a minute.
+
+    SQLite in a temp dir, simulated gmail, microsoft, yahoo, apple and default
+    mail servers on loopback, source IPs 127.0.0.2 onwards, a synthetic list, and
+    a virtual clock. Prints live progress, then the lanes and what happened.
+    """
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    options = DemoOptions(
+        days=days,
+        ips=ips,
+        recipients=recipients,
+        seed=seed,
+        scale=scale,
+        directory=Path(directory) if directory else None,
     )
+    console = Console(soft_wrap=True)
+    began = walltime.perf_counter()
+    summary, config_path = run_async(_demo(options, console))
+    summary["wall_seconds"] = round(walltime.perf_counter() - began, 1)
+    console.print(lane_table(summary))
+    for line in plain_words(summary):
+        console.print(f"• {line}")
+    console.print(
+        f"\nDone in {summary['wall_seconds']} s. The demo's config and database "
+        f"stay in {config_path.parent}:\n  warmup -c {config_path} status"
+    )
+    if json_path:
+        Path(json_path).write_text(json.dumps(summary, indent=1, default=str))
+        console.print(f"JSON summary: {json_path}")
+
+
+async def _demo(options: DemoOptions, console: Console) -> tuple[dict[str, Any], Path]:
+    local_midnight = datetime.combine(
+        SystemClock().now().astimezone(TZ).date(), datetime.min.time(), tzinfo=TZ
+    )
+    clock = VirtualClock(local_midnight)
+    isps = await start_isps(now=clock.now, seed=options.seed, scale=options.scale)
+    project = make_project(
+        ips=options.ips,
+        ports={n: i.port for n, i in isps.items()},
+        directory=options.directory,
+    )
+    store = await SQLStore.open(project.config.settings.database)
+    sender = SMTPSender(
+        timeouts=project.config.settings.delivery.timeouts,
+        tls=project.config.settings.delivery.tls,
+    )
+    try:
+        with console.status("generating and queueing the synthetic list…"):
+            loaded = await load_list(
+                store, recipients=options.recipients, seed=options.seed, now=clock.now()
+            )
+        console.print(
+            f"queued {loaded.queued:,} recipients for {options.ips} IPs "
+            f"(ramps at {options.scale:g}x so {options.days} days fit in a minute)"
+        )
+        dispatcher = build_dispatcher(
+            project.config,
+            store=store,
+            sender=sender,
+            resolver=_NoMX(),
+            clock=clock,
+            secret=_SECRET,
+            schedules=scale_schedules(project.config.schedules, options.scale),
+            seed=options.seed,
+            maintenance_every=timedelta(minutes=30),
+            idle_wake=timedelta(minutes=30),
+            catch_up=10_000,
+        )
+        await _run(dispatcher, clock, options, console)
+        await dispatcher.finish()
+        meta = {
+            "days_simulated": options.days,
+            "ips": options.ips,
+            "seed": options.seed,
+            "scale": options.scale,
+            "start": local_midnight.date().isoformat(),
+            "queued": loaded.queued,
+            "isp_servers": {n: _isp_stats(i) for n, i in isps.items()},
+        }
+        summary = await build_summary(store, start=local_midnight.date(), meta=meta)
+    finally:
+        await sender.close()
+        await store.close()
+        for isp in isps.values():
+            await isp.stop()
+    return summary, project.config_path
+
+
+def _isp_stats(isp: SimulatedISP) -> dict[str, Any]:
+    """What each simulated ISP saw, summed over source IPs."""
+    totals: dict[str, Any] = {
+        "received": isp.received,
+        "dsn_pending": len(isp.dsn_queue),
+    }
+    for stats in isp.stats.values():
+        for name in ("throttled", "blocked", "unknown", "full", "greylisted"):
+            totals[name] = totals.get(name, 0) + getattr(stats, name)
+    return totals
+
+
+async def _run(
+    dispatcher: Dispatcher, clock: VirtualClock, options: DemoOptions, console: Console
+) -> None:
+    start = clock.now()
+    until = start + timedelta(days=options.days)
+    progress = Progress(
+        TextColumn("[bold]day {task.completed:.0f}/{task.total:.0f}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("simulating", total=options.days, detail="")
+
+        def step(now: datetime) -> None:
+            verdicts = dispatcher.stats.by_verdict
+            backed = sum(
+                1
+                for r in dispatcher.lanes.values()
+                if r.lane.state.value in ("backed_off", "paused")
+            )
+            progress.update(
+                task,
+                completed=(now - start) / timedelta(days=1),
+                detail=(
+                    f"{len(dispatcher.lanes)} lanes · sent {dispatcher.stats.sent:,} · "
+                    f"delivered {verdicts.get('delivered', 0):,} · throttled "
+                    f"{verdicts.get('throttle', 0):,} · backed off/paused {backed}"
+                ),
+            )
+
+        await simulate(
+            dispatcher, clock, until=until, quantum=timedelta(minutes=5), on_step=step
+        )

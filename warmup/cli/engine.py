@@ -40,6 +40,7 @@ def build_dispatcher(
     seed: int | None = None,
     maintenance_every: timedelta = timedelta(minutes=1),
     idle_wake: timedelta = timedelta(minutes=1),
+    catch_up: int = 1,
 ) -> Dispatcher:
     node = node_name(config)
     settings = EngineSettings(
@@ -52,6 +53,7 @@ def build_dispatcher(
         node=f"{node}:{os.getpid()}",
         maintenance_every=maintenance_every,
         idle_wake=idle_wake,
+        catch_up=catch_up,
     )
     return Dispatcher(
         store=store,

@@ -176,9 +176,14 @@ def _timeouts(node: Node) -> Timeouts:
     return result
 
 
+def _starttls(raw: Any) -> str:
+    # YAML 1.1 reads an unquoted `off` as false: take it as meant.
+    return "off" if raw is False else str(raw)
+
+
 def _tls(node: Node) -> TLSSettings:
     base = TLSSettings()
-    starttls = node.string("starttls", base.starttls)
+    starttls = node.value("starttls", base.starttls, _starttls)
     if starttls not in _STARTTLS:
         node.issue(
             "starttls", f"must be one of {', '.join(_STARTTLS)}, got {starttls!r}"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from warmup.core.model import LaneState, Verdict
-from warmup.core.schedule import Advance, Schedule
+from warmup.core.schedule import Advance, RateLimits, Schedule
 
 __all__ = [
     "DayStats",
@@ -265,7 +265,7 @@ def close_day(
         back = replace(back, state=_state_after_day(back, schedule))
         detail = f"hard-bounce rate {stats.rate(stats.hard):.2%}: day {back.ramp_day}"
         return back, [_event(lane, back, now, "step_back", detail)]
-    if _met(stats, planned, advance, limits.deferral_rate):
+    if _met(stats, planned, advance, limits):
         ahead = replace(fresh, ramp_day=lane.ramp_day + 1)
         ahead = replace(ahead, state=_state_after_day(ahead, schedule))
         return ahead, [
@@ -281,11 +281,13 @@ def _state_after_day(lane: Lane, schedule: Schedule) -> LaneState:
     return _base_state(lane, schedule)
 
 
-def _met(
-    stats: DayStats, planned: int, advance: Advance, deferral_limit: float
-) -> bool:
+def _met(stats: DayStats, planned: int, advance: Advance, limits: RateLimits) -> bool:
+    """Enough volume, and (on a large enough sample) rates under the limits."""
     if planned <= 0 or stats.attempted < advance.min_volume_ratio * planned:
         return False
+    if stats.attempted < limits.min_sample:
+        return True  # too few attempts for a rate to mean anything
+    deferral_limit = limits.deferral_rate
     deferrals = stats.rate(stats.soft + stats.throttle)
     return (
         stats.rate(stats.hard) <= advance.max_hard_bounce_rate

@@ -376,12 +376,18 @@ class QueueOps:
     async def _record_lanes(
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
     ) -> None:
-        for record in tick.lanes.values():
-            await conn.execute(
+        if tick.lanes:
+            rows = [
+                {"lane": r.lane_id, **_lane_row(r.lane, r.allowance_per_hour, now)}
+                for r in tick.lanes.values()
+            ]
+            columns = [name for name in rows[0] if name != "lane"]
+            statement = (
                 update(lanes)
-                .where(lanes.c.id == record.lane_id)
-                .values(**_lane_row(record.lane, record.allowance_per_hour, now))
+                .where(lanes.c.id == bindparam("lane"))
+                .values({name: bindparam(name) for name in columns})
             )
+            await conn.execute(statement, rows)
         if tick.events:
             await conn.execute(
                 lane_events.insert(),

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -174,7 +175,8 @@ recipients = Table(
     Column("claimed_until", UTCDateTime),
     Column("last_reply", Text),
     UniqueConstraint("campaign_id", "address"),
-    Index(None, "state", "isp", "priority"),
+    # Claim order: an index scan yields the most engaged first, FIFO among equals.
+    Index("ix_recipients_claim_order", "state", "isp", text("priority DESC"), "id"),
     Index(None, "state", "claimed_until"),
     Index(None, "address"),
 )

@@ -197,8 +197,8 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            batch_op.f("ix_recipients_state_isp_priority"),
-            ["state", "isp", "priority"],
+            "ix_recipients_claim_order",
+            ["state", "isp", sa.text("priority DESC"), "id"],
             unique=False,
         )
 
@@ -251,7 +251,7 @@ def downgrade() -> None:
 
     op.drop_table("attempts")
     with op.batch_alter_table("recipients", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_recipients_state_isp_priority"))
+        batch_op.drop_index("ix_recipients_claim_order")
         batch_op.drop_index(batch_op.f("ix_recipients_state_claimed_until"))
         batch_op.drop_index(batch_op.f("ix_recipients_address"))
 

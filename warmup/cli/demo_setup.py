@@ -1,0 +1,157 @@
+"""Everything `warmup demo` builds: a temp project, simulated ISPs, a list."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from warmup.adapters.db.store import SQLStore
+from warmup.app.enqueue import EnqueueReport, enqueue_rows
+from warmup.app.ports import TemplateRecord
+from warmup.app.rows import SourceRow
+from warmup.config import Config, load_config
+from warmup.config.files import BUILTIN_SCHEDULES
+from warmup.core.schedule import RampStep, Schedule
+from warmup.core.template import parse_template
+from warmup.sim import PROFILES, SimulatedISP
+from warmup.sim.population import DOMAINS, synthetic_rows
+
+__all__ = [
+    "DEMO_ISPS",
+    "DemoProject",
+    "load_list",
+    "make_project",
+    "scale_schedules",
+    "start_isps",
+]
+
+DEMO_ISPS = ("gmail", "microsoft", "yahoo", "apple", "default")
+TEMPLATE = b"""\
+From: Example Shop <news@shop.example>
+To: {{ first_name }} <{{ email }}>
+Subject: {{ first_name }}, our winter collection is here
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Hello {{ first_name }},
+
+Our winter collection is here. Unsubscribe: https://shop.example/u?e={{ email }}
+"""
+
+
+@dataclass(slots=True)
+class DemoProject:
+    directory: Path
+    config: Config
+    config_path: Path
+
+
+def make_project(
+    *, ips: int, ports: dict[str, int], directory: Path | None
+) -> DemoProject:
+    """A config and schedules in a temp dir: `warmup -c <it>` works afterwards."""
+    root = directory or Path(tempfile.mkdtemp(prefix="warmup-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(BUILTIN_SCHEDULES, root / "schedules", dirs_exist_ok=True)
+    lines = [
+        "# Written by `warmup demo`: simulated ISPs on loopback, SQLite in this dir.",
+        f"database: sqlite:///{root / 'warmup.db'}",
+        "timezone: Asia/Tokyo",
+        "schedules: schedules/",
+        "ips:",
+        *(
+            f"  - {{address: 127.0.0.{2 + n}, helo: mta{n + 1}.demo.example}}"
+            for n in range(ips)
+        ),
+        "delivery:",
+        "  routes:",
+        *(f"    {isp}: 127.0.0.1:{port}" for isp, port in ports.items()),
+        "  connections_per_lane: 2",
+        "  batch_size: 200",
+        "  timeouts: {connect: 5s, command: 10s, data: 20s, dns: 2s}",
+        "  tls: {starttls: off}",
+        "bounces: {return_path: bounces@bounce.demo.example}",
+    ]
+    path = root / "config.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return DemoProject(directory=root, config=load_config(path), config_path=path)
+
+
+def scale_schedules(
+    schedules: dict[str, Schedule], scale: float
+) -> dict[str, Schedule]:
+    """Ramp rates times ``scale`` (at least 1/h), so a demo fits in a minute."""
+    if scale == 1:
+        return dict(schedules)
+    out = {}
+    for name, schedule in schedules.items():
+        steps = tuple(
+            RampStep(
+                first_day=s.first_day,
+                last_day=s.last_day,
+                per_hour=max(1, round(s.per_hour * scale)),
+            )
+            for s in schedule.steps
+        )
+        after = schedule.after_ramp
+        out[name] = replace(
+            schedule,
+            steps=steps,
+            after_ramp=None
+            if after is None
+            else max(steps[-1].per_hour, round(after * scale)),
+        )
+    return out
+
+
+async def start_isps(
+    *, now: Callable[[], datetime], seed: int, scale: float
+) -> dict[str, SimulatedISP]:
+    """One simulated ISP per demo ISP, its tolerance scaled like the ramps."""
+    isps = {}
+    for index, name in enumerate(DEMO_ISPS):
+        profile = PROFILES[name]
+        tolerance = profile.tolerance
+        tolerance = replace(
+            tolerance,
+            initial_per_hour=tolerance.initial_per_hour * scale,
+            max_per_hour=tolerance.max_per_hour * scale,
+        )
+        isp = SimulatedISP(
+            replace(profile, tolerance=tolerance),
+            now=now,
+            rng=random.Random(seed * 100 + index),
+        )
+        await isp.start("127.0.0.1", 0)
+        isps[name] = isp
+    return isps
+
+
+async def load_list(
+    store: SQLStore, *, recipients: int, seed: int, now: datetime
+) -> EnqueueReport:
+    """The synthetic list, queued through the same code as `warmup enqueue`."""
+    template = parse_template(TEMPLATE, source="demo template")
+    record = TemplateRecord(
+        name="demo.eml", sha256="demo-" + str(seed).zfill(59), content=TEMPLATE
+    )
+    campaign = await store.ensure_campaign("demo", record, now)
+    isp_of = {domain: isp for domain, isp, _ in DOMAINS}.get
+    rows = (
+        SourceRow(line=n + 1, values=values)
+        for n, values in enumerate(synthetic_rows(recipients, random.Random(seed), now))
+    )
+    return await enqueue_rows(
+        store,
+        campaign.id,
+        rows,
+        placeholders=template.placeholders,
+        isp_of=isp_of,
+        now=now,
+        batch_size=5000,
+    )
