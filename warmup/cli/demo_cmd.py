@@ -22,10 +22,16 @@ from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import MXAnswer
 from warmup.app.simulation import simulate
 from warmup.cli.common import run_async
-from warmup.cli.demo_setup import load_list, make_project, scale_schedules, start_isps
+from warmup.cli.demo_setup import (
+    DEMO_ISPS,
+    DemoProject,
+    load_list,
+    make_project,
+    scale_schedules,
+)
 from warmup.cli.demo_summary import build_summary, lane_table, plain_words
 from warmup.cli.engine import build_dispatcher
-from warmup.sim import SimulatedISP
+from warmup.sim.process import SimulatedISPProcess
 
 __all__ = ["demo"]
 
@@ -76,7 +82,7 @@ class _NoMX:
 @click.option(
     "--scale",
     type=click.FloatRange(0.001, 1.0),
-    default=0.1,
+    default=0.02,
     show_default=True,
     help="Ramp rates (and the simulated ISPs' tolerance) times this.",
 )
@@ -117,6 +123,8 @@ def demo(
         directory=Path(directory) if directory else None,
     )
     console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(soft_wrap=True, width=120)  # logs and CI get the whole table
     began = walltime.perf_counter()
     summary, config_path = run_async(_demo(options, console))
     summary["wall_seconds"] = round(walltime.perf_counter() - began, 1)
@@ -137,21 +145,38 @@ async def _demo(options: DemoOptions, console: Console) -> tuple[dict[str, Any],
         SystemClock().now().astimezone(TZ).date(), datetime.min.time(), tzinfo=TZ
     )
     clock = VirtualClock(local_midnight)
-    isps = await start_isps(now=clock.now, seed=options.seed, scale=options.scale)
-    project = make_project(
-        ips=options.ips,
-        ports={n: i.port for n, i in isps.items()},
-        directory=options.directory,
+    isps = SimulatedISPProcess(
+        list(DEMO_ISPS), seed=options.seed, scale=options.scale, start=local_midnight
     )
+    ports = await isps.start()
+    try:
+        project = make_project(
+            ips=options.ips, ports=ports, directory=options.directory
+        )
+        summary = await _simulate(project, clock, isps, options, console)
+    finally:
+        isp_stats = await isps.stop()
+    summary["isp_servers"] = {name: _isp_stats(s) for name, s in isp_stats.items()}
+    return summary, project.config_path
+
+
+async def _simulate(
+    project: DemoProject,
+    clock: VirtualClock,
+    isps: SimulatedISPProcess,
+    options: DemoOptions,
+    console: Console,
+) -> dict[str, Any]:
     store = await SQLStore.open(project.config.settings.database)
     sender = SMTPSender(
         timeouts=project.config.settings.delivery.timeouts,
         tls=project.config.settings.delivery.tls,
     )
+    start = clock.now()
     try:
         with console.status("generating and queueing the synthetic list…"):
             loaded = await load_list(
-                store, recipients=options.recipients, seed=options.seed, now=clock.now()
+                store, recipients=options.recipients, seed=options.seed, now=start
             )
         console.print(
             f"queued {loaded.queued:,} recipients for {options.ips} IPs "
@@ -166,44 +191,44 @@ async def _demo(options: DemoOptions, console: Console) -> tuple[dict[str, Any],
             secret=_SECRET,
             schedules=scale_schedules(project.config.schedules, options.scale),
             seed=options.seed,
-            maintenance_every=timedelta(minutes=30),
+            maintenance_every=timedelta(hours=6),
             idle_wake=timedelta(minutes=30),
             catch_up=10_000,
         )
-        await _run(dispatcher, clock, options, console)
+        await _run(dispatcher, clock, isps, options, console)
         await dispatcher.finish()
         meta = {
             "days_simulated": options.days,
             "ips": options.ips,
             "seed": options.seed,
             "scale": options.scale,
-            "start": local_midnight.date().isoformat(),
+            "start": start.date().isoformat(),
             "queued": loaded.queued,
-            "isp_servers": {n: _isp_stats(i) for n, i in isps.items()},
         }
-        summary = await build_summary(store, start=local_midnight.date(), meta=meta)
+        return await build_summary(store, start=start.date(), meta=meta)
     finally:
         await sender.close()
         await store.close()
-        for isp in isps.values():
-            await isp.stop()
-    return summary, project.config_path
 
 
-def _isp_stats(isp: SimulatedISP) -> dict[str, Any]:
+def _isp_stats(stats: dict[str, Any]) -> dict[str, Any]:
     """What each simulated ISP saw, summed over source IPs."""
     totals: dict[str, Any] = {
-        "received": isp.received,
-        "dsn_pending": len(isp.dsn_queue),
+        "received": stats["received"],
+        "dsn_pending": stats["dsn_pending"],
     }
-    for stats in isp.stats.values():
+    for per_ip in stats["per_ip"].values():
         for name in ("throttled", "blocked", "unknown", "full", "greylisted"):
-            totals[name] = totals.get(name, 0) + getattr(stats, name)
+            totals[name] = totals.get(name, 0) + per_ip[name]
     return totals
 
 
 async def _run(
-    dispatcher: Dispatcher, clock: VirtualClock, options: DemoOptions, console: Console
+    dispatcher: Dispatcher,
+    clock: VirtualClock,
+    isps: SimulatedISPProcess,
+    options: DemoOptions,
+    console: Console,
 ) -> None:
     start = clock.now()
     until = start + timedelta(days=options.days)
@@ -219,6 +244,7 @@ async def _run(
         task = progress.add_task("simulating", total=options.days, detail="")
 
         def step(now: datetime) -> None:
+            isps.set_time(now)  # the simulated ISPs judge by the same clock
             verdicts = dispatcher.stats.by_verdict
             backed = sum(
                 1

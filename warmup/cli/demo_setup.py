@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,6 @@ from warmup.config import Config, load_config
 from warmup.config.files import BUILTIN_SCHEDULES
 from warmup.core.schedule import RampStep, Schedule
 from warmup.core.template import parse_template
-from warmup.sim import PROFILES, SimulatedISP
 from warmup.sim.population import DOMAINS, synthetic_rows
 
 __all__ = [
@@ -27,10 +25,9 @@ __all__ = [
     "load_list",
     "make_project",
     "scale_schedules",
-    "start_isps",
 ]
 
-DEMO_ISPS = ("gmail", "microsoft", "yahoo", "apple", "default")
+DEMO_ISPS = ("gmail", "microsoft", "yahoo", "apple")
 TEMPLATE = b"""\
 From: Example Shop <news@shop.example>
 To: {{ first_name }} <{{ email }}>
@@ -107,29 +104,6 @@ def scale_schedules(
             else max(steps[-1].per_hour, round(after * scale)),
         )
     return out
-
-
-async def start_isps(
-    *, now: Callable[[], datetime], seed: int, scale: float
-) -> dict[str, SimulatedISP]:
-    """One simulated ISP per demo ISP, its tolerance scaled like the ramps."""
-    isps = {}
-    for index, name in enumerate(DEMO_ISPS):
-        profile = PROFILES[name]
-        tolerance = profile.tolerance
-        tolerance = replace(
-            tolerance,
-            initial_per_hour=tolerance.initial_per_hour * scale,
-            max_per_hour=tolerance.max_per_hour * scale,
-        )
-        isp = SimulatedISP(
-            replace(profile, tolerance=tolerance),
-            now=now,
-            rng=random.Random(seed * 100 + index),
-        )
-        await isp.start("127.0.0.1", 0)
-        isps[name] = isp
-    return isps
 
 
 async def load_list(

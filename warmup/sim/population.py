@@ -8,18 +8,16 @@ from datetime import datetime, timedelta
 
 __all__ = ["DOMAINS", "synthetic_rows"]
 
-# (domain, ISP, share): roughly a consumer list in Japan/US mix.
+# (domain, ISP, share): a consumer list at the four big mailbox providers.
 DOMAINS: tuple[tuple[str, str, float], ...] = (
-    ("gmail.com", "gmail", 0.38),
-    ("googlemail.com", "gmail", 0.02),
-    ("outlook.com", "microsoft", 0.12),
-    ("hotmail.com", "microsoft", 0.10),
-    ("yahoo.com", "yahoo", 0.12),
-    ("aol.com", "yahoo", 0.03),
-    ("icloud.com", "apple", 0.08),
+    ("gmail.com", "gmail", 0.42),
+    ("googlemail.com", "gmail", 0.03),
+    ("outlook.com", "microsoft", 0.13),
+    ("hotmail.com", "microsoft", 0.11),
+    ("yahoo.com", "yahoo", 0.14),
+    ("aol.com", "yahoo", 0.04),
+    ("icloud.com", "apple", 0.11),
     ("me.com", "apple", 0.02),
-    ("example.net", "default", 0.07),
-    ("mail.example.org", "default", 0.06),
 )
 
 

@@ -6,7 +6,10 @@ one queue); on SQLite the writer lock of BEGIN IMMEDIATE gives the same effect.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -90,13 +93,29 @@ class QueueOps:
 
     engine: AsyncEngine
     _dialect: str
+    _write_lock: asyncio.Lock | None = None
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction. On SQLite, writers of this process queue on an
+        asyncio lock: otherwise they meet in SQLite's busy handler, which sleeps
+        in steps of milliseconds long after the lock was freed."""
+        if self._dialect != "sqlite":
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        writer = self.engine.execution_options(sqlite_immediate=True)
+        async with self._write_lock, writer.begin() as conn:
+            yield conn
 
     # -- lanes -------------------------------------------------------------------
 
     async def ensure_lane(self, initial: Lane, now: datetime) -> tuple[int, Lane]:
         """The stored lane (ip, isp), created from ``initial`` if new."""
         try:
-            async with self.engine.begin() as conn:
+            async with self._begin() as conn:
                 row = await self._lane(conn, initial.ip, initial.isp)
                 if row is None:
                     values = _lane_row(initial, 0.0, now) | {
@@ -147,7 +166,7 @@ class QueueOps:
             .where(recipients.c.domain == domain, recipients.c.isp.is_(None))
             .values(isp=isp, updated_at=now)
         )
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
 
     async def fail_domain(self, domain: str, reply: str, now: datetime) -> int:
@@ -170,7 +189,7 @@ class QueueOps:
             "source": "dns",
             "created_at": now,
         }
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             count = int((await conn.execute(statement)).rowcount)
             await conn.execute(
                 self._insert(suppressions).on_conflict_do_nothing(
@@ -225,7 +244,7 @@ class QueueOps:
             )
         )
         try:
-            async with self.engine.begin() as conn:
+            async with self._begin() as conn:
                 rows = (await conn.execute(statement)).all()
         except SQLAlchemyError as exc:
             raise StoreError("claiming recipients", describe(exc)) from exc
@@ -252,7 +271,7 @@ class QueueOps:
             .where(recipients.c.state == _SENDING, recipients.c.claimed_until < now)
             .values(state=_QUEUED, claimed_by=None, claimed_until=None, updated_at=now)
         )
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
 
     async def release_claims(self, claimer: str, now: datetime) -> int:
@@ -262,7 +281,7 @@ class QueueOps:
             .where(recipients.c.state == _SENDING, recipients.c.claimed_by == claimer)
             .values(state=_QUEUED, claimed_by=None, claimed_until=None, updated_at=now)
         )
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
 
     async def template_for(self, campaign_id: int) -> bytes:
@@ -288,7 +307,7 @@ class QueueOps:
         if not tick:
             return
         try:
-            async with self.engine.begin() as conn:
+            async with self._begin() as conn:
                 await self._record_attempts(conn, tick, now)
                 await self._record_lanes(conn, tick, now)
         except SQLAlchemyError as exc:

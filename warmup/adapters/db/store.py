@@ -66,10 +66,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    # BEGIN IMMEDIATE takes the write lock up front: two writers then queue on
-    # busy_timeout instead of failing with "database is locked" when a deferred
-    # transaction tries to upgrade its read lock. WAL readers are not blocked.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Write transactions (opened through QueueOps._begin) say BEGIN IMMEDIATE:
+    # they take the write lock up front, so two writers queue on busy_timeout
+    # instead of failing with "database is locked" when a deferred transaction
+    # tries to upgrade its read lock. Reads stay deferred: WAL never blocks them.
+    immediate = connection.get_execution_options().get("sqlite_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _upgrade(connection: Connection) -> None:
@@ -96,7 +98,8 @@ class SQLStore(QueueOps):
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
         try:
-            async with engine.begin() as conn:
+            immediate = engine.execution_options(sqlite_immediate=True)
+            async with immediate.begin() as conn:
                 await conn.run_sync(_upgrade)
         except (SQLAlchemyError, OSError) as exc:
             await engine.dispose()
@@ -116,7 +119,7 @@ class SQLStore(QueueOps):
         self, name: str, template: TemplateRecord, now: datetime
     ) -> CampaignRef:
         try:
-            async with self.engine.begin() as conn:
+            async with self._begin() as conn:
                 await conn.execute(
                     self._insert(templates)
                     .values(
@@ -213,7 +216,7 @@ class SQLStore(QueueOps):
         through SQLAlchemy's insertmanyvalues. The values are plain (aware
         datetimes included), so skipping SQLAlchemy's bind processing is safe.
         """
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             if self._dialect != "postgresql":
                 result = await conn.execute(statement, rows)
                 return int(result.rowcount)
@@ -281,7 +284,7 @@ class SQLStore(QueueOps):
     async def remove_suppressions(self, addresses: Sequence[str]) -> int:
         removed = 0
         try:
-            async with self.engine.begin() as conn:
+            async with self._begin() as conn:
                 for start in range(0, len(addresses), _CHUNK):
                     chunk = list(addresses[start : start + _CHUNK])
                     result = await conn.execute(
