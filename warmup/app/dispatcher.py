@@ -200,6 +200,16 @@ class Dispatcher:
     # -- maintenance -------------------------------------------------------------
 
     async def _maintain(self, now: datetime) -> None:
+        if self._next_maintenance is None:  # first tick of this process
+            node = self.settings.node.rpartition(":")[0] or self.settings.node
+            back = await self.store.release_node_claims(node, self.settings.node, now)
+            if back:
+                logger.info(
+                    "returned %d recipients claimed by an earlier run of "
+                    "node %s to the queue",
+                    back,
+                    node,
+                )
         self._next_maintenance = now + self.settings.maintenance_every
         released = await self.store.release_expired_leases(now)
         if released:

@@ -284,6 +284,23 @@ class QueueOps:
         async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
 
+    async def release_node_claims(self, node: str, current: str, now: datetime) -> int:
+        """At start-up: claims of this node's earlier (dead) processes go back.
+
+        Each node runs one `warmup run`; its claimers are named ``node:pid``.
+        """
+        statement = (
+            update(recipients)
+            .where(
+                recipients.c.state == _SENDING,
+                recipients.c.claimed_by.like(f"{node}:%"),
+                recipients.c.claimed_by != current,
+            )
+            .values(state=_QUEUED, claimed_by=None, claimed_until=None, updated_at=now)
+        )
+        async with self._begin() as conn:
+            return int((await conn.execute(statement)).rowcount)
+
     async def template_for(self, campaign_id: int) -> bytes:
         query = (
             select(templates.c.content)
