@@ -52,12 +52,12 @@ class Tracker:
                     event.set()
         return None
 
-    async def reach(self, total: int, timeout: float) -> None:
+    async def reach(self, total: int, within: float) -> None:
         event = asyncio.Event()
         if self.total >= total:
             return
         self._waiters.append((total, event))
-        await asyncio.wait_for(event.wait(), timeout)
+        await asyncio.wait_for(event.wait(), within)
 
 
 def _write_project(
@@ -150,15 +150,15 @@ async def test_sigkill_ten_times_loses_nothing(tmp_path: Path) -> None:
         process = await _start(config, log)
         try:
             for _ in range(10):
-                await tracker.reach(tracker.total + rng.randint(100, 800), timeout=120)
+                await tracker.reach(tracker.total + rng.randint(100, 800), within=120)
                 process.kill()  # SIGKILL: no chance to clean up
                 await process.wait()
                 kills.append(tracker.total)
                 process = await _start(config, log)
-            await tracker.reach(9_900 + 0, timeout=300)
+            await tracker.reach(9_900 + 0, within=300)
             # Every live address arrived at least once; now stop cleanly.
             while len(tracker.accepted) < 9_900:  # bounded by the timeout below
-                await tracker.reach(tracker.total + 1, timeout=60)
+                await tracker.reach(tracker.total + 1, within=60)
         finally:
             code = await _stop(process)
     assert code == 0, log.read_text()[-2000:]
@@ -187,7 +187,7 @@ async def test_two_nodes_share_one_postgres(tmp_path: Path, pg_admin: str) -> No
         log = tmp_path / "run.log"
         first, second = await _start(a, log), await _start(b, log)
         try:
-            await tracker.reach(4_000, timeout=300)
+            await tracker.reach(4_000, within=300)
         finally:
             codes = [await _stop(first), await _stop(second)]
     assert codes == [0, 0], log.read_text()[-2000:]

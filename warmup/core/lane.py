@@ -11,8 +11,9 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
    adds ``recover_step`` to the factor, never above 1; at 1 the lane is back to
    ``ramping`` (or ``warmed``).
 4. Block (5xx aimed at the sender) pauses the lane until ``pause_for`` has passed
-   (None: until its next window opens). A paused lane sends nothing; when the pause
-   ends it resumes backed off at ``throttle.factor``.
+   (None: until its next window opens). A paused lane sends nothing, and replies
+   to sends still in flight only count; when the pause ends it resumes backed off
+   at ``throttle.factor``.
 5. Day close. At the first window of a new day the previous day is judged: it
    advances the ramp day when it met ``advance`` (enough volume, hard-bounce,
    deferral and complaint rates under the limits), else the day is repeated. A
@@ -147,6 +148,8 @@ def on_reply(
 ) -> tuple[Lane, list[LaneEvent]]:
     """Count the reply and react to throttles and blocks (rules 2 and 4)."""
     lane = replace(lane, stats=lane.stats.add(verdict))
+    if lane.state is LaneState.paused:
+        return lane, []  # a late reply from a send in flight: already paused
     if verdict is Verdict.throttle:
         return _throttle(lane, now, schedule, next_window, reply)
     if verdict is Verdict.block:
