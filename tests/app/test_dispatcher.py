@@ -176,3 +176,52 @@ async def test_a_throttle_halves_that_lane_at_once_and_recovers(
     # the throttled recipient was retried on the same lane and delivered
     (victim,) = throttled
     assert [m.source for m in sender.sent if m.recipient == victim] == ["127.0.0.2"] * 2
+
+
+async def test_overflow_ip_takes_only_what_warming_ips_cannot_send(
+    store: SQLStore,
+) -> None:
+    clock = FakeClock(START)
+    sender = FakeSender(now=clock.now)
+    await _queue(store, 300, clock.now())
+    warm = SourceIP(address="127.0.0.9", helo="warm.test", overflow=("gmail",))
+    settings = EngineSettings(
+        schedules={"gmail": SCHEDULE, "default": DEFAULT},
+        ips=(IPS[0], warm),
+        delivery=DeliverySettings(
+            routes={"gmail": Route(host="127.0.0.1", port=2525)}, batch_size=500
+        ),
+        return_path="bounces@bounce.test",
+        verp_secret=b"k",
+        tz=TZ,
+        node="n:1",
+        maintenance_every=timedelta(hours=1),
+        idle_wake=timedelta(hours=1),
+    )
+    engine = Dispatcher(
+        store=store,
+        sender=sender,
+        resolver=FakeResolver(),
+        clock=clock,
+        settings=settings,
+        rng=random.Random(1),
+    )
+    await _run_until(engine, clock, START + timedelta(hours=4))
+    by_ip = Counter(m.source for m in sender.sent)
+    # The warming IP sends its ramp (6/h x 2 h); the warmed overflow IP sends at the
+    # schedule's warmed rate (30/h x 2 h) from the excess only.
+    assert by_ip["127.0.0.2"] == 12
+    assert by_ip["127.0.0.9"] == 60
+    lane = engine.lanes[("127.0.0.9", "gmail")].lane
+    assert lane.state is LaneState.warmed
+    assert len({m.recipient for m in sender.sent}) == len(sender.sent)
+
+
+async def test_no_overflow_pool_means_the_excess_waits(store: SQLStore) -> None:
+    clock = FakeClock(START)
+    sender = FakeSender(now=clock.now)
+    await _queue(store, 300, clock.now())
+    engine = await _engine(store, clock, sender)
+    await _run_until(engine, clock, START + timedelta(hours=4))
+    assert len(sender.sent) == 24  # two warming IPs x 12; the rest stays queued
+    assert (await store.count_recipients()).get("queued") == 276
