@@ -70,7 +70,7 @@ def test_demo_runs_and_writes_its_summary(tmp_path: Path) -> None:
     assert sum(totals.values()) == summary["queued"] == 3000
     assert 0 < summary["suppressed"] <= totals["bounced"]
     assert "lanes after the simulation" in result.output
-    assert "warmup -c" in result.output and "status" in result.output
+    assert "warmup -c" in result.output and "suppress list" in result.output
     # The config it leaves behind is valid and points at its database.
     check = CliRunner().invoke(
         cli, ["-c", str(tmp_path / "demo" / "config.yaml"), "check"]
