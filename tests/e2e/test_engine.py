@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -20,7 +22,7 @@ from warmup.config import load_config
 from warmup.core.model import LaneState
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver
-from warmup.testing.smtp import ScriptedSMTPServer
+from warmup.testing.smtp import ReplyHook, ScriptedSMTPServer
 
 GMAIL = """\
 isp: gmail
@@ -88,19 +90,26 @@ async def _drive(engine: Dispatcher, clock: FakeClock, until: datetime) -> None:
     raise AssertionError("the simulation did not reach its end")
 
 
-async def test_thirty_ramp_days_over_real_smtp(
-    tmp_path: Path, database_url: str
-) -> None:
-    clock = FakeClock(datetime(2030, 3, 1, tzinfo=UTC))
-    seen: list[tuple[str, datetime]] = []
+@dataclass
+class Run:
+    engine: Dispatcher
+    config: Path
+    events: list[dict[str, Any]]
+    days: list[dict[str, Any]]
 
-    def observe(peer: str, command: str, _arg: str) -> None:
-        if command == "DATA":
-            seen.append((peer, clock.now()))
 
-    async with ScriptedSMTPServer(reply_for=lambda p, c, a: observe(p, c, a)) as server:
+async def _run_engine(
+    tmp_path: Path,
+    database_url: str,
+    clock: FakeClock,
+    reply: ReplyHook,
+    addresses: list[str],
+    span: timedelta,
+) -> tuple[Run, ScriptedSMTPServer]:
+    """Enqueue through the CLI, then run the engine over real SMTP for ``span``."""
+    async with ScriptedSMTPServer(reply_for=reply) as server:
         config_path = _project(tmp_path, database_url, server.port)
-        await _enqueue(tmp_path, config_path, [f"u{i}@gmail.com" for i in range(2_000)])
+        await _enqueue(tmp_path, config_path, addresses)
         config = load_config(config_path)
         store = await SQLStore.open(config.settings.database)
         sender = SMTPSender(
@@ -117,12 +126,41 @@ async def test_thirty_ramp_days_over_real_smtp(
             idle_wake=timedelta(hours=6),
         )
         try:
-            await _drive(engine, clock, clock.now() + timedelta(days=30))
+            await _drive(engine, clock, clock.now() + span)
             await engine.finish()
-            history = await store.lane_history()
+            run = Run(
+                engine=engine,
+                config=config_path,
+                events=await store.all_events(),
+                days=await store.lane_history(),
+            )
         finally:
             await sender.close()
             await store.close()
+    return run, server
+
+
+async def test_thirty_ramp_days_over_real_smtp(
+    tmp_path: Path, database_url: str
+) -> None:
+    clock = FakeClock(datetime(2030, 3, 1, tzinfo=UTC))
+    seen: list[tuple[str, datetime]] = []
+
+    def observe(peer: str, command: str, _arg: str) -> None:
+        if command == "DATA":
+            seen.append((peer, clock.now()))
+        return None
+
+    run, server = await _run_engine(
+        tmp_path,
+        database_url,
+        clock,
+        observe,
+        [f"u{i}@gmail.com" for i in range(2_000)],
+        timedelta(days=30),
+    )
+    history = run.days
+    config = load_config(run.config)
     tz = config.tz
     per_day = Counter((peer, moment.astimezone(tz).date()) for peer, moment in seen)
     start = clock.now().astimezone(tz).date() - timedelta(days=30)
@@ -164,33 +202,16 @@ async def test_throttle_backs_off_one_lane_and_block_pauses_it(
             return "550 5.1.1 The email account that you tried to reach does not exist."
         return None
 
-    async with ScriptedSMTPServer(reply_for=reply) as server:
-        config_path = _project(tmp_path, database_url, server.port)
-        dead = ["dead1@gmail.com", "dead2@gmail.com"]
-        await _enqueue(
-            tmp_path, config_path, dead + [f"u{i}@gmail.com" for i in range(200)]
-        )
-        config = load_config(config_path)
-        store = await SQLStore.open(config.settings.database)
-        sender = SMTPSender(
-            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
-        )
-        engine = build_dispatcher(
-            config,
-            store=store,
-            sender=sender,
-            resolver=FakeResolver(),
-            clock=clock,
-            secret=b"s",
-            maintenance_every=timedelta(hours=6),
-            idle_wake=timedelta(hours=6),
-        )
-        try:
-            await _drive(engine, clock, clock.now() + timedelta(days=1))
-            history = await store.all_events()
-        finally:
-            await sender.close()
-            await store.close()
+    dead = ["dead1@gmail.com", "dead2@gmail.com"]
+    run, _ = await _run_engine(
+        tmp_path,
+        database_url,
+        clock,
+        reply,
+        dead + [f"u{i}@gmail.com" for i in range(200)],
+        timedelta(days=1),
+    )
+    engine, history, config_path = run.engine, run.events, run.config
     mine, other = times["127.0.0.2"], times["127.0.0.3"]
     gaps = [b - a for a, b in itertools.pairwise(mine)]
     assert gaps[:3] == [timedelta(minutes=10)] * 3
@@ -207,3 +228,45 @@ async def test_throttle_backs_off_one_lane_and_block_pauses_it(
     # The dead addresses were suppressed at once; a later campaign does not queue them.
     summary = await _enqueue(tmp_path, config_path, [*dead, "new@gmail.com"], "later")
     assert '"suppressed": 2' in summary and '"queued": 1' in summary
+
+
+async def test_a_block_pauses_only_that_lane(tmp_path: Path, database_url: str) -> None:
+    clock = FakeClock(datetime(2030, 3, 1, tzinfo=UTC))
+    times: dict[str, list[datetime]] = {"127.0.0.2": [], "127.0.0.3": []}
+
+    def reply(peer: str, command: str, _arg: str) -> str | None:
+        if command != "RCPT":
+            return None
+        times[peer].append(clock.now())
+        if peer == "127.0.0.2" and len(times[peer]) == 3:
+            return (
+                "550 5.7.1 [127.0.0.2] Our system has detected that this message is "
+                "likely unsolicited mail. Blocked (IP on the Spamhaus SBL)."
+            )
+        return None
+
+    run, _ = await _run_engine(
+        tmp_path,
+        database_url,
+        clock,
+        reply,
+        [f"u{i}@gmail.com" for i in range(200)],
+        timedelta(hours=30),
+    )
+    blocked, other = times["127.0.0.2"], times["127.0.0.3"]
+    # The block pauses 127.0.0.2 for 6 h: nothing more from it in today's window
+    # (01:00-03:00), and the next day it resumes at half rate; 127.0.0.3 goes on.
+    first_day = [t for t in blocked if t < blocked[0] + timedelta(hours=6)]
+    assert len(first_day) == 3
+    assert len([t for t in other if t < other[0] + timedelta(hours=6)]) == 12
+    events = [(e["ip"], e["cause"], e["new_state"]) for e in run.events]
+    assert ("127.0.0.2", "block", "paused") in events
+    assert all(
+        ip == "127.0.0.2" for ip, cause, _ in events if cause in ("block", "resume")
+    )
+    assert "Spamhaus" in next(e["reply"] for e in run.events if e["cause"] == "block")
+    # The blocked recipient was not suppressed: the block was about our IP.
+    listed = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["-c", str(run.config), "suppress", "list", "--json"]
+    )
+    assert listed.output.strip() == ""
