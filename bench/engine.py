@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import multiprocessing
 import random
@@ -46,6 +47,7 @@ from warmup.core.settings import (
 )
 from warmup.core.suppression import make_suppression
 from warmup.core.template import parse_template
+from warmup.testing.smtp import ScriptedSMTPServer
 
 TEMPLATE = b"From: shop@example.test\r\nTo: {{ email }}\r\nSubject: Hello\r\n\r\n" + (
     b"Hello there, this is the body of a typical short campaign message.\r\n" * 20
@@ -203,6 +205,49 @@ def _pacing_figures(
     }
 
 
+async def reaction_latency(
+    per_hour: int = 3_600, throttle_at: int = 50
+) -> dict[str, Any]:
+    """Sends that still leave at the old rate after a 421 4.7.28 (should be 0)."""
+    clock = VirtualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    seen: list[datetime] = []
+    throttled_at: list[datetime] = []
+
+    def reply(peer: str, command: str, arg: str) -> str | None:
+        if command != "RCPT":
+            return None
+        seen.append(clock.now())
+        if len(seen) == throttle_at:
+            throttled_at.append(clock.now())
+            return "421 4.7.28 [127.0.0.2] unusual rate of unsolicited mail"
+        return None
+
+    async with ScriptedSMTPServer(reply_for=reply) as server:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = await _project(Path(tmp), 200, suppressed=0)
+            engine, sender = _engine(store, clock, server.port, 1, per_hour, catch_up=1)
+            await simulate(
+                engine,
+                clock,
+                until=clock.now() + timedelta(minutes=3),
+                quantum=timedelta(0),
+            )
+            await sender.close()
+            await store.close()
+    old = timedelta(hours=1) / per_hour
+    after = [t for t in seen if t > throttled_at[0]]
+    early = sum(
+        1
+        for a, b in itertools.pairwise([throttled_at[0], *after[:5]])
+        if b - a < old * 1.5
+    )
+    return {
+        "old_interval": old.total_seconds(),
+        "next_gap": (after[0] - throttled_at[0]).total_seconds(),
+        "at_old_rate": early,
+    }
+
+
 async def pacing_wall(port: int, seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = await _project(Path(tmp), 36_000, suppressed=0)
@@ -242,6 +287,11 @@ async def main_async(args: argparse.Namespace, port: int) -> None:
             f"{f['counts']} vs {f['expected']:g} (worst {f['worst_error']:.2%} off); "
             f"busiest 60 s {f['busiest_minute']} (limit {f['limit']})"
         )
+    latency = await reaction_latency()
+    print(
+        f"after a 421 4.7.28: {latency['at_old_rate']} sends at the old rate; next "
+        f"gap {latency['next_gap']:g} s (old spacing {latency['old_interval']:g} s)"
+    )
     wall = await pacing_wall(port, args.seconds)
     print(
         f"pacing 36,000/h on the wall clock: {wall['sent']:,} sent in "
