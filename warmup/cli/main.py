@@ -29,7 +29,7 @@ __all__ = ["cli", "main"]
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default=None,
-    help="Default: info for `run` and `demo`, warning otherwise.",
+    help="Default: info for `run`, warning otherwise.",
 )
 @click.version_option(__version__, prog_name="warmup")
 @click.pass_context
