@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -19,6 +20,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from warmup.adapters.recipient_file import RowReader
 from warmup.app.rows import RowProblem
 from warmup.config import Config, load_config, resolve_config_path
 from warmup.core.errors import ConfigError, InputError, WarmupError
@@ -30,6 +32,7 @@ __all__ = [
     "echo_json",
     "err_console",
     "fail",
+    "file_progress",
     "out_console",
     "print_problems",
     "progress_bar",
@@ -40,6 +43,7 @@ EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
 PROBLEMS_SHOWN = 100
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def out_console() -> Console:
@@ -96,6 +100,20 @@ def progress_bar(total: int | None, description: str) -> Progress:
         transient=True,
         disable=not console.is_terminal or total == 0,
     )
+
+
+@contextmanager
+def file_progress(
+    reader: RowReader, label: str, describe: Callable[[R], str]
+) -> Iterator[Callable[[R], None]]:
+    """A progress bar over a file being read; yields the per-batch callback."""
+    with progress_bar(reader.size, label) as progress:
+        task = progress.add_task(label, total=reader.size or None, detail="")
+
+        def show(report: R) -> None:
+            progress.update(task, completed=reader.position(), detail=describe(report))
+
+        yield show
 
 
 def print_problems(source: str, problems: list[RowProblem], invalid: int) -> None:

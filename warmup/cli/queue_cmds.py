@@ -15,9 +15,9 @@ from warmup.app.ports import TemplateRecord
 from warmup.cli.common import (
     config_from,
     echo_json,
+    file_progress,
     out_console,
     print_problems,
-    progress_bar,
     run_async,
 )
 from warmup.config import Config
@@ -112,6 +112,10 @@ async def _enqueue(
         reader.close()
 
 
+def _queued(report: EnqueueReport) -> str:
+    return f"{report.queued:,} queued"
+
+
 def _check_columns(file: str, template: Template, columns: list[str]) -> None:
     """CSV files name their columns up front: every placeholder must be one."""
     missing = sorted(
@@ -141,16 +145,7 @@ async def _load(
     store = await SQLStore.open(config.settings.database)
     try:
         ref = await store.ensure_campaign(campaign, record, clock.now())
-        with progress_bar(reader.size, "enqueue") as progress:
-            task = progress.add_task("enqueue", total=reader.size or None, detail="")
-
-            def show(report: EnqueueReport) -> None:
-                progress.update(
-                    task,
-                    completed=reader.position(),
-                    detail=f"{report.queued:,} queued",
-                )
-
+        with file_progress(reader, "enqueue", _queued) as show:
             return await enqueue_rows(
                 store,
                 ref.id,
@@ -161,5 +156,4 @@ async def _load(
                 on_batch=show,
             )
     finally:
-        reader.close()
         await store.close()

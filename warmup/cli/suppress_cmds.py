@@ -20,9 +20,9 @@ from warmup.cli.common import (
     config_from,
     echo_json,
     fail,
+    file_progress,
     out_console,
     print_problems,
-    progress_bar,
     run_async,
 )
 from warmup.config import Config
@@ -130,6 +130,10 @@ def _row(entry: Suppression) -> dict[str, str]:
     }
 
 
+def _added(report: ImportReport) -> str:
+    return f"{report.added:,} added"
+
+
 @suppress.command("import")
 @click.argument("file")
 @click.option(
@@ -149,16 +153,7 @@ def import_(
     async def work(store: SQLStore) -> ImportReport:
         reader = RowReader(file, "csv", required="address", aliases=("email",))
         try:
-            with progress_bar(reader.size, "import") as progress:
-                task = progress.add_task("import", total=reader.size or None, detail="")
-
-                def show(report: ImportReport) -> None:
-                    progress.update(
-                        task,
-                        completed=reader.position(),
-                        detail=f"{report.added:,} added",
-                    )
-
+            with file_progress(reader, "import", _added) as show:
                 return await import_suppressions(
                     store,
                     reader,

@@ -1,0 +1,260 @@
+"""``warmup status``: every lane against its plan, problems first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+import click
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from warmup.adapters.db.reporting import campaign_summary, last_events
+from warmup.adapters.db.store import SQLStore
+from warmup.cli.common import config_from, echo_json, out_console, run_async
+from warmup.config import Config
+from warmup.core.lane import Lane, lane_rate
+from warmup.core.model import LaneState
+from warmup.core.schedule import Schedule
+
+__all__ = ["lane_record", "status"]
+
+REPLY_WIDTH = 48
+# Sort rank: paused, backed off, rates over the schedule's limits, the rest.
+_RANK = {"paused": 0, "backed_off": 1, "high_rates": 2}
+_COUNTS = ("queued", "sending", "delivered", "bounced", "suppressed", "expired")
+
+JSON_HELP = """
+\b
+--json prints one object per lane, problems first:
+  kind "lane"; ip, isp, state (ramping|warmed|backed_off|paused);
+  problem (paused|backed_off|high_rates|null); ramp_day, last_ramp_day;
+  allowance_per_hour (now: schedule rate x backoff factor, 0 when paused),
+  saved_allowance_per_hour (as last stored), schedule_per_hour,
+  backoff_factor; local_day (the lane's current sending day, which the
+  counters below cover), sent, planned, delivered, soft, throttle, hard,
+  block, deferred (soft + throttle), complaints; delivered_pct, hard_pct,
+  deferred_pct (of sent, 0-100); last_sent_at; last_event (null, or
+  at, cause, old_state, new_state, reply, detail).
+then one object with kind "campaigns" and campaigns: a list of name,
+queued, sending, pending (queued + sending), delivered, bounced,
+suppressed, expired, total.
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    lanes: list[dict[str, Any]]
+    campaigns: list[dict[str, Any]]
+
+
+def _pct(count: int, total: int) -> float:
+    return round(100.0 * count / total, 2) if total else 0.0
+
+
+def _problem(lane: Lane, schedule: Schedule) -> str | None:
+    if lane.state in (LaneState.paused, LaneState.backed_off):
+        return lane.state.value
+    stats, limits = lane.stats, schedule.advance
+    deferred = stats.rate(stats.soft + stats.throttle)
+    if (
+        stats.rate(stats.hard) > limits.max_hard_bounce_rate
+        or deferred > limits.max_deferral_rate
+        or stats.rate(stats.complaints) > limits.max_complaint_rate
+    ):
+        return "high_rates"
+    return None
+
+
+def lane_record(
+    lane: Lane, saved_allowance: float, schedule: Schedule, event: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One lane's status as the JSON object ``--json`` prints."""
+    stats = lane.stats
+    deferred = stats.soft + stats.throttle
+    return {
+        "kind": "lane",
+        "ip": lane.ip,
+        "isp": lane.isp,
+        "state": lane.state.value,
+        "problem": _problem(lane, schedule),
+        "ramp_day": lane.ramp_day,
+        "last_ramp_day": schedule.last_day,
+        "allowance_per_hour": round(lane_rate(lane, schedule), 2),
+        "saved_allowance_per_hour": round(saved_allowance, 2),
+        "schedule_per_hour": schedule.per_hour(lane.ramp_day),
+        "backoff_factor": lane.factor,
+        "local_day": lane.day.isoformat() if lane.day else None,
+        "sent": stats.attempted,
+        "planned": schedule.per_day(lane.ramp_day),
+        "delivered": stats.delivered,
+        "soft": stats.soft,
+        "throttle": stats.throttle,
+        "hard": stats.hard,
+        "block": stats.block,
+        "deferred": deferred,
+        "complaints": stats.complaints,
+        "delivered_pct": _pct(stats.delivered, stats.attempted),
+        "hard_pct": _pct(stats.hard, stats.attempted),
+        "deferred_pct": _pct(deferred, stats.attempted),
+        "last_sent_at": lane.last_sent_at,
+        "last_event": event,
+    }
+
+
+def _sort_key(record: dict[str, Any]) -> tuple[int, str, str]:
+    return (_RANK.get(record["problem"] or "", 3), record["ip"], record["isp"])
+
+
+async def _snapshot(
+    store: SQLStore, config: Config, ips: tuple[str, ...], isps: tuple[str, ...]
+) -> Snapshot:
+    events = await last_events(store)
+    records = []
+    for lane_id, lane, saved in await store.all_lanes():
+        if (ips and lane.ip not in ips) or (isps and lane.isp not in isps):
+            continue
+        schedule = config.schedules.get(lane.isp) or config.schedules["default"]
+        records.append(lane_record(lane, saved, schedule, events.get(lane_id)))
+    records.sort(key=_sort_key)
+    return Snapshot(lanes=records, campaigns=await campaign_summary(store))
+
+
+def _shorten(text: str | None, width: int = REPLY_WIDTH) -> str:
+    line = " ".join((text or "").split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _event_cell(event: dict[str, Any] | None, tz: tzinfo) -> str:
+    if event is None:
+        return ""
+    at: datetime = event["at"]
+    parts = [
+        event["cause"],
+        _shorten(event["reply"]),
+        f"{at.astimezone(tz):%m-%d %H:%M}",
+    ]
+    return " · ".join(part for part in parts if part)
+
+
+_STYLES = {"paused": "bold red", "backed_off": "yellow", "high_rates": "magenta"}
+
+
+def _lane_table(records: list[dict[str, Any]], tz: tzinfo) -> Table:
+    table = Table(title=f"lanes ({len(records)})")
+    for name in ("ip", "isp", "state", "day", "allowance/h", "sent/planned"):
+        table.add_column(name, justify="right" if "/" in name else "left")
+    for name in ("deliv %", "hard %", "defer %", "compl"):
+        table.add_column(name, justify="right")
+    table.add_column("last event", overflow="fold")
+    for r in records:
+        table.add_row(
+            r["ip"],
+            r["isp"],
+            r["state"],
+            f"{r['ramp_day']}/{r['last_ramp_day']}",
+            f"{r['allowance_per_hour']:g}/{r['schedule_per_hour']}",
+            f"{r['sent']}/{r['planned']}",
+            f"{r['delivered_pct']:.1f}",
+            f"{r['hard_pct']:.1f}",
+            f"{r['deferred_pct']:.1f}",
+            str(r["complaints"]),
+            _event_cell(r["last_event"], tz),
+            style=_STYLES.get(r["problem"] or ""),
+        )
+    return table
+
+
+def _campaign_table(campaigns: list[dict[str, Any]]) -> Table:
+    table = Table(title="campaigns")
+    table.add_column("name")
+    for name in ("pending", *_COUNTS):
+        table.add_column(name, justify="right")
+    for item in campaigns:
+        counts = (item["pending"], *(item[name] for name in _COUNTS))
+        table.add_row(item["name"], *(f"{n:,}" for n in counts))
+    return table
+
+
+def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
+    return Group(_lane_table(snapshot.lanes, tz), _campaign_table(snapshot.campaigns))
+
+
+def _print_json(snapshot: Snapshot) -> None:
+    for record in snapshot.lanes:
+        echo_json(record)
+    echo_json({"kind": "campaigns", "campaigns": snapshot.campaigns})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Request:
+    ips: tuple[str, ...]
+    isps: tuple[str, ...]
+    as_json: bool
+    watch: float | None
+    iterations: int | None
+
+
+async def _show(config: Config, request: _Request) -> None:
+    store = await SQLStore.open(config.settings.database)
+    try:
+        snapshot = await _snapshot(store, config, request.ips, request.isps)
+        if request.as_json:
+            _print_json(snapshot)
+        elif request.watch is None:
+            out_console().print(_render(snapshot, config.tz))
+        else:
+            await _watch(store, config, request, snapshot)
+    finally:
+        await store.close()
+
+
+async def _watch(
+    store: SQLStore, config: Config, request: _Request, snapshot: Snapshot
+) -> None:
+    assert request.watch is not None
+    shown = 1
+    with Live(_render(snapshot, config.tz), console=out_console()) as live:
+        while request.iterations is None or shown < request.iterations:
+            await asyncio.sleep(request.watch)
+            snapshot = await _snapshot(store, config, request.ips, request.isps)
+            live.update(_render(snapshot, config.tz))
+            shown += 1
+
+
+@click.command(epilog=JSON_HELP)
+@click.option("--ip", "ips", multiple=True, help="Only lanes of this IP (repeatable).")
+@click.option("--isp", "isps", multiple=True, help="Only this ISP (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines (fields below).")
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Refresh in place every SECONDS until Ctrl-C.",
+)
+@click.option("--watch-iterations", type=click.IntRange(min=1), hidden=True)
+@click.pass_context
+def status(
+    ctx: click.Context,
+    ips: tuple[str, ...],
+    isps: tuple[str, ...],
+    as_json: bool,
+    watch: float | None,
+    watch_iterations: int | None,
+) -> None:
+    """Every lane against its plan, problems first, then each campaign's counts.
+
+    Sent/planned and the rates cover the lane's current sending day.
+    """
+    if as_json and watch is not None:
+        raise click.UsageError("--watch and --json cannot be combined")
+    config = config_from(ctx)
+    request = _Request(
+        ips=ips, isps=isps, as_json=as_json, watch=watch, iterations=watch_iterations
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        run_async(_show(config, request))
