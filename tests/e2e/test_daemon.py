@@ -14,10 +14,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from click.testing import CliRunner
 
 from tests.conftest import _fresh_pg_database
-from warmup.cli import cli
+from tests.e2e.helpers import enqueue_via_cli
 from warmup.testing.smtp import ScriptedSMTPServer
 
 FAST = """\
@@ -27,7 +26,6 @@ ramp:
   - {days: 1-30, per_hour: 360000}
 """
 DEFAULT = "isp: default\nramp:\n  - {days: 1, per_hour: 5}\n"
-TEMPLATE = b"From: shop@shop.example\nSubject: Hi {{ name }}\n\nHello {{ name }}\n"
 ENV = {**os.environ, "WARMUP_VERP_SECRET": "test-secret"}
 
 
@@ -81,24 +79,6 @@ def _write_project(
     return config
 
 
-async def _enqueue(directory: Path, config: Path, addresses: list[str]) -> None:
-    listing = directory / "list.csv"
-    listing.write_text("email,name\n" + "".join(f"{a},N\n" for a in addresses))
-    (directory / "t.eml").write_bytes(TEMPLATE)
-    args = [
-        "-c",
-        str(config),
-        "enqueue",
-        str(listing),
-        "--template",
-        str(directory / "t.eml"),
-        "--campaign",
-        "daemon",
-    ]
-    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
-    assert result.exit_code == 0, result.output
-
-
 async def _start(config: Path, log: Path) -> asyncio.subprocess.Process:
     with log.open("ab") as handle:
         return await asyncio.create_subprocess_exec(
@@ -144,7 +124,7 @@ async def test_sigkill_ten_times_loses_nothing(tmp_path: Path) -> None:
     ]
     async with ScriptedSMTPServer(reply_for=tracker.reply) as server:
         config = _write_project(tmp_path, database, server.port, "node-a", ips)
-        await _enqueue(tmp_path, config, addresses)
+        await enqueue_via_cli(tmp_path, config, addresses)
         log = tmp_path / "run.log"
         kills = []
         process = await _start(config, log)
@@ -183,7 +163,7 @@ async def test_two_nodes_share_one_postgres(tmp_path: Path, pg_admin: str) -> No
         b = _write_project(
             tmp_path, database, server.port, "node-b", ["127.0.0.4", "127.0.0.5"]
         )
-        await _enqueue(tmp_path, a, addresses)
+        await enqueue_via_cli(tmp_path, a, addresses)
         log = tmp_path / "run.log"
         first, second = await _start(a, log), await _start(b, log)
         try:

@@ -13,6 +13,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from tests.e2e.helpers import enqueue_via_cli
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
@@ -38,7 +39,6 @@ reactions:
   block: {pause_for: 6h}
 """
 DEFAULT = "isp: default\nramp:\n  - {days: 1, per_hour: 5}\n"
-TEMPLATE = b"From: shop@shop.example\nSubject: Hi {{ name }}\n\nHello {{ name }}\n"
 TZ_NAME = "Asia/Tokyo"
 
 
@@ -56,29 +56,6 @@ def _project(tmp_path: Path, database_url: str, port: int) -> Path:
         "bounces: {return_path: bounces@bounce.test}\n"
     )
     return config
-
-
-async def _enqueue(
-    tmp_path: Path, config: Path, addresses: list[str], campaign: str = "e2e"
-) -> str:
-    """`warmup enqueue` through the CLI (in a thread: it runs its own loop)."""
-    listing = tmp_path / f"{campaign}.csv"
-    listing.write_text("email,name\n" + "".join(f"{a},N\n" for a in addresses))
-    (tmp_path / "t.eml").write_bytes(TEMPLATE)
-    args = [
-        "-c",
-        str(config),
-        "enqueue",
-        str(listing),
-        "--template",
-        str(tmp_path / "t.eml"),
-        "--campaign",
-        campaign,
-        "--json",
-    ]
-    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 async def _drive(engine: Dispatcher, clock: FakeClock, until: datetime) -> None:
@@ -109,7 +86,7 @@ async def _run_engine(
     """Enqueue through the CLI, then run the engine over real SMTP for ``span``."""
     async with ScriptedSMTPServer(reply_for=reply) as server:
         config_path = _project(tmp_path, database_url, server.port)
-        await _enqueue(tmp_path, config_path, addresses)
+        await enqueue_via_cli(tmp_path, config_path, addresses)
         config = load_config(config_path)
         store = await SQLStore.open(config.settings.database)
         sender = SMTPSender(
@@ -226,7 +203,9 @@ async def test_throttle_backs_off_one_lane_and_block_pauses_it(
         engine.lanes[("127.0.0.2", "gmail")].lane.state is LaneState.ramping
     )  # recovered
     # The dead addresses were suppressed at once; a later campaign does not queue them.
-    summary = await _enqueue(tmp_path, config_path, [*dead, "new@gmail.com"], "later")
+    summary = await enqueue_via_cli(
+        tmp_path, config_path, [*dead, "new@gmail.com"], "later"
+    )
     assert '"suppressed": 2' in summary and '"queued": 1' in summary
 
 
