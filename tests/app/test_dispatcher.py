@@ -8,6 +8,9 @@ from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
+from warmup.adapters.db.schema import recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher, EngineSettings
 from warmup.app.ports import TemplateRecord
@@ -225,3 +228,33 @@ async def test_no_overflow_pool_means_the_excess_waits(store: SQLStore) -> None:
     await _run_until(engine, clock, START + timedelta(hours=4))
     assert len(sender.sent) == 24  # two warming IPs x 12; the rest stays queued
     assert (await store.count_recipients()).get("queued") == 276
+
+
+async def test_a_buffer_past_its_lease_is_handed_back_unsent(store: SQLStore) -> None:
+    clock = FakeClock(START + timedelta(hours=1))  # inside the 01:00-03:00 window
+    sender = FakeSender(now=clock.now)
+    await _queue(store, 100, clock.now())
+    engine = await _engine(store, clock, sender)
+    await engine.tick()
+    runtime = engine.lanes[("127.0.0.2", "gmail")]
+    held = {c.id for c in runtime.buffer}
+    assert held  # claimed, not yet sent
+    assert runtime.lease_until is not None
+    expired = runtime.lease_until
+    # The lane is next due only after its lease ran out (next day's window).
+    clock.advance(timedelta(days=1))
+    assert clock.now() > expired
+    await engine.tick()
+    assert runtime.lease_until > clock.now()
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(recipients.c.id, recipients.c.claimed_until).where(
+                    recipients.c.id.in_([c.id for c in runtime.buffer])
+                )
+            )
+        ).all()
+    # Whatever the lane holds now is held under a fresh, unexpired lease.
+    assert rows
+    assert all(r.claimed_until > clock.now() for r in rows)
+    assert len({m.recipient for m in sender.sent}) == len(sender.sent)

@@ -137,6 +137,14 @@ class Dispatcher:
     async def _next_recipient(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
     ) -> Claimed | None:
+        margin = self.settings.delivery.lease / 2
+        if (
+            runtime.buffer
+            and runtime.lease_until
+            and now >= runtime.lease_until - margin
+        ):
+            # Too close to the lease's end (the lane slowed down): give it back.
+            runtime.hand_back(record)
         while True:
             if not runtime.buffer:
                 await self._refill(runtime, now, record)
@@ -155,14 +163,16 @@ class Dispatcher:
             limit = min(limit, self._overflow_budget.get(isp, 0))
             if limit <= 0:
                 return
+        lease_until = now + runtime.lease_for(limit, self.settings.delivery.lease)
         claimed = await self.store.claim(
             lane_id=runtime.id,
             isp=isp,
             limit=limit,
             now=now,
             claimer=self.settings.node,
-            lease_until=now + runtime.lease_for(limit, self.settings.delivery.lease),
+            lease_until=lease_until,
         )
+        runtime.lease_until = lease_until
         if runtime.overflow:
             self._overflow_budget[isp] = self._overflow_budget.get(isp, 0) - len(
                 claimed
@@ -280,8 +290,7 @@ class Dispatcher:
             day = runtime.day_record()
             if day is not None and day.stats.attempted:
                 record.days.append(day)
-            record.released.extend(c.id for c in runtime.buffer)
-            runtime.buffer.clear()
+            runtime.hand_back(record)
             record.lanes[runtime.id] = runtime.snapshot()
         await self.store.record(record, now)
         await self.store.release_claims(self.settings.node, now)

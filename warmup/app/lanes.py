@@ -42,6 +42,9 @@ class LaneRuntime:
     sends: deque[datetime] = field(default_factory=deque)
     max_minute: int = 0
     idle_until: datetime | None = None
+    # When the claim behind ``buffer`` runs out; past it the mail may be another
+    # node's, so what is left of the buffer is handed back unsent.
+    lease_until: datetime | None = None
     dirty: bool = False
 
     @property
@@ -163,6 +166,12 @@ class LaneRuntime:
         """Long enough to send ``count`` at the current rate, plus the lease margin."""
         rate = self.rate or self.day_rate or 1.0
         return lease + timedelta(hours=count / rate)
+
+    def hand_back(self, record: TickRecord) -> None:
+        """Return the claimed, unsent buffer to the queue (under its lease)."""
+        if self.buffer and self.lease_until is not None:
+            record.released.extend((c.id, self.lease_until) for c in self.buffer)
+        self.buffer.clear()
 
     def mark_idle(self, now: datetime) -> None:
         self.idle_until = now + _IDLE_RECHECK

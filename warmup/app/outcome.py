@@ -150,5 +150,4 @@ class OutcomeHandler:
 
     def _return_buffer(self, runtime: LaneRuntime, record: TickRecord) -> None:
         """A paused lane gives its claimed mail back for other lanes to take."""
-        record.released.extend(c.id for c in runtime.buffer)
-        runtime.buffer.clear()
+        runtime.hand_back(record)

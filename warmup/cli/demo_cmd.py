@@ -134,8 +134,8 @@ def demo(
     console.print(
         f"\nDone in {summary['wall_seconds']} s. The demo's config and database "
         f"stay in {config_path.parent}; look at them with\n"
-        f"  warmup -c {config_path} suppress list\n"
-        f"  sqlite3 {config_path.parent / 'warmup.db'} 'select * from lane_events'"
+        f"  warmup -c {config_path} status\n"
+        f"  warmup -c {config_path} suppress list"
     )
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=1, default=str))

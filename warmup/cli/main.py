@@ -12,6 +12,7 @@ from warmup.cli.demo_cmd import demo
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.run_cmd import run
 from warmup.cli.schedule_cmds import check, plan, schedule
+from warmup.cli.status_cmd import status
 from warmup.cli.suppress_cmds import suppress
 
 __all__ = ["cli", "main"]
@@ -45,7 +46,7 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> N
     ctx.obj = {"config_path": config_path}
 
 
-for command in (demo, run, check, schedule, plan, enqueue, suppress, classify):
+for command in (demo, run, status, check, schedule, plan, enqueue, suppress, classify):
     cli.add_command(command)
 
 

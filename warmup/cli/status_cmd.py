@@ -17,7 +17,7 @@ from warmup.adapters.db.reporting import campaign_summary, last_events
 from warmup.adapters.db.store import SQLStore
 from warmup.cli.common import config_from, echo_json, out_console, run_async
 from warmup.config import Config
-from warmup.core.lane import Lane, lane_rate
+from warmup.core.lane import Lane
 from warmup.core.model import LaneState
 from warmup.core.schedule import Schedule
 
@@ -30,19 +30,25 @@ _COUNTS = ("queued", "sending", "delivered", "bounced", "suppressed", "expired")
 
 JSON_HELP = """
 \b
---json prints one object per lane, problems first:
-  kind "lane"; ip, isp, state (ramping|warmed|backed_off|paused);
-  problem (paused|backed_off|high_rates|null); ramp_day, last_ramp_day;
-  allowance_per_hour (now: schedule rate x backoff factor, 0 when paused),
-  saved_allowance_per_hour (as last stored), schedule_per_hour,
-  backoff_factor; local_day (the lane's current sending day, which the
-  counters below cover), sent, planned, delivered, soft, throttle, hard,
-  block, deferred (soft + throttle), complaints; delivered_pct, hard_pct,
-  deferred_pct (of sent, 0-100); last_sent_at; last_event (null, or
-  at, cause, old_state, new_state, reply, detail).
-then one object with kind "campaigns" and campaigns: a list of name,
-queued, sending, pending (queued + sending), delivered, bounced,
-suppressed, expired, total.
+--json prints one object per lane, problems first, with kind "lane" and:
+  ip, isp, state        ramping | warmed | backed_off | paused
+  problem               paused | backed_off | high_rates | null
+                        (high_rates: a day of at least min_sample sends
+                        over the schedule's advance limits)
+  ramp_day, last_ramp_day
+  allowance_per_hour    rate in force as last saved (schedule x factor)
+  schedule_per_hour     the configured rate of ramp_day
+  backoff_factor
+  local_day             the lane's current sending day; the counts cover it
+  sent, planned, delivered, soft, throttle, hard, block, complaints
+  deferred              soft + throttle
+  delivered_pct, hard_pct, deferred_pct   of sent, 0-100
+  last_sent_at
+  last_event            null, or at, cause, old_state, new_state, reply,
+                        detail
+then one object with kind "campaigns" and campaigns, a list of objects:
+  name, queued, sending, pending (queued + sending), delivered, bounced,
+  suppressed, expired, total
 """
 
 
@@ -57,13 +63,15 @@ def _pct(count: int, total: int) -> float:
 
 
 def _problem(lane: Lane, schedule: Schedule) -> str | None:
+    """Why the lane needs a look, if it does (rates only on a large enough day)."""
     if lane.state in (LaneState.paused, LaneState.backed_off):
         return lane.state.value
     stats, limits = lane.stats, schedule.advance
-    deferred = stats.rate(stats.soft + stats.throttle)
+    if stats.attempted < schedule.reactions.rates.min_sample:
+        return None
     if (
         stats.rate(stats.hard) > limits.max_hard_bounce_rate
-        or deferred > limits.max_deferral_rate
+        or stats.rate(stats.soft + stats.throttle) > limits.max_deferral_rate
         or stats.rate(stats.complaints) > limits.max_complaint_rate
     ):
         return "high_rates"
@@ -71,7 +79,7 @@ def _problem(lane: Lane, schedule: Schedule) -> str | None:
 
 
 def lane_record(
-    lane: Lane, saved_allowance: float, schedule: Schedule, event: dict[str, Any] | None
+    lane: Lane, allowance: float, schedule: Schedule, event: dict[str, Any] | None
 ) -> dict[str, Any]:
     """One lane's status as the JSON object ``--json`` prints."""
     stats = lane.stats
@@ -84,8 +92,7 @@ def lane_record(
         "problem": _problem(lane, schedule),
         "ramp_day": lane.ramp_day,
         "last_ramp_day": schedule.last_day,
-        "allowance_per_hour": round(lane_rate(lane, schedule), 2),
-        "saved_allowance_per_hour": round(saved_allowance, 2),
+        "allowance_per_hour": round(allowance, 2),
         "schedule_per_hour": schedule.per_hour(lane.ramp_day),
         "backoff_factor": lane.factor,
         "local_day": lane.day.isoformat() if lane.day else None,

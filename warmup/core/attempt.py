@@ -76,7 +76,9 @@ class TickRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)  # suppressed before sending
-    released: list[int] = field(default_factory=list)  # claimed, not sent: requeue
+    # Claimed, not sent: back to the queue, unless the claim (id, lease end)
+    # has meanwhile expired and been taken by someone else.
+    released: list[tuple[int, datetime]] = field(default_factory=list)
     lanes: dict[int, LaneRecord] = field(default_factory=dict)
     events: list[tuple[int, LaneEvent]] = field(default_factory=list)
     days: list[DayRecord] = field(default_factory=list)

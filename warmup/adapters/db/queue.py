@@ -376,22 +376,27 @@ class QueueOps:
                     for a in tick.attempts
                 ],
             )
-        for ids, state in (
-            (tick.dropped, RecipientState.suppressed.value),
-            (tick.released, _QUEUED),
-        ):
-            if ids:
-                await conn.execute(
-                    update(recipients)
-                    .where(recipients.c.id.in_(ids))
-                    .values(
-                        state=state,
-                        claimed_by=None,
-                        claimed_until=None,
-                        lane_id=None,
-                        updated_at=now,
-                    )
+        unclaimed = {"claimed_by": None, "claimed_until": None, "lane_id": None}
+        if tick.dropped:
+            await conn.execute(
+                update(recipients)
+                .where(recipients.c.id.in_(tick.dropped))
+                .values(
+                    state=RecipientState.suppressed.value, updated_at=now, **unclaimed
                 )
+            )
+        if tick.released:
+            # Only claims that are still ours: an expired one may be another's now.
+            await conn.execute(
+                update(recipients)
+                .where(
+                    recipients.c.id == bindparam("rid"),
+                    recipients.c.state == _SENDING,
+                    recipients.c.claimed_until == bindparam("lease"),
+                )
+                .values(state=_QUEUED, updated_at=now, **unclaimed),
+                [{"rid": rid, "lease": lease} for rid, lease in tick.released],
+            )
         if tick.suppressions:
             await conn.execute(
                 self._insert(suppressions).on_conflict_do_nothing(
