@@ -7,6 +7,7 @@ import logging
 import click
 
 from warmup import __version__
+from warmup.cli.bounces_cmd import bounces
 from warmup.cli.classify_cmd import classify
 from warmup.cli.demo_cmd import demo
 from warmup.cli.queue_cmds import enqueue
@@ -46,7 +47,19 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> N
     ctx.obj = {"config_path": config_path}
 
 
-for command in (demo, run, status, check, schedule, plan, enqueue, suppress, classify):
+_COMMANDS = (
+    demo,
+    run,
+    status,
+    check,
+    schedule,
+    plan,
+    enqueue,
+    suppress,
+    classify,
+    bounces,
+)
+for command in _COMMANDS:
     cli.add_command(command)
 
 

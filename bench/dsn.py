@@ -1,0 +1,77 @@
+"""Bounce-mail parsing throughput over the labelled bounce corpus.
+
+Prints mails per second for :func:`parse_bounce` and for a baseline measured in the
+same run on the same bytes: a plain ``email.message_from_bytes`` (compat32 policy)
+followed by a walk over the parts, which is the least any parser must do. The ratio
+holds across machines better than the absolute figures. The target is 2,000 mails/s.
+Prints figures, asserts nothing.
+
+    .venv/bin/python bench/dsn.py [--repeat 5] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from email import message_from_bytes
+from email.policy import compat32
+from pathlib import Path
+
+from warmup.core.bounces import parse_bounce
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "bounces"
+
+
+def _load() -> list[bytes]:
+    manifest = CORPUS / "manifest.jsonl"
+    if not manifest.is_file():
+        raise SystemExit(f"no corpus at {CORPUS}")
+    with manifest.open() as lines:
+        entries = [json.loads(line) for line in lines if line.strip()]
+    return [(CORPUS / entry["path"]).read_bytes() for entry in entries]
+
+
+def _rate(
+    work: Callable[[list[bytes]], object], mails: list[bytes], rounds: int
+) -> float:
+    """Best mails/s over ``rounds`` passes of ``work`` over ``mails``."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work(mails)
+        best = min(best, time.perf_counter() - started)
+    return len(mails) / best
+
+
+def _baseline(mails: list[bytes]) -> object:
+    return [
+        sum(1 for _ in message_from_bytes(data, policy=compat32).walk())
+        for data in mails
+    ]
+
+
+def _parse(mails: list[bytes]) -> object:
+    return [parse_bounce(data) for data in mails]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="corpus copies per pass")
+    parser.add_argument("--rounds", type=int, default=5, help="passes; best is kept")
+    args = parser.parse_args()
+    mails = _load() * args.repeat
+    _parse(mails[:50])  # warm the regex caches
+    baseline = _rate(_baseline, mails, args.rounds)
+    parsed = _rate(_parse, mails, args.rounds)
+    size = sum(len(data) for data in mails) / len(mails)
+    print(f"{len(mails)} mails per pass, {size / 1024:.1f} KiB on average")
+    print(f"baseline message_from_bytes + walk: {baseline:10,.0f} mails/s")
+    print(f"parse_bounce:                       {parsed:10,.0f} mails/s")
+    print(f"ratio parse_bounce / baseline:      {parsed / baseline:10.2f}")
+    print("target: 2,000 mails/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Text heuristics for non-standard bounces (NDRs without a delivery-status part).
+
+Rules:
+
+1. Only the report text counts: it is cut where the returned original message begins
+   ("Below this line is a copy of the message", "Original message follows", a
+   ``Received:`` header line, ...).
+2. A *recipient line* is a line that begins with an address (``<a@b>:`` as qmail and
+   Postfix write, ``  a@b`` as Exim writes, ``a@b... User unknown`` as Sendmail
+   writes) or names one in ``RCPT TO:<a@b>``. The recipient's diagnostic is the rest of
+   that line plus the lines after it, up to the next recipient line.
+3. With no recipient lines, every address in the report text that is not the
+   sender's, the bounce's own or a role mailbox (postmaster, mailer-daemon) is a
+   recipient, and the whole report text is its diagnostic.
+4. A diagnostic without any reply code borrows the whole report text, where a code
+   or a telling phrase often sits apart from the address (Exchange, Japanese carriers).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from warmup.core.bounce_mime import find_addresses, first_address
+
+__all__ = [
+    "TextRecipient",
+    "diagnostic_for",
+    "looks_like_bounce",
+    "original_to",
+    "split_report",
+    "text_recipients",
+]
+
+_ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
+_RECIPIENT_LINE = re.compile(
+    rf"^\s*(?:[-*>]\s*)?(?:(?:to|recipient|address|user)\s*:\s*)?"
+    rf"[<\"(\[]?({_ADDR})[>\")\]]?(?:\s*(?::|\.\.\.|\(|,|$)|\s)",
+    re.IGNORECASE,
+)
+_RCPT_TO = re.compile(rf"RCPT TO:\s*<?({_ADDR})", re.IGNORECASE)
+_ORIGINAL_START = re.compile(
+    r"^\s*(?:-+\s*)?(?:below this line is a copy|this is a copy of"
+    r"|(?:the )?original message(?: follows|:|\s*-+|$)|------ this is a copy|"
+    r"a copy of the original|content-type: message/rfc822|return-path:\s*<"
+    r"|received:\s+(?:from|by)\b|message-id:\s*<|unsent message below"
+    r"|\*+ ?original|headers of the original|included below)",
+    re.IGNORECASE,
+)
+_ROLE = frozenset({"postmaster", "mailer-daemon", "mailer_daemon", "root", "abuse"})
+_CODE = re.compile(r"(?<![\d.])(?:[245]\d\d|[245]\.\d{1,3}\.\d{1,3})(?![\d.])")
+_MAX_LINES = 400
+_TO_LINE = re.compile(r"^\s*To:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
+_BOUNCE_BODY = re.compile(
+    r"could not be delivered|couldn't be delivered|undeliverable|delivery has failed"
+    r"|permanent (?:fatal )?error|wasn't able to deliver|unable to deliver"
+    r"|was not delivered|delivery to the following recipient|did not reach"
+    r"|message delivery failed|could not be sent|following addresses? (?:had|failed)"
+    r"|\u9001\u4fe1\u3067\u304d\u307e\u305b\u3093|\u5c4a\u304d\u307e\u305b\u3093",
+    re.IGNORECASE,
+)
+_MAX_FOLLOW = 12
+_BOUNCE_FROM = re.compile(
+    r"mailer[-_ ]?daemon|post_?master|mail delivery|delivery subsystem"
+    r"|mail ?administrator|mailer@|mail system|mdaemon|noreply-dmarc|ndr@|bounce",
+    re.IGNORECASE,
+)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (?:status|fail|failure|notification|problem)"
+    r"|failure notice|returned mail|mail delivery failed|could not be delivered"
+    r"|not delivered|delivery has failed|nondeliverable|non-deliver|rejected"
+    r"|warning: could not send|mail system error|unzustellbar|non remis"
+    r"|error sending|bounced|failed delivery|message failure|delivery error"
+    r"|permanent error|returned to sender|send failure|mail failure"
+    r"|\u672a\u9054|\u30a8\u30e9\u30fc|\u914d\u9001|\u9001\u4fe1\u3067\u304d",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextRecipient:
+    """A recipient found in report text and the text that explains its failure."""
+
+    recipient: str
+    diagnostic: str
+
+
+def looks_like_bounce(sender: str, subject: str, text: str) -> bool:
+    """Whether the headers or the report text say this is a non-delivery report."""
+    if _BOUNCE_SUBJECT.search(subject) or _BOUNCE_FROM.search(sender):
+        return True
+    return bool(_BOUNCE_BODY.search(text[:4000]))
+
+
+def split_report(text: str) -> tuple[str, str]:
+    """``text`` split where the returned original message begins."""
+    lines = text.splitlines()[:_MAX_LINES]
+    for number, line in enumerate(lines):
+        if number > 0 and _ORIGINAL_START.match(line):
+            return "\n".join(lines[:number]), "\n".join(lines[number:])
+    return "\n".join(lines), ""
+
+
+def original_to(rest: str) -> str:
+    """The ``To:`` address of an original message quoted as text, or ''."""
+    found = _TO_LINE.search(rest)
+    return first_address(found[1]) if found else ""
+
+
+def text_recipients(
+    text: str, exclude: Collection[str], known: Sequence[str] = ()
+) -> list[TextRecipient]:
+    """Recipients and their diagnostics in report ``text`` (see the module rules).
+
+    ``known`` recipients (from ``X-Failed-Recipients``) are taken as they are.
+    """
+    lines = text.splitlines()
+    marks = _recipient_lines(lines, exclude)
+    if known:
+        listed = [address for _, address in marks if address in known]
+        ordered = dict.fromkeys([*listed, *known])
+        return [_known(lines, text, address) for address in ordered]
+    if not marks:
+        return [
+            TextRecipient(recipient=address, diagnostic=text)
+            for address in find_addresses(text)
+            if _wanted(address, exclude)
+            and address.partition("@")[0].lower() not in _ROLE
+        ]
+    found: dict[str, TextRecipient] = {}
+    for position, (number, address) in enumerate(marks):
+        end = marks[position + 1][0] if position + 1 < len(marks) else len(lines)
+        diagnostic = _diagnostic(lines[number : min(end, number + _MAX_FOLLOW)], text)
+        found.setdefault(
+            address, TextRecipient(recipient=address, diagnostic=diagnostic)
+        )
+    return list(found.values())
+
+
+def _known(lines: list[str], text: str, address: str) -> TextRecipient:
+    return TextRecipient(recipient=address, diagnostic=_segment(lines, text, address))
+
+
+def diagnostic_for(text: str, address: str) -> str:
+    """The paragraph of report ``text`` about ``address``, or all of it."""
+    lines = text.splitlines()
+    wanted = address.lower()
+    for number, line in enumerate(lines):
+        if wanted in line.lower():
+            end = next(
+                (n for n in range(number + 1, len(lines)) if not lines[n].strip()),
+                len(lines),
+            )
+            return _diagnostic(lines[number : min(end, number + _MAX_FOLLOW)], text)
+    return text
+
+
+def _segment(lines: list[str], text: str, address: str) -> str:
+    wanted = address.lower()
+    for number, line in enumerate(lines):
+        if wanted in line.lower():
+            return _diagnostic(lines[number : number + _MAX_FOLLOW], text)
+    return text
+
+
+def _diagnostic(segment: list[str], text: str) -> str:
+    diagnostic = "\n".join(segment)
+    if _CODE.search(diagnostic):
+        return diagnostic
+    return f"{diagnostic}\n{text}"
+
+
+def _recipient_lines(
+    lines: list[str], exclude: Collection[str]
+) -> list[tuple[int, str]]:
+    marks: list[tuple[int, str]] = []
+    for number, line in enumerate(lines):
+        found = _RECIPIENT_LINE.match(line) or _RCPT_TO.search(line)
+        if found is None:
+            continue
+        address = find_addresses(found[1])
+        if address and _wanted(address[0], exclude):
+            marks.append((number, address[0]))
+    return marks
+
+
+def _wanted(address: str, exclude: Collection[str]) -> bool:
+    local = address.partition("@")[0]
+    return bool(local) and address.lower() not in exclude
