@@ -82,7 +82,7 @@ class _NoMX:
 @click.option(
     "--scale",
     type=click.FloatRange(0.001, 1.0),
-    default=0.02,
+    default=0.015,
     show_default=True,
     help="Ramp rates (and the simulated ISPs' tolerance) times this.",
 )
