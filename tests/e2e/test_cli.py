@@ -415,3 +415,20 @@ def test_classify_with_schedule_overrides() -> None:
     text = "421 4.7.28 unusual rate from your IP\n"
     result = _run("classify", "--isp", "gmail", input=text, config=EXAMPLE_CONFIG)
     assert json.loads(result.output)["rule"] == "override:gmail-rate-limited"
+
+
+def test_run_refuses_without_the_verp_secret(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("WARMUP_VERP_SECRET", raising=False)
+    config = _config(tmp_path, f"sqlite:///{tmp_path}/w.db")
+    result = _run("run", config=config)
+    assert result.exit_code == 2
+    assert "WARMUP_VERP_SECRET" in result.output
+
+
+def test_run_refuses_a_node_without_ips(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WARMUP_VERP_SECRET", "s")
+    config = _config(tmp_path, f"sqlite:///{tmp_path}/w.db")
+    config.write_text(config.read_text().replace("node: null", "node: elsewhere"))
+    result = _run("run", config=config)
+    assert result.exit_code == 2
+    assert "no source IPs for node 'elsewhere'" in result.output
