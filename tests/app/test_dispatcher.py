@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections import Counter
+from collections import Counter, deque
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from warmup.adapters.db.schema import recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher, EngineSettings
 from warmup.app.ports import TemplateRecord
+from warmup.core.lane import Lane
 from warmup.core.model import LaneState
 from warmup.core.recipient import parse_recipient_row
 from warmup.core.schedule import RampStep, Reactions, Schedule, ThrottleReaction, Window
@@ -258,3 +259,63 @@ async def test_a_buffer_past_its_lease_is_handed_back_unsent(store: SQLStore) ->
     assert rows
     assert all(r.claimed_until > clock.now() for r in rows)
     assert len({m.recipient for m in sender.sent}) == len(sender.sent)
+
+
+async def test_a_restart_between_days_still_advances_a_good_day(
+    store: SQLStore,
+) -> None:
+    clock = FakeClock(START)
+    await _queue(store, 500, clock.now())
+    first = await _engine(store, clock, FakeSender(now=clock.now))
+    await _run_until(first, clock, START + timedelta(hours=6))  # day 1 done
+    await first.finish()
+    # A new process (fresh in-memory state) picks up the next morning.
+    second = await _engine(store, clock, FakeSender(now=clock.now))
+    await _run_until(second, clock, START + timedelta(days=1, hours=2))
+    events = [(e["ip"], e["cause"]) for e in await store.all_events()]
+    assert ("127.0.0.2", "advance") in events
+    assert ("127.0.0.2", "repeat") not in events
+    assert second.lanes[("127.0.0.2", "gmail")].lane.ramp_day == 2
+
+
+async def test_one_failing_lane_does_not_stop_the_others(store: SQLStore) -> None:
+    clock = FakeClock(START + timedelta(hours=1))
+
+    def reply(ip: str, _rcpt: str) -> str:
+        if ip == "127.0.0.2":
+            raise RuntimeError("simulated adapter bug")
+        return "250 2.0.0 OK"
+
+    sender = FakeSender(now=clock.now, reply_for=reply)
+    await _queue(store, 100, clock.now())
+    engine = await _engine(store, clock, sender)
+    await engine.tick()  # must not raise
+    counts = await store.count_recipients()
+    assert counts.get("delivered") == 1  # 127.0.0.3 sent and it was recorded
+    assert engine.lanes[("127.0.0.2", "gmail")].buffer == deque()
+
+
+async def test_expired_leases_unpin_recipients_from_their_lane(store: SQLStore) -> None:
+    clock = FakeClock(START)
+    await _queue(store, 10, clock.now())
+    dead, _ = await store.ensure_lane(Lane(ip="127.0.0.2", isp="gmail"), clock.now())
+    alive, _ = await store.ensure_lane(Lane(ip="127.0.0.3", isp="gmail"), clock.now())
+    claimed = await store.claim(
+        lane_id=dead,
+        isp="gmail",
+        limit=5,
+        now=clock.now(),
+        claimer="dead:1",
+        lease_until=clock.now(),
+    )
+    assert len(claimed) == 5
+    assert await store.release_expired_leases(clock.now() + timedelta(seconds=1)) == 5
+    again = await store.claim(
+        lane_id=alive,
+        isp="gmail",
+        limit=10,
+        now=clock.now(),
+        claimer="alive:1",
+        lease_until=clock.now(),
+    )
+    assert len(again) == 10  # another lane can take them

@@ -82,8 +82,18 @@ class Dispatcher:
         )
         self._outcomes = OutcomeHandler(store, settings)
         self._next_maintenance: datetime | None = None
+        # A tick's results until they are written: finish() writes them if the
+        # tick was cancelled on shutdown, so finished sends are not repeated.
+        self._unrecorded: TickRecord | None = None
         self._queued: dict[str, int] = {}
         self._overflow_budget: dict[str, int] = {}
+        # A claim's lease covers its sending time plus the configured margin plus
+        # the longest one SMTP transaction may take (every timeout in a row); the
+        # rest of a buffer is handed back before the margin runs out.
+        timeouts = settings.delivery.timeouts
+        send_budget = timeouts.connect + 4 * timeouts.command + timeouts.data
+        self._hand_back_before = settings.delivery.lease / 2 + send_budget
+        self._lease_margin = settings.delivery.lease + send_budget
 
     # -- the tick ----------------------------------------------------------------
 
@@ -96,7 +106,7 @@ class Dispatcher:
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
         async with asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(self._drive(runtime, now, record))
+                group.create_task(self._drive_safely(runtime, now, record))
                 for runtime in self.lanes.values()
             ]
         wakes.extend(task.result() for task in tasks)
@@ -104,8 +114,24 @@ class Dispatcher:
             if runtime.dirty:
                 record.lanes[runtime.id] = runtime.snapshot()
                 runtime.dirty = False
+        self._unrecorded = record
         await self.store.record(record, now)
+        self._unrecorded = None
         return max(min(wakes), now)
+
+    async def _drive_safely(
+        self, runtime: LaneRuntime, now: datetime, record: TickRecord
+    ) -> datetime:
+        """One lane's failure (a bad template, a store hiccup) must not stop the
+        others or lose what they sent: log it, hand the lane's claims back."""
+        try:
+            return await self._drive(runtime, now, record)
+        except Exception:
+            logger.exception(
+                "lane %s/%s failed this tick", runtime.lane.ip, runtime.lane.isp
+            )
+            runtime.hand_back(record)
+            return now + self.settings.idle_wake
 
     async def _drive(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
@@ -130,18 +156,20 @@ class Dispatcher:
             self.stats.sent += 1
             verdict = record.attempts[-1].verdict
             self.stats.by_verdict[verdict] = self.stats.by_verdict.get(verdict, 0) + 1
-            if record.attempts[-1].decision.state is RecipientState.expired:
+            decision = record.attempts[-1].decision
+            # Only the recipient's own soft failures count toward repeated_soft:
+            # expiries caused by our lane (throttles, blocks, connections) do not.
+            if decision.state is RecipientState.expired and decision.counts:
                 await self._outcomes.after_expiry(claimed, at, record)
         return runtime.next_wake(now)
 
     async def _next_recipient(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
     ) -> Claimed | None:
-        margin = self.settings.delivery.lease / 2
         if (
             runtime.buffer
             and runtime.lease_until
-            and now >= runtime.lease_until - margin
+            and now >= runtime.lease_until - self._hand_back_before
         ):
             # Too close to the lease's end (the lane slowed down): give it back.
             runtime.hand_back(record)
@@ -163,7 +191,7 @@ class Dispatcher:
             limit = min(limit, self._overflow_budget.get(isp, 0))
             if limit <= 0:
                 return
-        lease_until = now + runtime.lease_for(limit, self.settings.delivery.lease)
+        lease_until = now + runtime.lease_for(limit, self._lease_margin)
         claimed = await self.store.claim(
             lane_id=runtime.id,
             isp=isp,
@@ -179,6 +207,8 @@ class Dispatcher:
             )
         if not claimed:
             return
+        if runtime.idle_until is not None:  # mail again after an idle spell
+            runtime.not_before = now
         # One indexed query per batch, just before sending (DESIGN §3).
         keys = sorted(lookup_keys(c.address for c in claimed))
         found = await self.store.suppressed_keys(keys)
@@ -285,6 +315,12 @@ class Dispatcher:
     async def finish(self) -> TickRecord:
         """Close every open day (roll-ups) and hand back claimed, unsent mail."""
         now = self.clock.now()
+        if self._unrecorded is not None:
+            pending, self._unrecorded = self._unrecorded, None
+            try:
+                await self.store.record(pending, now)
+            except Exception:
+                logger.exception("could not record the interrupted tick")
         record = TickRecord()
         for runtime in self.lanes.values():
             day = runtime.day_record()

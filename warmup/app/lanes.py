@@ -14,6 +14,7 @@ from warmup.core.pacing import (
     next_slot,
     next_window_open,
     slot_interval,
+    window_bounds,
     window_containing,
 )
 from warmup.core.schedule import Schedule
@@ -45,6 +46,9 @@ class LaneRuntime:
     # When the claim behind ``buffer`` runs out; past it the mail may be another
     # node's, so what is left of the buffer is handed back unsent.
     lease_until: datetime | None = None
+    # No slot before this: set when a window opens, a pause ends or an idle lane
+    # gets mail again, so catch-up never stamps sends into a gap.
+    not_before: datetime | None = None
     dirty: bool = False
 
     @property
@@ -82,6 +86,10 @@ class LaneRuntime:
             if not self.planned:
                 self._plan_day(window)
             return
+        if not self.planned and self.lane.day is not None:
+            # A fresh process: rebuild the finished day's plan from its ramp day,
+            # so a restart between days does not make a good day "repeat".
+            self._plan_day(window_bounds(self.lane.day, self.schedule.window, self.tz))
         finished = self.day_record() if self.lane.stats.attempted else None
         if finished is not None:
             record.days.append(finished)
@@ -115,6 +123,8 @@ class LaneRuntime:
             tz=self.tz,
             now=now,
         )
+        if self.not_before is not None:
+            slot = max(slot, self.not_before)
         return min(slot, now), now
 
     def _next_action(self, now: datetime, record: TickRecord) -> datetime | None:
@@ -122,7 +132,10 @@ class LaneRuntime:
         window = window_containing(now, self.schedule.window, self.tz)
         if window is not None:
             self._start_day(window, now, record)
+            self.not_before = max(self.not_before or window[0], window[0])
         lane, events = resume(self.lane, now=now, schedule=self.schedule)
+        if any(event.cause == "resume" for event in events):
+            self.not_before = now
         self._update(lane, events, record)
         if self.lane.state is LaneState.paused:
             return self.lane.paused_until or next_window_open(
@@ -162,10 +175,10 @@ class LaneRuntime:
         four_hours = max(1, math.ceil(self.rate * 4))
         return max(1, min(batch_size, left, four_hours))
 
-    def lease_for(self, count: int, lease: timedelta) -> timedelta:
-        """Long enough to send ``count`` at the current rate, plus the lease margin."""
+    def lease_for(self, count: int, margin: timedelta) -> timedelta:
+        """Long enough to send ``count`` at the current rate, plus ``margin``."""
         rate = self.rate or self.day_rate or 1.0
-        return lease + timedelta(hours=count / rate)
+        return margin + timedelta(hours=count / rate)
 
     def hand_back(self, record: TickRecord) -> None:
         """Return the claimed, unsent buffer to the queue (under its lease)."""

@@ -35,7 +35,6 @@ class OutcomeHandler:
     def __init__(self, store: EngineStore, settings: EngineSettings) -> None:
         self._store = store
         self._settings = settings
-        self._mx: dict[str, Hop | None] = {}
         # Suppressed during this run (hard bounces): dropped before any send.
         self._suppressed: set[str] = set()
 
@@ -43,18 +42,15 @@ class OutcomeHandler:
         route = next_hop(domain, isp, self._settings.delivery.routes)
         if route is not None:
             return route
-        if domain not in self._mx:
-            answer = await resolver.mx(domain)
-            self._mx[domain] = (
-                Hop(host=answer.hosts[0], port=25) if answer.hosts else None
-            )
-        return self._mx[domain]
+        # The resolver caches by TTL; a temporary DNS failure is not remembered.
+        answer = await resolver.mx(domain)
+        return Hop(host=answer.hosts[0], port=25) if answer.hosts else None
 
     def no_route(self, domain: str) -> SendOutcome:
         return SendOutcome(
             reply=None,
-            failure=ConnectionFailure("refused"),
-            detail=f"no MX host for {domain}",
+            failure=ConnectionFailure.dns,
+            detail=f"no MX host for {domain} (DNS lookup failed)",
             stage="connect",
         )
 

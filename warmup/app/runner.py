@@ -21,6 +21,7 @@ async def run_until_stopped(
     *,
     max_sleep: timedelta = timedelta(seconds=1),
     grace: timedelta = timedelta(seconds=8),
+    failure_pause: timedelta = timedelta(seconds=5),
 ) -> None:
     """Tick until ``stop`` is set; ``wake`` cuts a sleep short (calendar jobs).
 
@@ -42,9 +43,15 @@ async def run_until_stopped(
             stopper.cancel()
             break
         stopper.cancel()
-        next_at = tick.result()
+        cap = max_sleep
+        try:
+            next_at = tick.result()
+        except Exception:
+            # Never let one bad tick (the database away, say) end the daemon.
+            logger.exception("tick failed; trying again in %s", failure_pause)
+            next_at, cap = clock.now() + failure_pause, failure_pause
         delay = (next_at - clock.now()).total_seconds()
-        delay = min(max(delay, 0.0), max_sleep.total_seconds())
+        delay = min(max(delay, 0.0), cap.total_seconds())
         wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_either(stop, wake), timeout=delay)

@@ -269,7 +269,13 @@ class QueueOps:
         statement = (
             update(recipients)
             .where(recipients.c.state == _SENDING, recipients.c.claimed_until < now)
-            .values(state=_QUEUED, claimed_by=None, claimed_until=None, updated_at=now)
+            .values(
+                state=_QUEUED,
+                claimed_by=None,
+                claimed_until=None,
+                lane_id=None,
+                updated_at=now,
+            )
         )
         async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
@@ -279,7 +285,13 @@ class QueueOps:
         statement = (
             update(recipients)
             .where(recipients.c.state == _SENDING, recipients.c.claimed_by == claimer)
-            .values(state=_QUEUED, claimed_by=None, claimed_until=None, updated_at=now)
+            .values(
+                state=_QUEUED,
+                claimed_by=None,
+                claimed_until=None,
+                lane_id=None,
+                updated_at=now,
+            )
         )
         async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
@@ -296,7 +308,13 @@ class QueueOps:
                 recipients.c.claimed_by.like(f"{node}:%"),
                 recipients.c.claimed_by != current,
             )
-            .values(state=_QUEUED, claimed_by=None, claimed_until=None, updated_at=now)
+            .values(
+                state=_QUEUED,
+                claimed_by=None,
+                claimed_until=None,
+                lane_id=None,
+                updated_at=now,
+            )
         )
         async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
@@ -311,8 +329,16 @@ class QueueOps:
             return bytes((await conn.execute(query)).scalar_one())
 
     async def count_expired(self, address: str) -> int:
+        """Expiries of this address since it was last delivered ("in a row")."""
+        delivered = (
+            select(func.max(recipients.c.updated_at))
+            .where(recipients.c.address == address, recipients.c.state == "delivered")
+            .scalar_subquery()
+        )
         query = select(func.count()).where(
-            recipients.c.address == address, recipients.c.state == "expired"
+            recipients.c.address == address,
+            recipients.c.state == "expired",
+            or_(delivered.is_(None), recipients.c.updated_at > delivered),
         )
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
