@@ -24,6 +24,7 @@ from warmup.app.simulation import simulate
 from warmup.cli.common import run_async
 from warmup.cli.demo_setup import (
     DEMO_ISPS,
+    STRICTNESS,
     DemoProject,
     load_list,
     make_project,
@@ -147,9 +148,8 @@ async def _demo(options: DemoOptions, console: Console) -> tuple[dict[str, Any],
         SystemClock().now().astimezone(TZ).date(), datetime.min.time(), tzinfo=TZ
     )
     clock = VirtualClock(local_midnight)
-    isps = SimulatedISPProcess(
-        list(DEMO_ISPS), seed=options.seed, scale=options.scale, start=local_midnight
-    )
+    scales = {isp: options.scale * STRICTNESS.get(isp, 1.0) for isp in DEMO_ISPS}
+    isps = SimulatedISPProcess(scales, seed=options.seed, start=local_midnight)
     ports = await isps.start()
     try:
         project = make_project(

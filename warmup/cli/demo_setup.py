@@ -21,6 +21,7 @@ from warmup.sim.population import DOMAINS, synthetic_rows
 
 __all__ = [
     "DEMO_ISPS",
+    "STRICTNESS",
     "DemoProject",
     "load_list",
     "make_project",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 DEMO_ISPS = ("gmail", "microsoft", "yahoo", "apple")
+# Microsoft is known as the strictest with new IPs: the demo's simulated Microsoft
+# tolerates half of what its schedule asks, so throttles and backing off show.
+STRICTNESS = {"microsoft": 0.5}
 TEMPLATE = b"""\
 From: Example Shop <news@shop.example>
 To: {{ first_name }} <{{ email }}>

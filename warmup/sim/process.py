@@ -11,7 +11,7 @@ import asyncio
 import multiprocessing
 import random
 from dataclasses import asdict, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
@@ -25,13 +25,20 @@ __all__ = ["SimulatedISPProcess", "scaled_isp"]
 def scaled_isp(
     name: str, *, now: Any, seed: int, index: int, scale: float
 ) -> SimulatedISP:
-    """A simulated ISP whose tolerance is scaled like the demo's ramps."""
+    """A simulated ISP whose tolerance is scaled like the demo's ramps.
+
+    At scaled-down rates a 10-minute window holds a message or two, so the
+    absolute burst allowance would swamp the rate: scaled servers measure over an
+    hour with a burst of one.
+    """
     profile = PROFILES[name]
     tolerance = replace(
         profile.tolerance,
         initial_per_hour=profile.tolerance.initial_per_hour * scale,
         max_per_hour=profile.tolerance.max_per_hour * scale,
     )
+    if scale < 1:
+        tolerance = replace(tolerance, window=timedelta(hours=1), burst=1)
     return SimulatedISP(
         replace(profile, tolerance=tolerance),
         now=now,
@@ -48,14 +55,14 @@ def _stats(isp: SimulatedISP) -> dict[str, Any]:
 
 
 async def _serve(
-    conn: Connection, clock: Any, names: list[str], seed: int, scale: float
+    conn: Connection, clock: Any, scales: dict[str, float], seed: int
 ) -> None:
     def now() -> datetime:
         return datetime.fromtimestamp(clock.value, UTC)
 
     isps = {
         name: scaled_isp(name, now=now, seed=seed, index=i, scale=scale)
-        for i, name in enumerate(names)
+        for i, (name, scale) in enumerate(scales.items())
     }
     for isp in isps.values():
         await isp.start("127.0.0.1", 0)
@@ -71,28 +78,27 @@ async def _serve(
         await isp.stop()
 
 
-def _child(
-    conn: Connection, clock: Any, names: list[str], seed: int, scale: float
-) -> None:
+def _child(conn: Connection, clock: Any, scales: dict[str, float], seed: int) -> None:
     import logging
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    asyncio.run(_serve(conn, clock, names, seed, scale))
+    asyncio.run(_serve(conn, clock, scales, seed))
 
 
 class SimulatedISPProcess:
-    """Start the named simulated ISPs in a child process; share the virtual time."""
+    """Start simulated ISPs in a child process; share the virtual time.
 
-    def __init__(
-        self, names: list[str], *, seed: int, scale: float, start: datetime
-    ) -> None:
+    ``scales`` maps each ISP to the factor its tolerance is scaled by.
+    """
+
+    def __init__(self, scales: dict[str, float], *, seed: int, start: datetime) -> None:
         context = multiprocessing.get_context("spawn")
         self._clock: Synchronized[float] = context.Value(
             "d", start.timestamp(), lock=False
         )
         self._conn, child = context.Pipe()
         self._process = context.Process(
-            target=_child, args=(child, self._clock, names, seed, scale), daemon=True
+            target=_child, args=(child, self._clock, scales, seed), daemon=True
         )
         self.ports: dict[str, int] = {}
 

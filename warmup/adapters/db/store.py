@@ -74,6 +74,18 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _check_sqlite_directory(url: str) -> None:
+    """Say plainly when a SQLite file's directory is missing (before aiosqlite
+    starts a connection thread only to fail)."""
+    parsed = make_url(async_url(url))
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    directory = Path(database).expanduser().resolve().parent
+    if not directory.is_dir():
+        raise StoreError("open", f"directory {str(directory)!r} does not exist ({url})")
+
+
 def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
@@ -93,6 +105,7 @@ class SQLStore(QueueOps):
     @classmethod
     async def open(cls, url: str) -> SQLStore:
         """Connect, apply pending migrations, and return the store."""
+        _check_sqlite_directory(url)
         engine = create_async_engine(async_url(url), pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
