@@ -13,8 +13,11 @@ from sqlalchemy import Connection, inspect, select
 from warmup.adapters.db.schema import metadata, recipients
 from warmup.adapters.db.store import SQLStore, async_url
 from warmup.app.ports import TemplateRecord
+from warmup.core.attempt import AttemptRecord, TickRecord
+from warmup.core.backoff import RetryDecision
 from warmup.core.errors import InputError, StoreError
-from warmup.core.model import SuppressionKind
+from warmup.core.lane import Lane
+from warmup.core.model import RecipientState, SuppressionKind
 from warmup.core.recipient import NewRecipient
 from warmup.core.suppression import make_suppression
 
@@ -175,3 +178,55 @@ def test_unsupported_urls_are_store_errors(bad: str) -> None:
 async def test_unreachable_database_is_a_store_error(tmp_path) -> None:
     with pytest.raises(StoreError, match="open"):
         await SQLStore.open(f"sqlite:///{tmp_path}/missing/dir/x.db")
+
+
+async def test_a_lost_lease_is_not_overwritten_by_its_old_claimer(
+    store: SQLStore,
+) -> None:
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    await store.insert_recipients(
+        campaign.id, [_recipient("a@example.com")], ["x"], NOW
+    )
+    lane_id, _ = await store.ensure_lane(Lane(ip="127.0.0.2", isp="x"), NOW)
+    (first,) = await store.claim(
+        lane_id=lane_id, isp="x", limit=1, now=NOW, claimer="old:1", lease_until=NOW
+    )
+    await store.release_expired_leases(NOW + timedelta(seconds=1))
+    (again,) = await store.claim(
+        lane_id=lane_id,
+        isp="x",
+        limit=1,
+        now=NOW,
+        claimer="new:1",
+        lease_until=NOW + timedelta(hours=1),
+    )
+    assert again.id == first.id
+    decision = RetryDecision(state=RecipientState.delivered)
+    late = TickRecord(
+        claimer="old:1",
+        attempts=[
+            AttemptRecord(
+                recipient_id=first.id,
+                lane_id=lane_id,
+                attempted_at=NOW,
+                verdict="delivered",
+                reason="delivered",
+                code=250,
+                enhanced="2.0.0",
+                reply="250 ok",
+                rule="r",
+                decision=decision,
+                attempts=1,
+            )
+        ],
+    )
+    await store.record(late, NOW)
+    async with store.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(recipients.c.state, recipients.c.claimed_by).where(
+                    recipients.c.id == first.id
+                )
+            )
+        ).one()
+    assert (row.state, row.claimed_by) == ("sending", "new:1")  # still the new claim

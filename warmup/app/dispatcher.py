@@ -100,7 +100,7 @@ class Dispatcher:
     async def tick(self) -> datetime:
         now = self.clock.now()
         self.stats.ticks += 1
-        record = TickRecord()
+        record = TickRecord(claimer=self.settings.node)
         if self._next_maintenance is None or now >= self._next_maintenance:
             await self._maintain(now)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
@@ -321,7 +321,7 @@ class Dispatcher:
                 await self.store.record(pending, now)
             except Exception:
                 logger.exception("could not record the interrupted tick")
-        record = TickRecord()
+        record = TickRecord(claimer=self.settings.node)
         for runtime in self.lanes.values():
             day = runtime.day_record()
             if day is not None and day.stats.attempted:

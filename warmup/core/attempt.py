@@ -73,6 +73,9 @@ class DayRecord:
 class TickRecord:
     """Everything one tick changes, written in one transaction."""
 
+    # Who claimed the recipients: their rows change only while still so
+    # claimed (a lease lost to another node is not overwritten). None: no check.
+    claimer: str | None = None
     attempts: list[AttemptRecord] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)  # suppressed before sending

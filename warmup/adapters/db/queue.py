@@ -377,9 +377,14 @@ class QueueOps:
                     for a in tick.attempts
                 ],
             )
+            owned = (
+                recipients.c.claimed_by == tick.claimer
+                if tick.claimer is not None
+                else recipients.c.id.is_not(None)
+            )
             await conn.execute(
                 update(recipients)
-                .where(recipients.c.id == bindparam("rid"))
+                .where(recipients.c.id == bindparam("rid"), owned)
                 .values(
                     state=bindparam("new_state"),
                     next_attempt_at=bindparam("next_at"),
