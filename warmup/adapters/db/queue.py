@@ -32,11 +32,27 @@ from warmup.core.attempt import Claimed, TickRecord
 from warmup.core.errors import StoreError
 from warmup.core.lane import DayStats, Lane
 from warmup.core.model import LaneState, RecipientState
+from warmup.core.suppression import Suppression, make_suppression
 
-__all__ = ["QueueOps"]
+__all__ = ["QueueOps", "suppression_row"]
 
 _QUEUED = RecipientState.queued.value
 _SENDING = RecipientState.sending.value
+_UNCLAIMED: dict[str, Any] = {
+    "claimed_by": None,
+    "claimed_until": None,
+    "lane_id": None,
+}
+
+
+def suppression_row(entry: Suppression) -> dict[str, Any]:
+    return {
+        "address": entry.address,
+        "kind": entry.kind.value,
+        "reason": entry.reason,
+        "source": entry.source,
+        "created_at": entry.created_at,
+    }
 
 
 def _lane_row(lane: Lane, allowance: float, now: datetime) -> dict[str, Any]:
@@ -182,20 +198,16 @@ class QueueOps:
                 state=RecipientState.bounced.value, last_reply=reply, updated_at=now
             )
         )
-        entry = {
-            "address": "@" + domain,
-            "kind": "domain",
-            "reason": "hostunknown",
-            "source": "dns",
-            "created_at": now,
-        }
+        entry = make_suppression(
+            "@" + domain, reason="hostunknown", source="dns", now=now
+        )
         async with self._begin() as conn:
             count = int((await conn.execute(statement)).rowcount)
             await conn.execute(
                 self._insert(suppressions).on_conflict_do_nothing(
                     index_elements=["address"]
                 ),
-                [entry],
+                [suppression_row(entry)],
             )
             return count
 
@@ -264,60 +276,34 @@ class QueueOps:
         claimed.sort(key=lambda c: (-c.priority, c.id))
         return claimed
 
-    async def release_expired_leases(self, now: datetime) -> int:
-        """Claims whose lease ran out (a worker died) go back to the queue."""
+    async def _requeue_claimed(self, now: datetime, *where: Any) -> int:
+        """Claimed rows matching ``where`` back to the queue, unpinned."""
         statement = (
             update(recipients)
-            .where(recipients.c.state == _SENDING, recipients.c.claimed_until < now)
-            .values(
-                state=_QUEUED,
-                claimed_by=None,
-                claimed_until=None,
-                lane_id=None,
-                updated_at=now,
-            )
+            .where(recipients.c.state == _SENDING, *where)
+            .values(state=_QUEUED, updated_at=now, **_UNCLAIMED)
         )
         async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
 
+    async def release_expired_leases(self, now: datetime) -> int:
+        """Claims whose lease ran out (a worker died) go back to the queue."""
+        return await self._requeue_claimed(now, recipients.c.claimed_until < now)
+
     async def release_claims(self, claimer: str, now: datetime) -> int:
         """On shutdown: everything this worker claimed and did not send."""
-        statement = (
-            update(recipients)
-            .where(recipients.c.state == _SENDING, recipients.c.claimed_by == claimer)
-            .values(
-                state=_QUEUED,
-                claimed_by=None,
-                claimed_until=None,
-                lane_id=None,
-                updated_at=now,
-            )
-        )
-        async with self._begin() as conn:
-            return int((await conn.execute(statement)).rowcount)
+        return await self._requeue_claimed(now, recipients.c.claimed_by == claimer)
 
     async def release_node_claims(self, node: str, current: str, now: datetime) -> int:
         """At start-up: claims of this node's earlier (dead) processes go back.
 
         Each node runs one `warmup run`; its claimers are named ``node:pid``.
         """
-        statement = (
-            update(recipients)
-            .where(
-                recipients.c.state == _SENDING,
-                recipients.c.claimed_by.like(f"{node}:%"),
-                recipients.c.claimed_by != current,
-            )
-            .values(
-                state=_QUEUED,
-                claimed_by=None,
-                claimed_until=None,
-                lane_id=None,
-                updated_at=now,
-            )
+        return await self._requeue_claimed(
+            now,
+            recipients.c.claimed_by.like(f"{node}:%"),
+            recipients.c.claimed_by != current,
         )
-        async with self._begin() as conn:
-            return int((await conn.execute(statement)).rowcount)
 
     async def template_for(self, campaign_id: int) -> bytes:
         query = (
@@ -407,13 +393,12 @@ class QueueOps:
                     for a in tick.attempts
                 ],
             )
-        unclaimed = {"claimed_by": None, "claimed_until": None, "lane_id": None}
         if tick.dropped:
             await conn.execute(
                 update(recipients)
                 .where(recipients.c.id.in_(tick.dropped))
                 .values(
-                    state=RecipientState.suppressed.value, updated_at=now, **unclaimed
+                    state=RecipientState.suppressed.value, updated_at=now, **_UNCLAIMED
                 )
             )
         if tick.released:
@@ -425,7 +410,7 @@ class QueueOps:
                     recipients.c.state == _SENDING,
                     recipients.c.claimed_until == bindparam("lease"),
                 )
-                .values(state=_QUEUED, updated_at=now, **unclaimed),
+                .values(state=_QUEUED, updated_at=now, **_UNCLAIMED),
                 [{"rid": rid, "lease": lease} for rid, lease in tick.released],
             )
         if tick.suppressions:
@@ -433,16 +418,7 @@ class QueueOps:
                 self._insert(suppressions).on_conflict_do_nothing(
                     index_elements=["address"]
                 ),
-                [
-                    {
-                        "address": s.address,
-                        "kind": s.kind.value,
-                        "reason": s.reason,
-                        "source": s.source,
-                        "created_at": s.created_at,
-                    }
-                    for s in tick.suppressions
-                ],
+                [suppression_row(entry) for entry in tick.suppressions],
             )
 
     async def _record_lanes(

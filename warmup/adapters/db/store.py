@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from warmup.adapters.db.failure import describe
-from warmup.adapters.db.queue import QueueOps
+from warmup.adapters.db.queue import QueueOps, suppression_row
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
 from warmup.app.ports import CampaignRef, TemplateRecord
 from warmup.core.errors import InputError, StoreError
@@ -276,16 +276,7 @@ class SQLStore(QueueOps):
             return 0
         for entry in entries:
             _require_aware(entry.created_at)
-        rows = [
-            {
-                "address": e.address,
-                "kind": e.kind.value,
-                "reason": e.reason,
-                "source": e.source,
-                "created_at": e.created_at,
-            }
-            for e in entries
-        ]
+        rows = [suppression_row(e) for e in entries]
         statement = self._insert(suppressions).on_conflict_do_nothing(
             index_elements=["address"]
         )
