@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "UTCDateTime",
     "attempts",
+    "bounce_events",
     "campaigns",
     "lane_days",
     "lane_events",
@@ -219,4 +220,33 @@ suppressions = Table(
     Column("reason", String(64), nullable=False),
     Column("source", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Bounces and complaints that arrived after the send (DSN, NDR, ARF), one row per
+# recipient report. ``key`` makes ingesting the same report twice act once.
+# ``lane_id`` with ``applied_at`` NULL: a lane reaction the owning node has still
+# to apply (only the process that sends on a lane changes its state).
+bounce_events = Table(
+    "bounce_events",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("source", String(512), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("reply", Text),
+    # How the original send was found: verp, header, recipient; None: not ours.
+    Column("found_by", String(16)),
+    Column("recipient_id", ForeignKey("recipients.id")),
+    Column("attempt", Integer),
+    Column("lane_id", ForeignKey("lanes.id")),
+    # What ingest did: suppressed, retry, counted, ignored, unmatched.
+    Column("outcome", String(16), nullable=False),
+    Column("applied_at", UTCDateTime),
+    Index(None, "lane_id", "applied_at"),
 )
