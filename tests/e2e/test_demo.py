@@ -68,7 +68,9 @@ def test_demo_runs_and_writes_its_summary(tmp_path: Path) -> None:
         )
     totals = summary["recipients"]
     assert sum(totals.values()) == summary["queued"] == 3000
-    assert 0 < summary["suppressed"] <= totals["bounced"]
+    # Suppressed: hard bounces (live or mailed back) and complainers.
+    complaints = summary["late_reports"].get("complaint", 0)
+    assert 0 < summary["suppressed"] <= totals["bounced"] + complaints
     assert "lanes after the simulation" in result.output
     assert "warmup -c" in result.output and "suppress list" in result.output
     # The config it leaves behind is valid and points at its database.

@@ -4,14 +4,15 @@ Each node runs its own AsyncIOScheduler with the in-memory job store (sharing a
 3.x job store across nodes is not supported). The jobs do no work themselves:
 they wake the run loop at calendar instants — local midnight, every window's
 opening and closing, and a periodic maintenance beat (lease sweep, retries due,
-routing) — and the dispatcher does the rest on its next tick.
+routing) — and the dispatcher does the rest on its next tick. The one job that
+works itself is a poll added with :meth:`CalendarJobs.every` (the bounce mailbox).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta, tzinfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -63,6 +64,29 @@ class CalendarJobs:
         if not name.startswith("maintenance"):
             logger.info("calendar: %s", name)
         self.wake.set()
+
+    def every(
+        self, name: str, interval: timedelta, work: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Run ``work`` every ``interval``; a failure is
+        logged and the job runs again at its next turn."""
+
+        async def run() -> None:
+            self.fired[name] = self.fired.get(name, 0) + 1
+            try:
+                await work()
+            except Exception:
+                logger.exception("job %s failed; trying again in %s", name, interval)
+
+        self._scheduler.add_job(
+            run,
+            IntervalTrigger(seconds=interval.total_seconds()),
+            id=name,
+            name=name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=60,
+        )
 
     def job_names(self) -> list[str]:
         return sorted(job.id for job in self._scheduler.get_jobs())

@@ -103,6 +103,7 @@ class Dispatcher:
         record = TickRecord(claimer=self.settings.node)
         if self._next_maintenance is None or now >= self._next_maintenance:
             await self._maintain(now)
+            await self._apply_late_news(now, record)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
         async with asyncio.TaskGroup() as group:
             tasks = [
@@ -261,6 +262,20 @@ class Dispatcher:
         for isp in self._queued:
             await self._ensure_lanes(isp, now)
         self._plan_overflow()
+
+    async def _apply_late_news(self, now: datetime, record: TickRecord) -> None:
+        """Bounces and complaints ingested since the last beat, on this node's
+        lanes: each counts and reacts exactly as a live reply would."""
+        ips = [source.address for source in self.settings.ips]
+        pending = await self.store.pending_lane_news(ips)
+        for isp in sorted({news.isp for news in pending}):
+            await self._ensure_lanes(isp, now)
+        for news in pending:
+            runtime = self.lanes.get((news.ip, news.isp))
+            if runtime is not None and runtime.id == news.lane_id:
+                self._outcomes.apply_late(runtime, news, now, record)
+        if pending:
+            logger.info("applied %d late bounces and complaints", len(pending))
 
     async def _route(self, now: datetime) -> None:
         for domain in await self.store.unrouted_domains():

@@ -11,7 +11,8 @@ from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore, Resolver
 from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import next_attempt
-from warmup.core.lane import on_reply
+from warmup.core.feedback import PendingLaneNews
+from warmup.core.lane import Lane, LaneEvent, on_late_verdict, on_reply
 from warmup.core.model import LaneState, RecipientState, Verdict
 from warmup.core.pacing import next_window_open
 from warmup.core.replies import (
@@ -114,6 +115,37 @@ class OutcomeHandler:
             next_window=next_window,
             reply=text,
         )
+        self._react(runtime, lane, events, text, record)
+
+    def apply_late(
+        self,
+        runtime: LaneRuntime,
+        news: PendingLaneNews,
+        now: datetime,
+        record: TickRecord,
+    ) -> None:
+        """A bounce or complaint that arrived after the 250: the lane counts it
+        and reacts as to a live reply (core.lane rule 6)."""
+        next_window = next_window_open(now, runtime.schedule.window, runtime.tz)
+        lane, events = on_late_verdict(
+            runtime.lane,
+            news.verdict,
+            now=now,
+            schedule=runtime.schedule,
+            next_window=next_window,
+            reply=news.reply,
+        )
+        self._react(runtime, lane, events, f"late {news.verdict}: {news.reply}", record)
+        record.news_applied.append(news.id)
+
+    def _react(
+        self,
+        runtime: LaneRuntime,
+        lane: Lane,
+        events: list[LaneEvent],
+        text: str,
+        record: TickRecord,
+    ) -> None:
         if events:
             logger.info(
                 "lane %s/%s: %s after %r",

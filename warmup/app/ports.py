@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
 from warmup.core.recipient import NewRecipient
 from warmup.core.settings import SourceIP
@@ -126,6 +127,12 @@ class EngineStore(Store, Protocol):
     async def count_expired(self, address: str) -> int: ...
 
     async def record(self, tick: TickRecord, now: datetime) -> None: ...
+
+    async def pending_lane_news(
+        self, ips: Sequence[str], limit: int = 1000
+    ) -> list[PendingLaneNews]:
+        """Late bounces and complaints whose lane reaction is still to apply."""
+        ...
 
 
 class Sender(Protocol):

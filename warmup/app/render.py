@@ -8,11 +8,9 @@ from email.utils import format_datetime
 from warmup.app.ports import EngineStore
 from warmup.core.attempt import Claimed
 from warmup.core.template import Template, parse_template
-from warmup.core.verp import VERPToken, encode_verp
+from warmup.core.verp import TRACE_HEADER, VERPToken, encode_verp
 
 __all__ = ["TRACE_HEADER", "Renderer"]
-
-TRACE_HEADER = "X-Warmup-Id"
 
 
 class Renderer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from warmup.app.clock import VirtualClock
@@ -18,13 +18,15 @@ async def simulate(
     until: datetime,
     quantum: timedelta,
     on_step: Callable[[datetime], None] | None = None,
+    between: Callable[[datetime], Awaitable[object]] | None = None,
     max_steps: int = 1_000_000,
 ) -> int:
     """Tick until ``until``; returns the number of ticks.
 
     Time moves by at least ``quantum`` per tick (the dispatcher catches up the
     slots in between, each stamped with its own instant) or straight to the
-    dispatcher's next wake-up when that is later. Bounded by ``max_steps``.
+    dispatcher's next wake-up when that is later. ``between`` runs after each
+    step (the demo reads its bounce mailbox there). Bounded by ``max_steps``.
     """
     for step in range(max_steps):
         now = clock.now()
@@ -34,6 +36,8 @@ async def simulate(
         clock.advance_to(min(max(wake, now + quantum), until))
         if on_step is not None:
             on_step(clock.now())
+        if between is not None:
+            await between(clock.now())
     raise RuntimeError(
         f"simulation did not reach {until.isoformat()} in {max_steps} steps"
     )

@@ -1,7 +1,8 @@
-"""``warmup bounces parse``: bounce mails -> one JSON line per recipient.
+"""``warmup bounces parse|ingest``: bounce mails -> one JSON line per recipient.
 
-Containers are opened here, in the shell, with the stdlib ``mailbox`` module; each
-mail's bytes go to the pure :func:`warmup.core.bounces.parse_bounce`.
+Containers are opened by :mod:`warmup.adapters.mailboxes`; each mail's bytes go to
+the pure :func:`warmup.core.bounces.parse_bounce` (``parse``) or through the bounce
+intake into the store (``ingest``).
 """
 
 from __future__ import annotations
@@ -9,54 +10,21 @@ from __future__ import annotations
 import mailbox
 import os
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+from collections import Counter
+from collections.abc import Callable
 
 import click
 
-from warmup.cli.common import EXIT_RUNTIME, echo_json
+from warmup.adapters.db.store import SQLStore
+from warmup.adapters.mailboxes import mails_in
+from warmup.app.clock import SystemClock
+from warmup.app.ingest import BounceIntake, IngestResult
+from warmup.cli.common import EXIT_RUNTIME, config_from, echo_json, run_async
+from warmup.cli.engine import verp_secret
+from warmup.config import Config
 from warmup.core.bounces import BounceReport, parse_bounce
 
-__all__ = ["bounces", "mails_in", "report_lines"]
-
-_MBOX_MAGIC = b"From "
-
-
-def mails_in(source: str) -> Iterator[tuple[str, bytes]]:
-    """(source label, mail bytes) for every mail in a file, mbox, maildir or ``-``."""
-    if source == "-":
-        yield "-", sys.stdin.buffer.read()
-        return
-    path = Path(source)
-    if path.is_dir():
-        yield from _directory(path)
-        return
-    with path.open("rb") as handle:
-        head = handle.read(len(_MBOX_MAGIC))
-    if head == _MBOX_MAGIC:
-        yield from _mbox(path)
-        return
-    yield source, path.read_bytes()
-
-
-def _directory(path: Path) -> Iterator[tuple[str, bytes]]:
-    if (path / "cur").is_dir() or (path / "new").is_dir():
-        box = mailbox.Maildir(path, factory=None, create=False)
-        for key in sorted(box.iterkeys()):
-            yield f"{path}:{key}", box.get_bytes(key)
-        return
-    for child in sorted(path.iterdir()):
-        if child.is_file():
-            yield from mails_in(str(child))
-
-
-def _mbox(path: Path) -> Iterator[tuple[str, bytes]]:
-    box = mailbox.mbox(path, factory=None, create=False)
-    try:
-        for number, key in enumerate(box.iterkeys(), start=1):
-            yield f"{path}:{number}", box.get_bytes(key)
-    finally:
-        box.close()
+__all__ = ["bounces", "ingest_lines", "report_lines"]
 
 
 def report_lines(source: str, report: BounceReport) -> list[dict[str, object]]:
@@ -94,6 +62,26 @@ def bounces() -> None:
     """Read bounce mails (DSNs, NDRs, ARF reports, auto-replies)."""
 
 
+def _each_mail(paths: tuple[str, ...], handle: Callable[[str, bytes], None]) -> bool:
+    """Call ``handle`` for every mail under ``paths``; False if one was unreadable."""
+    ok = True
+    for path in paths:
+        try:
+            for source, data in mails_in(path):
+                try:
+                    handle(source, data)
+                except BrokenPipeError:
+                    # `| head` closed the pipe: stop quietly (recipe from the
+                    # Python docs on SIGPIPE), not once per remaining file.
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, sys.stdout.fileno())
+                    sys.exit(EXIT_RUNTIME)
+        except (OSError, mailbox.Error) as exc:
+            click.echo(f"{path}: cannot read: {exc}", err=True)
+            ok = False
+    return ok
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 def parse(paths: tuple[str, ...]) -> None:
@@ -103,25 +91,85 @@ def parse(paths: tuple[str, ...]) -> None:
     verdict, reason, reply and kind. A mail that is not a bounce gives one line
     with "kind": "not-bounce".
     """
-    failed = False
-    for path in paths:
-        try:
-            for source, data in mails_in(path):
-                lines = report_lines(source, parse_bounce(data))
-                try:
-                    for line in lines:
-                        echo_json(line)
-                except BrokenPipeError:
-                    # `| head` closed the pipe: stop quietly (recipe from the
-                    # Python docs on SIGPIPE), not once per remaining file.
-                    devnull = os.open(os.devnull, os.O_WRONLY)
-                    os.dup2(devnull, sys.stdout.fileno())
-                    sys.exit(EXIT_RUNTIME)
-        except (OSError, mailbox.Error) as exc:
-            click.echo(f"{path}: cannot read: {exc}", err=True)
-            failed = True
-    if failed:
+
+    def show(source: str, data: bytes) -> None:
+        for line in report_lines(source, parse_bounce(data)):
+            echo_json(line)
+
+    if not _each_mail(paths, show):
         sys.exit(EXIT_RUNTIME)
 
 
+def ingest_lines(result: IngestResult) -> list[dict[str, object]]:
+    """The JSON objects printed by ``ingest`` for one mail: ``parse``'s fields plus
+    ``outcome`` (suppressed, complaint, retry, ignored, unmatched, duplicate,
+    forged) and ``found_by`` (verp, header, recipient, or null)."""
+    lines = report_lines(result.source, result.report)
+    if result.forged:
+        return [line | {"outcome": "forged", "found_by": None} for line in lines]
+    if not result.events:
+        return [line | {"outcome": "ignored", "found_by": None} for line in lines]
+    out = []
+    for line, (event, fresh) in zip(lines, result.events, strict=False):
+        outcome = event.effect.value if fresh else "duplicate"
+        found = event.found_by.value if event.found_by else None
+        out.append(line | {"outcome": outcome, "found_by": found})
+    return out
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.pass_context
+def ingest(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Parse bounce mails and apply them: suppress, retry, count on the lane.
+
+    Reads the same inputs as `parse` and prints the same lines, plus `outcome`
+    and `found_by`. The original send is found by the signed VERP address, else
+    warmup's trace header in the returned mail, else the recipient's latest send
+    (7 days). A bounce whose token does not verify changes nothing. The same
+    mail ingested twice acts once. Lane reactions (hard-bounce and complaint
+    counts, throttle backoff, pauses) are applied by `warmup run` on the node that
+    sends on that lane, within a minute. Needs the VERP secret like `warmup run`.
+    """
+    config = config_from(ctx)
+    secret = verp_secret(config, "warmup bounces ingest")
+    counts, ok = run_async(_ingest(config, secret, paths))
+    summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+    click.echo(f"ingested: {summary or 'nothing'}", err=True)
+    if not ok:
+        sys.exit(EXIT_RUNTIME)
+
+
+async def _ingest(
+    config: Config, secret: bytes, paths: tuple[str, ...]
+) -> tuple[Counter[str], bool]:
+    store = await SQLStore.open(config.settings.database)
+    counts: Counter[str] = Counter()
+    ok = True
+    try:
+        intake = BounceIntake(
+            store,
+            clock=SystemClock(),
+            return_path=config.settings.bounces.return_path,
+            secret=secret,
+            retry=config.settings.delivery.retry,
+        )
+        # Reading is synchronous; the mails are read one by one and each
+        # awaited before the next, so memory stays flat on a large mbox.
+        for path in paths:
+            try:
+                for source, data in mails_in(path):
+                    result = await intake.ingest(data, source=source)
+                    for line in ingest_lines(result):
+                        counts[str(line["outcome"])] += 1
+                        echo_json(line)
+            except (OSError, mailbox.Error) as exc:
+                click.echo(f"{path}: cannot read: {exc}", err=True)
+                ok = False
+    finally:
+        await store.close()
+    return counts, ok
+
+
 bounces.add_command(parse)
+bounces.add_command(ingest)

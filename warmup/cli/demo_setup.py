@@ -20,9 +20,11 @@ from warmup.core.template import parse_template
 from warmup.sim.population import DOMAINS, synthetic_rows
 
 __all__ = [
+    "COMPLAINT_SHARE",
     "DEMO_ISPS",
     "STRICTNESS",
     "DemoProject",
+    "bounce_maildir",
     "load_list",
     "make_project",
     "scale_schedules",
@@ -32,6 +34,9 @@ DEMO_ISPS = ("gmail", "microsoft", "yahoo", "apple")
 # Microsoft is known as the strictest with new IPs: the demo's simulated Microsoft
 # tolerates half of what its schedule asks, so throttles and backing off show.
 STRICTNESS = {"microsoft": 0.5}
+# Recipients who report the mail as spam (ARF), on top of the DSN share the
+# simulated ISPs have anyway: 1 in 2,000, under Gmail's 0.3 % line on purpose.
+COMPLAINT_SHARE = 0.0005
 TEMPLATE = b"""\
 From: Example Shop <news@shop.example>
 To: {{ first_name }} <{{ email }}>
@@ -50,6 +55,11 @@ class DemoProject:
     directory: Path
     config: Config
     config_path: Path
+
+
+def bounce_maildir(root: Path) -> Path:
+    """Where the simulated ISPs mail their DSNs and complaints."""
+    return root / "bouncebox"
 
 
 def make_project(
@@ -76,7 +86,9 @@ def make_project(
         "  batch_size: 200",
         "  timeouts: {connect: 5s, command: 10s, data: 20s, dns: 2s}",
         "  tls: {starttls: off}",
-        "bounces: {return_path: bounces@bounce.demo.example}",
+        "bounces:",
+        "  return_path: bounces@bounce.demo.example",
+        f"  maildir: {bounce_maildir(root)}",
     ]
     path = root / "config.yaml"
     path.write_text("\n".join(lines) + "\n")

@@ -50,7 +50,16 @@ async def build_summary(
         "recipients": await store.count_recipients(),
         "suppressed": await store.count_suppressions(),
         "sent_to_suppressed": await store.sent_to_suppressed(),
+        "late_reports": _late_reports(await store.feedback_events()),
     }
+
+
+def _late_reports(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Bounces and complaints mailed back after a 250, by what they did."""
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        counts[row["outcome"]] += 1
+    return dict(sorted(counts.items()))
 
 
 def _day(row: dict[str, Any], start: date) -> dict[str, Any]:
@@ -145,6 +154,13 @@ def plain_words(summary: dict[str, Any]) -> list[str]:
         if pauses:
             text += f"; {pauses} pauses (blocks or repeated throttles)"
         lines.append(text + ".")
+    late = summary.get("late_reports") or {}
+    if late:
+        lines.append(
+            "Mailed back after a 250 and read from the bounce mailbox: "
+            + ", ".join(f"{n:,} {outcome}" for outcome, n in late.items())
+            + " (each suppressed and counted on the lane that sent it)."
+        )
     recipients = summary["recipients"]
     lines.append(
         f"Hard bounces suppressed: {summary['suppressed']:,}; mail sent to an address "

@@ -11,11 +11,25 @@ from datetime import timedelta
 from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher, EngineSettings
 from warmup.app.ports import Clock, Resolver, Sender
+from warmup.cli.common import EXIT_CONFIG, fail
 from warmup.config import Config
 from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
 
-__all__ = ["build_dispatcher", "node_name", "owned_ips"]
+__all__ = ["build_dispatcher", "node_name", "owned_ips", "verp_secret"]
+
+
+def verp_secret(config: Config, command: str) -> bytes:
+    """The VERP signing key from the environment variable the config names."""
+    name = config.settings.bounces.verp_secret_env
+    secret = os.environ.get(name, "")
+    if not secret:
+        fail(
+            f"set the VERP secret in ${name} (bounces.verp_secret_env) "
+            f"before `{command}`",
+            EXIT_CONFIG,
+        )
+    return secret.encode()
 
 
 def node_name(config: Config) -> str:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 
 import click
 
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dns import DNSResolver
+from warmup.adapters.mailboxes import MaildirInbox
 from warmup.adapters.scheduler import CalendarJobs
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import SystemClock
+from warmup.app.ingest import BounceIntake
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
-from warmup.cli.engine import build_dispatcher, node_name, owned_ips
+from warmup.cli.engine import build_dispatcher, node_name, owned_ips, verp_secret
 from warmup.config import Config
 
 __all__ = ["run"]
@@ -34,17 +35,11 @@ def run(ctx: click.Context) -> None:
     bounces.verp_secret_env.
     """
     config = config_from(ctx)
-    secret = os.environ.get(config.settings.bounces.verp_secret_env, "")
-    if not secret:
-        fail(
-            f"set the VERP secret in ${config.settings.bounces.verp_secret_env} "
-            "(bounces.verp_secret_env) before `warmup run`",
-            EXIT_CONFIG,
-        )
+    secret = verp_secret(config, "warmup run")
     node = node_name(config)
     if not owned_ips(config, node):
         fail(f"no source IPs for node {node!r}: set `node:` or ips[].host", EXIT_CONFIG)
-    run_async(_run(config, secret.encode()))
+    run_async(_run(config, secret))
 
 
 async def _run(config: Config, secret: bytes) -> None:
@@ -81,6 +76,7 @@ async def _run(config: Config, secret: bytes) -> None:
         ", ".join(ip.address for ip in dispatcher.settings.ips),
         store.engine.url.render_as_string(hide_password=True),
     )
+    _poll_bounce_mailbox(config, store, clock, secret, jobs)
     jobs.start()
     try:
         await run_until_stopped(dispatcher, stop, jobs.wake)
@@ -89,3 +85,28 @@ async def _run(config: Config, secret: bytes) -> None:
         await sender.close()
         await store.close()
         logger.info("warmup run: stopped after %d sends", dispatcher.stats.sent)
+
+
+def _poll_bounce_mailbox(
+    config: Config,
+    store: SQLStore,
+    clock: SystemClock,
+    secret: bytes,
+    jobs: CalendarJobs,
+) -> None:
+    """bounces.maildir: ingest what arrives there every bounces.poll_every."""
+    settings = config.settings.bounces
+    if settings.maildir is None:
+        return
+    inbox = MaildirInbox(settings.maildir)
+    intake = BounceIntake(
+        store,
+        clock=clock,
+        return_path=settings.return_path,
+        secret=secret,
+        retry=config.settings.delivery.retry,
+    )
+    jobs.every("bounce-mailbox", settings.poll_every, lambda: intake.drain(inbox))
+    logger.info(
+        "polling the bounce mailbox %s every %s", settings.maildir, settings.poll_every
+    )

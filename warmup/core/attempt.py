@@ -34,6 +34,8 @@ class Claimed:
     attempts: int
     queued_at: datetime
     priority: float = -1.0
+    # Relayed mail: the stored message to send (else the campaign's template).
+    message_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +87,9 @@ class TickRecord:
     lanes: dict[int, LaneRecord] = field(default_factory=dict)
     events: list[tuple[int, LaneEvent]] = field(default_factory=list)
     days: list[DayRecord] = field(default_factory=list)
+    # Late bounces and complaints (bounce_events ids) whose lane reaction this
+    # tick applied.
+    news_applied: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -95,6 +100,7 @@ class TickRecord:
             or self.lanes
             or self.events
             or self.days
+            or self.news_applied
         )
 
 

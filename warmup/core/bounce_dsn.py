@@ -10,6 +10,11 @@ Rules:
    ``Original-Recipient`` for the address.
 3. The same fields written into a plain-text body by non-standard MTAs are read the
    same way (:func:`parse_field_text`).
+4. A block that names a recipient field twice is split there: some MTAs leave out the
+   blank lines between recipient blocks.
+5. A block without ``Diagnostic-Code`` whose ``Status`` carries a comment
+   (``4.0.0 (example.net: host name lookup failure)``) takes the comment as its
+   diagnostic. The diagnostic's type (``smtp``, ``x-unix``, ...) is kept apart.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class DSNRecipient:
     status: str
     diagnostic: str
     remote_mta: str
+    diagnostic_type: str = ""
 
 
 def parse_field_text(text: str) -> list[list[Field]]:
@@ -73,25 +79,53 @@ def message_fields(blocks: Sequence[Message]) -> list[list[Field]]:
 def dsn_recipients(blocks: Iterable[list[Field]]) -> list[DSNRecipient]:
     """The recipient blocks among ``blocks``, in order."""
     found: list[DSNRecipient] = []
-    for block in blocks:
+    for block in (part for whole in blocks for part in _split(whole)):
         fields: dict[str, str] = {}
         for name, value in block:
             fields.setdefault(name, value)
         recipient = _recipient(fields)
         if not recipient:
             continue
+        status = _typed(fields.get("status", ""))
+        raw = decode_header_text(fields.get("diagnostic-code", ""))
         found.append(
             DSNRecipient(
                 recipient=recipient,
                 action=_typed(fields.get("action", "")).lower(),
-                status=_typed(fields.get("status", "")),
-                diagnostic=_typed(
-                    decode_header_text(fields.get("diagnostic-code", ""))
-                ),
+                status=status,
+                diagnostic=_typed(raw) or _comment(status),
                 remote_mta=_typed(fields.get("remote-mta", "")),
+                diagnostic_type=_type(raw),
             )
         )
     return found
+
+
+def _split(block: list[Field]) -> list[list[Field]]:
+    """A block that names a recipient twice is two blocks (blank line left out)."""
+    parts: list[list[Field]] = [[]]
+    seen: set[str] = set()
+    for name, value in block:
+        if name in _RECIPIENT_FIELDS:
+            if name in seen:
+                parts.append([])
+                seen = set()
+            seen.add(name)
+        parts[-1].append((name, value))
+    return parts
+
+
+def _comment(status: str) -> str:
+    """The comment after a status code: ``5.0.0 (permanent failure)`` -> the text."""
+    head, sep, rest = status.partition("(")
+    return rest.rstrip(" )").strip() if sep and head.strip() else ""
+
+
+def _type(value: str) -> str:
+    """The RFC 3464 type of a typed value (``smtp``, ``x-unix``), lower-cased."""
+    head, sep, _ = value.partition(";")
+    head = head.strip()
+    return head.lower() if sep and len(head) <= 24 and " " not in head else ""
 
 
 def _recipient(fields: dict[str, str]) -> str:

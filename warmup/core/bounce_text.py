@@ -14,6 +14,11 @@ Rules:
    recipient, and the whole report text is its diagnostic.
 4. A diagnostic without any reply code borrows the whole report text, where a code
    or a telling phrase often sits apart from the address (Exchange, Japanese carriers).
+5. Sendmail writes the remote reply (``<<< 550 Insecure Mail Relay``) on the line
+   before its own summary of the recipient (``554 <a@b>... Remote protocol error``);
+   such a recipient line takes the ``<<<`` reply written since the previous recipient.
+6. The SMTP command a reply answered is read from a session transcript
+   (``>>> DATA`` then ``<<< 550 … a@b``) by :func:`transcript_command`.
 """
 
 from __future__ import annotations
@@ -31,15 +36,19 @@ __all__ = [
     "original_to",
     "split_report",
     "text_recipients",
+    "transcript_command",
 ]
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _RECIPIENT_LINE = re.compile(
-    rf"^\s*(?:[-*>]\s*)?(?:(?:to|recipient|address|user)\s*:\s*)?"
+    rf"^\s*(?:[-*>]\s*)?(?:[45]\d\d[ -]\s*)?(?:(?:to|recipient|address|user)\s*:\s*)?"
     rf"[<\"(\[]?({_ADDR})[>\")\]]?(?:\s*(?::|\.\.\.|\(|,|$)|\s)",
     re.IGNORECASE,
 )
 _RCPT_TO = re.compile(rf"RCPT TO:\s*<?({_ADDR})", re.IGNORECASE)
+_REMOTE_REPLY = re.compile(r"^\s*<<<\s*([45]\d\d\b.*)$")
+_SENT_COMMAND = re.compile(r"^\s*>>>\s*([A-Za-z]{4})\b")
+_SESSION_START = re.compile(r"^\s*\.*\s*while talking to\b", re.IGNORECASE)
 _ORIGINAL_START = re.compile(
     r"^\s*(?:-+\s*)?(?:below this line is a copy|this is a copy of"
     r"|(?:the )?original message(?: follows|:|\s*-+|$)|------ this is a copy|"
@@ -131,11 +140,55 @@ def text_recipients(
     found: dict[str, TextRecipient] = {}
     for position, (number, address) in enumerate(marks):
         end = marks[position + 1][0] if position + 1 < len(marks) else len(lines)
-        diagnostic = _diagnostic(lines[number : min(end, number + _MAX_FOLLOW)], text)
+        start = marks[position - 1][0] + 1 if position else 0
+        segment = lines[number : min(end, number + _MAX_FOLLOW)]
+        remote = _remote_reply(lines, start, number)
+        if remote:
+            segment = [*segment, remote]
         found.setdefault(
-            address, TextRecipient(recipient=address, diagnostic=diagnostic)
+            address,
+            TextRecipient(recipient=address, diagnostic=_diagnostic(segment, text)),
         )
     return list(found.values())
+
+
+def _remote_reply(lines: list[str], start: int, number: int) -> str:
+    """The ``<<<`` reply a sendmail summary line at ``number`` stands for, or ''."""
+    if not _CODE.match(lines[number].strip()):
+        return ""
+    for line in reversed(lines[start:number]):
+        found = _REMOTE_REPLY.match(line)
+        if found is not None:
+            return found[1]
+        if _SESSION_START.match(line):
+            break
+    return ""
+
+
+def transcript_command(text: str, address: str) -> str:
+    """The SMTP command (``rcpt``, ``data``, ...) a transcript's error reply about
+    ``address`` answered, or ''.
+
+    The reply is a ``<<< 4xx/5xx`` line naming the address, or the first such line
+    after ``>>> RCPT To:<address>``; its command is the last ``>>>`` line before it.
+    """
+    if "<<<" not in text:
+        return ""
+    wanted = address.lower()
+    command = ""
+    ours = False
+    for line in text.splitlines()[:_MAX_LINES]:
+        sent = _SENT_COMMAND.match(line)
+        if sent is not None:
+            command = sent[1].lower()
+            ours = command == "rcpt" and wanted in line.lower()
+            continue
+        if _SESSION_START.match(line):
+            command, ours = "", False
+            continue
+        if _REMOTE_REPLY.match(line) and (ours or wanted in line.lower()):
+            return command or "conn"
+    return ""
 
 
 def _known(lines: list[str], text: str, address: str) -> TextRecipient:

@@ -12,7 +12,9 @@ Rules:
    ``bounce``; an RFC 3834 auto-reply (``Auto-Submitted: auto-replied``, vacation
    subjects) makes ``autoreply``; anything else is ``not-bounce``.
 3. The returned original message (``message/rfc822``, ``text/rfc822-headers``) is never
-   searched for recipients; its headers only fill ``original_*``.
+   searched for recipients; its headers only fill ``original_*``. The exception is a
+   whole DSN pasted as text below a relay's own notice (its ``message/delivery-status``
+   part intact): that DSN is parsed as a mail of its own, once.
 4. Each recipient is classified by :func:`warmup.core.bounce_verdict.classify_recipient`
    (reply code first, then the DSN status, then the text).
 """
@@ -20,7 +22,7 @@ Rules:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes, message_from_string
 from email.message import Message
 from email.policy import compat32
@@ -46,9 +48,11 @@ from warmup.core.bounce_text import (
     original_to,
     split_report,
     text_recipients,
+    transcript_command,
 )
 from warmup.core.bounce_verdict import RecipientVerdict, classify_recipient
 from warmup.core.model import Verdict
+from warmup.core.verp import TRACE_HEADER
 
 __all__ = ["BounceKind", "BounceRecipient", "BounceReport", "parse_bounce"]
 
@@ -59,6 +63,13 @@ _AUTOREPLY_SUBJECT = re.compile(
     r"|vacation|away from|absence|abwesenheit|r[eé]ponse automatique|auto:"
     r"|away until|\u81ea\u52d5\u5fdc\u7b54|\u4e0d\u5728)",
     re.IGNORECASE,
+)
+
+
+#: A whole DSN pasted as text into the body (a relay forwarding the bounce it got):
+#: its own delivery-status part is read as a mail of its own.
+_FORWARDED_DSN = re.compile(
+    r"^content-type:\s*message/delivery-status", re.IGNORECASE | re.MULTILINE
 )
 
 
@@ -97,6 +108,8 @@ class BounceReport:
     original_message_id: str = ""
     original_from: str = ""
     original_to: str = ""
+    # warmup's trace header (X-Warmup-Id) in the returned original, if any.
+    original_trace: str = ""
 
 
 @dataclass(slots=True)
@@ -119,7 +132,7 @@ def parse_bounce(data: bytes) -> BounceReport:
         return BounceReport(kind=BounceKind.not_bounce)
 
 
-def _parse(message: Message) -> BounceReport:
+def _parse(message: Message, *, nested: bool = False) -> BounceReport:
     parts = _Parts()
     _walk(message, parts, depth=0)
     base = _base_report(message, parts)
@@ -129,6 +142,10 @@ def _parse(message: Message) -> BounceReport:
     dsn = dsn_recipients(parts.status_blocks) or _embedded_dsn(report)
     if dsn:
         return _dsn_report(base, dsn, report)
+    if not nested and _FORWARDED_DSN.search(rest[:20000]):
+        inner = _parse(message_from_string(rest), nested=True)
+        if inner.recipients:
+            return replace(inner, envelope_to=base.envelope_to, subject=base.subject)
     ses = parse_ses(report) if "{" in report else None
     if ses is not None:
         return _ses_report(base, ses)
@@ -158,7 +175,9 @@ def _walk(part: Message, parts: _Parts, depth: int) -> None:
     elif part.is_multipart():
         for child in payload_messages(part):
             _walk(child, parts, depth + 1)
-    elif part.get_content_maintype() == "text" or depth == 0:
+    elif part.get_content_maintype() in {"text", "multipart"} or depth == 0:
+        # A multipart without sub-parts lost its boundary (a broken header fold):
+        # its body is read as text.
         parts.texts.append(part_text(part))
 
 
@@ -197,6 +216,7 @@ def _base_report(message: Message, parts: _Parts) -> BounceReport:
         original_message_id=header_text(original, "Message-ID") if original else "",
         original_from=first_address(header_text(original, "From")) if original else "",
         original_to=first_address(header_text(original, "To")) if original else "",
+        original_trace=header_text(original, TRACE_HEADER) if original else "",
     )
 
 
@@ -227,6 +247,9 @@ def _dsn_report(
                 action=item.action,
                 context=diagnostic_for(report, item.recipient),
                 recipient=item.recipient,
+                command=transcript_command(report, item.recipient),
+                diagnostic_type=item.diagnostic_type,
+                notice=report,
             ),
             item.action or "failed",
             item.remote_mta,
@@ -285,6 +308,8 @@ def _text_report(
                 permanent=permanent,
                 context=diagnostic_for(report, item.recipient),
                 recipient=item.recipient,
+                command=transcript_command(report, item.recipient),
+                notice=report,
             ),
             "failed" if permanent else "delayed",
         )
@@ -374,12 +399,4 @@ def _autoreply(base: BounceReport, message: Message) -> BounceReport:
 def _with(
     base: BounceReport, kind: BounceKind, recipients: tuple[BounceRecipient, ...]
 ) -> BounceReport:
-    return BounceReport(
-        kind=kind,
-        recipients=recipients,
-        envelope_to=base.envelope_to,
-        subject=base.subject,
-        original_message_id=base.original_message_id,
-        original_from=base.original_from,
-        original_to=base.original_to,
-    )
+    return replace(base, kind=kind, recipients=recipients)

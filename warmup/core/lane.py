@@ -20,6 +20,10 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
    hard-bounce rate over ``rates.hard_bounce_rate`` steps the ramp back one step; a
    complaint rate over ``rates.complaint_rate`` pauses the lane. A lane idle for
    ``idle_reset`` starts again at day 1. Past the last step the lane is ``warmed``.
+6. Late news. A bounce or complaint that arrives after the 250 counts on the day it
+   arrives: a failure replaces one delivery of that day (the attempt is not counted
+   twice; with no delivery yet it counts as an attempt), a complaint adds to the
+   complaints; throttles and blocks react as in 2 and 4.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
     "close_day",
     "lane_rate",
     "new_lane",
+    "on_late_verdict",
     "on_reply",
     "resume",
 ]
@@ -69,6 +74,15 @@ class DayStats:
         if verdict is Verdict.feedback:
             return counted
         return replace(counted, attempted=counted.attempted + 1)
+
+    def late(self, verdict: Verdict) -> DayStats:
+        """A send counted as delivered turned out to fail (or drew a complaint)."""
+        if verdict in (Verdict.delivered, Verdict.autoreply):
+            return self
+        counted = self.add(verdict)
+        if verdict is Verdict.feedback or not self.delivered:
+            return counted  # no delivery today to replace: a new attempt
+        return replace(counted, attempted=self.attempted, delivered=self.delivered - 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,7 +161,34 @@ def on_reply(
     reply: str = "",
 ) -> tuple[Lane, list[LaneEvent]]:
     """Count the reply and react to throttles and blocks (rules 2 and 4)."""
-    lane = replace(lane, stats=lane.stats.add(verdict))
+    counted = replace(lane, stats=lane.stats.add(verdict))
+    return _react(counted, verdict, now, schedule, next_window, reply)
+
+
+def on_late_verdict(
+    lane: Lane,
+    verdict: Verdict,
+    *,
+    now: datetime,
+    schedule: Schedule,
+    next_window: datetime,
+    reply: str = "",
+) -> tuple[Lane, list[LaneEvent]]:
+    """A bounce or complaint that arrived after the send (rule 6): the day counts
+    it in place of a delivery, and throttles and blocks react as in :func:`on_reply`.
+    """
+    counted = replace(lane, stats=lane.stats.late(verdict))
+    return _react(counted, verdict, now, schedule, next_window, reply)
+
+
+def _react(
+    lane: Lane,
+    verdict: Verdict,
+    now: datetime,
+    schedule: Schedule,
+    next_window: datetime,
+    reply: str,
+) -> tuple[Lane, list[LaneEvent]]:
     if lane.state is LaneState.paused:
         return lane, []  # a late reply from a send in flight: already paused
     if verdict is Verdict.throttle:

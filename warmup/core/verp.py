@@ -10,7 +10,11 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-__all__ = ["VERPToken", "decode_verp", "encode_verp"]
+__all__ = ["TRACE_HEADER", "VERPToken", "decode_verp", "encode_verp"]
+
+#: The header that carries the same token in every message we send, so a bounce
+#: that quotes the original can be traced when its envelope was rewritten.
+TRACE_HEADER = "X-Warmup-Id"
 
 _MAC_CHARS = 10
 

@@ -3,8 +3,12 @@
 Per attempt (RCPT; MAIL too for profiles with ``throttle_at_mail``) the server asks
 the source IP's :class:`~warmup.sim.reputation.SourceReputation` first (blocked? over
 the tolerated rate?), then the recipient's :class:`~warmup.sim.mailbox.Mailbox`
-(unknown, full, greylisting, later DSN). A 421 reply closes the connection, as
-RFC 5321 requires.
+(unknown, full, greylisting, later DSN, later complaint). A 421 reply closes the
+connection, as RFC 5321 requires.
+
+With ``reports_maildir`` set, the DSNs and ARF complaints are written into that
+maildir as they would arrive in the sender's bounce mailbox (RFC 3464 / RFC 5965,
+quoting the original's headers); otherwise DSNs are only kept in ``dsn_queue``.
 
 Time comes only from the injected ``now`` and randomness only from the injected
 ``random.Random`` (reply ids; the mailbox seed when none is given), so a run is
@@ -17,11 +21,13 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+import mailbox
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, AnyStr, Self
 
@@ -29,6 +35,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from warmup.sim.mailbox import Mailbox, MailboxShares, classify_mailbox
 from warmup.sim.profile import ISPProfile
+from warmup.sim.reports import build_arf, build_dsn, returned_headers
 from warmup.sim.reputation import Admission, SourceReputation
 
 __all__ = ["DSNRecord", "IPStats", "SimulatedISP"]
@@ -51,6 +58,7 @@ class IPStats:
     full: int = 0
     greylisted: int = 0
     dsn: int = 0  # accepted, then queued for a later DSN
+    complaints: int = 0  # accepted, then reported as spam (ARF)
     reputation: float = 0.0  # clean volume credit (see warmup.sim.reputation)
     tolerated_per_hour: float = 0.0
 
@@ -72,6 +80,7 @@ class _Source:
     __slots__ = (
         "accepted",
         "blocked",
+        "complaints",
         "dsn",
         "full",
         "greylisted",
@@ -83,7 +92,7 @@ class _Source:
     def __init__(self, reputation: SourceReputation) -> None:
         self.reputation = reputation
         self.accepted = self.throttled = self.blocked = self.unknown = 0
-        self.full = self.greylisted = self.dsn = 0
+        self.full = self.greylisted = self.dsn = self.complaints = 0
 
     def snapshot(self) -> IPStats:
         return IPStats(
@@ -94,6 +103,7 @@ class _Source:
             full=self.full,
             greylisted=self.greylisted,
             dsn=self.dsn,
+            complaints=self.complaints,
             reputation=self.reputation.clean,
             tolerated_per_hour=self.reputation.tolerated_per_hour,
         )
@@ -146,6 +156,8 @@ class SimulatedISP:
         full_share: float = 0.005,
         greylist_share: float = 0.01,
         dsn_share: float = 0.005,
+        complaint_share: float = 0.0,
+        reports_maildir: str | Path | None = None,
         seed: int | None = None,
         close_on_421: bool = True,
     ) -> None:
@@ -157,7 +169,12 @@ class SimulatedISP:
             full=full_share,
             greylist=greylist_share,
             dsn=dsn_share,
+            complainer=complaint_share,
         )
+        self.reports = (
+            mailbox.Maildir(reports_maildir, create=True) if reports_maildir else None
+        )
+        self.reports_sent = 0
         self.seed = rng.getrandbits(64) if seed is None else seed
         self.close_on_421 = close_on_421
         self.received = 0  # messages accepted at the end of DATA
@@ -291,7 +308,9 @@ class SimulatedISP:
             return self.render(self.profile.greylist_reply, ip=ip, rcpt=rcpt)
         return None
 
-    def on_data(self, ip: str, mail_from: str, rcpts: list[str]) -> None:
+    def on_data(
+        self, ip: str, mail_from: str, rcpts: list[str], content: bytes = b""
+    ) -> None:
         """A message from ``ip`` to ``rcpts`` was accepted with 250."""
         source = self._source(ip)
         now = self.now()
@@ -299,23 +318,62 @@ class SimulatedISP:
         source.accepted += len(rcpts)
         clean = 0
         for rcpt in rcpts:
-            if self.mailbox(rcpt) is Mailbox.dsn:
+            kind = self.mailbox(rcpt)
+            if kind is Mailbox.dsn:
                 source.dsn += 1
                 source.reputation.bounced(now)
                 reply = self.render(self.profile.dsn_reply, ip=ip, rcpt=rcpt)
-                self.dsn_queue.append(
-                    DSNRecord(
-                        source_ip=ip,
-                        mail_from=mail_from,
-                        rcpt=rcpt,
-                        reply=reply,
-                        accepted_at=now,
-                    )
+                record = DSNRecord(
+                    source_ip=ip,
+                    mail_from=mail_from,
+                    rcpt=rcpt,
+                    reply=reply,
+                    accepted_at=now,
                 )
+                self.dsn_queue.append(record)
+                self._report_dsn(record, content)
             else:
                 clean += 1
+                if kind is Mailbox.complainer:
+                    source.complaints += 1
+                    self._report_complaint(ip, mail_from, rcpt, content)
         if clean:
             source.reputation.delivered(now, clean)
+
+    def _file(self, report: bytes) -> None:
+        if self.reports is not None:
+            self.reports.add(report)
+            self.reports_sent += 1
+
+    def _report_dsn(self, record: DSNRecord, content: bytes) -> None:
+        if self.reports is None or not record.mail_from:
+            return
+        self._file(
+            build_dsn(
+                to=record.mail_from,
+                recipient=record.rcpt,
+                diagnostic=record.reply,
+                reporting_mta=self.profile.hostname,
+                original_headers=returned_headers(content),
+                now=record.accepted_at,
+            )
+        )
+
+    def _report_complaint(
+        self, ip: str, mail_from: str, rcpt: str, content: bytes
+    ) -> None:
+        if self.reports is None or not mail_from:
+            return
+        self._file(
+            build_arf(
+                to=mail_from,
+                complainer=rcpt,
+                source_ip=ip,
+                reporting_domain=f"{self.profile.name}.sim",
+                original_headers=returned_headers(content),
+                now=self.now(),
+            )
+        )
 
     def _refusal(
         self, source: _Source, admission: Admission, ip: str, rcpt: str
@@ -399,5 +457,6 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         ip = _peer_ip(session)
-        self._isp.on_data(ip, str(envelope.mail_from), list(envelope.rcpt_tos))
+        content = envelope.original_content or b""
+        self._isp.on_data(ip, str(envelope.mail_from), list(envelope.rcpt_tos), content)
         return self._isp.render(self._isp.profile.data_reply, ip=ip)

@@ -4,11 +4,13 @@ Rules:
 
 1. Test prefixes win: a local part starting with ``unknown`` is an unknown user,
    ``full`` a full mailbox, ``grey`` a greylisting mailbox, ``dsnbounce`` one accepted
-   with 250 that bounces later with a DSN (case-insensitive).
+   with 250 that bounces later with a DSN, ``complain`` one accepted with 250 whose
+   owner then reports it as spam (an ARF report) (case-insensitive).
 2. Every other address is placed by a keyed BLAKE2b hash of the address (lower-cased,
    angle brackets stripped) against the shares, in the order unknown, full, greylist,
-   dsn. The key comes from the simulation's seed, so one address always behaves the
-   same within a seed, whatever Python's per-process ``hash`` randomisation.
+   dsn, complainer. The key comes from the simulation's seed, so one address always
+   behaves the same within a seed, whatever Python's per-process ``hash``
+   randomisation.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Mailbox(StrEnum):
     full = "full"  # 452 4.2.2 on every attempt
     greylist = "greylist"  # 451 on the first attempt per source IP, then accepted
     dsn = "dsn"  # accepted with 250, then bounced by a DSN
+    complainer = "complainer"  # accepted with 250, then an ARF complaint
 
 
 #: Local-part prefixes that force a mailbox kind (for tests and demos).
@@ -36,6 +39,7 @@ PREFIXES: tuple[tuple[str, Mailbox], ...] = (
     ("full", Mailbox.full),
     ("grey", Mailbox.greylist),
     ("dsnbounce", Mailbox.dsn),
+    ("complain", Mailbox.complainer),
 )
 
 _SCALE = float(1 << 64)
@@ -49,13 +53,14 @@ class MailboxShares:
     full: float = 0.005
     greylist: float = 0.01
     dsn: float = 0.005
+    complainer: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("unknown", "full", "greylist", "dsn"):
+        for name in ("unknown", "full", "greylist", "dsn", "complainer"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}_share must be within [0, 1], got {value!r}")
-        total = self.unknown + self.full + self.greylist + self.dsn
+        total = self.unknown + self.full + self.greylist + self.dsn + self.complainer
         if total > 1.0:
             raise ValueError(f"the shares must add up to at most 1, got {total!r}")
 
@@ -74,6 +79,7 @@ def classify_mailbox(address: str, *, key: bytes, shares: MailboxShares) -> Mail
         (Mailbox.full, shares.full),
         (Mailbox.greylist, shares.greylist),
         (Mailbox.dsn, shares.dsn),
+        (Mailbox.complainer, shares.complainer),
     ):
         if draw < share:
             return kind

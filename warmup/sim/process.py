@@ -23,7 +23,14 @@ __all__ = ["SimulatedISPProcess", "scaled_isp"]
 
 
 def scaled_isp(
-    name: str, *, now: Any, seed: int, index: int, scale: float
+    name: str,
+    *,
+    now: Any,
+    seed: int,
+    index: int,
+    scale: float,
+    reports_maildir: str | None = None,
+    complaint_share: float = 0.0,
 ) -> SimulatedISP:
     """A simulated ISP whose tolerance is scaled like the demo's ramps.
 
@@ -43,6 +50,8 @@ def scaled_isp(
         replace(profile, tolerance=tolerance),
         now=now,
         rng=random.Random(seed * 100 + index),
+        reports_maildir=reports_maildir,
+        complaint_share=complaint_share,
     )
 
 
@@ -50,18 +59,19 @@ def _stats(isp: SimulatedISP) -> dict[str, Any]:
     return {
         "received": isp.received,
         "dsn_pending": len(isp.dsn_queue),
+        "reports_mailed": isp.reports_sent,
         "per_ip": {ip: asdict(stats) for ip, stats in isp.stats.items()},
     }
 
 
 async def _serve(
-    conn: Connection, clock: Any, scales: dict[str, float], seed: int
+    conn: Connection, clock: Any, scales: dict[str, float], seed: int, reports: Any
 ) -> None:
     def now() -> datetime:
         return datetime.fromtimestamp(clock.value, UTC)
 
     isps = {
-        name: scaled_isp(name, now=now, seed=seed, index=i, scale=scale)
+        name: scaled_isp(name, now=now, seed=seed, index=i, scale=scale, **reports)
         for i, (name, scale) in enumerate(scales.items())
     }
     for isp in isps.values():
@@ -78,27 +88,54 @@ async def _serve(
         await isp.stop()
 
 
-def _child(conn: Connection, clock: Any, scales: dict[str, float], seed: int) -> None:
+def _child(
+    conn: Connection,
+    clock: Any,
+    scales: dict[str, float],
+    seed: int,
+    reports: dict[str, Any],
+) -> None:
     import logging
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    asyncio.run(_serve(conn, clock, scales, seed))
+    asyncio.run(_serve(conn, clock, scales, seed, reports))
 
 
 class SimulatedISPProcess:
     """Start simulated ISPs in a child process; share the virtual time.
 
-    ``scales`` maps each ISP to the factor its tolerance is scaled by.
+    ``scales`` maps each ISP to the factor its tolerance is scaled by. With
+    ``reports_maildir`` the ISPs mail their DSNs and complaints (a share
+    ``complaint_share`` of recipients complain) into that maildir.
     """
 
-    def __init__(self, scales: dict[str, float], *, seed: int, start: datetime) -> None:
+    def __init__(
+        self,
+        scales: dict[str, float],
+        *,
+        seed: int,
+        start: datetime,
+        reports_maildir: str | None = None,
+        complaint_share: float = 0.0,
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._clock: Synchronized[float] = context.Value(
             "d", start.timestamp(), lock=False
         )
         self._conn, child = context.Pipe()
         self._process = context.Process(
-            target=_child, args=(child, self._clock, scales, seed), daemon=True
+            target=_child,
+            args=(
+                child,
+                self._clock,
+                scales,
+                seed,
+                {
+                    "reports_maildir": reports_maildir,
+                    "complaint_share": complaint_share,
+                },
+            ),
+            daemon=True,
         )
         self.ports: dict[str, int] = {}
 

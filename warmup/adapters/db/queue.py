@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.schema import (
     attempts,
+    bounce_events,
     campaigns,
     lane_days,
     lane_events,
@@ -451,6 +452,12 @@ class QueueOps:
                     }
                     for lane_id, e in tick.events
                 ],
+            )
+        if tick.news_applied:
+            await conn.execute(
+                update(bounce_events)
+                .where(bounce_events.c.id.in_(tick.news_applied))
+                .values(applied_at=now)
             )
         if tick.days:
             await conn.execute(

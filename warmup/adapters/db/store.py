@@ -21,7 +21,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from warmup.adapters.db.failure import describe
-from warmup.adapters.db.queue import QueueOps, suppression_row
+from warmup.adapters.db.feedback import FeedbackOps
+from warmup.adapters.db.queue import suppression_row
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
 from warmup.app.ports import CampaignRef, TemplateRecord
 from warmup.core.errors import InputError, StoreError
@@ -95,7 +96,7 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-class SQLStore(QueueOps):
+class SQLStore(FeedbackOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:

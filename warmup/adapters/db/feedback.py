@@ -1,0 +1,205 @@
+"""The store's side of asynchronous bounces and complaints (``bounce_events``).
+
+Saving a report and its effects on the recipient (suppression, bounced, retry) is
+one transaction per batch, and only reports whose key is new act: ingesting the
+same mail twice changes nothing the second time. The lane's reaction is left
+pending (``applied_at`` NULL) for the node that sends on that lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from warmup.adapters.db.failure import describe
+from warmup.adapters.db.queue import QueueOps, suppression_row
+from warmup.adapters.db.schema import (
+    attempts,
+    bounce_events,
+    lanes,
+    recipients,
+    suppressions,
+)
+from warmup.core.errors import StoreError
+from warmup.core.feedback import FeedbackEvent, PendingLaneNews, SentRecipient
+from warmup.core.model import RecipientState, Verdict
+
+__all__ = ["FeedbackOps"]
+
+_DELIVERED = RecipientState.delivered.value
+
+
+class FeedbackOps(QueueOps):
+    """Mixed into SQLStore."""
+
+    async def sent_recipient(self, recipient_id: int) -> SentRecipient | None:
+        """The recipient and the lane of its latest delivered send (else latest)."""
+        return await self._sent(recipients.c.id == recipient_id)
+
+    async def latest_sent_to(
+        self, address: str, since: datetime
+    ) -> SentRecipient | None:
+        """The latest recipient row for ``address`` with a send since ``since``."""
+        return await self._sent(
+            recipients.c.address == address,
+            attempts.c.attempted_at >= since,
+        )
+
+    async def _sent(self, *where: Any) -> SentRecipient | None:
+        delivered_first = case((attempts.c.verdict == _DELIVERED, 1), else_=0)
+        query = (
+            select(
+                recipients.c.id,
+                recipients.c.address,
+                recipients.c.domain,
+                recipients.c.state,
+                recipients.c.attempts,
+                recipients.c.queued_at,
+                attempts.c.lane_id,
+                attempts.c.attempted_at,
+            )
+            .select_from(
+                recipients.outerjoin(
+                    attempts, attempts.c.recipient_id == recipients.c.id
+                )
+            )
+            .where(*where)
+            .order_by(
+                recipients.c.id.desc(), delivered_first.desc(), attempts.c.id.desc()
+            )
+            .limit(1)
+        )
+        try:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(query)).first()
+        except SQLAlchemyError as exc:
+            raise StoreError("looking up the original send", describe(exc)) from exc
+        if row is None:
+            return None
+        return SentRecipient(
+            id=row.id,
+            address=row.address,
+            domain=row.domain,
+            state=RecipientState(row.state),
+            attempts=row.attempts,
+            queued_at=row.queued_at,
+            lane_id=row.lane_id,
+            attempted_at=row.attempted_at,
+        )
+
+    async def save_feedback(
+        self, events: Sequence[FeedbackEvent], now: datetime
+    ) -> list[bool]:
+        """Save each event whose key is new and apply its recipient effects; one
+        flag per event: whether it was new."""
+        try:
+            async with self._begin() as conn:
+                fresh = [await self._save_one(conn, event, now) for event in events]
+        except SQLAlchemyError as exc:
+            raise StoreError("saving bounces", describe(exc)) from exc
+        return fresh
+
+    async def _save_one(
+        self, conn: AsyncConnection, event: FeedbackEvent, now: datetime
+    ) -> bool:
+        row = {
+            "key": event.key,
+            "received_at": event.received_at,
+            "source": event.source[:512],
+            "kind": event.kind[:16],
+            "address": event.address[:320],
+            "action": event.action[:16],
+            "status": event.status[:16],
+            "verdict": event.verdict.value,
+            "reason": event.reason[:32],
+            "reply": event.reply[:2000],
+            "found_by": event.found_by.value if event.found_by else None,
+            "recipient_id": event.recipient_id,
+            "attempt": event.attempt,
+            "lane_id": event.lane_id,
+            "outcome": event.effect.value,
+            "applied_at": None if event.lane_pending else now,
+        }
+        insert = self._insert(bounce_events).values(**row)
+        # RETURNING, not rowcount: only a row actually inserted comes back,
+        # on both backends.
+        inserted = await conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["key"]).returning(
+                bounce_events.c.id
+            )
+        )
+        if inserted.first() is None:
+            return False
+        if event.suppression is not None:
+            await conn.execute(
+                self._insert(suppressions)
+                .values(**suppression_row(event.suppression))
+                .on_conflict_do_nothing(index_elements=["address"])
+            )
+        if event.new_state is not None and event.recipient_id is not None:
+            values: dict[str, Any] = {
+                "state": event.new_state.value,
+                "updated_at": now,
+                "last_reply": event.reply[:500],
+            }
+            if event.next_attempt_at is not None:
+                values["next_attempt_at"] = event.next_attempt_at
+                values["lane_id"] = None
+            await conn.execute(
+                update(recipients)
+                .where(
+                    recipients.c.id == event.recipient_id,
+                    recipients.c.state == event.from_state.value,
+                )
+                .values(**values)
+            )
+        return True
+
+    async def pending_lane_news(
+        self, ips: Sequence[str], limit: int = 1000
+    ) -> list[PendingLaneNews]:
+        """Saved reports about sends from ``ips`` whose lane reaction is still to
+        be applied, oldest first."""
+        if not ips:
+            return []
+        query = (
+            select(
+                bounce_events.c.id,
+                bounce_events.c.lane_id,
+                lanes.c.ip,
+                lanes.c.isp,
+                bounce_events.c.verdict,
+                bounce_events.c.reply,
+            )
+            .join(lanes, lanes.c.id == bounce_events.c.lane_id)
+            .where(lanes.c.ip.in_(list(ips)), bounce_events.c.applied_at.is_(None))
+            .order_by(bounce_events.c.id)
+            .limit(limit)
+        )
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        except SQLAlchemyError as exc:
+            raise StoreError("reading pending bounces", describe(exc)) from exc
+        return [
+            PendingLaneNews(
+                id=r.id,
+                lane_id=r.lane_id,
+                ip=r.ip,
+                isp=r.isp,
+                verdict=Verdict(r.verdict),
+                reply=r.reply or "",
+            )
+            for r in rows
+        ]
+
+    async def feedback_events(self) -> list[dict[str, Any]]:
+        """Every saved report, oldest first (for reports and tests)."""
+        query = select(bounce_events).order_by(bounce_events.c.id)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]

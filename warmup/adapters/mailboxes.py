@@ -1,0 +1,88 @@
+"""Mail containers on disk (stdlib ``mailbox``): .eml files, mbox files, maildirs.
+
+:func:`mails_in` reads any of them for ``warmup bounces parse|ingest``;
+:class:`MaildirInbox` is the bounce mailbox ``warmup run`` polls: it hands out the
+mails not yet marked seen and marks one seen only after it was handled, so a
+crash or a database outage in between means the mail is read again, never lost.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["MaildirInbox", "mails_in"]
+
+_MBOX_MAGIC = b"From "
+
+
+def mails_in(source: str) -> Iterator[tuple[str, bytes]]:
+    """(source label, mail bytes) for every mail in a file, mbox, maildir or ``-``."""
+    if source == "-":
+        yield "-", sys.stdin.buffer.read()
+        return
+    path = Path(source)
+    if path.is_dir():
+        yield from _directory(path)
+        return
+    with path.open("rb") as handle:
+        head = handle.read(len(_MBOX_MAGIC))
+    if head == _MBOX_MAGIC:
+        yield from _mbox(path)
+        return
+    yield source, path.read_bytes()
+
+
+def _directory(path: Path) -> Iterator[tuple[str, bytes]]:
+    if (path / "cur").is_dir() or (path / "new").is_dir():
+        box = mailbox.Maildir(path, factory=None, create=False)
+        for key in sorted(box.iterkeys()):
+            yield f"{path}:{key}", box.get_bytes(key)
+        return
+    for child in sorted(path.iterdir()):
+        if child.is_file():
+            yield from mails_in(str(child))
+
+
+def _mbox(path: Path) -> Iterator[tuple[str, bytes]]:
+    box = mailbox.mbox(path, factory=None, create=False)
+    try:
+        for number, key in enumerate(box.iterkeys(), start=1):
+            yield f"{path}:{number}", box.get_bytes(key)
+    finally:
+        box.close()
+
+
+class MaildirInbox:
+    """The unseen mails of one maildir (created if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._box = mailbox.Maildir(self.path, factory=None, create=True)
+
+    def unseen(self, limit: int = 500) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` (key, bytes) of mails not yet marked seen, oldest first."""
+        found: list[tuple[str, bytes]] = []
+        for key in sorted(self._box.iterkeys()):
+            if len(found) >= limit:
+                break
+            try:
+                message = self._box.get_message(key)
+                if "S" in message.get_flags():
+                    continue
+                found.append((key, self._box.get_bytes(key)))
+            except (KeyError, FileNotFoundError):
+                continue  # moved or removed by someone else meanwhile
+        return found
+
+    def mark_seen(self, key: str) -> None:
+        """Move a handled mail to ``cur`` with the Seen flag."""
+        try:
+            message = self._box.get_message(key)
+        except (KeyError, FileNotFoundError):
+            return
+        message.set_subdir("cur")
+        message.add_flag("S")
+        self._box[key] = message

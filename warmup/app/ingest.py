@@ -1,0 +1,294 @@
+"""Bounce intake: a bounce mail in, its effects saved (rules in core/feedback.py).
+
+Used by ``warmup bounces ingest``, the maildir poll of ``warmup run`` and the
+relay listener (mail to the bounce domain). Recipient effects (suppression,
+bounced, retry) are saved at once; the lane's reaction is applied by the node
+that sends on that lane, on its next maintenance beat (see the dispatcher).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
+from typing import Protocol
+
+from warmup.app.ports import Clock
+from warmup.core.address import AddressError, parse_address
+from warmup.core.backoff import next_attempt
+from warmup.core.bounces import BounceKind, BounceRecipient, BounceReport, parse_bounce
+from warmup.core.feedback import (
+    Effect,
+    FeedbackEvent,
+    FoundBy,
+    Original,
+    SentRecipient,
+    effect_of,
+    event_key,
+    find_original,
+)
+from warmup.core.model import RecipientState, Verdict
+from warmup.core.settings import RetryPolicy
+from warmup.core.suppression import Suppression, make_suppression
+from warmup.core.verp import VERPToken
+
+__all__ = ["BounceIntake", "FeedbackStore", "Inbox", "IngestResult"]
+
+logger = logging.getLogger(__name__)
+
+# Headers naming the address a mail was delivered to (set by the local MTA).
+_ENVELOPE_HEADERS = (
+    "Delivered-To",
+    "X-Original-To",
+    "Envelope-To",
+    "X-Envelope-To",
+    "To",
+)
+
+
+class Inbox(Protocol):
+    """A bounce mailbox: mails not yet handled, and marking one handled."""
+
+    def unseen(self, limit: int = 500) -> list[tuple[str, bytes]]: ...
+
+    def mark_seen(self, key: str) -> None: ...
+
+
+class FeedbackStore(Protocol):
+    async def sent_recipient(self, recipient_id: int) -> SentRecipient | None: ...
+
+    async def latest_sent_to(
+        self, address: str, since: datetime
+    ) -> SentRecipient | None: ...
+
+    async def save_feedback(
+        self, events: Sequence[FeedbackEvent], now: datetime
+    ) -> list[bool]: ...
+
+
+@dataclass(slots=True, kw_only=True)
+class IngestResult:
+    """One mail: what it was, and each recipient report with whether it was new."""
+
+    source: str
+    report: BounceReport
+    forged: bool = False
+    detail: str = ""
+    events: list[tuple[FeedbackEvent, bool]] = field(default_factory=list)
+
+
+class BounceIntake:
+    def __init__(
+        self,
+        store: FeedbackStore,
+        *,
+        clock: Clock,
+        return_path: str,
+        secret: bytes,
+        retry: RetryPolicy,
+        lookback: timedelta = timedelta(days=7),
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._return_path = return_path
+        self._domain = return_path.rpartition("@")[2].lower()
+        self._secret = secret
+        self._retry = retry
+        self._lookback = lookback
+
+    async def ingest(
+        self, data: bytes, *, source: str, envelope_to: Sequence[str] = ()
+    ) -> IngestResult:
+        """Parse one mail and save what it says. ``envelope_to``: the RCPT TO it
+        came with, when known (the relay listener)."""
+        report = parse_bounce(data)
+        result = IngestResult(source=source, report=report)
+        if report.kind is BounceKind.not_bounce:
+            return result
+        headers = _headers(data)
+        original = find_original(
+            envelope=(*envelope_to, *headers.envelope, report.envelope_to),
+            traces=self._traces(report),
+            return_path=self._return_path,
+            secret=self._secret,
+        )
+        if original.forged:
+            logger.warning("%s: ignored, forged bounce: %s", source, original.detail)
+            result.forged, result.detail = True, original.detail
+            return result
+        now = self._clock.now()
+        report_id = headers.message_id or hashlib.sha256(data).hexdigest()
+        events = [
+            await self._event(report, item, original, source, report_id, now)
+            for item in _items(report)
+        ]
+        fresh = await self._store.save_feedback(events, now)
+        result.events = list(zip(events, fresh, strict=True))
+        return result
+
+    async def drain(self, inbox: Inbox, *, label: str = "maildir") -> Counter[str]:
+        """Ingest every unseen mail of ``inbox``; each is marked seen only once its
+        effects are saved (a store failure leaves the rest for the next poll)."""
+        counts: Counter[str] = Counter()
+        for key, data in inbox.unseen():
+            result = await self.ingest(data, source=f"{label}:{key}")
+            inbox.mark_seen(key)
+            counts["forged" if result.forged else result.report.kind.value] += 1
+        if counts:
+            logger.info(
+                "bounce mailbox: %s",
+                ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())),
+            )
+        return counts
+
+    def _traces(self, report: BounceReport) -> tuple[str, ...]:
+        traces = [report.original_trace]
+        message_id = report.original_message_id.strip().strip("<>").lower()
+        if message_id.endswith("@" + self._domain):
+            traces.append(message_id)
+        return tuple(t for t in traces if t)
+
+    async def _event(
+        self,
+        report: BounceReport,
+        item: BounceRecipient,
+        original: Original,
+        source: str,
+        report_id: str,
+        now: datetime,
+    ) -> FeedbackEvent:
+        sent, found_by = await self._sent(item.recipient, original, now)
+        token = (
+            VERPToken(recipient_id=sent.id, attempt=sent.attempts)
+            if sent is not None and original.token is None
+            else original.token
+        )
+        effect = (
+            effect_of(kind=report.kind.value, action=item.action, verdict=item.verdict)
+            if sent is not None
+            else Effect.unmatched
+        )
+        event = FeedbackEvent(
+            key=event_key(
+                token=token,
+                kind=report.kind.value,
+                action=item.action,
+                address=item.recipient,
+                report_id=report_id,
+            ),
+            received_at=now,
+            source=source,
+            kind=report.kind.value,
+            address=sent.address if sent is not None else item.recipient,
+            action=item.action,
+            status=item.status,
+            verdict=item.verdict,
+            reason=item.reason,
+            reply=item.reply,
+            effect=effect,
+            found_by=found_by,
+            recipient_id=sent.id if sent is not None else None,
+            attempt=token.attempt if token is not None else None,
+            lane_id=sent.lane_id if sent is not None else None,
+        )
+        if sent is None:
+            return event
+        return self._with_effects(event, sent, now)
+
+    async def _sent(
+        self, address: str, original: Original, now: datetime
+    ) -> tuple[SentRecipient | None, FoundBy | None]:
+        if original.token is not None:
+            sent = await self._store.sent_recipient(original.token.recipient_id)
+            return sent, original.found_by if sent is not None else None
+        try:
+            normalized = parse_address(address).address
+        except AddressError:
+            return None, None
+        sent = await self._store.latest_sent_to(normalized, now - self._lookback)
+        return sent, FoundBy.recipient if sent is not None else None
+
+    def _with_effects(
+        self, event: FeedbackEvent, sent: SentRecipient, now: datetime
+    ) -> FeedbackEvent:
+        if event.effect is Effect.complaint:
+            return replace(
+                event, suppression=_suppression(sent.address, "complaint", "arf", now)
+            )
+        if event.effect is Effect.suppress:
+            target = (
+                "@" + sent.domain if event.reason == "hostunknown" else sent.address
+            )
+            return replace(
+                event,
+                suppression=_suppression(target, event.reason or "hard", "dsn", now),
+                new_state=RecipientState.bounced,
+            )
+        if event.effect is Effect.retry:
+            decision = next_attempt(
+                self._retry,
+                verdict=event.verdict,
+                attempts=sent.attempts,
+                queued_at=sent.queued_at,
+                now=now,
+            )
+            return replace(
+                event,
+                new_state=decision.state,
+                next_attempt_at=decision.next_attempt_at or now,
+            )
+        return event
+
+
+def _suppression(
+    target: str, reason: str, source: str, now: datetime
+) -> Suppression | None:
+    try:
+        return make_suppression(target, reason=reason, source=source, now=now)
+    except AddressError:
+        return None
+
+
+def _items(report: BounceReport) -> tuple[BounceRecipient, ...]:
+    """The recipient reports; a complaint that names no one still counts once."""
+    if report.recipients:
+        return report.recipients
+    if report.kind is BounceKind.feedback:
+        return (
+            BounceRecipient(
+                recipient=report.original_to,
+                status="",
+                action="",
+                verdict=Verdict.feedback,
+                reason="feedback",
+                reply="",
+                code=None,
+            ),
+        )
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Headers:
+    envelope: tuple[str, ...]
+    message_id: str
+
+
+def _headers(data: bytes) -> _Headers:
+    try:
+        message = BytesHeaderParser(policy=compat32).parsebytes(data)
+        values = [
+            str(value)
+            for name in _ENVELOPE_HEADERS
+            for value in message.get_all(name, [])
+        ]
+        envelope = tuple(address for _, address in getaddresses(values) if address)
+        return _Headers(envelope, str(message.get("Message-ID", "")).strip())
+    except Exception:  # headers the parser cannot read: no envelope hints
+        return _Headers((), "")
