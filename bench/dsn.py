@@ -4,7 +4,9 @@ Prints mails per second for :func:`parse_bounce` and for a baseline measured in 
 same run on the same bytes: a plain ``email.message_from_bytes`` (compat32 policy)
 followed by a walk over the parts, which is the least any parser must do. The ratio
 holds across machines better than the absolute figures. The target is 2,000 mails/s.
-Prints figures, asserts nothing.
+Then the whole intake (``BounceIntake.ingest``: parse, find the send, save the report
+in a SQLite file) once over the corpus, as a ratio to parsing alone. Prints figures,
+asserts nothing.
 
     .venv/bin/python bench/dsn.py [--repeat 5] [--rounds 5]
 """
@@ -12,14 +14,21 @@ Prints figures, asserts nothing.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import compat32
 from pathlib import Path
 
+from warmup.adapters.db.store import SQLStore
+from warmup.app.clock import VirtualClock
+from warmup.app.ingest import BounceIntake
 from warmup.core.bounces import parse_bounce
+from warmup.core.settings import RetryPolicy
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "bounces"
 
@@ -56,6 +65,26 @@ def _parse(mails: list[bytes]) -> object:
     return [parse_bounce(data) for data in mails]
 
 
+async def _ingest_rate(mails: list[bytes]) -> float:
+    """Mails/s through the whole intake into a fresh SQLite file (one pass)."""
+    with tempfile.TemporaryDirectory() as directory:
+        store = await SQLStore.open(f"sqlite:///{directory}/bench.db")
+        try:
+            intake = BounceIntake(
+                store,
+                clock=VirtualClock(datetime(2030, 1, 1, tzinfo=UTC)),
+                return_path="bounces@bounce.example",
+                secret=b"bench",
+                retry=RetryPolicy(),
+            )
+            started = time.perf_counter()
+            for number, data in enumerate(mails):
+                await intake.ingest(data, source=f"bench:{number}")
+            return len(mails) / (time.perf_counter() - started)
+        finally:
+            await store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="corpus copies per pass")
@@ -71,6 +100,13 @@ def main() -> None:
     print(f"parse_bounce:                       {parsed:10,.0f} mails/s")
     print(f"ratio parse_bounce / baseline:      {parsed / baseline:10.2f}")
     print("target: 2,000 mails/s")
+    corpus = _load()
+    alone = _rate(_parse, corpus, args.rounds)
+    ingested = asyncio.run(_ingest_rate(corpus))
+    print(f"ingest (parse, look up, save; SQLite), {len(corpus)} mails once:")
+    print(f"  parse_bounce alone:               {alone:10,.0f} mails/s")
+    print(f"  BounceIntake.ingest:              {ingested:10,.0f} mails/s")
+    print(f"  ratio ingest / parse:             {ingested / alone:10.2f}")
 
 
 if __name__ == "__main__":
