@@ -9,6 +9,7 @@ crash or a database outage in between means the mail is read again, never lost.
 from __future__ import annotations
 
 import mailbox
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,15 +64,25 @@ class MaildirInbox:
         self._box = mailbox.Maildir(self.path, factory=None, create=True)
 
     def unseen(self, limit: int = 500) -> list[tuple[str, bytes]]:
-        """Up to ``limit`` (key, bytes) of mails not yet marked seen, oldest first."""
-        found: list[tuple[str, bytes]] = []
-        for key in sorted(self._box.iterkeys()):
-            if len(found) >= limit:
-                break
+        """Up to ``limit`` (key, bytes) of mails not yet marked seen, oldest first.
+
+        Decided from the file names alone (``new/``, or ``cur/`` without the S
+        flag in the ``:2,`` info), so a poll costs a directory listing, not a read
+        of every mail handled before."""
+        keys: list[str] = []
+        for subdir in ("new", "cur"):
             try:
-                message = self._box.get_message(key)
-                if "S" in message.get_flags():
+                names = os.listdir(self.path / subdir)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                key, _, info = name.partition(":")
+                if name.startswith(".") or (subdir == "cur" and "S" in info):
                     continue
+                keys.append(key)
+        found: list[tuple[str, bytes]] = []
+        for key in sorted(keys)[:limit]:
+            try:
                 found.append((key, self._box.get_bytes(key)))
             except (KeyError, FileNotFoundError):
                 continue  # moved or removed by someone else meanwhile

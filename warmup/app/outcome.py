@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore, Resolver
+from warmup.core.address import mask_addresses
 from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import next_attempt
 from warmup.core.feedback import PendingLaneNews
@@ -152,7 +153,7 @@ class OutcomeHandler:
                 runtime.lane.ip,
                 runtime.lane.isp,
                 events[-1].cause,
-                text[:120],
+                mask_addresses(text[:120]),
             )
         runtime.react(lane, events, record)
         if runtime.lane.state is LaneState.paused:

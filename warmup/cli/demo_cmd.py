@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time as walltime
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,22 +18,27 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.mailboxes import MaildirInbox
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import SystemClock, VirtualClock
 from warmup.app.dispatcher import Dispatcher
+from warmup.app.ingest import BounceIntake
 from warmup.app.ports import MXAnswer
 from warmup.app.simulation import simulate
 from warmup.cli.common import run_async
 from warmup.cli.demo_setup import (
+    COMPLAINT_SHARE,
     DEMO_ISPS,
     STRICTNESS,
     DemoProject,
+    bounce_maildir,
     load_list,
     make_project,
     scale_schedules,
 )
 from warmup.cli.demo_summary import build_summary, lane_table, plain_words
 from warmup.cli.engine import build_dispatcher
+from warmup.cli.report_cmd import write_report
 from warmup.sim.process import SimulatedISPProcess
 
 __all__ = ["demo"]
@@ -136,7 +143,9 @@ def demo(
         f"\nDone in {summary['wall_seconds']} s. The demo's config and database "
         f"stay in {config_path.parent}; look at them with\n"
         f"  warmup -c {config_path} status\n"
-        f"  warmup -c {config_path} suppress list"
+        f"  warmup -c {config_path} suppress list\n"
+        f"The HTML report (plan against actual per lane, rates, events; opens "
+        f"offline, written in {summary['report_seconds']} s):\n  {summary['report']}"
     )
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=1, default=str))
@@ -149,12 +158,18 @@ async def _demo(options: DemoOptions, console: Console) -> tuple[dict[str, Any],
     )
     clock = VirtualClock(local_midnight)
     scales = {isp: options.scale * STRICTNESS.get(isp, 1.0) for isp in DEMO_ISPS}
-    isps = SimulatedISPProcess(scales, seed=options.seed, start=local_midnight)
+    root = options.directory or Path(tempfile.mkdtemp(prefix="warmup-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    isps = SimulatedISPProcess(
+        scales,
+        seed=options.seed,
+        start=local_midnight,
+        reports_maildir=str(bounce_maildir(root)),
+        complaint_share=COMPLAINT_SHARE,
+    )
     ports = await isps.start()
     try:
-        project = make_project(
-            ips=options.ips, ports=ports, directory=options.directory
-        )
+        project = make_project(ips=options.ips, ports=ports, directory=root)
         summary = await _simulate(project, clock, isps, options, console)
     finally:
         isp_stats = await isps.stop()
@@ -197,7 +212,21 @@ async def _simulate(
             idle_wake=timedelta(minutes=30),
             catch_up=10_000,
         )
-        await _run(dispatcher, clock, isps, options, console)
+        intake = BounceIntake(
+            store,
+            clock=clock,
+            return_path=project.config.settings.bounces.return_path,
+            secret=_SECRET,
+            retry=project.config.settings.delivery.retry,
+        )
+        await _run(
+            dispatcher,
+            clock,
+            isps,
+            options,
+            console,
+            _mailbox_poll(intake, project.directory),
+        )
         await dispatcher.finish()
         meta = {
             "days_simulated": options.days,
@@ -207,10 +236,40 @@ async def _simulate(
             "start": start.date().isoformat(),
             "queued": loaded.queued,
         }
-        return await build_summary(store, start=start.date(), meta=meta)
+        summary = await build_summary(store, start=start.date(), meta=meta)
+        return summary | await _write_report(store, project, clock)
     finally:
         await sender.close()
         await store.close()
+
+
+def _mailbox_poll(
+    intake: BounceIntake, root: Path
+) -> Callable[[datetime], Awaitable[object]]:
+    """Read the bounce mailbox the simulated ISPs mail into, every virtual 15
+    minutes, as `warmup run` does with bounces.maildir."""
+    inbox = MaildirInbox(bounce_maildir(root))
+    due: list[datetime] = []
+
+    async def poll(now: datetime) -> None:
+        if due and now < due[0]:
+            return
+        due[:] = [now + timedelta(minutes=15)]
+        await intake.drain(inbox)
+
+    return poll
+
+
+async def _write_report(
+    store: SQLStore, project: DemoProject, clock: VirtualClock
+) -> dict[str, Any]:
+    path = project.directory / "report.html"
+    began = walltime.perf_counter()
+    size = await write_report(
+        store, project.config, path, now=clock.now(), title="warmup demo report"
+    )
+    seconds = round(walltime.perf_counter() - began, 2)
+    return {"report": str(path), "report_bytes": size, "report_seconds": seconds}
 
 
 def _isp_stats(stats: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +290,7 @@ async def _run(
     isps: SimulatedISPProcess,
     options: DemoOptions,
     console: Console,
+    poll: Callable[[datetime], Awaitable[object]],
 ) -> None:
     start = clock.now()
     until = start + timedelta(days=options.days)
@@ -264,5 +324,10 @@ async def _run(
             )
 
         await simulate(
-            dispatcher, clock, until=until, quantum=timedelta(minutes=5), on_step=step
+            dispatcher,
+            clock,
+            until=until,
+            quantum=timedelta(minutes=5),
+            on_step=step,
+            between=poll,
         )

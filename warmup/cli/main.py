@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from warmup import __version__
 from warmup.cli.bounces_cmd import bounces
 from warmup.cli.classify_cmd import classify
 from warmup.cli.demo_cmd import demo
+from warmup.cli.logs import FORMATS, configure_logging
 from warmup.cli.queue_cmds import enqueue
+from warmup.cli.report_cmd import report
 from warmup.cli.run_cmd import run
 from warmup.cli.schedule_cmds import check, plan, schedule
 from warmup.cli.status_cmd import status
@@ -33,17 +33,23 @@ __all__ = ["cli", "main"]
     default=None,
     help="Default: info for `run`, warning otherwise.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="Logs on stderr: readable text, or one JSON object per line.",
+)
 @click.version_option(__version__, prog_name="warmup")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
+def cli(
+    ctx: click.Context, config_path: str | None, log_level: str | None, log_format: str
+) -> None:
     """warmup: warm up new sending IPs by pacing mail along per-ISP ramps."""
     if log_level is None:
         daemon = ctx.invoked_subcommand in ("run",)
         log_level = "info" if daemon else "warning"
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(log_level, log_format)
     ctx.obj = {"config_path": config_path}
 
 
@@ -51,6 +57,7 @@ _COMMANDS = (
     demo,
     run,
     status,
+    report,
     check,
     schedule,
     plan,

@@ -11,6 +11,7 @@ import click
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dns import DNSResolver
 from warmup.adapters.mailboxes import MaildirInbox
+from warmup.adapters.metrics import exporting
 from warmup.adapters.scheduler import CalendarJobs
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import SystemClock
@@ -79,7 +80,10 @@ async def _run(config: Config, secret: bytes) -> None:
     _poll_bounce_mailbox(config, store, clock, secret, jobs)
     jobs.start()
     try:
-        await run_until_stopped(dispatcher, stop, jobs.wake)
+        owned = [ip.address for ip in dispatcher.settings.ips]
+        metrics = config.settings.metrics
+        async with exporting(metrics, store=store, clock=clock, ips=owned):
+            await run_until_stopped(dispatcher, stop, jobs.wake)
     finally:
         jobs.shutdown()
         await sender.close()

@@ -17,6 +17,7 @@ from warmup.core.schedule import RateLimits, Schedule
 from warmup.core.settings import (
     BounceSettings,
     DeliverySettings,
+    MetricsSettings,
     RelaySettings,
     RetryPolicy,
     Route,
@@ -47,6 +48,7 @@ class Settings:
     bounces: BounceSettings = field(default_factory=BounceSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
     thresholds: RateLimits = field(default_factory=RateLimits)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +78,7 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         bounces=_bounces(root.child("bounces")),
         relay=_relay(root.child("relay")),
         thresholds=_thresholds(root.child("thresholds")),
+        metrics=_metrics(root.child("metrics")),
     )
     root.finish()
     return settings
@@ -122,14 +125,15 @@ def _ips(root: Node) -> tuple[SourceIP, ...]:
     return tuple(ips)
 
 
-def _host_port(default_port: int) -> Any:
+def _host_port(default_port: int, *, lowest: int = 1) -> Any:
     def convert(raw: Any) -> tuple[str, int]:
         text = str(raw).strip()
         host, sep, port_text = text.rpartition(":")
         if not sep:
             host, port_text = text, str(default_port)
         host = host.strip("[]")
-        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        port_ok = port_text.isdigit() and lowest <= int(port_text) < 65536
+        if not host or not port_ok:
             raise ValueError(f"expected host:port, got {raw!r}")
         return host, int(port_text)
 
@@ -278,5 +282,19 @@ def _relay(node: Node) -> RelaySettings:
 
 def _thresholds(node: Node) -> RateLimits:
     result = read_rate_limits(node, RateLimits())
+    node.finish()
+    return result
+
+
+def _metrics(node: Node) -> MetricsSettings:
+    """``listen: host:port`` serves the endpoint; absent or null leaves it off."""
+    base = MetricsSettings()
+    listen = node.value("listen", None, _host_port(base.listen_port, lowest=0))
+    result = MetricsSettings(
+        enabled=listen is not None,
+        listen_host=listen[0] if listen else base.listen_host,
+        listen_port=listen[1] if listen else base.listen_port,
+        refresh=node.value("refresh", base.refresh, _duration_positive),
+    )
     node.finish()
     return result

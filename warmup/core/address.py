@@ -13,6 +13,8 @@ from dataclasses import dataclass
 __all__ = [
     "Address",
     "AddressError",
+    "mask_address",
+    "mask_addresses",
     "normalize_suppression",
     "parse_address",
 ]
@@ -20,6 +22,10 @@ __all__ = [
 _LOCAL = re.compile(r"^[^\s@<>()\[\],;:\\\"]+$")
 _QUOTED_LOCAL = re.compile(r'^"(?:[^"\\\r\n]|\\.)+"$')
 _LABEL = re.compile(r"^(?!-)[^\s@.<>()\[\],;:\\\"/]{1,63}(?<!-)$")
+# An address inside free text (a reply, an exception): local@dotted.domain.
+_IN_TEXT = re.compile(
+    r"(\"(?:[^\"\\\r\n]|\\.)+\"|[^\s@<>()\[\],;:\\\"'=]+)@((?:[\w-]+\.)+[\w-]+)"
+)
 
 
 class AddressError(ValueError):
@@ -76,3 +82,25 @@ def normalize_suppression(text: str) -> str:
     if candidate.startswith("@"):
         return "@" + _domain(candidate[1:], text)
     return parse_address(candidate).address
+
+
+def _mask_local(local: str) -> str:
+    masked = local[:1] + "***"
+    return local if local[1:] == "***" or local == "***" else masked
+
+
+def mask_address(address: str) -> str:
+    """``john.doe@example.com`` -> ``j***@example.com``, for logs.
+
+    The domain stays (it says which ISP); the local part, which names a person,
+    keeps only its first character. Text without ``@`` becomes ``***``.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "***"
+    return f"{_mask_local(local)}@{domain}"
+
+
+def mask_addresses(text: str) -> str:
+    """Every address inside ``text`` masked as by :func:`mask_address`."""
+    return _IN_TEXT.sub(lambda m: f"{_mask_local(m.group(1))}@{m.group(2)}", text)

@@ -8,6 +8,7 @@ from datetime import timedelta
 __all__ = [
     "BounceSettings",
     "DeliverySettings",
+    "MetricsSettings",
     "RelaySettings",
     "RetryPolicy",
     "Route",
@@ -110,3 +111,13 @@ class RelaySettings:
     allowed_networks: tuple[str, ...] = ("127.0.0.0/8",)
     max_message_bytes: int = 25 * 1024 * 1024
     campaign_header: str = "X-Warmup-Campaign"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    """The Prometheus endpoint of `warmup run`; ``listen_port`` 0 picks a free port."""
+
+    enabled: bool = False
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9108
+    refresh: timedelta = timedelta(seconds=15)
