@@ -319,3 +319,23 @@ async def test_expired_leases_unpin_recipients_from_their_lane(store: SQLStore) 
         lease_until=clock.now(),
     )
     assert len(again) == 10  # another lane can take them
+
+
+async def test_poke_makes_new_mail_go_out_before_the_next_beat(
+    store: SQLStore,
+) -> None:
+    """The relay pokes the dispatcher after a commit: mail queued for an ISP that
+    had none is routed and sent on the next tick, not an hour later."""
+    clock = FakeClock(START + timedelta(hours=1, minutes=5))  # inside the window
+    sender = FakeSender(now=clock.now)
+    engine = await _engine(store, clock, sender)
+    await engine.tick()  # maintenance now: nothing queued, no lanes
+    assert engine.lanes == {}
+    await _queue(store, 2, clock.now())
+    clock.advance(timedelta(minutes=1))
+    await engine.tick()
+    assert sender.sent == []  # the beat is an hour away: not seen yet
+    engine.poke()
+    clock.advance(timedelta(seconds=1))
+    await engine.tick()
+    assert len(sender.sent) == 1

@@ -82,6 +82,7 @@ class Dispatcher:
         )
         self._outcomes = OutcomeHandler(store, settings)
         self._next_maintenance: datetime | None = None
+        self._poked = False
         # A tick's results until they are written: finish() writes them if the
         # tick was cancelled on shutdown, so finished sends are not repeated.
         self._unrecorded: TickRecord | None = None
@@ -101,7 +102,9 @@ class Dispatcher:
         now = self.clock.now()
         self.stats.ticks += 1
         record = TickRecord(claimer=self.settings.node)
-        if self._next_maintenance is None or now >= self._next_maintenance:
+        due = self._next_maintenance is None or now >= self._next_maintenance
+        if due or self._poked:
+            self._poked = False
             await self._maintain(now)
             await self._apply_late_news(now, record)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
@@ -119,6 +122,13 @@ class Dispatcher:
         await self.store.record(record, now)
         self._unrecorded = None
         return max(min(wakes), now)
+
+    def poke(self) -> None:
+        """New mail was queued (the relay): look at the queue on the next tick
+        instead of at the next maintenance beat, and wake idle lanes."""
+        self._poked = True
+        for runtime in self.lanes.values():
+            runtime.idle_until = None
 
     async def _drive_safely(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from warmup.core.address import Address
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
@@ -18,10 +19,13 @@ __all__ = [
     "CampaignRef",
     "Clock",
     "EngineStore",
+    "FiledMessage",
     "MXAnswer",
+    "RelayedMessage",
     "Resolver",
     "Sender",
     "Store",
+    "SubmissionStore",
     "TemplateRecord",
 ]
 
@@ -124,6 +128,10 @@ class EngineStore(Store, Protocol):
 
     async def template_for(self, campaign_id: int) -> bytes: ...
 
+    async def message_for(self, message_id: int) -> bytes:
+        """A relayed message's stored bytes."""
+        ...
+
     async def count_expired(self, address: str) -> int: ...
 
     async def record(self, tick: TickRecord, now: datetime) -> None: ...
@@ -163,3 +171,33 @@ class MXAnswer:
 
 class Resolver(Protocol):
     async def mx(self, domain: str) -> MXAnswer: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayedMessage:
+    """A message accepted by the relay, to be committed before its 250."""
+
+    campaign: str
+    content: bytes  # as it will be sent (see warmup.core.relay_message)
+    mail_from: str  # the client's envelope sender, kept for the record
+    peer: str
+    auth_user: str | None
+    received_at: datetime
+    recipients: Sequence[tuple[Address, str | None]]  # and ISP (None: by MX)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FiledMessage:
+    message_id: int
+    queued: int
+    suppressed: int  # on the suppression list: recorded as such, never sent
+
+
+class SubmissionStore(Protocol):
+    """The relay's side of the queue."""
+
+    async def commit_message(self, message: RelayedMessage) -> FiledMessage:
+        """Campaign (created if new), message and recipients committed (durably)
+        before it returns; recipients on the suppression list are recorded as
+        ``suppressed``. Raises StoreError (then nothing of it is kept)."""
+        ...

@@ -1,4 +1,5 @@
-"""Per-recipient messages: the campaign's template, VERP envelope, trace headers."""
+"""Per-recipient messages: the campaign's template or the relayed message, VERP
+envelope, trace headers."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from email.utils import format_datetime
 
 from warmup.app.ports import EngineStore
 from warmup.core.attempt import Claimed
+from warmup.core.relay_message import header_names, with_headers
 from warmup.core.template import Template, parse_template
 from warmup.core.verp import TRACE_HEADER, VERPToken, encode_verp
 
 __all__ = ["TRACE_HEADER", "Renderer"]
 
+# Relayed messages kept in memory: most campaigns send one message to many.
+_MESSAGE_CACHE = 32
+
 
 class Renderer:
-    """Caches each campaign's parsed template; renders one recipient per call."""
+    """Caches templates and relayed messages; renders one recipient per call."""
 
     def __init__(self, store: EngineStore, *, return_path: str, secret: bytes) -> None:
         self._store = store
@@ -22,6 +27,7 @@ class Renderer:
         self._secret = secret
         self._domain = return_path.rpartition("@")[2]
         self._templates: dict[int, Template] = {}
+        self._messages: dict[int, tuple[bytes, frozenset[str]]] = {}
 
     async def template(self, campaign_id: int) -> Template:
         found = self._templates.get(campaign_id)
@@ -31,14 +37,27 @@ class Renderer:
             self._templates[campaign_id] = found
         return found
 
+    async def relayed(self, message_id: int) -> tuple[bytes, frozenset[str]]:
+        """A relayed message and its header names, from a small cache."""
+        found = self._messages.pop(message_id, None)
+        if found is None:
+            content = await self._store.message_for(message_id)
+            found = (content, header_names(content))
+        self._messages[message_id] = found  # most recently used last
+        while len(self._messages) > _MESSAGE_CACHE:
+            del self._messages[next(iter(self._messages))]
+        return found
+
     async def render(self, claimed: Claimed, now: datetime) -> tuple[str, bytes]:
         """(envelope sender, message bytes) for the recipient's next attempt."""
-        template = await self.template(claimed.campaign_id)
         token = VERPToken(recipient_id=claimed.id, attempt=claimed.attempts + 1)
         mail_from = encode_verp(
             token, return_path=self._return_path, secret=self._secret
         )
         trace = mail_from.partition("+")[2].partition("@")[0]
+        if claimed.message_id is not None:
+            return mail_from, await self._render_relayed(claimed.message_id, trace, now)
+        template = await self.template(claimed.campaign_id)
         headers = [
             ("Message-ID", f"<{trace}@{self._domain}>"),
             ("Date", format_datetime(now)),
@@ -49,3 +68,16 @@ class Renderer:
         values = dict(claimed.fields)
         values.setdefault("email", claimed.address)
         return mail_from, template.render(values, headers)
+
+    async def _render_relayed(
+        self, message_id: int, trace: str, now: datetime
+    ) -> bytes:
+        """The client's message as accepted, under our trace header; Message-ID and
+        Date only when the client gave none."""
+        content, names = await self.relayed(message_id)
+        headers = [(TRACE_HEADER, trace)]
+        if "message-id" not in names:
+            headers.append(("Message-ID", f"<{trace}@{self._domain}>"))
+        if "date" not in names:
+            headers.append(("Date", format_datetime(now)))
+        return with_headers(content, headers)

@@ -10,6 +10,7 @@ from warmup.cli.classify_cmd import classify
 from warmup.cli.demo_cmd import demo
 from warmup.cli.logs import FORMATS, configure_logging
 from warmup.cli.queue_cmds import enqueue
+from warmup.cli.relay_cmds import relay
 from warmup.cli.report_cmd import report
 from warmup.cli.run_cmd import run
 from warmup.cli.schedule_cmds import check, plan, schedule
@@ -56,6 +57,7 @@ def cli(
 _COMMANDS = (
     demo,
     run,
+    relay,
     status,
     report,
     check,

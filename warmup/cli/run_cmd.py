@@ -19,6 +19,7 @@ from warmup.app.ingest import BounceIntake
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
 from warmup.cli.engine import build_dispatcher, node_name, owned_ips, verp_secret
+from warmup.cli.relay_cmds import relaying
 from warmup.config import Config
 
 __all__ = ["run"]
@@ -77,12 +78,36 @@ async def _run(config: Config, secret: bytes) -> None:
         ", ".join(ip.address for ip in dispatcher.settings.ips),
         store.engine.url.render_as_string(hide_password=True),
     )
-    _poll_bounce_mailbox(config, store, clock, secret, jobs)
+    bounces = BounceIntake(
+        store,
+        clock=clock,
+        return_path=config.settings.bounces.return_path,
+        secret=secret,
+        retry=config.settings.delivery.retry,
+    )
+    _poll_bounce_mailbox(config, bounces, jobs)
+
+    async def bounce_sink(data: bytes, recipient: str) -> None:
+        await bounces.ingest(data, source="relay", envelope_to=(recipient,))
+
+    def queued() -> None:
+        dispatcher.poke()
+        jobs.wake.set()
+
     jobs.start()
     try:
         owned = [ip.address for ip in dispatcher.settings.ips]
         metrics = config.settings.metrics
-        async with exporting(metrics, store=store, clock=clock, ips=owned):
+        async with (
+            exporting(metrics, store=store, clock=clock, ips=owned),
+            relaying(
+                config,
+                store=store,
+                clock=clock,
+                bounce_sink=bounce_sink,
+                on_queued=queued,
+            ),
+        ):
             await run_until_stopped(dispatcher, stop, jobs.wake)
     finally:
         jobs.shutdown()
@@ -92,24 +117,13 @@ async def _run(config: Config, secret: bytes) -> None:
 
 
 def _poll_bounce_mailbox(
-    config: Config,
-    store: SQLStore,
-    clock: SystemClock,
-    secret: bytes,
-    jobs: CalendarJobs,
+    config: Config, intake: BounceIntake, jobs: CalendarJobs
 ) -> None:
     """bounces.maildir: ingest what arrives there every bounces.poll_every."""
     settings = config.settings.bounces
     if settings.maildir is None:
         return
     inbox = MaildirInbox(settings.maildir)
-    intake = BounceIntake(
-        store,
-        clock=clock,
-        return_path=settings.return_path,
-        secret=secret,
-        retry=config.settings.delivery.retry,
-    )
     jobs.every("bounce-mailbox", settings.poll_every, lambda: intake.drain(inbox))
     logger.info(
         "polling the bounce mailbox %s every %s", settings.maildir, settings.poll_every

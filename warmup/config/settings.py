@@ -274,10 +274,43 @@ def _relay(node: Node) -> RelaySettings:
         max_message_bytes=node.integer(
             "max_message_bytes", base.max_message_bytes, minimum=1024
         ),
-        campaign_header=node.string("campaign_header", base.campaign_header),
+        max_recipients=node.integer("max_recipients", base.max_recipients, minimum=1),
+        campaign_header=node.value(
+            "campaign_header", base.campaign_header, _header_name
+        ),
+        default_campaign=node.string("default_campaign", base.default_campaign),
+        **_relay_limits(node, base),
     )
     node.finish()
     return result
+
+
+def _header_name(raw: Any) -> str:
+    text = str(raw)
+    if not re.fullmatch(r"[!-9;-~]{1,76}", text):
+        raise ValueError(f"not a header field name, got {raw!r}")
+    return text
+
+
+def _relay_limits(node: Node, base: RelaySettings) -> dict[str, Any]:
+    return {
+        "max_connections_per_client": node.integer(
+            "max_connections_per_client", base.max_connections_per_client, minimum=1
+        ),
+        "messages_per_minute_per_client": node.integer(
+            "messages_per_minute_per_client",
+            base.messages_per_minute_per_client,
+            minimum=1,
+        ),
+        "auth_failures_before_lockout": node.integer(
+            "auth_failures_before_lockout",
+            base.auth_failures_before_lockout,
+            minimum=1,
+        ),
+        "lockout": node.duration("lockout", base.lockout),
+        "timeout": node.value("timeout", base.timeout, _duration_positive),
+        "fsync": node.boolean("fsync", base.fsync),
+    }
 
 
 def _thresholds(node: Node) -> RateLimits:

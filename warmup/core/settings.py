@@ -104,13 +104,25 @@ class BounceSettings:
 class RelaySettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 2587
-    enabled: bool = True
+    # Off unless the config turns it on: no port is opened by surprise.
+    enabled: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
     users_file: str | None = None
     allowed_networks: tuple[str, ...] = ("127.0.0.0/8",)
     max_message_bytes: int = 25 * 1024 * 1024
+    max_recipients: int = 1000
     campaign_header: str = "X-Warmup-Campaign"
+    # Campaign of a submission that names none (no header, no AUTH user).
+    default_campaign: str = "relay"
+    max_connections_per_client: int = 20
+    messages_per_minute_per_client: int = 6000
+    auth_failures_before_lockout: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+    # Idle time allowed per command, and for the whole message after DATA.
+    timeout: timedelta = timedelta(minutes=5)
+    # SQLite: fsync each accepted message (survives power loss, not only a crash).
+    fsync: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,6 +25,7 @@ from warmup.adapters.db.schema import (
     lane_days,
     lane_events,
     lanes,
+    messages,
     recipients,
     suppressions,
     templates,
@@ -113,17 +114,20 @@ class QueueOps:
     _write_lock: asyncio.Lock | None = None
 
     @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+    async def _begin(self, *, durable: bool = False) -> AsyncIterator[AsyncConnection]:
         """A write transaction. On SQLite, writers of this process queue on an
         asyncio lock: otherwise they meet in SQLite's busy handler, which sleeps
-        in steps of milliseconds long after the lock was freed."""
+        in steps of milliseconds long after the lock was freed. ``durable``: on
+        SQLite the commit fsyncs (PRAGMA synchronous=FULL; PostgreSQL always does)."""
         if self._dialect != "sqlite":
             async with self.engine.begin() as conn:
                 yield conn
             return
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
-        writer = self.engine.execution_options(sqlite_immediate=True)
+        writer = self.engine.execution_options(
+            sqlite_immediate=True, sqlite_durable=durable
+        )
         async with self._write_lock, writer.begin() as conn:
             yield conn
 
@@ -254,6 +258,7 @@ class QueueOps:
                 recipients.c.attempts,
                 recipients.c.queued_at,
                 recipients.c.priority,
+                recipients.c.message_id,
             )
         )
         try:
@@ -271,6 +276,7 @@ class QueueOps:
                 attempts=r.attempts,
                 queued_at=r.queued_at,
                 priority=r.priority,
+                message_id=r.message_id,
             )
             for r in rows
         ]
@@ -312,6 +318,12 @@ class QueueOps:
             .join(campaigns, campaigns.c.template_id == templates.c.id)
             .where(campaigns.c.id == campaign_id)
         )
+        async with self.engine.connect() as conn:
+            return bytes((await conn.execute(query)).scalar_one())
+
+    async def message_for(self, message_id: int) -> bytes:
+        """A relayed message as stored (see :mod:`warmup.core.relay_message`)."""
+        query = select(messages.c.content).where(messages.c.id == message_id)
         async with self.engine.connect() as conn:
             return bytes((await conn.execute(query)).scalar_one())
 

@@ -37,6 +37,7 @@ __all__ = [
     "lane_days",
     "lane_events",
     "lanes",
+    "messages",
     "metadata",
     "recipients",
     "suppressions",
@@ -96,8 +97,23 @@ campaigns = Table(
     metadata,
     Column("id", BigID, primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
-    Column("template_id", ForeignKey("templates.id"), nullable=False),
+    # None for a campaign created by the relay: its recipients carry messages.
+    Column("template_id", ForeignKey("templates.id")),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One complete message submitted through the relay, sent as is to its recipients
+# (those whose ``message_id`` points here).
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("campaign_id", ForeignKey("campaigns.id"), nullable=False, index=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("mail_from", String(320), nullable=False),
+    Column("peer", String(64), nullable=False),
+    Column("auth_user", String(255)),
+    Column("received_at", UTCDateTime, nullable=False),
 )
 
 lanes = Table(
@@ -175,7 +191,18 @@ recipients = Table(
     Column("claimed_by", String(128)),
     Column("claimed_until", UTCDateTime),
     Column("last_reply", Text),
-    UniqueConstraint("campaign_id", "address"),
+    # Set for relayed mail: the message to send (else the campaign's template).
+    Column("message_id", ForeignKey("messages.id")),
+    # An address once per campaign for template mail; relayed mail may send a
+    # campaign's recipient several messages.
+    Index(
+        "uq_recipients_campaign_id_address",
+        "campaign_id",
+        "address",
+        unique=True,
+        sqlite_where=text("message_id IS NULL"),
+        postgresql_where=text("message_id IS NULL"),
+    ),
     # Claim order: an index scan yields the most engaged first, FIFO among equals.
     Index("ix_recipients_claim_order", "state", "isp", text("priority DESC"), "id"),
     Index(None, "state", "claimed_until"),

@@ -71,7 +71,19 @@ def _sqlite_begin(connection: Connection) -> None:
     # they take the write lock up front, so two writers queue on busy_timeout
     # instead of failing with "database is locked" when a deferred transaction
     # tries to upgrade its read lock. Reads stay deferred: WAL never blocks them.
-    immediate = connection.get_execution_options().get("sqlite_immediate", False)
+    options = connection.get_execution_options()
+    immediate = options.get("sqlite_immediate", False)
+    if options.get("sqlite_migrating"):
+        # Batch migrations copy tables that others reference; with foreign keys
+        # on, SQLite refuses to drop the old copy. Only settable outside a
+        # transaction; open() discards this connection afterwards.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    info = connection.connection.info
+    if options.get("sqlite_durable") and not info.get("synchronous_full"):
+        # Durable writers (the relay's 250): fsync the WAL at every commit, so
+        # an accepted message survives power loss too. The connection keeps it.
+        connection.exec_driver_sql("PRAGMA synchronous=FULL")
+        info["synchronous_full"] = True
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -94,6 +106,10 @@ def _upgrade(connection: Connection) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+        if broken is not None:
+            raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
 class SQLStore(FeedbackOps):
@@ -112,9 +128,12 @@ class SQLStore(FeedbackOps):
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
         try:
-            immediate = engine.execution_options(sqlite_immediate=True)
+            immediate = engine.execution_options(
+                sqlite_immediate=True, sqlite_migrating=True
+            )
             async with immediate.begin() as conn:
                 await conn.run_sync(_upgrade)
+            await engine.dispose()  # no pooled connection keeps foreign keys off
         except (SQLAlchemyError, OSError) as exc:
             await engine.dispose()
             raise StoreError("open", describe(exc)) from exc
@@ -215,7 +234,8 @@ class SQLStore(FeedbackOps):
             for r, isp in zip(recipients_, isps, strict=True)
         ]
         statement = self._insert(recipients).on_conflict_do_nothing(
-            index_elements=["campaign_id", "address"]
+            index_elements=["campaign_id", "address"],
+            index_where=recipients.c.message_id.is_(None),
         )
         try:
             return await self._insert_counted(statement, rows)

@@ -1,0 +1,129 @@
+"""SQLSubmissions on SQLite and PostgreSQL: messages, their recipients, campaigns."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from warmup.adapters.db.schema import campaigns
+from warmup.adapters.db.store import SQLStore
+from warmup.adapters.db.submission import SQLSubmissions
+from warmup.app.ports import FiledMessage, RelayedMessage, TemplateRecord
+from warmup.core.address import Address
+from warmup.core.errors import StoreError
+from warmup.core.lane import Lane
+from warmup.core.recipient import NewRecipient
+from warmup.core.suppression import make_suppression
+
+NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
+ANN = Address("ann", "gmail.com")
+
+
+def _message(
+    campaign: str = "spring", content: bytes = b"Subject: x\r\n\r\n"
+) -> RelayedMessage:
+    return RelayedMessage(
+        campaign=campaign,
+        content=content,
+        mail_from="shop@shop.example",
+        peer="127.0.0.1",
+        auth_user=None,
+        received_at=NOW,
+        recipients=[
+            (ANN, "gmail"),
+            (Address("bob", "example.net"), None),
+            (Address("gone", "gmail.com"), "gmail"),
+        ],
+    )
+
+
+async def test_messages_and_recipients_are_filed_and_claimed(store: SQLStore) -> None:
+    await store.add_suppressions(
+        [make_suppression("gone@gmail.com", reason="hard", source="t", now=NOW)]
+    )
+    submissions = SQLSubmissions(store)
+    first = await submissions.commit_message(_message(content=b"Subject: 1\r\n\r\n"))
+    second = await submissions.commit_message(_message(content=b"Subject: 2\r\n\r\n"))
+    assert (first.queued, first.suppressed) == (2, 1)
+    assert first.message_id != second.message_id
+    assert await store.count_recipients() == {"queued": 4, "suppressed": 2}
+    assert await store.message_for(second.message_id) == b"Subject: 2\r\n\r\n"
+    claimed = await store.claim(
+        lane_id=(await _lane(store)),
+        isp="gmail",
+        limit=10,
+        now=NOW,
+        claimer="n:1",
+        lease_until=NOW + timedelta(minutes=5),
+    )
+    assert sorted(c.message_id for c in claimed if c.message_id) == [
+        first.message_id,
+        second.message_id,
+    ]
+    assert {c.address for c in claimed} == {"ann@gmail.com"}
+
+
+async def test_parallel_messages_share_commits_and_a_bad_one_fails_alone(
+    store: SQLStore,
+) -> None:
+    batches: list[int] = []
+
+    class Picky(SQLSubmissions):
+        async def _write(self, batch: list[RelayedMessage]) -> list[FiledMessage]:
+            batches.append(len(batch))
+            if any(m.campaign == "poison" for m in batch):
+                raise StoreError("accepting messages", "poisoned")
+            return await super()._write(batch)
+
+    picky = Picky(store)
+    names = ["a", "b", "poison", "c", "d"] * 4
+    results = await asyncio.gather(
+        *(picky.commit_message(_message(name)) for name in names),
+        return_exceptions=True,
+    )
+    failed = [
+        n for n, r in zip(names, results, strict=True) if isinstance(r, Exception)
+    ]
+    assert failed == ["poison"] * 4
+    assert len({r.message_id for r in results if isinstance(r, FiledMessage)}) == 16
+    assert max(batches) > 1  # messages did share transactions
+    assert await store.count_recipients() == {"queued": 48}
+
+
+async def _lane(store: SQLStore) -> int:
+    lane_id, _ = await store.ensure_lane(Lane(ip="127.0.0.2", isp="gmail"), NOW)
+    return lane_id
+
+
+async def test_template_recipients_stay_unique_beside_relayed_ones(
+    store: SQLStore,
+) -> None:
+    template = TemplateRecord(
+        name="t.eml", sha256="a" * 64, content=b"Subject: x\r\n\r\n"
+    )
+    campaign = await store.ensure_campaign("spring", template, NOW)
+    await SQLSubmissions(store).commit_message(_message())
+    row = NewRecipient(
+        address="ann@gmail.com",
+        domain="gmail.com",
+        engagement_score=None,
+        engaged_at=None,
+        fields={"email": "ann@gmail.com"},
+    )
+    assert (
+        await store.insert_recipients(campaign.id, [row, row], ["gmail"] * 2, NOW) == 1
+    )
+    assert await store.insert_recipients(campaign.id, [row], ["gmail"], NOW) == 0
+    assert await store.count_recipients(campaign.id) == {"queued": 4}
+
+
+async def test_a_new_campaign_is_created_once_under_concurrency(
+    store: SQLStore,
+) -> None:
+    submissions = [SQLSubmissions(store) for _ in range(5)]
+    await asyncio.gather(*(s.commit_message(_message("fresh")) for s in submissions))
+    async with store.engine.connect() as conn:
+        count = await conn.execute(select(func.count()).select_from(campaigns))
+        assert count.scalar_one() == 1

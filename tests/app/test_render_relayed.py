@@ -1,0 +1,74 @@
+"""Rendering relayed recipients: the stored message under our trace header."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from warmup.app.ports import EngineStore
+from warmup.app.render import TRACE_HEADER, Renderer
+from warmup.core.attempt import Claimed
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+class _Messages:
+    def __init__(self, contents: dict[int, bytes]) -> None:
+        self.contents = contents
+        self.reads: list[int] = []
+
+    async def message_for(self, message_id: int) -> bytes:
+        self.reads.append(message_id)
+        return self.contents[message_id]
+
+    async def template_for(self, campaign_id: int) -> bytes:
+        raise AssertionError("relayed mail needs no template")
+
+
+def _claimed(message_id: int, recipient_id: int = 7) -> Claimed:
+    return Claimed(
+        id=recipient_id,
+        campaign_id=1,
+        address="ann@gmail.com",
+        domain="gmail.com",
+        fields={},
+        attempts=0,
+        queued_at=NOW,
+        message_id=message_id,
+    )
+
+
+def _renderer(store: Any) -> Renderer:
+    return Renderer(
+        cast(EngineStore, store), return_path="bounces@bounce.test", secret=b"s"
+    )
+
+
+async def test_client_message_id_and_date_are_kept() -> None:
+    content = b"Message-ID: <m@shop.example>\r\nDate: x\r\nSubject: s\r\n\r\nbody\r\n"
+    renderer = _renderer(_Messages({1: content}))
+    mail_from, message = await renderer.render(_claimed(1), NOW)
+    trace = mail_from.partition("+")[2].partition("@")[0]
+    assert mail_from.endswith("@bounce.test")
+    assert message == f"{TRACE_HEADER}: {trace}\r\n".encode() + content
+
+
+async def test_missing_message_id_and_date_are_added_per_recipient() -> None:
+    content = b"Subject: s\r\n\r\nbody\r\n"
+    renderer = _renderer(_Messages({1: content}))
+    first = (await renderer.render(_claimed(1, 7), NOW))[1]
+    second = (await renderer.render(_claimed(1, 8), NOW))[1]
+    lines = first.split(b"\r\n")
+    assert lines[1].startswith(b"Message-ID: <") and lines[1].endswith(b"@bounce.test>")
+    assert lines[2] == b"Date: Tue, 01 Jan 2030 00:00:00 +0000"
+    assert first.endswith(content) and first != second
+
+
+async def test_messages_are_cached_least_recently_used() -> None:
+    store = _Messages({n: b"Subject: %d\r\n\r\n" % n for n in range(40)})
+    renderer = _renderer(store)
+    for n in range(40):
+        await renderer.render(_claimed(n), NOW)
+    await renderer.render(_claimed(39), NOW)  # cached
+    await renderer.render(_claimed(0), NOW)  # evicted long ago: read again
+    assert store.reads == [*range(40), 0]

@@ -1,0 +1,133 @@
+"""`warmup relay cert` and `warmup relay adduser`, and the relay's start-up checks."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from warmup.adapters.db.store import SQLStore
+from warmup.adapters.relay_users import UserFile
+from warmup.cli import cli
+from warmup.cli.relay_cmds import relaying
+from warmup.config import load_config
+from warmup.config.files import BUILTIN_SCHEDULES
+from warmup.core.errors import InputError
+from warmup.testing.clock import FakeClock
+
+CONFIG = """\
+database: sqlite:///{tmp}/w.db
+timezone: UTC
+schedules: {schedules}
+ips:
+  - {{address: 127.0.0.2, helo: a.test}}
+relay:
+  enabled: true
+  listen: 127.0.0.1:{port}
+{extra}"""
+
+
+def _config(tmp_path: Path, extra: str = "", port: int = 2587) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        CONFIG.format(tmp=tmp_path, schedules=BUILTIN_SCHEDULES, port=port, extra=extra)
+    )
+    return path
+
+
+def _run(config: Path, *args: str, input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["-c", str(config), "relay", *args], input=input)
+    return result.exit_code, result.output
+
+
+def test_cert_writes_a_pair_that_loads(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    config = _config(tmp_path, f"  tls_cert: {cert}\n  tls_key: {key}\n")
+    code, output = _run(config, "cert", "--hostname", "relay.example", "--days", "3")
+    assert code == 0, output
+    assert f"wrote {cert} and {key}" in output
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    code, output = _run(config, "cert")
+    assert code == 2 and "exists (--force replaces it)" in output
+    assert _run(config, "cert", "--force")[0] == 0
+
+
+def test_adduser_prompts_twice_or_reads_stdin(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    config = _config(tmp_path, f"  users_file: {users}\n")
+    code, output = _run(config, "adduser", "news", input="long enough\nlong enough\n")
+    assert code == 0 and "added news" in output
+    code, output = _run(
+        config, "adduser", "news", "--password-stdin", input="another one\n"
+    )
+    assert code == 0 and "updated news" in output
+    assert UserFile(users).verify("news", b"another one")
+    code, output = _run(config, "adduser", "x", "--password-stdin", input="short\n")
+    assert code == 2 and "at least 8" in output
+    code, output = _run(
+        config, "adduser", "bad name", "--password-stdin", input="x" * 9
+    )
+    assert code == 2 and "user names" in output
+
+
+def test_adduser_needs_a_users_file(tmp_path: Path) -> None:
+    code, output = _run(_config(tmp_path), "adduser", "news", "--password-stdin")
+    assert code == 2 and "relay.users_file" in output
+    other = tmp_path / "other"
+    code, _ = _run(
+        _config(tmp_path),
+        "adduser",
+        "news",
+        "--file",
+        str(other),
+        "--password-stdin",
+        input="long enough\n",
+    )
+    assert code == 0 and other.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("  tls_cert: /nonexistent.pem\n", "set both tls_cert and tls_key"),
+        (
+            "  tls_cert: /nonexistent.pem\n  tls_key: /nonexistent.key\n",
+            "cannot load the TLS certificate",
+        ),
+        ("  users_file: {tmp}/nope\n", "cannot read"),
+    ],
+)
+async def test_relay_start_refuses_unusable_files(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    config = load_config(_config(tmp_path, extra.format(tmp=tmp_path)))
+    store = await SQLStore.open(config.settings.database)
+    try:
+        with pytest.raises(InputError, match=message):
+            async with relaying(config, store=store, clock=FakeClock()):
+                pass
+    finally:
+        await store.close()
+
+
+async def test_relay_start_refuses_a_port_in_use(tmp_path: Path) -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = load_config(_config(tmp_path, port=port))
+    store = await SQLStore.open(config.settings.database)
+    try:
+        with pytest.raises(InputError, match="cannot listen on"):
+            async with relaying(config, store=store, clock=FakeClock()):
+                pass
+        path = _config(tmp_path, port=port)
+        path.write_text(path.read_text().replace("enabled: true", "enabled: false"))
+        async with relaying(load_config(path), store=store, clock=FakeClock()) as relay:
+            assert relay is None
+    finally:
+        await store.close()
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,271 @@
+"""Relay policy: paths, relaying decisions, per-client limits (pure, table-driven)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from warmup.core.address import Address
+from warmup.core.relay_policy import (
+    AUTH_REQUIRED,
+    NO_BOUNCE_INTAKE,
+    RELAY_DENIED,
+    AuthFailures,
+    ClientLimits,
+    RecipientRoute,
+    Refusal,
+    TokenBucket,
+    check_campaign_name,
+    check_command,
+    check_path,
+    decide_recipient,
+    decide_sender,
+    next_auth_failures,
+    split_path,
+    take_token,
+)
+from warmup.core.settings import RelaySettings
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("argument", "expected"),
+    [
+        ("FROM:<a@b.example>", ("a@b.example", "")),
+        (
+            "from: <a@b.example> SIZE=10 BODY=8BITMIME",
+            ("a@b.example", "SIZE=10 BODY=8BITMIME"),
+        ),
+        ("FROM:a@b.example SIZE=10", ("a@b.example", "SIZE=10")),
+        ("FROM:<>", ("", "")),
+        ('FROM:<"x>y"@b.example>', ('"x>y"@b.example', "")),
+        ('FROM:<"x\\"y>"@b.example> X', ('"x\\"y>"@b.example', "X")),
+        ("FROM:<a@b.example", Refusal(501, "5.5.4", "Unterminated <path>")),
+        ("TO:<a@b.example>", Refusal(501, "5.5.4", "Syntax: FROM:<address>")),
+    ],
+)
+def test_split_path(argument: str, expected: object) -> None:
+    assert split_path(argument, "FROM:") == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "smtputf8", "code", "status", "text"),
+    [
+        ("@relay.example:victim@target.example", False, 553, "5.1.3", "Source route"),
+        ("@a,@b:victim@target.example", False, 553, "5.1.3", "Source route"),
+        ("victim%target.example@us.example", False, 553, "5.1.3", "Percent-hack"),
+        ("victim@target.example%us.example", False, 553, "5.1.3", "Percent-hack"),
+        ("target.example!victim@us.example", False, 553, "5.1.3", "Bang path"),
+        ('"victim@target.example"@us.example', False, 553, "5.1.3", "Quoted"),
+        ('"a%b"@us.example', False, 553, "5.1.3", "Quoted"),
+        ('"a!b"@us.example', False, 553, "5.1.3", "Quoted"),
+        ('"a\\"b"@us.example', False, 553, "5.1.3", "Quoted"),
+        ('"@us.example', False, 553, "5.1.3", "Bad quoted"),
+        ('"abc@us.example', False, 553, "5.1.3", "Bad quoted"),
+        ("josé@example.com", False, 553, "5.6.7", "Non-ASCII"),
+        ("user@[192.0.2.1]", False, 553, "5.1.3", "Bad recipient"),
+        ("no-at-sign", False, 553, "5.1.3", "Bad recipient"),
+        ("a@localhost", False, 553, "5.1.3", "Bad recipient"),
+    ],
+)
+def test_recipient_paths_refused(
+    path: str, smtputf8: bool, code: int, status: str, text: str
+) -> None:
+    refusal = check_path(path, recipient=True, smtputf8=smtputf8)
+    assert isinstance(refusal, Refusal)
+    assert (refusal.code, refusal.enhanced) == (code, status)
+    assert refusal.text.startswith(text)
+    assert refusal.reply.startswith(f"{code} {status} ")
+
+
+@pytest.mark.parametrize(
+    ("path", "smtputf8", "expected"),
+    [
+        ("Ann@Example.COM", False, Address("Ann", "example.com")),
+        ('"john smith"@example.com', False, Address('"john smith"', "example.com")),
+        ("josé@example.com", True, Address("josé", "example.com")),
+        ("a+tag@sub.example.org", False, Address("a+tag", "sub.example.org")),
+    ],
+)
+def test_recipient_paths_accepted(path: str, smtputf8: bool, expected: Address) -> None:
+    assert check_path(path, recipient=True, smtputf8=smtputf8) == expected
+
+
+def test_sender_refusals_use_the_sender_status() -> None:
+    refusal = check_path("@a:b@c.example", recipient=False, smtputf8=False)
+    assert isinstance(refusal, Refusal) and refusal.enhanced == "5.1.7"
+    bad = check_path("nonsense", recipient=False, smtputf8=False)
+    assert isinstance(bad, Refusal) and bad.text == "Bad sender address syntax"
+
+
+@pytest.mark.parametrize(
+    ("argument", "refused"),
+    [
+        ("FROM:<a@b.example>", False),
+        ("FROM:<a@b.example>\rBcc: x@y.example", True),
+        ("FROM:<a@b.example> SIZE=1\x00", True),
+        ("TO:<a@b.example>\x7f", True),
+        ("mta.example.com", False),
+    ],
+)
+def test_control_characters_are_refused(argument: str, refused: bool) -> None:
+    refusal = check_command(argument)
+    assert (refusal is not None) == refused
+    if refusal is not None:
+        assert refusal.reply.startswith("501 5.5.2")
+
+
+@pytest.mark.parametrize(
+    ("may_relay", "has_sink", "expected"),
+    [
+        (True, False, None),
+        (False, True, None),
+        (True, True, None),
+        (False, False, AUTH_REQUIRED),
+    ],
+)
+def test_decide_sender(may_relay: bool, has_sink: bool, expected: object) -> None:
+    assert decide_sender(may_relay=may_relay, has_sink=has_sink) == expected
+
+
+@pytest.mark.parametrize(
+    ("domain", "has_sink", "may_relay", "expected"),
+    [
+        ("bounce.example", True, False, RecipientRoute.bounce),
+        ("bounce.example", True, True, RecipientRoute.bounce),
+        ("bounce.example", False, True, NO_BOUNCE_INTAKE),
+        ("gmail.com", True, True, RecipientRoute.queue),
+        ("gmail.com", False, True, RecipientRoute.queue),
+        ("gmail.com", True, False, RELAY_DENIED),
+        ("gmail.com", False, False, RELAY_DENIED),
+    ],
+)
+def test_decide_recipient(
+    domain: str, has_sink: bool, may_relay: bool, expected: object
+) -> None:
+    result = decide_recipient(
+        Address("u", domain),
+        bounce_domain="bounce.example",
+        has_sink=has_sink,
+        may_relay=may_relay,
+    )
+    assert result == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("  spring-sale ", "spring-sale"), ("Newsletter 12 ☃", "Newsletter 12 ☃")],
+)
+def test_campaign_names(text: str, expected: str) -> None:
+    assert check_campaign_name(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 256, "a\rb", "a\x00"])
+def test_bad_campaign_names(text: str) -> None:
+    with pytest.raises(ValueError, match="campaign name"):
+        check_campaign_name(text)
+
+
+def test_token_bucket_holds_a_minute_and_refills_evenly() -> None:
+    bucket: TokenBucket | None = None
+    taken = 0
+    for _ in range(130):
+        ok, bucket = take_token(bucket, per_minute=120, now=NOW)
+        taken += ok
+    assert taken == 120
+    ok, bucket = take_token(bucket, per_minute=120, now=NOW + timedelta(seconds=0.4))
+    assert not ok
+    ok, bucket = take_token(bucket, per_minute=120, now=NOW + timedelta(seconds=0.5))
+    assert ok
+    # An hour idle refills to the cap, not beyond; a clock going back refills nothing.
+    _, bucket = take_token(bucket, per_minute=120, now=NOW + timedelta(hours=1))
+    assert bucket.tokens == 119
+    _, bucket = take_token(bucket, per_minute=120, now=NOW)
+    assert bucket.tokens == 118
+
+
+def test_auth_failures_count_lock_and_start_over() -> None:
+    lockout = timedelta(minutes=15)
+    state = None
+    delays = []
+    for second in range(5):
+        state = next_auth_failures(
+            state, now=NOW + timedelta(seconds=second), limit=5, lockout=lockout
+        )
+        delays.append(state.delay().total_seconds())
+    assert state is not None
+    assert delays == [1, 2, 4, 8, 8]
+    assert state.locked_until == NOW + timedelta(seconds=4) + lockout
+    # After a lockout, and long after the last failure, counting starts over.
+    after = next_auth_failures(
+        state, now=NOW + timedelta(hours=1), limit=5, lockout=lockout
+    )
+    assert after == AuthFailures(count=1, last_at=NOW + timedelta(hours=1))
+    old = AuthFailures(count=3, last_at=NOW)
+    later = NOW + lockout + timedelta(seconds=1)
+    assert next_auth_failures(old, now=later, limit=5, lockout=lockout).count == 1
+
+
+def test_client_limits_connections() -> None:
+    limits = ClientLimits(RelaySettings(max_connections_per_client=2))
+    assert limits.open("192.0.2.1") is None
+    assert limits.open("192.0.2.1") is None
+    refusal = limits.open("192.0.2.1")
+    assert refusal is not None and refusal.reply.startswith("421 4.7.0")
+    assert limits.open("192.0.2.2") is None  # another client is not affected
+    limits.close("192.0.2.1")
+    assert limits.open("192.0.2.1") is None
+    for _ in range(3):
+        limits.close("192.0.2.1")
+    assert "192.0.2.1" not in limits.connections
+
+
+def test_client_limits_messages() -> None:
+    limits = ClientLimits(RelaySettings(messages_per_minute_per_client=2))
+    assert limits.message("a", NOW) is None
+    assert limits.message("a", NOW) is None
+    refusal = limits.message("a", NOW)
+    assert refusal is not None and refusal.reply.startswith("450 4.7.1")
+    assert limits.message("b", NOW) is None
+    assert limits.message("a", NOW + timedelta(seconds=30)) is None
+
+
+def test_client_limits_auth_lockout() -> None:
+    settings = RelaySettings(
+        auth_failures_before_lockout=3, lockout=timedelta(minutes=5)
+    )
+    limits = ClientLimits(settings)
+    assert limits.auth_refusal("a", NOW) is None
+    assert limits.auth_failed("a", NOW) == timedelta(seconds=1)
+    assert limits.auth_refusal("a", NOW) is None  # failures alone do not lock
+    limits.auth_failed("a", NOW)
+    assert limits.auth_failed("a", NOW) == timedelta(seconds=4)
+    refusal = limits.auth_refusal("a", NOW + timedelta(minutes=4))
+    assert refusal is not None and refusal.reply.startswith("454 4.7.0")
+    assert limits.auth_refusal("b", NOW) is None
+    assert limits.auth_refusal("a", NOW + timedelta(minutes=5)) is None
+    limits.auth_succeeded("a")
+    assert "a" not in limits.failures
+
+
+def test_client_state_stays_bounded() -> None:
+    settings = RelaySettings(lockout=timedelta(minutes=1))
+    limits = ClientLimits(settings, max_clients=3)
+    for index in range(5):
+        limits.message(f"c{index}", NOW + timedelta(seconds=index))
+    assert set(limits.buckets) == {"c2", "c3", "c4"}
+    # Idle a minute: a full bucket is as good as none, so it goes first.
+    limits.message("late", NOW + timedelta(minutes=2))
+    assert set(limits.buckets) == {"late"}
+    limits.auth_failed("locked", NOW)
+    for _ in range(4):
+        limits.auth_failed("locked", NOW)
+    for index in range(4):
+        limits.auth_failed(f"f{index}", NOW + timedelta(seconds=index))
+    assert "locked" in limits.failures and len(limits.failures) == 3
+    limits.auth_failed("new", NOW + timedelta(seconds=30))
+    assert set(limits.failures) == {"locked", "f3", "new"}  # locked ones stay
+    limits.auth_failed("later", NOW + timedelta(minutes=2))  # all others forgotten
+    assert set(limits.failures) == {"later"}

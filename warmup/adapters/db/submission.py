@@ -1,0 +1,205 @@
+"""SQLSubmissions: the relay's SubmissionStore over an open SQLStore.
+
+Group commit: messages handed in while a write is under way are written together
+in the next transaction — campaigns (created without a template if new), one
+suppression lookup for all their recipients, the ``messages`` rows, a
+``recipients`` row per recipient (``queued``, or ``suppressed`` so that the
+campaign summary counts it). Each caller returns only once its transaction has
+committed (fsynced on SQLite when ``durable``), so the relay's 250 still means
+"on disk"; parallel sessions share one commit instead of queueing for the lock.
+If a batch fails, its messages are tried one by one, so one bad message cannot
+take the others down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from warmup.adapters.db.failure import describe
+from warmup.adapters.db.schema import campaigns, messages, recipients, suppressions
+from warmup.adapters.db.store import SQLStore
+from warmup.app.ports import FiledMessage, RelayedMessage
+from warmup.core.errors import StoreError
+from warmup.core.model import RecipientState
+from warmup.core.suppression import lookup_keys
+
+__all__ = ["SQLSubmissions"]
+
+logger = logging.getLogger(__name__)
+_CHUNK = 5000  # keys per IN (...) lookup
+_Waiting = tuple[RelayedMessage, "asyncio.Future[FiledMessage]"]
+
+
+class SQLSubmissions:
+    def __init__(
+        self, store: SQLStore, *, durable: bool = True, max_batch: int = 500
+    ) -> None:
+        self._store = store
+        self._durable = durable
+        self._max_batch = max_batch
+        self._campaigns: dict[str, int] = {}  # campaigns are never deleted
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def commit_message(self, message: RelayedMessage) -> FiledMessage:
+        future: asyncio.Future[FiledMessage] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting.append((message, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        # A caller that gives up (its client hung up) does not stop the write.
+        return await asyncio.shield(future)
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            try:
+                filed = await self._write([m for m, _ in batch])
+            except StoreError as exc:
+                if len(batch) == 1:
+                    _settle(batch, exc)
+                    continue
+                logger.warning("a batch of %d messages failed: one by one", len(batch))
+                for single in batch:
+                    try:
+                        _settle([single], await self._write([single[0]]))
+                    except StoreError as error:
+                        _settle([single], error)
+                continue
+            _settle(batch, filed)
+
+    async def _write(self, batch: list[RelayedMessage]) -> list[FiledMessage]:
+        try:
+            async with self._store._begin(durable=self._durable) as conn:
+                ids = await self._campaign_ids(conn, batch)
+                found = await _suppressed(conn, batch)
+                inserted = await conn.execute(
+                    insert(messages).returning(
+                        messages.c.id, sort_by_parameter_order=True
+                    ),
+                    [_message_row(m, ids[m.campaign]) for m in batch],
+                )
+                message_ids = [int(i) for i in inserted.scalars()]
+                rows, filed = _recipient_rows(batch, ids, message_ids, found)
+                if rows:
+                    await conn.execute(insert(recipients), rows)
+        except SQLAlchemyError as exc:
+            raise StoreError("accepting messages", describe(exc)) from exc
+        self._campaigns.update(ids)  # committed: remember them
+        return filed
+
+    async def _campaign_ids(
+        self, conn: AsyncConnection, batch: list[RelayedMessage]
+    ) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for message in batch:
+            name = message.campaign
+            if name in ids:
+                continue
+            known = self._campaigns.get(name)
+            ids[name] = (
+                known if known is not None else await self._campaign(conn, message)
+            )
+        return ids
+
+    async def _campaign(self, conn: AsyncConnection, message: RelayedMessage) -> int:
+        query = select(campaigns.c.id).where(campaigns.c.name == message.campaign)
+        found = (await conn.execute(query)).scalar()
+        if found is None:
+            # Two nodes may create it at once: the loser takes the winner's row.
+            await conn.execute(
+                self._store._insert(campaigns)
+                .values(
+                    name=message.campaign,
+                    template_id=None,
+                    created_at=message.received_at,
+                )
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            found = (await conn.execute(query)).scalar_one()
+        return int(found)
+
+
+def _settle(
+    batch: Sequence[_Waiting], outcome: list[FiledMessage] | StoreError
+) -> None:
+    for index, (_, future) in enumerate(batch):
+        if future.done():  # pragma: no cover - futures are only ours to settle
+            continue
+        if isinstance(outcome, StoreError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome[index])
+
+
+async def _suppressed(conn: AsyncConnection, batch: list[RelayedMessage]) -> set[str]:
+    keys = sorted(
+        lookup_keys(a.address for message in batch for a, _ in message.recipients)
+    )
+    found: set[str] = set()
+    for start in range(0, len(keys), _CHUNK):
+        query = select(suppressions.c.address).where(
+            suppressions.c.address.in_(keys[start : start + _CHUNK])
+        )
+        found.update((await conn.execute(query)).scalars())
+    return found
+
+
+def _message_row(message: RelayedMessage, campaign_id: int) -> dict[str, Any]:
+    return {
+        "campaign_id": campaign_id,
+        "content": message.content,
+        "mail_from": message.mail_from[:320],
+        "peer": message.peer[:64],
+        "auth_user": message.auth_user,
+        "received_at": message.received_at,
+    }
+
+
+def _recipient_rows(
+    batch: list[RelayedMessage],
+    campaign_ids: dict[str, int],
+    message_ids: list[int],
+    found: set[str],
+) -> tuple[list[dict[str, Any]], list[FiledMessage]]:
+    rows: list[dict[str, Any]] = []
+    filed: list[FiledMessage] = []
+    for message, message_id in zip(batch, message_ids, strict=True):
+        now = message.received_at
+        dropped = 0
+        for address, isp in message.recipients:
+            suppressed = address.address in found or "@" + address.domain in found
+            dropped += suppressed
+            state = RecipientState.suppressed if suppressed else RecipientState.queued
+            rows.append(
+                {
+                    "campaign_id": campaign_ids[message.campaign],
+                    "message_id": message_id,
+                    "address": address.address,
+                    "domain": address.domain,
+                    "isp": None if suppressed else isp,
+                    "state": state.value,
+                    "priority": -1.0,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "queued_at": now,
+                    "updated_at": now,
+                }
+            )
+        filed.append(
+            FiledMessage(
+                message_id=message_id,
+                queued=len(message.recipients) - dropped,
+                suppressed=dropped,
+            )
+        )
+    return rows, filed

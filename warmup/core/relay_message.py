@@ -1,0 +1,110 @@
+"""Relayed messages: the client's bytes, kept as they are but for a few headers.
+
+At acceptance the header section is cut into fields without parsing the body:
+``Bcc``/``Resent-Bcc``, the campaign header and our own trace header are removed,
+the campaign header's value is returned, and a ``Received`` trace field is put on
+top (RFC 5321 §4.4). At sending time our trace header goes on top, with a
+``Message-ID`` and a ``Date`` only when the client gave none (RFC 6409 §8).
+Everything else, body included, goes out byte for byte as the client wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+
+from warmup.core.relay_policy import Refusal, check_campaign_name
+
+__all__ = [
+    "PreparedMessage",
+    "header_names",
+    "prepare_message",
+    "received_field",
+    "with_headers",
+]
+
+_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9.:_\[\]-]{1,255}$")
+_ALWAYS_REMOVED = frozenset({"bcc", "resent-bcc"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedMessage:
+    content: bytes
+    campaign: str | None  # the campaign header's value, if there was one
+
+
+def _fields(raw: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
+    """Header fields as (lower-cased name, raw bytes with folds) and the rest."""
+    fields: list[tuple[str, bytes]] = []
+    position = 0
+    while position < len(raw):
+        end = raw.find(b"\n", position)
+        end = len(raw) if end < 0 else end + 1
+        line = raw[position:end]
+        if line[:1] in (b" ", b"\t") and fields:
+            name, text = fields[-1]
+            fields[-1] = (name, text + line)
+        else:
+            match = _FIELD.match(line)
+            if match is None:
+                break  # the blank line (or a body with no blank line before it)
+            fields.append((match.group(1).decode("ascii").lower(), line))
+        position = end
+    return fields, raw[position:]
+
+
+def _value(field: bytes) -> str:
+    text = field.partition(b":")[2].decode("utf-8", errors="replace")
+    return re.sub(r"\r?\n", "", text).strip()
+
+
+def prepare_message(
+    raw: bytes, *, campaign_header: str, trace_header: str, received: str
+) -> PreparedMessage | Refusal:
+    """Clean a submitted message (see the module docstring); ``received`` is the
+    trace field to put on top, from :func:`received_field`."""
+    fields, rest = _fields(raw)
+    if not fields:
+        return Refusal(550, "5.6.0", "The message has no header section")
+    wanted = campaign_header.lower()
+    campaign: str | None = None
+    for name, field in fields:
+        if name == wanted and campaign is None:
+            try:
+                campaign = check_campaign_name(_value(field))
+            except ValueError as exc:
+                return Refusal(550, "5.6.0", f"Bad {campaign_header} header: {exc}")
+    dropped = _ALWAYS_REMOVED | {wanted, trace_header.lower()}
+    kept = [field for name, field in fields if name not in dropped]
+    content = b"".join([received.encode("ascii"), *kept, rest])
+    return PreparedMessage(content=content, campaign=campaign)
+
+
+def _safe(name: str) -> str:
+    return name if _SAFE_NAME.match(name) else "unknown"
+
+
+def received_field(
+    *, helo: str | None, peer_ip: str, hostname: str, protocol: str, now: datetime
+) -> str:
+    """``Received: from HELO ([IP]) by HOST with PROTOCOL; DATE`` (RFC 5321 §4.4),
+    the client-chosen HELO name reduced to safe characters."""
+    return (
+        f"Received: from {_safe(helo or '')} ([{_safe(peer_ip)}])\r\n"
+        f"\tby {_safe(hostname)} with {protocol}; {format_datetime(now)}\r\n"
+    )
+
+
+def header_names(content: bytes) -> frozenset[str]:
+    """The lower-cased names of a message's header fields."""
+    return frozenset(name for name, _ in _fields(content)[0])
+
+
+def with_headers(content: bytes, headers: Sequence[tuple[str, str]]) -> bytes:
+    """Put ASCII header fields (ours: trace, Message-ID, Date) on top."""
+    lines = [f"{name}: {value}\r\n".encode("ascii") for name, value in headers]
+    return b"".join([*lines, content])
