@@ -74,6 +74,21 @@ def _project(tmp_path: Path, database_url: str, port: int) -> Path:
     return config
 
 
+def _gmail(clock: FakeClock, reports: Path | None = None) -> SimulatedISP:
+    """A simulated Gmail where every mailbox exists: only the prefixed test
+    addresses (dsnbounce…, complain…) bounce or complain, by mail."""
+    return SimulatedISP(
+        PROFILES["gmail"],
+        now=clock.now,
+        rng=random.Random(7),
+        unknown_share=0.0,
+        full_share=0.0,
+        greylist_share=0.0,
+        dsn_share=0.0,
+        reports_maildir=reports,
+    )
+
+
 async def _drive(engine: Dispatcher, clock: FakeClock, span: timedelta) -> None:
     until = clock.now() + span
     for _ in range(10_000):  # bounded; each tick jumps to the next event
@@ -117,16 +132,7 @@ async def test_dsn_and_arf_after_250_act_like_live_replies(
 ) -> None:
     clock = FakeClock(datetime(2030, 3, 1, 9, tzinfo=UTC))
     reports = tmp_path / "bouncebox"
-    isp = SimulatedISP(
-        PROFILES["gmail"],
-        now=clock.now,
-        rng=random.Random(7),
-        unknown_share=0.0,
-        full_share=0.0,
-        greylist_share=0.0,
-        dsn_share=0.0,
-        reports_maildir=reports,
-    )
+    isp = _gmail(clock, reports)
     async with isp:
         config = _project(tmp_path, database_url, isp.port)
         await enqueue_via_cli(tmp_path, config, ADDRESSES)
@@ -190,15 +196,7 @@ async def test_forged_token_changes_nothing(
     tmp_path: Path, database_url: str, secret_env: None
 ) -> None:
     clock = FakeClock(datetime(2030, 3, 1, 9, tzinfo=UTC))
-    isp = SimulatedISP(
-        PROFILES["gmail"],
-        now=clock.now,
-        rng=random.Random(7),
-        unknown_share=0.0,
-        full_share=0.0,
-        greylist_share=0.0,
-        dsn_share=0.0,
-    )
+    isp = _gmail(clock)
     async with isp:
         config = _project(tmp_path, database_url, isp.port)
         await enqueue_via_cli(tmp_path, config, NORMAL)
@@ -252,15 +250,7 @@ async def test_trace_header_and_recipient_fallback_find_the_send(
     # so the retry is inside its 72 h.
     clock = FakeClock(SystemClock().now())
     captured: list[bytes] = []
-    isp = SimulatedISP(
-        PROFILES["gmail"],
-        now=clock.now,
-        rng=random.Random(7),
-        unknown_share=0.0,
-        full_share=0.0,
-        greylist_share=0.0,
-        dsn_share=0.0,
-    )
+    isp = _gmail(clock)
     original_on_data = isp.on_data
 
     def keep(ip: str, mail_from: str, rcpts: list[str], content: bytes = b"") -> None:

@@ -22,7 +22,13 @@ from typing import Protocol
 from warmup.app.ports import Clock
 from warmup.core.address import AddressError, parse_address
 from warmup.core.backoff import next_attempt
-from warmup.core.bounces import BounceKind, BounceRecipient, BounceReport, parse_bounce
+from warmup.core.bounces import (
+    BounceKind,
+    BounceRecipient,
+    BounceReport,
+    complaint_about,
+    parse_bounce,
+)
 from warmup.core.feedback import (
     Effect,
     FeedbackEvent,
@@ -33,7 +39,7 @@ from warmup.core.feedback import (
     event_key,
     find_original,
 )
-from warmup.core.model import RecipientState, Verdict
+from warmup.core.model import RecipientState
 from warmup.core.settings import RetryPolicy
 from warmup.core.suppression import Suppression, make_suppression
 from warmup.core.verp import VERPToken
@@ -260,17 +266,7 @@ def _items(report: BounceReport) -> tuple[BounceRecipient, ...]:
     if report.recipients:
         return report.recipients
     if report.kind is BounceKind.feedback:
-        return (
-            BounceRecipient(
-                recipient=report.original_to,
-                status="",
-                action="",
-                verdict=Verdict.feedback,
-                reason="feedback",
-                reply="",
-                code=None,
-            ),
-        )
+        return (complaint_about(report.original_to),)
     return ()
 
 

@@ -54,7 +54,13 @@ from warmup.core.bounce_verdict import RecipientVerdict, classify_recipient
 from warmup.core.model import Verdict
 from warmup.core.verp import TRACE_HEADER
 
-__all__ = ["BounceKind", "BounceRecipient", "BounceReport", "parse_bounce"]
+__all__ = [
+    "BounceKind",
+    "BounceRecipient",
+    "BounceReport",
+    "complaint_about",
+    "parse_bounce",
+]
 
 _MAX_PARTS = 64
 _MAX_DEPTH = 8
@@ -354,19 +360,22 @@ def _feedback(base: BounceReport, parts: _Parts) -> BounceReport:
     return _with(base, BounceKind.feedback, _feedback_recipients(addresses))
 
 
+def complaint_about(address: str) -> BounceRecipient:
+    """The recipient entry of a complaint (ARF) about ``address``."""
+    return BounceRecipient(
+        recipient=address,
+        status="",
+        action="",
+        verdict=Verdict.feedback,
+        reason="feedback",
+        reply="",
+        code=None,
+    )
+
+
 def _feedback_recipients(addresses: list[str]) -> tuple[BounceRecipient, ...]:
     return tuple(
-        BounceRecipient(
-            recipient=address,
-            status="",
-            action="",
-            verdict=Verdict.feedback,
-            reason="feedback",
-            reply="",
-            code=None,
-        )
-        for address in dict.fromkeys(addresses)
-        if address
+        complaint_about(address) for address in dict.fromkeys(addresses) if address
     )
 
 
