@@ -126,6 +126,30 @@ def lane_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+_LATE_WORDS = {
+    "suppressed": "hard bounces (suppressed)",
+    "complaint": "complaints (suppressed)",
+    "retry": "soft failures (retried)",
+    "ignored": "notices without effect",
+    "unmatched": "about no send of ours",
+}
+_PAUSE_CAUSES = {
+    "block": "block replies",
+    "throttle": "repeated throttles",
+    "complaint_rate": "complaint rate over the limit",
+}
+
+
+def _pause_causes(summary: dict[str, Any], isp: str) -> str:
+    """What paused an ISP's lanes, e.g. 'repeated throttles x6, block replies x2'."""
+    causes: dict[str, int] = defaultdict(int)
+    for event in summary["events"]:
+        paused = event["new_state"] == "paused" and event["old_state"] != "paused"
+        if paused and event["isp"] == isp:
+            causes[_PAUSE_CAUSES.get(event["cause"], event["cause"])] += 1
+    return ", ".join(f"{cause} x{n}" for cause, n in sorted(causes.items()))
+
+
 def plain_words(summary: dict[str, Any]) -> list[str]:
     totals = _per_lane(summary)
     sent = sum(t["attempted"] for t in totals.values())
@@ -152,14 +176,17 @@ def plain_words(summary: dict[str, Any]) -> list[str]:
                 "that lane's rate, then recovering"
             )
         if pauses:
-            text += f"; {pauses} pauses (blocks or repeated throttles)"
+            text += f"; {pauses} pauses ({_pause_causes(summary, isp)})"
         lines.append(text + ".")
     late = summary.get("late_reports") or {}
     if late:
         lines.append(
             "Mailed back after a 250 and read from the bounce mailbox: "
-            + ", ".join(f"{n:,} {outcome}" for outcome, n in late.items())
-            + " (each suppressed and counted on the lane that sent it)."
+            + ", ".join(
+                f"{n:,} {_LATE_WORDS.get(outcome, outcome)}"
+                for outcome, n in late.items()
+            )
+            + "; each counted on the lane that sent the original, like a live reply."
         )
     recipients = summary["recipients"]
     lines.append(
