@@ -13,7 +13,7 @@ from sqlalchemy import select
 from warmup.adapters.db.schema import recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher, EngineSettings
-from warmup.app.ports import TemplateRecord
+from warmup.app.ports import MXAnswer, TemplateRecord
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
 from warmup.core.recipient import parse_recipient_row
@@ -45,14 +45,20 @@ IPS = (
 
 
 async def _engine(
-    store: SQLStore, clock: FakeClock, sender: FakeSender, schedule: Schedule = SCHEDULE
+    store: SQLStore,
+    clock: FakeClock,
+    sender: FakeSender,
+    schedule: Schedule = SCHEDULE,
+    resolver: FakeResolver | None = None,
 ) -> Dispatcher:
+    """The engine; with a ``resolver`` it delivers by MX instead of a route."""
+    routes = (
+        {} if resolver is not None else {"gmail": Route(host="127.0.0.1", port=2525)}
+    )
     settings = EngineSettings(
         schedules={"gmail": schedule, "default": DEFAULT},
         ips=IPS,
-        delivery=DeliverySettings(
-            routes={"gmail": Route(host="127.0.0.1", port=2525)}, batch_size=20
-        ),
+        delivery=DeliverySettings(routes=routes, batch_size=20),
         return_path="bounces@bounce.test",
         verp_secret=b"k",
         tz=TZ,
@@ -63,7 +69,7 @@ async def _engine(
     return Dispatcher(
         store=store,
         sender=sender,
-        resolver=FakeResolver(),
+        resolver=resolver if resolver is not None else FakeResolver(),
         clock=clock,
         settings=settings,
         rng=random.Random(1),
@@ -339,3 +345,28 @@ async def test_poke_makes_new_mail_go_out_before_the_next_beat(
     clock.advance(timedelta(seconds=1))
     await engine.tick()
     assert len(sender.sent) == 1
+
+
+async def test_an_unreachable_mx_falls_back_to_the_next(store: SQLStore) -> None:
+    """No route configured: MX hosts by preference; one that refuses the connection
+    is skipped for the next, and the send counts once, as delivered."""
+    clock = FakeClock(START + timedelta(hours=1, minutes=5))  # inside the window
+    sender = FakeSender(now=clock.now, unreachable={"mx1.gmail.test"})
+    resolver = FakeResolver(
+        {"gmail.com": MXAnswer(hosts=("mx1.gmail.test", "mx2.gmail.test"))}
+    )
+    engine = await _engine(store, clock, sender, resolver=resolver)
+    await _queue(store, 1, clock.now())
+    await engine.tick()
+    assert [(m.host, m.port) for m in sender.sent] == [("mx2.gmail.test", 25)]
+    async with store.engine.connect() as conn:
+        (state,) = (await conn.execute(select(recipients.c.state))).scalars().all()
+    assert state == "delivered"
+    # Every MX unreachable: one connection failure, retried later, no bounce.
+    sender.unreachable.add("mx2.gmail.test")
+    await _queue(store, 1, clock.now(), prefix="v")
+    clock.advance(timedelta(minutes=30))
+    await engine.tick()
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(recipients.c.state))).scalars().all()
+    assert sorted(rows) == ["delivered", "queued"]

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
 from warmup.app.lanes import LaneRuntime
-from warmup.app.outcome import OutcomeHandler
+from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.render import Renderer
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
+from warmup.core.replies import ConnectionFailure
 from warmup.core.routing import DEFAULT_ISP, isp_by_mx
 from warmup.core.schedule import Schedule
 from warmup.core.settings import DeliverySettings, SourceIP
@@ -32,6 +33,13 @@ from warmup.core.suppression import lookup_keys
 __all__ = ["Dispatcher", "EngineSettings"]
 
 logger = logging.getLogger(__name__)
+
+# Failures that say nothing about the ISP's view of us: try its next MX host.
+_UNREACHABLE = {
+    ConnectionFailure.refused,
+    ConnectionFailure.timeout,
+    ConnectionFailure.reset,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,7 +100,7 @@ class Dispatcher:
         # the longest one SMTP transaction may take (every timeout in a row); the
         # rest of a buffer is handed back before the margin runs out.
         timeouts = settings.delivery.timeouts
-        send_budget = timeouts.connect + 4 * timeouts.command + timeouts.data
+        send_budget = MX_TRIES * timeouts.connect + 4 * timeouts.command + timeouts.data
         self._hand_back_before = settings.delivery.lease / 2 + send_budget
         self._lease_margin = settings.delivery.lease + send_budget
 
@@ -233,20 +241,27 @@ class Dispatcher:
     async def _send_one(
         self, runtime: LaneRuntime, claimed: Claimed, at: datetime
     ) -> SendOutcome:
-        hop = await self._outcomes.next_hop(
+        hops = await self._outcomes.hops(
             self.resolver, claimed.domain, runtime.lane.isp
         )
-        if hop is None:
+        if not hops:
             return self._outcomes.no_route(claimed.domain)
         mail_from, message = await self._renderer.render(claimed, at)
-        return await self.sender.send(
-            source=runtime.source,
-            host=hop.host,
-            port=hop.port,
-            sender=mail_from,
-            recipient=claimed.address,
-            message=message,
-        )
+        for number, hop in enumerate(hops, start=1):
+            outcome = await self.sender.send(
+                source=runtime.source,
+                host=hop.host,
+                port=hop.port,
+                sender=mail_from,
+                recipient=claimed.address,
+                message=message,
+            )
+            # The next MX only when this one could not be reached at all (RFC
+            # 5321 5.1); any reply, a 421 greeting included, is the ISP speaking.
+            unreachable = outcome.failure in _UNREACHABLE and outcome.stage == "connect"
+            if not unreachable or number == len(hops):
+                return outcome
+        raise AssertionError("unreachable: hops is never empty here")
 
     # -- maintenance -------------------------------------------------------------
 

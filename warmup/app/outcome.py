@@ -28,7 +28,10 @@ from warmup.core.suppression import Suppression, make_suppression
 if TYPE_CHECKING:
     from warmup.app.dispatcher import EngineSettings
 
-__all__ = ["OutcomeHandler"]
+__all__ = ["MX_TRIES", "OutcomeHandler"]
+
+#: MX hosts tried in turn for one send when a host cannot be reached at all.
+MX_TRIES = 3
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +43,15 @@ class OutcomeHandler:
         # Suppressed during this run (hard bounces): dropped before any send.
         self._suppressed: set[str] = set()
 
-    async def next_hop(self, resolver: Resolver, domain: str, isp: str) -> Hop | None:
+    async def hops(self, resolver: Resolver, domain: str, isp: str) -> list[Hop]:
+        """Where to deliver: the configured route, else the MX hosts by preference
+        (at most MX_TRIES of them); empty when DNS gave none."""
         route = next_hop(domain, isp, self._settings.delivery.routes)
         if route is not None:
-            return route
+            return [route]
         # The resolver caches by TTL; a temporary DNS failure is not remembered.
         answer = await resolver.mx(domain)
-        return Hop(host=answer.hosts[0], port=25) if answer.hosts else None
+        return [Hop(host=host, port=25) for host in answer.hosts[:MX_TRIES]]
 
     def no_route(self, domain: str) -> SendOutcome:
         return SendOutcome(

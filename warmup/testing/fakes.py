@@ -8,7 +8,7 @@ from datetime import datetime
 
 from warmup.app.ports import MXAnswer
 from warmup.core.attempt import SendOutcome
-from warmup.core.replies import parse_reply
+from warmup.core.replies import ConnectionFailure, parse_reply
 from warmup.core.settings import SourceIP
 
 __all__ = ["FakeResolver", "FakeSender", "SentMessage"]
@@ -27,10 +27,12 @@ class SentMessage:
 
 @dataclass(slots=True)
 class FakeSender:
-    """Records every send; ``reply_for(source_ip, recipient)`` scripts the reply."""
+    """Records every send; ``reply_for(source_ip, recipient)`` scripts the reply.
+    Sends to a host in ``unreachable`` fail to connect (refused), unrecorded."""
 
     now: Callable[[], datetime]
     reply_for: Callable[[str, str], str] = lambda _ip, _rcpt: "250 2.0.0 OK"
+    unreachable: set[str] = field(default_factory=set)
     sent: list[SentMessage] = field(default_factory=list)
     closed: bool = False
 
@@ -44,6 +46,13 @@ class FakeSender:
         recipient: str,
         message: bytes,
     ) -> SendOutcome:
+        if host in self.unreachable:
+            return SendOutcome(
+                reply=None,
+                failure=ConnectionFailure.refused,
+                detail=f"connection to {host}:{port} refused",
+                stage="connect",
+            )
         self.sent.append(
             SentMessage(
                 at=self.now(),
