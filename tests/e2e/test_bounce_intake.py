@@ -308,6 +308,23 @@ async def test_trace_header_and_recipient_fallback_find_the_send(
             assert rows[NORMAL[1]]["next_attempt_at"] > clock.now()
             assert rows[NORMAL[2]]["state"] == "delivered"
 
+            # A dead domain reported without a token: matched by its recipient only,
+            # it may cost that one address, never the whole domain.
+            dead = build_dsn(
+                to="postmaster@bounce.test",
+                recipient=NORMAL[2],
+                diagnostic="550 5.1.2 Host unknown (Name server: gmail.com: host "
+                "not found)",
+                reporting_mta="mx.test",
+                original_headers="Subject: no trace here\n",
+                now=clock.now(),
+            )
+            result = await intake.ingest(dead, source="dead")
+            ((event, fresh),) = result.events
+            assert (event.reason, event.effect.value) == ("hostunknown", "suppressed")
+            assert event.suppression is not None
+            assert event.suppression.address == NORMAL[2]
+
             stranger = build_dsn(
                 to="postmaster@bounce.test",
                 recipient="never-sent@gmail.com",
@@ -320,7 +337,7 @@ async def test_trace_header_and_recipient_fallback_find_the_send(
             ((event, fresh),) = result.events
             assert event.effect.value == "unmatched"
             addresses = {r["address"] for r in await _rows(store, suppressions)}
-            assert addresses == {NORMAL[0]}
+            assert addresses == {NORMAL[0], NORMAL[2]}
         finally:
             await store.close()
 

@@ -299,6 +299,15 @@ class Dispatcher:
             runtime = self.lanes.get((news.ip, news.isp))
             if runtime is not None and runtime.id == news.lane_id:
                 self._outcomes.apply_late(runtime, news, now, record)
+            else:  # never expected: do not let it block the news behind it
+                logger.warning(
+                    "late %s for lane %d (%s/%s) has no lane here; not applied",
+                    news.verdict,
+                    news.lane_id,
+                    news.ip,
+                    news.isp,
+                )
+                record.news_applied.append(news.id)
         if pending:
             logger.info("applied %d late bounces and complaints", len(pending))
 

@@ -29,6 +29,7 @@ from warmup.core.bounces import (
     complaint_about,
     parse_bounce,
 )
+from warmup.core.errors import StoreError
 from warmup.core.feedback import (
     Effect,
     FeedbackEvent,
@@ -143,7 +144,17 @@ class BounceIntake:
         effects are saved (a store failure leaves the rest for the next poll)."""
         counts: Counter[str] = Counter()
         for key, data in inbox.unseen():
-            result = await self.ingest(data, source=f"{label}:{key}")
+            try:
+                result = await self.ingest(data, source=f"{label}:{key}")
+            except StoreError:
+                raise  # the database is away: this mail and the rest wait
+            except Exception:
+                # This mail's own problem: retrying it would block the mailbox
+                # forever. It stays in the maildir (seen) for a look by hand.
+                logger.exception("%s:%s: cannot handle this mail, skipped", label, key)
+                inbox.mark_seen(key)
+                counts["failed"] += 1
+                continue
             inbox.mark_seen(key)
             counts["forged" if result.forged else result.report.kind.value] += 1
         if counts:
@@ -220,6 +231,16 @@ class BounceIntake:
         sent = await self._store.latest_sent_to(normalized, now - self._lookback)
         return sent, FoundBy.recipient if sent is not None else None
 
+    @staticmethod
+    def _whole_domain(event: FeedbackEvent) -> bool:
+        """A dead domain suppresses the domain, but only on a signed token: matched
+        by its recipient alone, an unsigned report could be anyone's forgery, so it
+        may cost one address we mailed, never a whole domain."""
+        return event.reason == "hostunknown" and event.found_by in (
+            FoundBy.verp,
+            FoundBy.header,
+        )
+
     def _with_effects(
         self, event: FeedbackEvent, sent: SentRecipient, now: datetime
     ) -> FeedbackEvent:
@@ -228,9 +249,7 @@ class BounceIntake:
                 event, suppression=_suppression(sent.address, "complaint", "arf", now)
             )
         if event.effect is Effect.suppress:
-            target = (
-                "@" + sent.domain if event.reason == "hostunknown" else sent.address
-            )
+            target = "@" + sent.domain if self._whole_domain(event) else sent.address
             return replace(
                 event,
                 suppression=_suppression(target, event.reason or "hard", "dsn", now),

@@ -54,7 +54,7 @@ __all__ = [
     "find_original",
 ]
 
-_TOKEN = re.compile(r"r\d{1,19}-a\d{1,9}-[0-9a-f]{6,64}", re.IGNORECASE)
+_TOKEN = re.compile(r"r\d{1,19}-a\d{1,9}-[0-9a-f]{6,64}", re.IGNORECASE | re.ASCII)
 
 
 class FoundBy(StrEnum):
@@ -166,7 +166,8 @@ def find_original(
         box, _, at = lowered.rpartition("@")
         if at != domain or not box.startswith(prefix):
             continue
-        token = decode_verp(lowered, secret=secret)
+        # Not ASCII (any sender may write one): no token of ours, and no HMAC.
+        token = decode_verp(lowered, secret=secret) if lowered.isascii() else None
         if token is None:
             return Original(
                 token=None,

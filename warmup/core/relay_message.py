@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+_LINE_END = re.compile(rb"\r\n|\n|\r")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9.:_\[\]-]{1,255}$")
 _ALWAYS_REMOVED = frozenset({"bcc", "resent-bcc"})
 
@@ -42,8 +43,10 @@ def _fields(raw: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
     fields: list[tuple[str, bytes]] = []
     position = 0
     while position < len(raw):
-        end = raw.find(b"\n", position)
-        end = len(raw) if end < 0 else end + 1
+        # A bare CR ends a line too: the sender turns it into CRLF (aiosmtplib
+        # does), so a field behind one would go out as a field of its own.
+        found = _LINE_END.search(raw, position)
+        end = len(raw) if found is None else found.end()
         line = raw[position:end]
         if line[:1] in (b" ", b"\t") and fields:
             name, text = fields[-1]

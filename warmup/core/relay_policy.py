@@ -139,6 +139,10 @@ def check_path(path: str, *, recipient: bool, smtputf8: bool) -> Address | Refus
     if not path.isascii() and not smtputf8:
         return Refusal(553, "5.6.7", "Non-ASCII address without SMTPUTF8")
     try:
+        path.encode("utf-8")  # aiosmtpd passes bytes that are not UTF-8 as surrogates
+    except UnicodeEncodeError:
+        return Refusal(553, "5.6.7", "Address is not valid UTF-8")
+    try:
         return parse_address(path)
     except AddressError:
         what = "recipient" if recipient else "sender"

@@ -110,14 +110,14 @@ class FeedbackOps(QueueOps):
         row = {
             "key": event.key,
             "received_at": event.received_at,
-            "source": event.source[:512],
-            "kind": event.kind[:16],
-            "address": event.address[:320],
-            "action": event.action[:16],
-            "status": event.status[:16],
+            "source": _text(event.source, 512),
+            "kind": _text(event.kind, 16),
+            "address": _text(event.address, 320),
+            "action": _text(event.action, 16),
+            "status": _text(event.status, 16),
             "verdict": event.verdict.value,
-            "reason": event.reason[:32],
-            "reply": event.reply[:2000],
+            "reason": _text(event.reason, 32),
+            "reply": _text(event.reply, 2000),
             "found_by": event.found_by.value if event.found_by else None,
             "recipient_id": event.recipient_id,
             "attempt": event.attempt,
@@ -145,7 +145,7 @@ class FeedbackOps(QueueOps):
             values: dict[str, Any] = {
                 "state": event.new_state.value,
                 "updated_at": now,
-                "last_reply": event.reply[:500],
+                "last_reply": _text(event.reply, 500),
             }
             if event.next_attempt_at is not None:
                 values["next_attempt_at"] = event.next_attempt_at
@@ -203,3 +203,11 @@ class FeedbackOps(QueueOps):
         query = select(bounce_events).order_by(bounce_events.c.id)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+
+def _text(value: str, limit: int) -> str:
+    """Text from a report as both backends store it: PostgreSQL refuses NUL, and
+    neither driver encodes the surrogates of undecodable bytes."""
+    cleaned = value.replace("\x00", "")
+    cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    return cleaned[:limit]

@@ -94,6 +94,9 @@ class SQLSubmissions:
                     await conn.execute(insert(recipients), rows)
         except SQLAlchemyError as exc:
             raise StoreError("accepting messages", describe(exc)) from exc
+        except Exception as exc:  # e.g. a driver's UnicodeEncodeError: no caller
+            # may be left waiting for a writer that died.
+            raise StoreError("accepting messages", repr(exc)) from exc
         self._campaigns.update(ids)  # committed: remember them
         return filed
 
