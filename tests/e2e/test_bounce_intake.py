@@ -336,6 +336,20 @@ async def test_trace_header_and_recipient_fallback_find_the_send(
             result = await intake.ingest(stranger, source="stranger")
             ((event, fresh),) = result.events
             assert event.effect.value == "unmatched"
+            # With recipient_lookback off, an unsigned report changes nothing.
+            strict = BounceIntake(
+                store,
+                clock=clock,
+                return_path="bounces@bounce.test",
+                secret=SECRET.encode(),
+                retry=load_config(config).settings.delivery.retry,
+                lookback=None,
+            )
+            result = await strict.ingest(
+                soft.replace(b"452 4.2.2", b"550 5.1.1"), source="strict"
+            )
+            ((event, fresh),) = result.events
+            assert (event.effect.value, event.found_by) == ("unmatched", None)
             addresses = {r["address"] for r in await _rows(store, suppressions)}
             assert addresses == {NORMAL[0], NORMAL[2]}
         finally:

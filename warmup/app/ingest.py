@@ -41,7 +41,7 @@ from warmup.core.feedback import (
     find_original,
 )
 from warmup.core.model import RecipientState
-from warmup.core.settings import RetryPolicy
+from warmup.core.settings import BounceSettings, RetryPolicy
 from warmup.core.suppression import Suppression, make_suppression
 from warmup.core.verp import VERPToken
 
@@ -99,7 +99,7 @@ class BounceIntake:
         return_path: str,
         secret: bytes,
         retry: RetryPolicy,
-        lookback: timedelta = timedelta(days=7),
+        lookback: timedelta | None = timedelta(days=7),
     ) -> None:
         self._store = store
         self._clock = clock
@@ -108,6 +108,26 @@ class BounceIntake:
         self._secret = secret
         self._retry = retry
         self._lookback = lookback
+
+    @classmethod
+    def configured(
+        cls,
+        store: FeedbackStore,
+        *,
+        clock: Clock,
+        settings: BounceSettings,
+        retry: RetryPolicy,
+        secret: bytes,
+    ) -> BounceIntake:
+        """The intake as `bounces:` in the config describes it."""
+        return cls(
+            store,
+            clock=clock,
+            return_path=settings.return_path,
+            secret=secret,
+            retry=retry,
+            lookback=settings.recipient_lookback,
+        )
 
     async def ingest(
         self, data: bytes, *, source: str, envelope_to: Sequence[str] = ()
@@ -227,6 +247,8 @@ class BounceIntake:
         try:
             normalized = parse_address(address).address
         except AddressError:
+            return None, None
+        if self._lookback is None:
             return None, None
         sent = await self._store.latest_sent_to(normalized, now - self._lookback)
         return sent, FoundBy.recipient if sent is not None else None

@@ -147,12 +147,12 @@ async def _ingest(
     counts: Counter[str] = Counter()
     ok = True
     try:
-        intake = BounceIntake(
+        intake = BounceIntake.configured(
             store,
             clock=SystemClock(),
-            return_path=config.settings.bounces.return_path,
-            secret=secret,
+            settings=config.settings.bounces,
             retry=config.settings.delivery.retry,
+            secret=secret,
         )
         # Reading is synchronous; the mails are read one by one and each
         # awaited before the next, so memory stays flat on a large mbox.

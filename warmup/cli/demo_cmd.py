@@ -212,12 +212,12 @@ async def _simulate(
             idle_wake=timedelta(minutes=30),
             catch_up=10_000,
         )
-        intake = BounceIntake(
+        intake = BounceIntake.configured(
             store,
             clock=clock,
-            return_path=project.config.settings.bounces.return_path,
-            secret=_SECRET,
+            settings=project.config.settings.bounces,
             retry=project.config.settings.delivery.retry,
+            secret=_SECRET,
         )
         await _run(
             dispatcher,

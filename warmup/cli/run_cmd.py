@@ -78,12 +78,12 @@ async def _run(config: Config, secret: bytes) -> None:
         ", ".join(ip.address for ip in dispatcher.settings.ips),
         store.engine.url.render_as_string(hide_password=True),
     )
-    bounces = BounceIntake(
+    bounces = BounceIntake.configured(
         store,
         clock=clock,
-        return_path=config.settings.bounces.return_path,
-        secret=secret,
+        settings=config.settings.bounces,
         retry=config.settings.delivery.retry,
+        secret=secret,
     )
     _poll_bounce_mailbox(config, bounces, jobs)
 

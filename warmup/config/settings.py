@@ -238,6 +238,12 @@ def _bounces(node: Node) -> BounceSettings:
         verp_secret_env=node.string("verp_secret_env", base.verp_secret_env),
         maildir=node.optional_string("maildir"),
         poll_every=node.duration("poll_every", base.poll_every),
+        # Absent: the default; written null: matching by recipient is off.
+        recipient_lookback=node.value(
+            "recipient_lookback",
+            None if node.has("recipient_lookback") else base.recipient_lookback,
+            _duration_positive,
+        ),
     )
     node.finish()
     return result

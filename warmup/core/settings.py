@@ -94,6 +94,9 @@ class BounceSettings:
     verp_secret_env: str = "WARMUP_VERP_SECRET"
     maildir: str | None = None
     poll_every: timedelta = timedelta(minutes=1)
+    # How far back a report without a signed token may be matched to a send by
+    # its recipient; None: only signed tokens count.
+    recipient_lookback: timedelta | None = timedelta(days=7)
 
     @property
     def domain(self) -> str:
