@@ -370,3 +370,34 @@ async def test_an_unreachable_mx_falls_back_to_the_next(store: SQLStore) -> None
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(recipients.c.state))).scalars().all()
     assert sorted(rows) == ["delivered", "queued"]
+
+
+async def test_a_lane_whose_isp_is_unreachable_holds_then_resumes(
+    store: SQLStore,
+) -> None:
+    """Sends that reach no host hold the lane (1, 2, 4 … min after the third in a
+    row) instead of each waiting out a connect timeout at the full rate; the
+    first send that gets a reply ends the hold."""
+    fast = Schedule(
+        isp="gmail",
+        domains=("gmail.com",),
+        steps=(RampStep(first_day=1, last_day=30, per_hour=600),),  # every 6 s
+    )
+    clock = FakeClock(START + timedelta(hours=2))
+    sender = FakeSender(now=clock.now, unreachable={"127.0.0.1"})
+    await _queue(store, 50, clock.now())
+    engine = await _engine(store, clock, sender, schedule=fast)
+    await _run_until(engine, clock, clock.now() + timedelta(minutes=10))
+    # Per lane: 3 failures in 12 s, then one after each hold of 1, 2 and 4 min.
+    assert engine.stats.sent == 2 * 6
+    assert sender.sent == []
+    events = [e for e in await store.all_events() if e["cause"] == "unreachable"]
+    assert len(events) == 2 * 4
+    assert "holding until" in events[0]["detail"]
+    sender.unreachable.clear()
+    await _run_until(engine, clock, clock.now() + timedelta(minutes=10))
+    # After the 8-min hold each lane delivers again at its full rate.
+    assert len(sender.sent) >= 2 * 20
+    async with store.engine.connect() as conn:
+        states = (await conn.execute(select(recipients.c.state))).scalars().all()
+    assert "bounced" not in states and "expired" not in states

@@ -57,6 +57,7 @@ EVENT_MARKS = {
     "complaint_rate": ("complaint pause", "x", "#7b2cbf", 11),
     "step_back": ("step back", "triangle-down-open", "#7b2cbf", 11),
     "idle_reset": ("idle reset", "square-open", "#555555", 9),
+    "unreachable": ("ISP unreachable (hold)", "hourglass", "#636363", 9),
     "resume": ("resume", "circle-open", "#2171b5", 8),
     "recovering": ("recovering", "triangle-up-open", "#6baed6", 7),
     "recovered": ("recovered", "triangle-up", "#2171b5", 8),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 
 from warmup.core.attempt import Claimed, DayRecord, LaneRecord, TickRecord
+from warmup.core.backoff import unreachable_hold
 from warmup.core.lane import Lane, LaneEvent, close_day, lane_rate, resume
 from warmup.core.model import LaneState
 from warmup.core.pacing import (
@@ -49,6 +50,10 @@ class LaneRuntime:
     # No slot before this: set when a window opens, a pause ends or an idle lane
     # gets mail again, so catch-up never stamps sends into a gap.
     not_before: datetime | None = None
+    # Sends in a row that reached no host of the ISP, and the hold they earned
+    # (core.backoff.unreachable_hold); this process's knowledge only.
+    unreachable: int = 0
+    unreachable_until: datetime | None = None
     dirty: bool = False
 
     @property
@@ -145,6 +150,8 @@ class LaneRuntime:
             return next_window_open(now, self.schedule.window, self.tz)
         if self.lane.stats.attempted >= self.planned:
             return window[1]  # the day's allowance is used up
+        if self.unreachable_until is not None and now < self.unreachable_until:
+            return self.unreachable_until  # the ISP's hosts could not be reached
         slot = next_slot(
             last_sent_at=self.lane.last_sent_at,
             per_hour=self.rate,
@@ -211,3 +218,27 @@ class LaneRuntime:
 
     def react(self, lane: Lane, events: list[LaneEvent], record: TickRecord) -> None:
         self._update(lane, events, record)
+
+    def reached(self, reachable: bool, now: datetime, record: TickRecord) -> None:
+        """After a send: count sends in a row that reached no host, and hold the
+        lane once that count earns a hold (an event says so)."""
+        if reachable:
+            self.unreachable, self.unreachable_until = 0, None
+            return
+        self.unreachable += 1
+        hold = unreachable_hold(self.unreachable)
+        if hold is None:
+            return
+        self.unreachable_until = now + hold
+        state = self.lane.state
+        event = LaneEvent(
+            at=now,
+            cause="unreachable",
+            old_state=state,
+            new_state=state,
+            detail=(
+                f"{self.unreachable} sends in a row reached no host: "
+                f"holding until {self.unreachable_until.isoformat()}"
+            ),
+        )
+        record.events.append((self.id, event))

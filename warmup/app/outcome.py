@@ -11,7 +11,7 @@ from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore, Resolver
 from warmup.core.address import mask_addresses
 from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
-from warmup.core.backoff import next_attempt
+from warmup.core.backoff import UNREACHABLE, next_attempt
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane, LaneEvent, on_late_verdict, on_reply
 from warmup.core.model import LaneState, RecipientState, Verdict
@@ -122,6 +122,8 @@ class OutcomeHandler:
             reply=text,
         )
         self._react(runtime, lane, events, text, record)
+        reachable = outcome.failure not in UNREACHABLE or outcome.stage != "connect"
+        runtime.reached(reachable, now, record)
 
     def apply_late(
         self,

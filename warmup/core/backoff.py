@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from warmup.core.model import RecipientState, Verdict
+from warmup.core.replies import ConnectionFailure
 from warmup.core.settings import RetryPolicy
 
-__all__ = ["RetryDecision", "next_attempt"]
+__all__ = ["UNREACHABLE", "RetryDecision", "next_attempt", "unreachable_hold"]
+
+#: Failures that mean the ISP's hosts could not be reached at all: they say nothing
+#: about how the ISP sees us, so they hold the lane (below) rather than back it off.
+UNREACHABLE = frozenset(
+    {ConnectionFailure.refused, ConnectionFailure.timeout, ConnectionFailure.reset}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,3 +61,20 @@ def next_attempt(
     if expired or retry_at - queued_at > policy.expire_after:
         return RetryDecision(state=RecipientState.expired)
     return RetryDecision(state=RecipientState.queued, next_attempt_at=retry_at)
+
+
+def unreachable_hold(
+    failures: int,
+    *,
+    after: int = 3,
+    first: timedelta = timedelta(minutes=1),
+    cap: timedelta = timedelta(minutes=30),
+) -> timedelta | None:
+    """How long a lane stops sending after ``failures`` sends in a row found no
+    reachable host: nothing for the first ``after - 1``, then ``first``, doubling
+    with every further failure up to ``cap``. Each held send would only wait out a
+    connect timeout and put its recipient back."""
+    if failures < after:
+        return None
+    doublings: int = min(failures - after, 16)
+    return min(first * (1 << doublings), cap)
