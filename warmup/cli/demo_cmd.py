@@ -34,7 +34,6 @@ from warmup.cli.demo_setup import (
     bounce_maildir,
     load_list,
     make_project,
-    scale_schedules,
 )
 from warmup.cli.demo_summary import build_summary, lane_table, plain_words
 from warmup.cli.engine import build_dispatcher
@@ -169,7 +168,9 @@ async def _demo(options: DemoOptions, console: Console) -> tuple[dict[str, Any],
     )
     ports = await isps.start()
     try:
-        project = make_project(ips=options.ips, ports=ports, directory=root)
+        project = make_project(
+            ips=options.ips, ports=ports, directory=root, scale=options.scale
+        )
         summary = await _simulate(project, clock, isps, options, console)
     finally:
         isp_stats = await isps.stop()
@@ -206,7 +207,6 @@ async def _simulate(
             resolver=_NoMX(),
             clock=clock,
             secret=_SECRET,
-            schedules=scale_schedules(project.config.schedules, options.scale),
             seed=options.seed,
             maintenance_every=timedelta(hours=6),
             idle_wake=timedelta(minutes=30),

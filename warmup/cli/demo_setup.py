@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+import yaml
 
 from warmup.adapters.db.store import SQLStore
 from warmup.app.enqueue import EnqueueReport, enqueue_rows
@@ -15,7 +17,6 @@ from warmup.app.ports import TemplateRecord
 from warmup.app.rows import SourceRow
 from warmup.config import Config, load_config
 from warmup.config.files import BUILTIN_SCHEDULES
-from warmup.core.schedule import RampStep, Schedule
 from warmup.core.template import parse_template
 from warmup.sim.population import DOMAINS, synthetic_rows
 
@@ -27,7 +28,6 @@ __all__ = [
     "bounce_maildir",
     "load_list",
     "make_project",
-    "scale_schedules",
 ]
 
 DEMO_ISPS = ("gmail", "microsoft", "yahoo", "apple")
@@ -63,12 +63,14 @@ def bounce_maildir(root: Path) -> Path:
 
 
 def make_project(
-    *, ips: int, ports: dict[str, int], directory: Path | None
+    *, ips: int, ports: dict[str, int], directory: Path | None, scale: float = 1.0
 ) -> DemoProject:
-    """A config and schedules in a temp dir: `warmup -c <it>` works afterwards."""
+    """A config and schedules (rates times ``scale``) in a temp dir: `warmup -c
+    <it>` works afterwards."""
     root = directory or Path(tempfile.mkdtemp(prefix="warmup-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(BUILTIN_SCHEDULES, root / "schedules", dirs_exist_ok=True)
+    _scale_schedule_files(root / "schedules", scale)
     lines = [
         "# Written by `warmup demo`: simulated ISPs on loopback, SQLite in this dir.",
         f"database: sqlite:///{root / 'warmup.db'}",
@@ -95,31 +97,25 @@ def make_project(
     return DemoProject(directory=root, config=load_config(path), config_path=path)
 
 
-def scale_schedules(
-    schedules: dict[str, Schedule], scale: float
-) -> dict[str, Schedule]:
-    """Ramp rates times ``scale`` (at least 1/h), so a demo fits in a minute."""
+def _scale_schedule_files(directory: Path, scale: float) -> None:
+    """Ramp rates times ``scale`` (at least 1/h) in the demo's copies of the
+    schedules, so `warmup status` and `warmup report` on the demo's config show
+    the plan it really followed."""
     if scale == 1:
-        return dict(schedules)
-    out = {}
-    for name, schedule in schedules.items():
-        steps = tuple(
-            RampStep(
-                first_day=s.first_day,
-                last_day=s.last_day,
-                per_hour=max(1, round(s.per_hour * scale)),
+        return
+    for path in sorted(directory.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        steps = data.get("ramp") or []
+        for step in steps:
+            step["per_hour"] = max(1, round(step["per_hour"] * scale))
+        after = data.get("after_ramp")
+        if isinstance(after, dict) and "per_hour" in after and steps:
+            after["per_hour"] = max(
+                steps[-1]["per_hour"], round(after["per_hour"] * scale)
             )
-            for s in schedule.steps
-        )
-        after = schedule.after_ramp
-        out[name] = replace(
-            schedule,
-            steps=steps,
-            after_ramp=None
-            if after is None
-            else max(steps[-1].per_hour, round(after * scale)),
-        )
-    return out
+        header = f"# Copied by `warmup demo` with every rate times {scale:g}.\n"
+        body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        path.write_text(header + body, encoding="utf-8")
 
 
 async def load_list(
