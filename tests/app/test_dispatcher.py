@@ -401,3 +401,41 @@ async def test_a_lane_whose_isp_is_unreachable_holds_then_resumes(
     async with store.engine.connect() as conn:
         states = (await conn.execute(select(recipients.c.state))).scalars().all()
     assert "bounced" not in states and "expired" not in states
+
+
+async def test_rolling_hard_bounce_rate_steps_back_once_per_window(
+    store: SQLStore,
+) -> None:
+    """Rule 7 live: every 100 attempts with over 5 % hard bounces step the lane back
+    (not only at day close), each reaction starting a fresh window, and a restart
+    rebuilds the window after the last reaction instead of reacting again."""
+    fast = Schedule(
+        isp="gmail",
+        domains=("gmail.com",),
+        steps=(
+            RampStep(first_day=1, last_day=1, per_hour=300),
+            RampStep(first_day=2, last_day=30, per_hour=600),
+        ),
+    )
+    clock = FakeClock(START + timedelta(hours=2))
+    dead = {f"u{i}@gmail.com" for i in range(0, 600, 10)}  # 10 %
+
+    def reply(_ip: str, rcpt: str) -> str:
+        if rcpt in dead:
+            return "550 5.1.1 The email account that you tried to reach does not exist."
+        return "250 2.0.0 OK"
+
+    sender = FakeSender(now=clock.now, reply_for=reply)
+    await _queue(store, 600, clock.now())
+    engine = await _engine(store, clock, sender, schedule=fast)
+    await _run_until(engine, clock, clock.now() + timedelta(minutes=50))
+    assert engine.stats.sent == 2 * 250  # 300/h per lane for 50 min
+    steps = [e for e in await store.all_events() if e["cause"] == "step_back"]
+    # ~250 attempts per lane with ~10 % hard: one reaction per 100 in a row.
+    assert len(steps) == 2 * 2
+    assert all("over the last 100 attempts" in e["detail"] for e in steps)
+    # A restart: the window holds only what came after the last reaction.
+    sender.reply_for = lambda _ip, _rcpt: "250 2.0.0 OK"
+    again = await _engine(store, clock, sender, schedule=fast)
+    await _run_until(again, clock, clock.now() + timedelta(minutes=10))
+    assert len([e for e in await store.all_events() if e["cause"] == "step_back"]) == 4

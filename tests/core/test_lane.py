@@ -11,13 +11,16 @@ from hypothesis import strategies as st
 from warmup.core.lane import (
     DayStats,
     Lane,
+    WindowCounts,
     close_day,
+    judge_window,
     lane_rate,
     new_lane,
     on_reply,
     resume,
 )
 from warmup.core.model import LaneState, Verdict
+from warmup.core.rolling import RollingWindow
 from warmup.core.schedule import (
     BlockReaction,
     RampStep,
@@ -121,7 +124,8 @@ def test_a_block_pauses_for_the_configured_time() -> None:
         (_day(attempted=240, delivered=240), 240, "advance", 3),
         (_day(attempted=100, delivered=100), 240, "repeat", 2),  # too little volume
         (_day(attempted=240, delivered=210, soft=30), 240, "repeat", 2),  # deferrals
-        (_day(attempted=240, delivered=200, hard=40), 240, "step_back", 1),
+        # A bad day repeats; stepping back is the rolling window's (rule 7).
+        (_day(attempted=240, delivered=200, hard=40), 240, "repeat", 2),
         (_day(attempted=20, delivered=18, hard=2), 20, "advance", 3),  # small sample
     ],
 )
@@ -142,7 +146,50 @@ def test_day_close(stats: DayStats, planned: int, cause: str, ramp_day: int) -> 
     assert closed.stats == DayStats() and closed.day == date(2030, 1, 2)
 
 
-def test_complaints_over_the_limit_pause_and_idle_lanes_start_over() -> None:
+@pytest.mark.parametrize(
+    ("counts", "cause", "state", "ramp_day"),
+    [
+        (WindowCounts(attempted=99, hard=50, complaints=9), None, "ramping", 8),
+        (WindowCounts(attempted=1000, complaints=3), None, "ramping", 8),
+        (WindowCounts(attempted=1000, complaints=4), "complaint_rate", "paused", 8),
+        (WindowCounts(attempted=1000, hard=50), None, "ramping", 8),
+        (WindowCounts(attempted=1000, hard=51), "step_back", "ramping", 4),
+        (
+            WindowCounts(attempted=1000, hard=90, complaints=9),
+            "complaint_rate",
+            "paused",
+            8,
+        ),
+    ],
+)
+def test_rolling_rates(
+    counts: WindowCounts, cause: str | None, state: str, ramp_day: int
+) -> None:
+    """Rule 7 on the last 24 h: at least min_sample (100) attempts; complaints over
+    0.3 % pause, else hard bounces over 5 % step the ramp back one step."""
+    lane = Lane(ip="a", isp="gmail", ramp_day=8, day=date(2030, 1, 1))
+    judged, events = judge_window(lane, counts, now=NOW, schedule=SCHEDULE)
+    assert [e.cause for e in events] == ([cause] if cause else [])
+    assert (judged.state.value, judged.ramp_day) == (state, ramp_day)
+
+
+def test_the_rolling_window_forgets_what_is_older_than_its_span() -> None:
+    window = RollingWindow(timedelta(hours=24))
+    for minute in range(200):
+        window.add_reply(NOW + timedelta(minutes=minute), Verdict.delivered)
+    window.add_reply(NOW + timedelta(minutes=200), Verdict.hard)
+    window.add_late(NOW + timedelta(minutes=201), Verdict.feedback)
+    window.add_late(NOW + timedelta(minutes=202), Verdict.hard)
+    assert window.counts(NOW + timedelta(hours=3, minutes=30)) == WindowCounts(
+        attempted=201, hard=2, complaints=1
+    )
+    later = NOW + timedelta(hours=24, minutes=100)  # minutes 0-100 are out
+    assert window.counts(later) == WindowCounts(attempted=100, hard=2, complaints=1)
+    window.clear()
+    assert window.counts(later) == WindowCounts()
+
+
+def test_a_bad_day_no_longer_pauses_at_close_and_idle_lanes_start_over() -> None:
     stats = _day(attempted=1000, delivered=1000, complaints=5)
     lane = Lane(
         ip="a",
@@ -155,7 +202,7 @@ def test_complaints_over_the_limit_pause_and_idle_lanes_start_over() -> None:
     closed, events = close_day(
         lane, new_day=date(2030, 1, 2), now=NOW, planned=1000, schedule=SCHEDULE
     )
-    assert closed.state is LaneState.paused and events[0].cause == "complaint_rate"
+    assert closed.state is LaneState.ramping and events[0].cause == "repeat"
     idle = Lane(
         ip="a",
         isp="gmail",

@@ -338,7 +338,7 @@ class Dispatcher:
             overflow = source.overflows_for(isp)
             initial = new_lane(source.address, isp, warmed=overflow, schedule=schedule)
             lane_id, lane = await self.store.ensure_lane(initial, now)
-            self.lanes[(source.address, isp)] = LaneRuntime(
+            runtime = LaneRuntime(
                 id=lane_id,
                 lane=lane,
                 schedule=schedule,
@@ -346,6 +346,8 @@ class Dispatcher:
                 tz=self.settings.tz,
                 overflow=overflow,
             )
+            await self._outcomes.load_window(runtime, now)
+            self.lanes[(source.address, isp)] = runtime
 
     def _plan_overflow(self) -> None:
         """Overflow lanes may take what the warming lanes cannot send today."""

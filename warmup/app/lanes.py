@@ -9,7 +9,14 @@ from datetime import datetime, timedelta, tzinfo
 
 from warmup.core.attempt import Claimed, DayRecord, LaneRecord, TickRecord
 from warmup.core.backoff import unreachable_hold
-from warmup.core.lane import Lane, LaneEvent, close_day, lane_rate, resume
+from warmup.core.lane import (
+    Lane,
+    LaneEvent,
+    close_day,
+    judge_window,
+    lane_rate,
+    resume,
+)
 from warmup.core.model import LaneState
 from warmup.core.pacing import (
     next_slot,
@@ -18,6 +25,7 @@ from warmup.core.pacing import (
     window_bounds,
     window_containing,
 )
+from warmup.core.rolling import RollingWindow
 from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
 
@@ -54,7 +62,14 @@ class LaneRuntime:
     # (core.backoff.unreachable_hold); this process's knowledge only.
     unreachable: int = 0
     unreachable_until: datetime | None = None
+    # The last rates.window of outcomes (core.lane rule 7); rebuilt from the store
+    # when the lane is loaded.
+    window: RollingWindow | None = None
     dirty: bool = False
+
+    def __post_init__(self) -> None:
+        if self.window is None:
+            self.window = RollingWindow(self.schedule.reactions.rates.window)
 
     @property
     def rate(self) -> float:
@@ -218,6 +233,16 @@ class LaneRuntime:
 
     def react(self, lane: Lane, events: list[LaneEvent], record: TickRecord) -> None:
         self._update(lane, events, record)
+
+    def judge_rates(self, now: datetime, record: TickRecord) -> None:
+        """Rule 7: react to the rolling rates, then start a fresh window."""
+        assert self.window is not None
+        lane, events = judge_window(
+            self.lane, self.window.counts(now), now=now, schedule=self.schedule
+        )
+        if events:
+            self.window.clear()
+            self._update(lane, events, record)
 
     def reached(self, reachable: bool, now: datetime, record: TickRecord) -> None:
         """After a send: count sends in a row that reached no host, and hold the

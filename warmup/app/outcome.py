@@ -53,6 +53,16 @@ class OutcomeHandler:
         answer = await resolver.mx(domain)
         return [Hop(host=host, port=25) for host in answer.hosts[:MX_TRIES]]
 
+    async def load_window(self, runtime: LaneRuntime, now: datetime) -> None:
+        """Rebuild a freshly loaded lane's rolling window from the store."""
+        assert runtime.window is not None
+        since = now - runtime.window.span
+        for at, verdict, late in await self._store.lane_window(runtime.id, since):
+            if late:
+                runtime.window.add_late(at, verdict)
+            else:
+                runtime.window.add_reply(at, verdict)
+
     def no_route(self, domain: str) -> SendOutcome:
         return SendOutcome(
             reply=None,
@@ -121,7 +131,9 @@ class OutcomeHandler:
             next_window=next_window,
             reply=text,
         )
-        self._react(runtime, lane, events, text, record)
+        assert runtime.window is not None
+        runtime.window.add_reply(now, verdict)
+        self._react(runtime, lane, events, text, record, now)
         reachable = outcome.failure not in UNREACHABLE or outcome.stage != "connect"
         runtime.reached(reachable, now, record)
 
@@ -143,7 +155,10 @@ class OutcomeHandler:
             next_window=next_window,
             reply=news.reply,
         )
-        self._react(runtime, lane, events, f"late {news.verdict}: {news.reply}", record)
+        assert runtime.window is not None
+        runtime.window.add_late(now, news.verdict)
+        text = f"late {news.verdict}: {news.reply}"
+        self._react(runtime, lane, events, text, record, now)
         record.news_applied.append(news.id)
 
     def _react(
@@ -153,6 +168,7 @@ class OutcomeHandler:
         events: list[LaneEvent],
         text: str,
         record: TickRecord,
+        now: datetime,
     ) -> None:
         if events:
             logger.info(
@@ -163,6 +179,7 @@ class OutcomeHandler:
                 mask_addresses(text[:120]),
             )
         runtime.react(lane, events, record)
+        runtime.judge_rates(now, record)
         if runtime.lane.state is LaneState.paused:
             self._return_buffer(runtime, record)
 

@@ -11,6 +11,7 @@ from warmup.core.address import Address
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
+from warmup.core.model import Verdict
 from warmup.core.recipient import NewRecipient
 from warmup.core.settings import SourceIP
 from warmup.core.suppression import Suppression
@@ -135,6 +136,12 @@ class EngineStore(Store, Protocol):
     async def count_expired(self, address: str) -> int: ...
 
     async def record(self, tick: TickRecord, now: datetime) -> None: ...
+
+    async def lane_window(
+        self, lane_id: int, since: datetime
+    ) -> list[tuple[datetime, Verdict, bool]]:
+        """The lane's recent outcomes for its rolling window: (at, verdict, late)."""
+        ...
 
     async def pending_lane_news(
         self, ips: Sequence[str], limit: int = 1000

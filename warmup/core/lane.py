@@ -16,14 +16,19 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
    at ``throttle.factor``.
 5. Day close. At the first window of a new day the previous day is judged: it
    advances the ramp day when it met ``advance`` (enough volume, hard-bounce,
-   deferral and complaint rates under the limits), else the day is repeated. A
-   hard-bounce rate over ``rates.hard_bounce_rate`` steps the ramp back one step; a
-   complaint rate over ``rates.complaint_rate`` pauses the lane. A lane idle for
-   ``idle_reset`` starts again at day 1. Past the last step the lane is ``warmed``.
+   deferral and complaint rates under the limits), else the day is repeated. A lane
+   idle for ``idle_reset`` starts again at day 1. Past the last step the lane is
+   ``warmed``.
 6. Late news. A bounce or complaint that arrives after the 250 counts on the day it
    arrives: a failure replaces one delivery of that day (the attempt is not counted
    twice; with no delivery yet it counts as an attempt), a complaint adds to the
    complaints; throttles and blocks react as in 2 and 4.
+7. Rolling rates. After every counted reply or late report the lane's last
+   ``rates.window`` (24 h) is judged (:func:`judge_window`) once it holds at least
+   ``rates.min_sample`` attempts: a complaint rate over ``rates.complaint_rate``
+   pauses the lane (for ``block.pause_for``, else a day); else a hard-bounce rate
+   over ``rates.hard_bounce_rate`` steps the ramp back one step. The caller then
+   starts a fresh window, so one bad window reacts once.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ __all__ = [
     "DayStats",
     "Lane",
     "LaneEvent",
+    "WindowCounts",
     "close_day",
+    "judge_window",
     "lane_rate",
     "new_lane",
     "on_late_verdict",
@@ -83,6 +90,15 @@ class DayStats:
         if verdict is Verdict.feedback or not self.delivered:
             return counted  # no delivery today to replace: a new attempt
         return replace(counted, attempted=self.attempted, delivered=self.delivered - 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowCounts:
+    """What a lane did over its last ``rates.window`` (see core.rolling)."""
+
+    attempted: int = 0
+    hard: int = 0
+    complaints: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -299,16 +315,6 @@ def close_day(
     if idle and lane.ramp_day > 1:
         reset = replace(fresh, ramp_day=1, state=LaneState.ramping, factor=1.0)
         return reset, [_event(lane, reset, now, "idle_reset", "back to ramp day 1")]
-    sampled = stats.attempted >= limits.min_sample
-    if sampled and stats.rate(stats.complaints) > limits.complaint_rate:
-        pause_for = schedule.reactions.block.pause_for or timedelta(days=1)
-        detail = f"complaint rate {stats.rate(stats.complaints):.2%}"
-        return _pause(fresh, now, now + pause_for, "complaint_rate", detail)
-    if sampled and stats.rate(stats.hard) > limits.hard_bounce_rate:
-        back = replace(fresh, ramp_day=_previous_step(lane.ramp_day, schedule))
-        back = replace(back, state=_state_after_day(back, schedule))
-        detail = f"hard-bounce rate {stats.rate(stats.hard):.2%}: day {back.ramp_day}"
-        return back, [_event(lane, back, now, "step_back", detail)]
     if _met(stats, planned, advance, limits):
         ahead = replace(fresh, ramp_day=lane.ramp_day + 1)
         ahead = replace(ahead, state=_state_after_day(ahead, schedule))
@@ -317,6 +323,33 @@ def close_day(
         ]
     detail = f"ramp day {lane.ramp_day} repeated ({stats.attempted}/{planned} sent)"
     return fresh, [_event(lane, fresh, now, "repeat", detail)]
+
+
+def judge_window(
+    lane: Lane, counts: WindowCounts, *, now: datetime, schedule: Schedule
+) -> tuple[Lane, list[LaneEvent]]:
+    """The rolling-rate reactions (rule 7) on the lane's last ``rates.window``."""
+    limits = schedule.reactions.rates
+    if counts.attempted < limits.min_sample or lane.state is LaneState.paused:
+        return lane, []
+    complaint_rate = counts.complaints / counts.attempted
+    if complaint_rate > limits.complaint_rate:
+        pause_for = schedule.reactions.block.pause_for or timedelta(days=1)
+        detail = (
+            f"complaint rate {complaint_rate:.2%} over the last "
+            f"{counts.attempted} attempts"
+        )
+        return _pause(lane, now, now + pause_for, "complaint_rate", detail)
+    hard_rate = counts.hard / counts.attempted
+    if hard_rate > limits.hard_bounce_rate:
+        back = replace(lane, ramp_day=_previous_step(lane.ramp_day, schedule))
+        back = replace(back, state=_state_after_day(back, schedule))
+        detail = (
+            f"hard-bounce rate {hard_rate:.2%} over the last {counts.attempted} "
+            f"attempts: day {back.ramp_day}"
+        )
+        return back, [_event(lane, back, now, "step_back", detail)]
+    return lane, []
 
 
 def _state_after_day(lane: Lane, schedule: Schedule) -> LaneState:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,12 +21,18 @@ from warmup.adapters.db.queue import QueueOps, suppression_row
 from warmup.adapters.db.schema import (
     attempts,
     bounce_events,
+    lane_events,
     lanes,
     recipients,
     suppressions,
 )
 from warmup.core.errors import StoreError
-from warmup.core.feedback import FeedbackEvent, PendingLaneNews, SentRecipient
+from warmup.core.feedback import (
+    Effect,
+    FeedbackEvent,
+    PendingLaneNews,
+    SentRecipient,
+)
 from warmup.core.model import RecipientState, Verdict
 
 __all__ = ["FeedbackOps"]
@@ -197,6 +203,49 @@ class FeedbackOps(QueueOps):
             )
             for r in rows
         ]
+
+    async def lane_window(
+        self, lane_id: int, since: datetime
+    ) -> list[tuple[datetime, Verdict, bool]]:
+        """The lane's outcomes after ``since`` and after its last rolling-rate
+        reaction, oldest first: (instant, verdict, late?). Late ones are applied
+        hard bounces and complaints (core.lane rule 7)."""
+        last_reaction = (
+            select(func.max(lane_events.c.at))
+            .where(
+                lane_events.c.lane_id == lane_id,
+                lane_events.c.cause.in_(["step_back", "complaint_rate"]),
+            )
+            .scalar_subquery()
+        )
+        try:
+            async with self.engine.connect() as conn:
+                reacted = (await conn.execute(select(last_reaction))).scalar()
+                start = max(since, reacted) if reacted is not None else since
+                sent = await conn.execute(
+                    select(attempts.c.attempted_at, attempts.c.verdict).where(
+                        attempts.c.lane_id == lane_id,
+                        attempts.c.attempted_at > start,
+                    )
+                )
+                late = await conn.execute(
+                    select(bounce_events.c.applied_at, bounce_events.c.verdict).where(
+                        bounce_events.c.lane_id == lane_id,
+                        bounce_events.c.applied_at > start,
+                        bounce_events.c.verdict.in_(
+                            [Verdict.hard.value, Verdict.feedback.value]
+                        ),
+                        bounce_events.c.outcome.in_(
+                            [Effect.suppress.value, Effect.complaint.value]
+                        ),
+                    )
+                )
+                rows = [(at, Verdict(v), False) for at, v in sent.all()]
+                rows += [(at, Verdict(v), True) for at, v in late.all()]
+        except SQLAlchemyError as exc:
+            raise StoreError("reading a lane's recent outcomes", describe(exc)) from exc
+        rows.sort(key=lambda row: row[0])
+        return rows
 
     async def feedback_events(self) -> list[dict[str, Any]]:
         """Every saved report, oldest first (for reports and tests)."""
