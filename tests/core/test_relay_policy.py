@@ -19,6 +19,7 @@ from warmup.core.relay_policy import (
     check_campaign_name,
     check_command,
     check_path,
+    client_key,
     decide_recipient,
     decide_sender,
     next_auth_failures,
@@ -246,8 +247,45 @@ def test_client_limits_auth_lockout() -> None:
     assert refusal is not None and refusal.reply.startswith("454 4.7.0")
     assert limits.auth_refusal("b", NOW) is None
     assert limits.auth_refusal("a", NOW + timedelta(minutes=5)) is None
-    limits.auth_succeeded("a")
-    assert "a" not in limits.failures
+
+
+def test_a_login_does_not_wipe_the_failures_of_its_client() -> None:
+    """Holding one account must not let a client guess another's password forever:
+    the count only fades lockout after the last failure."""
+    settings = RelaySettings(
+        auth_failures_before_lockout=3, lockout=timedelta(minutes=5)
+    )
+    limits = ClientLimits(settings)
+    limits.auth_failed("192.0.2.7", NOW)
+    limits.auth_failed("192.0.2.7", NOW)
+    # (a successful login of some other account happens here: no call at all)
+    limits.auth_failed("192.0.2.7", NOW + timedelta(seconds=10))
+    assert limits.auth_refusal("192.0.2.7", NOW + timedelta(seconds=11)) is not None
+
+
+@pytest.mark.parametrize(
+    ("ip", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+        ("not-an-ip", "not-an-ip"),
+    ],
+)
+def test_clients_are_counted_by_address_or_ipv6_slash_64(ip: str, key: str) -> None:
+    assert client_key(ip) == key
+
+
+def test_one_ipv6_host_cannot_dodge_the_limits_by_hopping_addresses() -> None:
+    settings = RelaySettings(max_connections_per_client=2)
+    limits = ClientLimits(settings)
+    assert limits.open("2001:db8::1") is None
+    assert limits.open("2001:db8::2") is None
+    refusal = limits.open("2001:db8::3")
+    assert refusal is not None and refusal.reply.startswith("421")
+    limits.close("2001:db8::1")
+    assert limits.open("2001:db8::4") is None
 
 
 def test_client_state_stays_bounded() -> None:

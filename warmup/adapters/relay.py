@@ -475,7 +475,6 @@ class _RelaySMTP(SMTP):
                 message="454 4.7.0 Temporary authentication failure",
             )
         if ok:
-            relay.limits.auth_succeeded(ip)
             return AuthResult(success=True, auth_data=user)
         delay = relay.limits.auth_failed(ip, relay.clock.now())
         logger.warning("relay: AUTH failed from %s", ip)

@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
     "check_campaign_name",
     "check_command",
     "check_path",
+    "client_key",
     "decide_recipient",
     "decide_sender",
     "next_auth_failures",
@@ -223,8 +225,25 @@ def next_auth_failures(
     return AuthFailures(count=count, last_at=now)
 
 
+def client_key(ip: str) -> str:
+    """Whom the per-client limits count: an IPv4 address (IPv4-mapped IPv6 too),
+    or an IPv6 address's /64, since one host usually holds a whole /64."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 class ClientLimits:
-    """Rule 3's state for every client IP; bounded to ``max_clients`` entries each."""
+    """Rule 3's state for every client (:func:`client_key`); bounded to
+    ``max_clients`` entries each. A successful login does not clear the failures
+    counted against its client: they fade ``lockout`` after the last one, so a
+    holder of one account cannot reset the count while guessing another's."""
 
     def __init__(self, settings: RelaySettings, *, max_clients: int = 10_000) -> None:
         self._settings = settings
@@ -235,6 +254,7 @@ class ClientLimits:
 
     def open(self, client: str) -> Refusal | None:
         """A new connection; on a refusal it is not counted (do not :meth:`close`)."""
+        client = client_key(client)
         count = self.connections.get(client, 0)
         if count >= self._settings.max_connections_per_client:
             return Refusal(421, "4.7.0", "Too many connections from your address")
@@ -242,6 +262,7 @@ class ClientLimits:
         return None
 
     def close(self, client: str) -> None:
+        client = client_key(client)
         count = self.connections.get(client, 0) - 1
         if count > 0:
             self.connections[client] = count
@@ -249,6 +270,7 @@ class ClientLimits:
             self.connections.pop(client, None)
 
     def message(self, client: str, now: datetime) -> Refusal | None:
+        client = client_key(client)
         per_minute = self._settings.messages_per_minute_per_client
         ok, bucket = take_token(
             self.buckets.get(client), per_minute=per_minute, now=now
@@ -261,13 +283,14 @@ class ClientLimits:
         return Refusal(450, "4.7.1", "Too many messages from your address, slow down")
 
     def auth_refusal(self, client: str, now: datetime) -> Refusal | None:
-        state = self.failures.get(client)
+        state = self.failures.get(client_key(client))
         if state is None or state.locked_until is None or now >= state.locked_until:
             return None
         return Refusal(454, "4.7.0", "Too many failed logins, try again later")
 
     def auth_failed(self, client: str, now: datetime) -> timedelta:
         """Record a failure; returns how long to hold back the 535."""
+        client = client_key(client)
         state = next_auth_failures(
             self.failures.get(client),
             now=now,
@@ -278,9 +301,6 @@ class ClientLimits:
         if len(self.failures) > self._max_clients:
             self._prune_failures(now)
         return state.delay()
-
-    def auth_succeeded(self, client: str) -> None:
-        self.failures.pop(client, None)
 
     def _prune_buckets(self, now: datetime) -> None:
         """Drop full buckets (idle a minute: same as absent), then the oldest."""
