@@ -10,6 +10,7 @@
    minute against ceil(R/60)+1; and 36,000/h on the wall clock for --seconds.
 
     .venv/bin/python -m bench.engine [--messages 20000] [--lanes 8] [--seconds 20]
+                                     [--rounds 1]
 """
 
 from __future__ import annotations
@@ -268,13 +269,22 @@ async def pacing_wall(port: int, seconds: float) -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace, port: int) -> None:
-    bare_rate = await bare(port, args.messages, args.lanes)
-    full_rate = await full_path(port, args.messages, args.lanes)
+    bare_rates: list[float] = []
+    full_rates: list[float] = []
+    for _ in range(args.rounds):  # interleaved, best of N: noise only slows down
+        bare_rates.append(await bare(port, args.messages, args.lanes))
+        full_rates.append(await full_path(port, args.messages, args.lanes))
+    bare_rate, full_rate = max(bare_rates), max(full_rates)
     print(f"bare aiosmtplib, {args.lanes} connections: {bare_rate:8,.0f} msg/s")
     print(
         f"full send path, {args.lanes} lanes:        {full_rate:8,.0f} msg/s "
         f"= {full_rate / bare_rate:.2f}x bare (goal >= 0.7)"
     )
+    if args.rounds > 1:
+        rounds = ", ".join(
+            f"{b:,.0f}/{f:,.0f}" for b, f in zip(bare_rates, full_rates, strict=True)
+        )
+        print(f"  rounds (bare/full msg/s): {rounds}")
     spans = {
         60: timedelta(hours=3),
         1_440: timedelta(hours=3),
@@ -305,6 +315,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--lanes", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="throughput rounds; best of each"
+    )
     args = parser.parse_args()
     ports: multiprocessing.Queue[int] = multiprocessing.Queue()
     sink = multiprocessing.Process(target=_serve, args=(ports,), daemon=True)

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, select
 
-from warmup.adapters.db.schema import metadata, recipients
+from warmup.adapters.db.schema import attempts, metadata, recipients
 from warmup.adapters.db.store import SQLStore, async_url
 from warmup.app.ports import TemplateRecord
 from warmup.core.attempt import AttemptRecord, TickRecord
@@ -230,3 +230,77 @@ async def test_a_lost_lease_is_not_overwritten_by_its_old_claimer(
             )
         ).one()
     assert (row.state, row.claimed_by) == ("sending", "new:1")  # still the new claim
+
+
+@pytest.mark.parametrize("owner", ["n:1", None])
+async def test_recorded_retry_instants_compare_like_any_other(
+    store: SQLStore, owner: str | None
+) -> None:
+    """record() writes attempts through the driver's executemany: the instants
+    must be stored exactly as SQLAlchemy stores them (a retry due at T is claimable
+    at T, not a microsecond before), and read back as the same aware UTC."""
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    await store.insert_recipients(
+        campaign.id, [_recipient("a@example.com")], ["x"], NOW
+    )
+    lane_id, _ = await store.ensure_lane(Lane(ip="127.0.0.2", isp="x"), NOW)
+    (claimed,) = await store.claim(
+        lane_id=lane_id,
+        isp="x",
+        limit=1,
+        now=NOW,
+        claimer="n:1",
+        lease_until=NOW + timedelta(hours=1),
+    )
+    retry_at = datetime(2030, 1, 1, 14, 30, tzinfo=timezone(timedelta(hours=2)))
+    sent_at = NOW + timedelta(microseconds=250)
+    tick = TickRecord(
+        claimer=owner,  # None: no ownership check
+        attempts=[
+            AttemptRecord(
+                recipient_id=claimed.id,
+                lane_id=lane_id,
+                attempted_at=sent_at,
+                verdict="soft",
+                reason="mailbox_full",
+                code=452,
+                enhanced="4.2.2",
+                reply="452 4.2.2 full",
+                rule="r",
+                decision=RetryDecision(
+                    state=RecipientState.queued,
+                    next_attempt_at=retry_at,
+                    keep_lane=True,
+                ),
+                attempts=1,
+            )
+        ],
+    )
+    await store.record(tick, NOW)
+    due = retry_at.astimezone(UTC)
+    early = await store.claim(
+        lane_id=lane_id,
+        isp="x",
+        limit=1,
+        now=due - timedelta(microseconds=1),
+        claimer="n:1",
+        lease_until=due + timedelta(hours=1),
+    )
+    assert early == []
+    (again,) = await store.claim(
+        lane_id=lane_id,
+        isp="x",
+        limit=1,
+        now=due,
+        claimer="n:1",
+        lease_until=due + timedelta(hours=1),
+    )
+    assert (again.id, again.attempts) == (claimed.id, 1)
+    async with store.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(attempts.c.attempted_at, attempts.c.reply, attempts.c.code)
+            )
+        ).one()
+    assert (row.attempted_at, row.reply, row.code) == (sent_at, "452 4.2.2 full", 452)
+    assert row.attempted_at.tzinfo == UTC

@@ -3,7 +3,7 @@ envelope, trace headers."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 from warmup.app.ports import EngineStore
@@ -28,6 +28,15 @@ class Renderer:
         self._domain = return_path.rpartition("@")[2]
         self._templates: dict[int, Template] = {}
         self._messages: dict[int, tuple[bytes, frozenset[str]]] = {}
+        # The Date header has whole seconds: sends in the same second share it.
+        self._date_key: tuple[datetime, timedelta | None] | None = None
+        self._date = ""
+
+    def _date_header(self, now: datetime) -> str:
+        key = (now.replace(microsecond=0), now.utcoffset())
+        if key != self._date_key:
+            self._date_key, self._date = key, format_datetime(now)
+        return self._date
 
     async def template(self, campaign_id: int) -> Template:
         found = self._templates.get(campaign_id)
@@ -60,7 +69,7 @@ class Renderer:
         template = await self.template(claimed.campaign_id)
         headers = [
             ("Message-ID", f"<{trace}@{self._domain}>"),
-            ("Date", format_datetime(now)),
+            ("Date", self._date_header(now)),
             (TRACE_HEADER, trace),
         ]
         if "to" not in template.headers:
@@ -79,5 +88,5 @@ class Renderer:
         if "message-id" not in names:
             headers.append(("Message-ID", f"<{trace}@{self._domain}>"))
         if "date" not in names:
-            headers.append(("Date", format_datetime(now)))
+            headers.append(("Date", self._date_header(now)))
         return with_headers(content, headers)

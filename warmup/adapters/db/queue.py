@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, null, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.schema import (
+    UTCDateTime,
     attempts,
     bounce_events,
     campaigns,
@@ -81,6 +83,52 @@ def _lane_row(lane: Lane, allowance: float, now: datetime) -> dict[str, Any]:
     }
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def _insert_attempt() -> Any:
+    return attempts.insert().values(
+        {
+            name: bindparam(name)
+            for name in (
+                "recipient_id",
+                "lane_id",
+                "attempted_at",
+                "verdict",
+                "reason",
+                "code",
+                "enhanced",
+                "reply",
+                "rule",
+            )
+        }
+    )
+
+
+def _sent(*, owned: bool) -> Any:
+    """A sent recipient's new state; with ``owned``, only while still our claim."""
+    still_ours = (
+        recipients.c.claimed_by == bindparam("claimer")
+        if owned
+        else recipients.c.id.is_not(None)
+    )
+    return (
+        update(recipients)
+        .where(recipients.c.id == bindparam("rid"), still_ours)
+        .values(
+            state=bindparam("new_state"),
+            next_attempt_at=bindparam("next_at"),
+            attempts=bindparam("count"),
+            lane_id=bindparam("lane"),
+            claimed_by=null(),
+            claimed_until=null(),
+            last_reply=bindparam("reply"),
+            updated_at=bindparam("now"),
+        )
+    )
+
+
 def _lane_from_row(row: Any) -> Lane:
     return Lane(
         ip=row.ip,
@@ -112,6 +160,10 @@ class QueueOps:
     engine: AsyncEngine
     _dialect: str
     _write_lock: asyncio.Lock | None = None
+    # Driver-level SQL (text, bind names in order, positional?) per statement, and
+    # the dialect's converter for instants; built on first use.
+    _driver_sql: dict[str, tuple[str, tuple[str, ...], bool]] | None = None
+    _binder: Callable[[datetime], Any] | None = None
 
     @asynccontextmanager
     async def _begin(self, *, durable: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -359,53 +411,7 @@ class QueueOps:
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
     ) -> None:
         if tick.attempts:
-            await conn.execute(
-                attempts.insert(),
-                [
-                    {
-                        "recipient_id": a.recipient_id,
-                        "lane_id": a.lane_id,
-                        "attempted_at": a.attempted_at,
-                        "verdict": a.verdict,
-                        "reason": a.reason,
-                        "code": a.code,
-                        "enhanced": a.enhanced,
-                        "reply": a.reply[:2000],
-                        "rule": a.rule,
-                    }
-                    for a in tick.attempts
-                ],
-            )
-            owned = (
-                recipients.c.claimed_by == tick.claimer
-                if tick.claimer is not None
-                else recipients.c.id.is_not(None)
-            )
-            await conn.execute(
-                update(recipients)
-                .where(recipients.c.id == bindparam("rid"), owned)
-                .values(
-                    state=bindparam("new_state"),
-                    next_attempt_at=bindparam("next_at"),
-                    attempts=bindparam("count"),
-                    lane_id=bindparam("lane"),
-                    claimed_by=None,
-                    claimed_until=None,
-                    last_reply=bindparam("reply"),
-                    updated_at=now,
-                ),
-                [
-                    {
-                        "rid": a.recipient_id,
-                        "new_state": a.decision.state.value,
-                        "next_at": a.decision.next_attempt_at or now,
-                        "count": a.attempts,
-                        "lane": a.lane_id if a.decision.keep_lane else None,
-                        "reply": a.reply[:500],
-                    }
-                    for a in tick.attempts
-                ],
-            )
+            await self._record_sends(conn, tick, now)
         if tick.dropped:
             await conn.execute(
                 update(recipients)
@@ -433,6 +439,94 @@ class QueueOps:
                 ),
                 [suppression_row(entry) for entry in tick.suppressions],
             )
+
+    async def _record_sends(
+        self, conn: AsyncConnection, tick: TickRecord, now: datetime
+    ) -> None:
+        """The attempt rows and their recipients' new states: the bulk of a tick.
+
+        Both go to the driver's executemany with values converted once here
+        (what SQLAlchemy would bind, per UTCDateTime), not through SQLAlchemy's
+        per-row parameter processing: half the time on the event loop.
+        """
+        to_db = self._instant_binder()
+        stamp = to_db(now)
+        await self._executemany(
+            conn,
+            "insert attempts",
+            _insert_attempt,
+            [
+                {
+                    "recipient_id": a.recipient_id,
+                    "lane_id": a.lane_id,
+                    "attempted_at": to_db(a.attempted_at),
+                    "verdict": a.verdict,
+                    "reason": a.reason,
+                    "code": a.code,
+                    "enhanced": a.enhanced,
+                    "reply": a.reply[:2000],
+                    "rule": a.rule,
+                }
+                for a in tick.attempts
+            ],
+        )
+        owned = tick.claimer is not None
+        await self._executemany(
+            conn,
+            f"update sent recipients, owned={owned}",
+            partial(_sent, owned=owned),
+            [
+                {
+                    "rid": a.recipient_id,
+                    "claimer": tick.claimer,
+                    "new_state": a.decision.state.value,
+                    "next_at": (
+                        stamp
+                        if a.decision.next_attempt_at is None
+                        else to_db(a.decision.next_attempt_at)
+                    ),
+                    "count": a.attempts,
+                    "lane": a.lane_id if a.decision.keep_lane else None,
+                    "reply": a.reply[:500],
+                    "now": stamp,
+                }
+                for a in tick.attempts
+            ],
+        )
+
+    def _instant_binder(self) -> Callable[[datetime], Any]:
+        """An aware instant as this dialect stores it (UTCDateTime's bind path)."""
+        if self._binder is None:
+            dialect = self.engine.dialect
+            process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+            self._binder = process if process is not None else _same
+        return self._binder
+
+    async def _executemany(
+        self,
+        conn: AsyncConnection,
+        name: str,
+        build: Callable[[], Any],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """Run a statement once per row through the driver's executemany.
+
+        ``rows`` hold driver-ready values keyed by the statement's bind names;
+        keys the statement does not use are ignored. The SQL is compiled once.
+        """
+        compiled = self._driver_sql.get(name) if self._driver_sql else None
+        if compiled is None:
+            statement = build().compile(dialect=self.engine.dialect)
+            positional = self.engine.dialect.positional
+            names = statement.positiontup if positional else statement.binds
+            compiled = (statement.string, tuple(names or ()), positional)
+            self._driver_sql = {**(self._driver_sql or {}), name: compiled}
+        sql, names, positional = compiled
+        if positional:
+            params: list[Any] = [tuple(row[key] for key in names) for row in rows]
+        else:
+            params = [{key: row[key] for key in names} for row in rows]
+        await conn.exec_driver_sql(sql, params)
 
     async def _record_lanes(
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
