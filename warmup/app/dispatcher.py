@@ -22,9 +22,9 @@ from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.render import Renderer
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.core.backoff import UNREACHABLE
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
-from warmup.core.replies import ConnectionFailure
 from warmup.core.routing import DEFAULT_ISP, isp_by_mx
 from warmup.core.schedule import Schedule
 from warmup.core.settings import DeliverySettings, SourceIP
@@ -33,13 +33,6 @@ from warmup.core.suppression import lookup_keys
 __all__ = ["Dispatcher", "EngineSettings"]
 
 logger = logging.getLogger(__name__)
-
-# Failures that say nothing about the ISP's view of us: try its next MX host.
-_UNREACHABLE = {
-    ConnectionFailure.refused,
-    ConnectionFailure.timeout,
-    ConnectionFailure.reset,
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,7 +251,7 @@ class Dispatcher:
             )
             # The next MX only when this one could not be reached at all (RFC
             # 5321 5.1); any reply, a 421 greeting included, is the ISP speaking.
-            unreachable = outcome.failure in _UNREACHABLE and outcome.stage == "connect"
+            unreachable = outcome.failure in UNREACHABLE and outcome.stage == "connect"
             if not unreachable or number == len(hops):
                 return outcome
         raise AssertionError("unreachable: hops is never empty here")
