@@ -151,7 +151,7 @@ async def test_large_lookups_are_chunked(store: SQLStore) -> None:
 
 
 async def test_concurrent_opens_migrate_once(database_url: str) -> None:
-    stores = await asyncio.gather(*(SQLStore.open(database_url) for _ in range(3)))
+    stores = await asyncio.gather(*(SQLStore.open(database_url) for _ in range(6)))
     for opened in stores:
         assert await opened.count_suppressions() == 0
         await opened.close()

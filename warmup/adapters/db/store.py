@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -59,11 +60,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control from the driver so _sqlite_begin decides how to BEGIN.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    _wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _wal(cursor: Any) -> None:
+    """Switch the file to WAL (a property of the file, kept once set).
+
+    Switching needs the exclusive lock, and SQLite answers "database is locked" at
+    once, without its busy handler, while another connection holds a write
+    transaction (two processes opening a new file together): so look first, and
+    retry the switch a bounded number of times. Runs on the driver's thread.
+    """
+    for attempt in range(20):
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, adapted
+            if "locked" not in str(exc).lower() or attempt == 19:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 def _sqlite_begin(connection: Connection) -> None:
