@@ -29,7 +29,7 @@ from warmup.app.dispatcher import Dispatcher
 from warmup.app.ingest import BounceIntake
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
-from warmup.config import load_config
+from warmup.config import EXAMPLE_CONFIG, load_config
 from warmup.sim.isp import SimulatedISP
 from warmup.sim.profile import PROFILES
 from warmup.sim.reports import build_dsn, returned_headers
@@ -366,3 +366,35 @@ async def test_maildir_inbox_marks_mail_seen_only_after_it_was_handled(
     inbox.mark_seen(sorted(keys)[0])
     assert [key for key, _ in inbox.unseen()] == sorted(keys)[1:]
     assert [key for key, _ in inbox.unseen(limit=1)] == sorted(keys)[1:2]
+
+
+async def test_a_large_bounce_is_parsed_like_a_small_one(store: SQLStore) -> None:
+    """Mails over 64 KB are parsed off the event loop; the outcome is the same."""
+    clock = FakeClock(datetime(2030, 3, 1, 9, tzinfo=UTC))
+    intake = BounceIntake(
+        store,
+        clock=clock,
+        return_path="bounces@bounce.test",
+        secret=SECRET.encode(),
+        retry=load_config(EXAMPLE_CONFIG).settings.delivery.retry,
+    )
+    headers = "Subject: hello\n" + "".join(
+        f"X-Pad-{n}: {'x' * 70}\n" for n in range(1200)
+    )
+    results = []
+    for number, extra in enumerate(("", headers)):
+        dsn = build_dsn(
+            to="postmaster@bounce.test",
+            recipient=f"nobody{number}@gmail.com",
+            diagnostic="550 5.1.1 user unknown",
+            reporting_mta="mx.test",
+            original_headers=extra or "Subject: hello\n",
+            now=clock.now(),
+        )
+        results.append((len(dsn), await intake.ingest(dsn, source=f"m{number}")))
+    (small_size, small), (large_size, large) = results
+    assert small_size < 64 * 1024 < large_size
+    for result in (small, large):
+        ((event, fresh),) = result.events
+        assert fresh and event.effect.value == "unmatched"
+        assert (event.verdict.value, event.reason) == ("hard", "userunknown")
