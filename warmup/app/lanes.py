@@ -64,12 +64,11 @@ class LaneRuntime:
     unreachable_until: datetime | None = None
     # The last rates.window of outcomes (core.lane rule 7); rebuilt from the store
     # when the lane is loaded.
-    window: RollingWindow | None = None
+    window: RollingWindow = field(init=False)
     dirty: bool = False
 
     def __post_init__(self) -> None:
-        if self.window is None:
-            self.window = RollingWindow(self.schedule.reactions.rates.window)
+        self.window = RollingWindow(self.schedule.reactions.rates.window)
 
     @property
     def rate(self) -> float:
@@ -236,7 +235,6 @@ class LaneRuntime:
 
     def judge_rates(self, now: datetime, record: TickRecord) -> None:
         """Rule 7: react to the rolling rates, then start a fresh window."""
-        assert self.window is not None
         lane, events = judge_window(
             self.lane, self.window.counts(now), now=now, schedule=self.schedule
         )

@@ -55,7 +55,6 @@ class OutcomeHandler:
 
     async def load_window(self, runtime: LaneRuntime, now: datetime) -> None:
         """Rebuild a freshly loaded lane's rolling window from the store."""
-        assert runtime.window is not None
         since = now - runtime.window.span
         for at, verdict, late in await self._store.lane_window(runtime.id, since):
             if late:
@@ -131,7 +130,6 @@ class OutcomeHandler:
             next_window=next_window,
             reply=text,
         )
-        assert runtime.window is not None
         runtime.window.add_reply(now, verdict)
         self._react(runtime, lane, events, text, record, now)
         reachable = outcome.failure not in UNREACHABLE or outcome.stage != "connect"
@@ -155,7 +153,6 @@ class OutcomeHandler:
             next_window=next_window,
             reply=news.reply,
         )
-        assert runtime.window is not None
         runtime.window.add_late(now, news.verdict)
         text = f"late {news.verdict}: {news.reply}"
         self._react(runtime, lane, events, text, record, now)
