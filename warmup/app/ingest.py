@@ -43,7 +43,7 @@ from warmup.core.feedback import (
 )
 from warmup.core.model import RecipientState
 from warmup.core.settings import BounceSettings, RetryPolicy
-from warmup.core.suppression import Suppression, make_suppression
+from warmup.core.suppression import Suppression, bounce_target, make_suppression
 from warmup.core.verp import VERPToken
 
 __all__ = ["BounceIntake", "FeedbackStore", "Inbox", "IngestResult"]
@@ -253,24 +253,14 @@ class BounceIntake:
         if original.token is not None:
             sent = await self._store.sent_recipient(original.token.recipient_id)
             return sent, original.found_by if sent is not None else None
+        if self._lookback is None:
+            return None, None
         try:
             normalized = parse_address(address).address
         except AddressError:
             return None, None
-        if self._lookback is None:
-            return None, None
         sent = await self._store.latest_sent_to(normalized, now - self._lookback)
         return sent, FoundBy.recipient if sent is not None else None
-
-    @staticmethod
-    def _whole_domain(event: FeedbackEvent) -> bool:
-        """A dead domain suppresses the domain, but only on a signed token: matched
-        by its recipient alone, an unsigned report could be anyone's forgery, so it
-        may cost one address we mailed, never a whole domain."""
-        return event.reason == "hostunknown" and event.found_by in (
-            FoundBy.verp,
-            FoundBy.header,
-        )
 
     def _with_effects(
         self, event: FeedbackEvent, sent: SentRecipient, now: datetime
@@ -280,7 +270,15 @@ class BounceIntake:
                 event, suppression=_suppression(sent.address, "complaint", "arf", now)
             )
         if event.effect is Effect.suppress:
-            target = "@" + sent.domain if self._whole_domain(event) else sent.address
+            # A dead domain is suppressed whole only on a signed token: matched by
+            # its recipient alone, an unsigned report could be anyone's forgery,
+            # so it may cost one address we mailed, never a whole domain.
+            target = bounce_target(
+                sent.address,
+                sent.domain,
+                event.reason,
+                whole_domain=event.found_by is not FoundBy.recipient,
+            )
             return replace(
                 event,
                 suppression=_suppression(target, event.reason or "hard", "dsn", now),

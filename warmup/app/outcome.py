@@ -23,7 +23,7 @@ from warmup.core.replies import (
     classify_reply,
 )
 from warmup.core.routing import Hop, next_hop
-from warmup.core.suppression import Suppression, make_suppression
+from warmup.core.suppression import Suppression, bounce_target, make_suppression
 
 if TYPE_CHECKING:
     from warmup.app.dispatcher import EngineSettings
@@ -191,7 +191,7 @@ class OutcomeHandler:
     def _suppress(
         self, claimed: Claimed, reason: str, now: datetime, record: TickRecord
     ) -> None:
-        target = "@" + claimed.domain if reason == "hostunknown" else claimed.address
+        target = bounce_target(claimed.address, claimed.domain, reason)
         entry: Suppression = make_suppression(
             target, reason=reason or "hard", source="smtp", now=now
         )

@@ -9,7 +9,7 @@ from datetime import datetime
 from warmup.core.address import normalize_suppression
 from warmup.core.model import SuppressionKind
 
-__all__ = ["Suppression", "lookup_keys", "make_suppression"]
+__all__ = ["Suppression", "bounce_target", "lookup_keys", "make_suppression"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +34,14 @@ def make_suppression(
     return Suppression(
         address=address, kind=kind, reason=reason, source=source, created_at=now
     )
+
+
+def bounce_target(
+    address: str, domain: str, reason: str, *, whole_domain: bool = True
+) -> str:
+    """What a hard bounce suppresses: the domain when it does not exist
+    (``hostunknown``) and ``whole_domain`` is allowed, else the address."""
+    return "@" + domain if whole_domain and reason == "hostunknown" else address
 
 
 def lookup_keys(addresses: Iterable[str]) -> set[str]:
