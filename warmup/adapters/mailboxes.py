@@ -61,7 +61,9 @@ class MaildirInbox:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._box = mailbox.Maildir(self.path, factory=None, create=True)
+        mailbox.Maildir(self.path, factory=None, create=True)  # tmp/, new/, cur/
+        # Where unseen() found each key, so mark_seen() only renames it.
+        self._files: dict[str, Path] = {}
 
     def unseen(self, limit: int = 500) -> list[tuple[str, bytes]]:
         """Up to ``limit`` (key, bytes) of mails not yet marked seen, oldest first.
@@ -69,7 +71,7 @@ class MaildirInbox:
         Decided from the file names alone (``new/``, or ``cur/`` without the S
         flag in the ``:2,`` info), so a poll costs a directory listing, not a read
         of every mail handled before."""
-        keys: list[str] = []
+        files: dict[str, Path] = {}
         for subdir in ("new", "cur"):
             try:
                 names = os.listdir(self.path / subdir)
@@ -79,21 +81,26 @@ class MaildirInbox:
                 key, _, info = name.partition(":")
                 if name.startswith(".") or (subdir == "cur" and "S" in info):
                     continue
-                keys.append(key)
+                files[key] = self.path / subdir / name
         found: list[tuple[str, bytes]] = []
-        for key in sorted(keys)[:limit]:
+        self._files = {}
+        for key in sorted(files)[:limit]:
             try:
-                found.append((key, self._box.get_bytes(key)))
-            except (KeyError, FileNotFoundError):
+                found.append((key, files[key].read_bytes()))
+            except FileNotFoundError:
                 continue  # moved or removed by someone else meanwhile
+            self._files[key] = files[key]
         return found
 
     def mark_seen(self, key: str) -> None:
-        """Move a handled mail to ``cur`` with the Seen flag."""
-        try:
-            message = self._box.get_message(key)
-        except (KeyError, FileNotFoundError):
+        """Move a handled mail to ``cur`` with the Seen flag (a rename, as maildir
+        readers do: the mail itself is not rewritten)."""
+        path = self._files.pop(key, None)
+        if path is None:
             return
-        message.set_subdir("cur")
-        message.add_flag("S")
-        self._box[key] = message
+        _, _, info = path.name.partition(":")
+        flags = "".join(sorted(set(info.removeprefix("2,")) | {"S"}))
+        try:
+            path.rename(self.path / "cur" / f"{key}:2,{flags}")
+        except FileNotFoundError:
+            return  # moved or removed by someone else meanwhile
