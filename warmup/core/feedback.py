@@ -169,12 +169,7 @@ def find_original(
         # Not ASCII (any sender may write one): no token of ours, and no HMAC.
         token = decode_verp(lowered, secret=secret) if lowered.isascii() else None
         if token is None:
-            return Original(
-                token=None,
-                found_by=None,
-                forged=True,
-                detail=f"VERP token of {address!r} does not verify",
-            )
+            return _forged(f"VERP token of {address!r} does not verify")
         return Original(token=token, found_by=FoundBy.verp)
     for value in traces:
         match = _TOKEN.search(value)
@@ -182,14 +177,15 @@ def find_original(
             continue
         token = _verify(match.group(0).lower(), secret)
         if token is None:
-            return Original(
-                token=None,
-                found_by=None,
-                forged=True,
-                detail=f"trace {match.group(0)!r} in the returned mail does not verify",
+            return _forged(
+                f"trace {match.group(0)!r} in the returned mail does not verify"
             )
         return Original(token=token, found_by=FoundBy.header)
     return Original(token=None, found_by=None)
+
+
+def _forged(detail: str) -> Original:
+    return Original(token=None, found_by=None, forged=True, detail=detail)
 
 
 _FAILED = {"failed", ""}
