@@ -21,7 +21,8 @@ from warmup.adapters.relay_users import UserFile, add_user
 from warmup.adapters.tls_cert import write_self_signed
 from warmup.app.clock import SystemClock
 from warmup.app.ports import SubmissionStore
-from warmup.app.submit import SubmissionIntake
+from warmup.app.submit import BounceSink, SubmissionIntake
+from warmup.core.feedback import Reporter
 from warmup.core.settings import RelaySettings
 from warmup.testing.clock import FakeClock
 
@@ -54,6 +55,7 @@ class Relay:
     clock: FakeClock
     cert: Path
     sunk: list[tuple[bytes, str]] = field(default_factory=list)
+    reporters: list[Reporter] = field(default_factory=list)
 
     @property
     def port(self) -> int:
@@ -73,7 +75,7 @@ async def running_relay(
     directory: Path,
     database_url: str | None = None,
     *,
-    sink: bool = False,
+    sink: bool | BounceSink = False,
     tls: bool = True,
     users: bool = True,
     submissions: SubmissionStore | None = None,
@@ -97,9 +99,13 @@ async def running_relay(
     store = await SQLStore.open(database_url or f"sqlite:///{directory / 'w.db'}")
     clock = FakeClock()
     sunk: list[tuple[bytes, str]] = []
+    reporters: list[Reporter] = []
 
-    async def sink_(content: bytes, recipient: str) -> None:
+    async def sink_(content: bytes, recipient: str, reporter: Reporter) -> None:
         sunk.append((content, recipient))
+        reporters.append(reporter)
+        if callable(sink):
+            await sink(content, recipient, reporter)
 
     intake = SubmissionIntake(
         submissions or SQLSubmissions(store),
@@ -108,7 +114,7 @@ async def running_relay(
         bounce_domain=BOUNCE_DOMAIN,
         hostname="relay.test",
         isp_of={"gmail.com": "gmail"}.get,
-        bounce_sink=sink_ if sink else None,
+        bounce_sink=sink_ if sink is not False else None,
     )
     server = RelayServer(
         settings=settings,
@@ -120,7 +126,14 @@ async def running_relay(
     )
     try:
         async with server:
-            yield Relay(server=server, store=store, clock=clock, cert=cert, sunk=sunk)
+            yield Relay(
+                server=server,
+                store=store,
+                clock=clock,
+                cert=cert,
+                sunk=sunk,
+                reporters=reporters,
+            )
     finally:
         await store.close()
 

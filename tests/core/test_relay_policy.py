@@ -209,6 +209,100 @@ def test_auth_failures_count_lock_and_start_over() -> None:
     assert next_auth_failures(old, now=later, limit=5, lockout=lockout).count == 1
 
 
+def test_a_failure_during_a_lock_extends_it_and_never_restarts_the_count() -> None:
+    """The bug: the failure right after a lock restarted the count at 1 and lifted
+    the lock."""
+    lockout = timedelta(minutes=15)
+    locked = AuthFailures(count=5, last_at=NOW, locked_until=NOW + lockout)
+    during = next_auth_failures(
+        locked, now=NOW + timedelta(minutes=1), limit=5, lockout=lockout
+    )
+    assert during.count == 6
+    assert during.locked_until == NOW + timedelta(minutes=1) + lockout
+    assert during.locked(NOW + timedelta(minutes=15))
+    assert not during.locked(NOW + timedelta(minutes=16))
+
+
+def _fail(
+    limits: ClientLimits, client: str, now: datetime, user: str | None = None
+) -> timedelta:
+    assert limits.auth_begin(client, user, now) is None
+    return limits.auth_end(client, user, failed=True, now=now)
+
+
+def test_client_limits_auth_lockout() -> None:
+    settings = RelaySettings(
+        auth_failures_before_lockout=3, lockout=timedelta(minutes=5)
+    )
+    limits = ClientLimits(settings)
+    assert _fail(limits, "a", NOW) == timedelta(seconds=1)
+    _fail(limits, "a", NOW)
+    assert _fail(limits, "a", NOW) == timedelta(seconds=4)
+    refusal = limits.auth_begin("a", None, NOW + timedelta(minutes=4))
+    assert refusal is not None and refusal.reply.startswith("454 4.7.0")
+    assert limits.auth_begin("b", None, NOW) is None
+    limits.auth_end("b", None, failed=False, now=NOW)
+    assert limits.auth_begin("a", None, NOW + timedelta(minutes=5)) is None
+    assert limits.checking == {"a": 1}
+
+
+def test_attempts_are_counted_before_their_check() -> None:
+    """Parallel attempts: each counts while it is checked, so no more than the
+    limit are ever checked at once, whatever their outcome."""
+    settings = RelaySettings(auth_failures_before_lockout=3)
+    limits = ClientLimits(settings)
+    started = [limits.auth_begin("a", "news", NOW) for _ in range(8)]
+    assert started[:3] == [None, None, None]
+    assert all(r is not None and r.code == 454 for r in started[3:])
+    for _ in range(3):
+        limits.auth_end("a", "news", failed=True, now=NOW)
+    assert limits.checking == {} and limits.user_checking == {}
+    assert limits.failures["a"].locked(NOW)
+    # A right password right after is refused too, until the lock expires.
+    assert limits.auth_begin("a", "news", NOW + timedelta(minutes=14)) is not None
+    assert limits.auth_begin("a", "news", NOW + timedelta(minutes=15)) is None
+
+
+def test_a_success_frees_its_slot_without_counting() -> None:
+    limits = ClientLimits(RelaySettings(auth_failures_before_lockout=2))
+    for _ in range(5):
+        assert limits.auth_begin("a", "news", NOW) is None
+        assert limits.auth_end("a", "news", failed=False, now=NOW) == timedelta(0)
+    assert limits.failures == {} and limits.checking == {}
+
+
+def test_one_account_is_guarded_whatever_the_client() -> None:
+    """40 addresses x 5 guesses must not make 200 guesses at one account."""
+    settings = RelaySettings(
+        auth_failures_before_lockout=5, user_auth_failures_before_lockout=10
+    )
+    limits = ClientLimits(settings)
+    checked = 0
+    for host in range(40):
+        for _ in range(5):
+            if limits.auth_begin(f"192.0.2.{host}", "news", NOW) is None:
+                checked += 1
+                limits.auth_end(f"192.0.2.{host}", "news", failed=True, now=NOW)
+    assert checked == 10
+    # Another account from a fresh client is not affected.
+    assert limits.auth_begin("198.51.100.1", "other", NOW) is None
+
+
+def test_a_login_does_not_wipe_the_failures_of_its_client() -> None:
+    """Holding one account must not let a client guess another's password forever:
+    the count only fades lockout after the last failure."""
+    settings = RelaySettings(
+        auth_failures_before_lockout=3, lockout=timedelta(minutes=5)
+    )
+    limits = ClientLimits(settings)
+    _fail(limits, "192.0.2.7", NOW)
+    _fail(limits, "192.0.2.7", NOW)
+    assert limits.auth_begin("192.0.2.7", "mine", NOW) is None
+    limits.auth_end("192.0.2.7", "mine", failed=False, now=NOW)
+    _fail(limits, "192.0.2.7", NOW + timedelta(seconds=10))
+    assert limits.auth_begin("192.0.2.7", None, NOW + timedelta(seconds=11))
+
+
 def test_client_limits_connections() -> None:
     limits = ClientLimits(RelaySettings(max_connections_per_client=2))
     assert limits.open("192.0.2.1") is None
@@ -231,36 +325,6 @@ def test_client_limits_messages() -> None:
     assert refusal is not None and refusal.reply.startswith("450 4.7.1")
     assert limits.message("b", NOW) is None
     assert limits.message("a", NOW + timedelta(seconds=30)) is None
-
-
-def test_client_limits_auth_lockout() -> None:
-    settings = RelaySettings(
-        auth_failures_before_lockout=3, lockout=timedelta(minutes=5)
-    )
-    limits = ClientLimits(settings)
-    assert limits.auth_refusal("a", NOW) is None
-    assert limits.auth_failed("a", NOW) == timedelta(seconds=1)
-    assert limits.auth_refusal("a", NOW) is None  # failures alone do not lock
-    limits.auth_failed("a", NOW)
-    assert limits.auth_failed("a", NOW) == timedelta(seconds=4)
-    refusal = limits.auth_refusal("a", NOW + timedelta(minutes=4))
-    assert refusal is not None and refusal.reply.startswith("454 4.7.0")
-    assert limits.auth_refusal("b", NOW) is None
-    assert limits.auth_refusal("a", NOW + timedelta(minutes=5)) is None
-
-
-def test_a_login_does_not_wipe_the_failures_of_its_client() -> None:
-    """Holding one account must not let a client guess another's password forever:
-    the count only fades lockout after the last failure."""
-    settings = RelaySettings(
-        auth_failures_before_lockout=3, lockout=timedelta(minutes=5)
-    )
-    limits = ClientLimits(settings)
-    limits.auth_failed("192.0.2.7", NOW)
-    limits.auth_failed("192.0.2.7", NOW)
-    # (a successful login of some other account happens here: no call at all)
-    limits.auth_failed("192.0.2.7", NOW + timedelta(seconds=10))
-    assert limits.auth_refusal("192.0.2.7", NOW + timedelta(seconds=11)) is not None
 
 
 @pytest.mark.parametrize(
@@ -297,13 +361,13 @@ def test_client_state_stays_bounded() -> None:
     # Idle a minute: a full bucket is as good as none, so it goes first.
     limits.message("late", NOW + timedelta(minutes=2))
     assert set(limits.buckets) == {"late"}
-    limits.auth_failed("locked", NOW)
-    for _ in range(4):
-        limits.auth_failed("locked", NOW)
+    for _ in range(5):
+        _fail(limits, "locked", NOW)
     for index in range(4):
-        limits.auth_failed(f"f{index}", NOW + timedelta(seconds=index))
+        _fail(limits, f"f{index}", NOW + timedelta(seconds=index))
     assert "locked" in limits.failures and len(limits.failures) == 3
-    limits.auth_failed("new", NOW + timedelta(seconds=30))
+    _fail(limits, "new", NOW + timedelta(seconds=30))
     assert set(limits.failures) == {"locked", "f3", "new"}  # locked ones stay
-    limits.auth_failed("later", NOW + timedelta(minutes=2))  # all others forgotten
+    _fail(limits, "later", NOW + timedelta(minutes=2))  # all others forgotten
     assert set(limits.failures) == {"later"}
+    assert limits.checking == {}

@@ -30,6 +30,7 @@ from warmup.app.ingest import BounceIntake
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
 from warmup.config import EXAMPLE_CONFIG, load_config
+from warmup.core.feedback import UnsignedRule
 from warmup.sim.isp import SimulatedISP
 from warmup.sim.profile import PROFILES
 from warmup.sim.reports import build_dsn, returned_headers
@@ -273,6 +274,7 @@ async def test_trace_header_and_recipient_fallback_find_the_send(
                 return_path="bounces@bounce.test",
                 secret=SECRET.encode(),
                 retry=load_config(config).settings.delivery.retry,
+                unsigned=UnsignedRule(lookback=timedelta(days=7)),
             )
             first = returned_headers(captured[0])
             traced = build_dsn(
@@ -336,14 +338,14 @@ async def test_trace_header_and_recipient_fallback_find_the_send(
             result = await intake.ingest(stranger, source="stranger")
             ((event, fresh),) = result.events
             assert event.effect.value == "unmatched"
-            # With recipient_lookback off, an unsigned report changes nothing.
+            # With recipient_lookback off (the default), an unsigned report
+            # changes nothing.
             strict = BounceIntake(
                 store,
                 clock=clock,
                 return_path="bounces@bounce.test",
                 secret=SECRET.encode(),
                 retry=load_config(config).settings.delivery.retry,
-                lookback=None,
             )
             result = await strict.ingest(
                 soft.replace(b"452 4.2.2", b"550 5.1.1"), source="strict"

@@ -29,7 +29,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, AnyStr, Self
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from warmup.adapters.relay_users import USER_NAME, UserFile
 from warmup.app.ports import Clock
@@ -312,6 +312,7 @@ class _Handler:
             helo=session.host_name,
             auth_user=server.user(),
             protocol=server.protocol_name(),
+            trusted=server.allowed_network,
         )
         return await self._relay.file(submission)
 
@@ -434,7 +435,12 @@ class _RelaySMTP(SMTP):
         if len(parts) != 3:
             await self.push("501 5.5.2 Cannot split the AUTH PLAIN value")
             return AuthResult(success=False, handled=True)
-        return await self._login(parts[1], parts[2])
+        authzid, login, password = parts
+        if authzid and authzid != login:
+            # Acting as another user is not offered: refused, not ignored.
+            await self.push("535 5.7.8 Authorization identity must be the user")
+            return AuthResult(success=False, handled=True)
+        return await self._login(login, password)
 
     async def auth_LOGIN(self, _: SMTP, args: list[str]) -> AuthResult:
         login = await self._auth_value(args, self.AuthLoginUsernameChallenge)
@@ -453,20 +459,54 @@ class _RelaySMTP(SMTP):
             except (binascii.Error, ValueError):
                 await self.push("501 5.5.2 Cannot decode base64")
                 return None
-        answer = await self.challenge_auth(challenge)
-        return None if answer is MISSING else bytes(answer)
+        return await self._challenge(challenge)
+
+    async def _challenge(self, challenge: str) -> bytes | None:
+        """aiosmtpd's ``challenge_auth``, less its ValueError on a long line."""
+        await self.push("334 " + base64.b64encode(challenge.encode()).decode("ascii"))
+        try:
+            line = await self._reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as exc:
+            await self._discard_line(exc.consumed)
+            await self.push("500 5.5.6 Authentication exchange line is too long")
+            return None
+        except asyncio.IncompleteReadError:
+            return None  # the client is gone
+        blob = line.strip()
+        if blob == b"*":
+            await self.push("501 5.7.0 Auth aborted")
+            return None
+        try:
+            return base64.b64decode(blob, validate=True)
+        except (binascii.Error, ValueError):
+            await self.push("501 5.5.2 Cannot decode base64")
+            return None
+
+    async def _discard_line(self, consumed: int) -> None:
+        """Skip the rest of an overlong line (the idle timeout bounds it)."""
+        await self._reader.read(consumed)
+        while True:
+            try:
+                await self._reader.readuntil(b"\n")
+                return
+            except asyncio.LimitOverrunError as exc:
+                await self._reader.read(exc.consumed)
 
     async def _login(self, login: bytes, password: bytes) -> AuthResult:
+        """Check a password, counted before the check (relay_policy rule 4)."""
         relay, ip = self._relay, self.client_ip
-        refusal = relay.limits.auth_refusal(ip, relay.clock.now())
-        if refusal is not None:
-            return AuthResult(success=False, handled=False, message=refusal.reply)
         try:
             user = login.decode("utf-8")
         except UnicodeDecodeError:
             user = ""
+        name = user if USER_NAME.match(user) else None
+        refusal = relay.limits.auth_begin(ip, name, relay.clock.now())
+        if refusal is not None:
+            logger.info("relay: AUTH refused from %s: locked out", ip)
+            return AuthResult(success=False, handled=False, message=refusal.reply)
+        failed = False
         try:
-            ok = await self._verify(user, password)
+            failed = not await self._verify(user, password)
         except InputError as exc:
             logger.error("relay: cannot check AUTH: %s", exc)
             return AuthResult(
@@ -474,9 +514,12 @@ class _RelaySMTP(SMTP):
                 handled=False,
                 message="454 4.7.0 Temporary authentication failure",
             )
-        if ok:
+        finally:  # a hang-up mid-check too: the client learned nothing
+            delay = relay.limits.auth_end(
+                ip, name, failed=failed, now=relay.clock.now()
+            )
+        if not failed:
             return AuthResult(success=True, auth_data=user)
-        delay = relay.limits.auth_failed(ip, relay.clock.now())
         logger.warning("relay: AUTH failed from %s", ip)
         await relay.clock.sleep(delay.total_seconds())
         return AuthResult(success=False, handled=False)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
@@ -36,12 +37,17 @@ from warmup.core.feedback import (
     FeedbackEvent,
     FoundBy,
     Original,
+    Reporter,
     SentRecipient,
+    UnsignedBudget,
+    UnsignedRule,
+    decide_unsigned,
     effect_of,
     event_key,
     find_original,
 )
 from warmup.core.model import RecipientState
+from warmup.core.relay_policy import client_key
 from warmup.core.settings import BounceSettings, RetryPolicy
 from warmup.core.suppression import Suppression, bounce_target, make_suppression
 from warmup.core.verp import VERPToken
@@ -61,6 +67,10 @@ _ENVELOPE_HEADERS = (
     "X-Envelope-To",
     "To",
 )
+
+
+# "from mx.example (mx.example [192.0.2.1])": the address in brackets.
+_RECEIVED_IP = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]{2,45})\]")
 
 
 class Inbox(Protocol):
@@ -103,7 +113,7 @@ class BounceIntake:
         return_path: str,
         secret: bytes,
         retry: RetryPolicy,
-        lookback: timedelta | None = timedelta(days=7),
+        unsigned: UnsignedRule | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -111,7 +121,9 @@ class BounceIntake:
         self._domain = return_path.rpartition("@")[2].lower()
         self._secret = secret
         self._retry = retry
-        self._lookback = lookback
+        # Unsigned reports cost nothing unless configured (core.feedback rule 5).
+        self._unsigned = unsigned or UnsignedRule()
+        self._budget = UnsignedBudget(self._unsigned.per_host_per_hour)
 
     @classmethod
     def configured(
@@ -130,14 +142,24 @@ class BounceIntake:
             return_path=settings.return_path,
             secret=secret,
             retry=retry,
-            lookback=settings.recipient_lookback,
+            unsigned=UnsignedRule(
+                lookback=settings.recipient_lookback,
+                per_host_per_hour=settings.unsigned_per_host_per_hour,
+                from_outside=settings.unsigned_from_outside,
+            ),
         )
 
     async def ingest(
-        self, data: bytes, *, source: str, envelope_to: Sequence[str] = ()
+        self,
+        data: bytes,
+        *,
+        source: str,
+        envelope_to: Sequence[str] = (),
+        reporter: Reporter | None = None,
     ) -> IngestResult:
         """Parse one mail and save what it says. ``envelope_to``: the RCPT TO it
-        came with, when known (the relay listener)."""
+        came with, when known (the relay listener); ``reporter``: the relay client
+        that handed it over (else the sender in the top ``Received`` field)."""
         # A large mail is parsed off the event loop: the relay and the engine
         # share it, and the relay takes bounce-domain mail from anyone.
         if len(data) > _PARSE_INLINE_BYTES:
@@ -160,8 +182,14 @@ class BounceIntake:
             return result
         now = self._clock.now()
         report_id = headers.message_id or hashlib.sha256(data).hexdigest()
+        target = None
+        if original.token is None:
+            reporter = reporter or Reporter(host=headers.received_from or "unknown")
+            target = self._unsigned_target(report, reporter, source, now)
         events = [
-            await self._event(report, item, original, source, report_id, now)
+            await self._event(
+                report, item, original, source, report_id, now, item is target
+            )
             for item in _items(report)
         ]
         fresh = await self._store.save_feedback(events, now)
@@ -208,8 +236,9 @@ class BounceIntake:
         source: str,
         report_id: str,
         now: datetime,
+        look_up: bool,
     ) -> FeedbackEvent:
-        sent, found_by = await self._sent(item.recipient, original, now)
+        sent, found_by = await self._sent(item.recipient, original, now, look_up)
         token = (
             VERPToken(recipient_id=sent.id, attempt=sent.attempts)
             if sent is not None and original.token is None
@@ -245,21 +274,58 @@ class BounceIntake:
         )
         if sent is None:
             return event
+        if found_by is FoundBy.recipient and effect is not Effect.ignore:
+            logger.info(
+                "%s: unsigned report, matched by its recipient: %s %s",
+                source,
+                effect.value,
+                sent.address,
+            )
         return self._with_effects(event, sent, now)
 
+    def _unsigned_target(
+        self, report: BounceReport, reporter: Reporter, source: str, now: datetime
+    ) -> BounceRecipient | None:
+        """The one recipient of an unsigned report that may be looked up, if any
+        (core.feedback rule 5); a report held back is logged with what it says."""
+        acting = [item for item in _items(report) if _would_act(report, item)]
+        if not acting:
+            return None
+        why = decide_unsigned(self._unsigned, reporter)
+        if why is None and not self._budget.take(reporter.host, now):
+            why = (
+                f"over bounces.unsigned_per_host_per_hour "
+                f"({self._unsigned.per_host_per_hour})"
+            )
+        if why is None:
+            return acting[0]
+        logger.info(
+            "%s: unsigned %s from %s about %d recipient(s) (%s first, %s) "
+            "changes nothing: %s",
+            source,
+            report.kind.value,
+            reporter.host,
+            len(acting),
+            acting[0].recipient,
+            acting[0].verdict.value,
+            why,
+        )
+        return None
+
     async def _sent(
-        self, address: str, original: Original, now: datetime
+        self, address: str, original: Original, now: datetime, look_up: bool
     ) -> tuple[SentRecipient | None, FoundBy | None]:
         if original.token is not None:
             sent = await self._store.sent_recipient(original.token.recipient_id)
             return sent, original.found_by if sent is not None else None
-        if self._lookback is None:
+        lookback = self._unsigned.lookback
+        if not look_up or lookback is None:
             return None, None
         try:
             normalized = parse_address(address).address
         except AddressError:
             return None, None
-        sent = await self._store.latest_sent_to(normalized, now - self._lookback)
+        sent = await self._store.latest_sent_to(normalized, now - lookback)
         return sent, FoundBy.recipient if sent is not None else None
 
     def _with_effects(
@@ -300,6 +366,12 @@ class BounceIntake:
         return event
 
 
+def _would_act(report: BounceReport, item: BounceRecipient) -> bool:
+    kind = report.kind.value
+    effect = effect_of(kind=kind, action=item.action, verdict=item.verdict)
+    return effect is not Effect.ignore
+
+
 def _suppression(
     target: str, reason: str, source: str, now: datetime
 ) -> Suppression | None:
@@ -322,6 +394,7 @@ def _items(report: BounceReport) -> tuple[BounceRecipient, ...]:
 class _Headers:
     envelope: tuple[str, ...]
     message_id: str
+    received_from: str = ""  # the IP in the top Received field (our MTA's)
 
 
 def _headers(data: bytes) -> _Headers:
@@ -333,6 +406,16 @@ def _headers(data: bytes) -> _Headers:
             for value in message.get_all(name, [])
         ]
         envelope = tuple(address for _, address in getaddresses(values) if address)
-        return _Headers(envelope, str(message.get("Message-ID", "")).strip())
+        return _Headers(
+            envelope,
+            str(message.get("Message-ID", "")).strip(),
+            _received_from(str(message.get("Received", ""))),
+        )
     except Exception:  # headers the parser cannot read: no envelope hints
         return _Headers((), "")
+
+
+def _received_from(field: str) -> str:
+    """The client IP our mail server wrote into its Received field, if any."""
+    match = _RECEIVED_IP.search(field[:2000])
+    return client_key(match.group(1)) if match else ""

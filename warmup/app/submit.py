@@ -16,12 +16,13 @@ from typing import TypeAlias
 
 from warmup.app.ports import Clock, RelayedMessage, SubmissionStore
 from warmup.core.address import Address
+from warmup.core.feedback import Reporter
 from warmup.core.relay_message import (
     PreparedMessage,
     prepare_message,
     received_field,
 )
-from warmup.core.relay_policy import Refusal, check_campaign_name
+from warmup.core.relay_policy import Refusal, check_campaign_name, client_key
 from warmup.core.settings import RelaySettings
 from warmup.core.verp import TRACE_HEADER
 
@@ -29,8 +30,8 @@ __all__ = ["BounceSink", "Submission", "SubmissionIntake", "SubmitResult"]
 
 logger = logging.getLogger(__name__)
 
-#: ``sink(raw message, envelope recipient)``: the bounce intake.
-BounceSink: TypeAlias = Callable[[bytes, str], Awaitable[None]]
+#: ``sink(raw message, envelope recipient, who handed it over)``: the bounce intake.
+BounceSink: TypeAlias = Callable[[bytes, str, Reporter], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +45,8 @@ class Submission:
     helo: str | None = None
     auth_user: str | None = None
     protocol: str = "ESMTP"  # for Received: ESMTP, ESMTPS, ESMTPA, ESMTPSA
+    # The client is in relay.allowed_networks (its unsigned reports may count).
+    trusted: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +96,7 @@ class SubmissionIntake:
             if isinstance(cleaned, Refusal):
                 return cleaned
             prepared = cleaned
-        await self._to_sink(bounces, submission.content)
+        await self._to_sink(bounces, submission)
         if prepared is None:
             return SubmitResult(bounces=len(bounces))
         campaign = prepared.campaign or self._campaign_of(submission.auth_user)
@@ -143,10 +146,13 @@ class SubmissionIntake:
                 logger.warning("AUTH user %r cannot name a campaign", user)
         return self.settings.default_campaign
 
-    async def _to_sink(self, bounces: list[Address], content: bytes) -> None:
+    async def _to_sink(self, bounces: list[Address], submission: Submission) -> None:
         if not bounces:
             return
         if self.bounce_sink is None:  # the relay refuses these at RCPT
             raise RuntimeError("mail for the bounce domain but no bounce sink")
+        reporter = Reporter(
+            host=client_key(submission.peer_ip), outside=not submission.trusted
+        )
         for address in bounces:
-            await self.bounce_sink(content, address.address)
+            await self.bounce_sink(submission.content, address.address, reporter)

@@ -21,6 +21,7 @@ from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
 from warmup.cli.engine import build_dispatcher, node_name, owned_ips, verp_secret
 from warmup.cli.relay_cmds import relaying
 from warmup.config import Config
+from warmup.core.feedback import Reporter
 
 __all__ = ["run"]
 
@@ -87,8 +88,10 @@ async def _run(config: Config, secret: bytes) -> None:
     )
     _poll_bounce_mailbox(config, bounces, jobs)
 
-    async def bounce_sink(data: bytes, recipient: str) -> None:
-        await bounces.ingest(data, source="relay", envelope_to=(recipient,))
+    async def bounce_sink(data: bytes, recipient: str, reporter: Reporter) -> None:
+        await bounces.ingest(
+            data, source="relay", envelope_to=(recipient,), reporter=reporter
+        )
 
     def queued() -> None:
         dispatcher.poke()

@@ -238,11 +238,15 @@ def _bounces(node: Node) -> BounceSettings:
         verp_secret_env=node.string("verp_secret_env", base.verp_secret_env),
         maildir=node.optional_string("maildir"),
         poll_every=node.duration("poll_every", base.poll_every),
-        # Absent: the default; written null: matching by recipient is off.
+        # Absent or null: matching unsigned reports by recipient is off.
         recipient_lookback=node.value(
-            "recipient_lookback",
-            None if node.has("recipient_lookback") else base.recipient_lookback,
-            _duration_positive,
+            "recipient_lookback", base.recipient_lookback, _duration_positive
+        ),
+        unsigned_per_host_per_hour=node.integer(
+            "unsigned_per_host_per_hour", base.unsigned_per_host_per_hour, minimum=1
+        ),
+        unsigned_from_outside=node.boolean(
+            "unsigned_from_outside", base.unsigned_from_outside
         ),
     )
     node.finish()
@@ -313,9 +317,32 @@ def _relay_limits(node: Node, base: RelaySettings) -> dict[str, Any]:
             base.auth_failures_before_lockout,
             minimum=1,
         ),
+        "user_auth_failures_before_lockout": node.integer(
+            "user_auth_failures_before_lockout",
+            base.user_auth_failures_before_lockout,
+            minimum=1,
+        ),
         "lockout": node.duration("lockout", base.lockout),
         "timeout": node.value("timeout", base.timeout, _duration_positive),
         "fsync": node.boolean("fsync", base.fsync),
+        **_relay_ceilings(node, base),
+    }
+
+
+def _relay_ceilings(node: Node, base: RelaySettings) -> dict[str, Any]:
+    return {
+        "max_connections": node.integer(
+            "max_connections", base.max_connections, minimum=1
+        ),
+        "max_concurrent_data": node.integer(
+            "max_concurrent_data", base.max_concurrent_data, minimum=1
+        ),
+        "max_session_age": node.value(
+            "max_session_age", base.max_session_age, _duration_positive
+        ),
+        "max_bounce_bytes": node.integer(
+            "max_bounce_bytes", base.max_bounce_bytes, minimum=1024
+        ),
     }
 
 

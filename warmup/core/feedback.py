@@ -28,14 +28,21 @@ Rules:
    kind of news (a ``delayed`` and then a ``failed`` notice are two events; the
    same ``failed`` notice twice is one). Reports about no known send are keyed by
    the report's identity and the address.
+5. A report without a signed token (rule 1, step three) could be anyone's
+   forgery, so it costs nothing by default (:func:`decide_unsigned`): it is
+   matched by recipient only when a lookback is configured, never when it came
+   over the relay from outside the allowed networks (unless configured), for at
+   most ``per_host_per_hour`` reports per reporting host, and for one address
+   per report (the first that would act).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from warmup.core.model import RecipientState, Verdict
@@ -48,7 +55,11 @@ __all__ = [
     "FoundBy",
     "Original",
     "PendingLaneNews",
+    "Reporter",
     "SentRecipient",
+    "UnsignedBudget",
+    "UnsignedRule",
+    "decide_unsigned",
     "effect_of",
     "event_key",
     "find_original",
@@ -219,3 +230,60 @@ def event_key(
     else:
         text = f"{report_id}|{address.lower()}|{news}"
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+# -- rule 5: unsigned reports ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnsignedRule:
+    """How far a report without a signed token may act (``bounces:`` settings)."""
+
+    lookback: timedelta | None = None
+    per_host_per_hour: int = 10
+    from_outside: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reporter:
+    """Who handed a report over: the relay client (``outside``: not in the allowed
+    networks), or for a mailbox the address our mail server received it from."""
+
+    host: str = "unknown"
+    outside: bool = False
+
+
+def decide_unsigned(rule: UnsignedRule, reporter: Reporter) -> str | None:
+    """Rule 5 before the budget: None if an unsigned report from ``reporter`` may
+    be matched by recipient, else why not (for the log)."""
+    if rule.lookback is None:
+        return "bounces.recipient_lookback is off"
+    if reporter.outside and not rule.from_outside:
+        return (
+            "it came from outside relay.allowed_networks "
+            "(bounces.unsigned_from_outside is off)"
+        )
+    return None
+
+
+class UnsignedBudget:
+    """Rule 5's rate: at most ``per_hour`` unsigned reports per reporting host in
+    any hour; bounded to ``max_hosts`` hosts (the oldest forgotten first)."""
+
+    def __init__(self, per_hour: int, *, max_hosts: int = 10_000) -> None:
+        self._per_hour = per_hour
+        self._max_hosts = max_hosts
+        self.taken: dict[str, deque[datetime]] = {}
+
+    def take(self, host: str, now: datetime) -> bool:
+        """One report from ``host`` at ``now``; False if over the budget."""
+        times = self.taken.pop(host, None) or deque(maxlen=self._per_hour)
+        while times and now - times[0] >= timedelta(hours=1):
+            times.popleft()
+        ok = len(times) < self._per_hour
+        if ok:
+            times.append(now)
+        self.taken[host] = times  # last in the dict: the most recently seen
+        while len(self.taken) > self._max_hosts:
+            del self.taken[next(iter(self.taken))]
+        return ok

@@ -18,6 +18,13 @@ Rules:
    minute's worth (450); each failed AUTH is answered more slowly (1, 2, 4, 8 s) and
    ``auth_failures_before_lockout`` failures within ``lockout`` of each other refuse
    AUTH from that IP for ``lockout`` (454), right password or not.
+4. AUTH accounting holds under concurrency. An attempt is counted *before* its
+   password is checked: failures so far plus attempts still being checked may not
+   reach the limit, so parallel sessions cannot all slip past it. A lock is lifted
+   only by its expiry: a failure during a lock extends it, never restarts the
+   count. The same accounting runs per user name
+   (``user_auth_failures_before_lockout``), so many addresses guessing at one
+   account are stopped too.
 """
 
 from __future__ import annotations
@@ -211,15 +218,22 @@ class AuthFailures:
         """How long to hold back the answer to the latest failure."""
         return timedelta(seconds=min(2 ** max(self.count - 1, 0), _MAX_DELAY_SECONDS))
 
+    def locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and now < self.locked_until
+
+    def counted(self, now: datetime, lockout: timedelta) -> int:
+        """Failures that still count at ``now`` (0 once forgotten)."""
+        if self.locked_until is not None:
+            return self.count if now < self.locked_until else 0
+        return self.count if now - self.last_at <= lockout else 0
+
 
 def next_auth_failures(
     state: AuthFailures | None, *, now: datetime, limit: int, lockout: timedelta
 ) -> AuthFailures:
-    """Count one more failure (the caller has checked there is no lockout now)."""
-    if state is None or state.locked_until is not None or now - state.last_at > lockout:
-        count = 1  # the first, the first after a lockout, or long after the last
-    else:
-        count = state.count + 1
+    """Count one more failure. During a lock the count goes on and the lock is
+    extended; only an expired lock, or ``lockout`` without failures, starts over."""
+    count = 1 + (state.counted(now, lockout) if state is not None else 0)
     if count >= limit:
         return AuthFailures(count=count, last_at=now, locked_until=now + lockout)
     return AuthFailures(count=count, last_at=now)
@@ -251,6 +265,10 @@ class ClientLimits:
         self.connections: dict[str, int] = {}
         self.buckets: dict[str, TokenBucket] = {}
         self.failures: dict[str, AuthFailures] = {}
+        self.user_failures: dict[str, AuthFailures] = {}
+        # AUTH attempts being checked now, per client and per user name.
+        self.checking: dict[str, int] = {}
+        self.user_checking: dict[str, int] = {}
 
     def open(self, client: str) -> Refusal | None:
         """A new connection; on a refusal it is not counted (do not :meth:`close`)."""
@@ -282,25 +300,63 @@ class ClientLimits:
             return None
         return Refusal(450, "4.7.1", "Too many messages from your address, slow down")
 
-    def auth_refusal(self, client: str, now: datetime) -> Refusal | None:
-        state = self.failures.get(client_key(client))
-        if state is None or state.locked_until is None or now >= state.locked_until:
-            return None
-        return Refusal(454, "4.7.0", "Too many failed logins, try again later")
-
-    def auth_failed(self, client: str, now: datetime) -> timedelta:
-        """Record a failure; returns how long to hold back the 535."""
+    def auth_begin(
+        self, client: str, user: str | None, now: datetime
+    ) -> Refusal | None:
+        """Count an AUTH attempt before its password is checked; a Refusal (454)
+        if the client or the user name is locked, or would be by the attempts
+        already counted. Without a refusal, :meth:`auth_end` must follow."""
         client = client_key(client)
-        state = next_auth_failures(
-            self.failures.get(client),
-            now=now,
-            limit=self._settings.auth_failures_before_lockout,
-            lockout=self._settings.lockout,
-        )
-        self.failures[client] = state
-        if len(self.failures) > self._max_clients:
-            self._prune_failures(now)
+        lockout = self._settings.lockout
+        checks = [(self.failures, self.checking, client, self._client_limit)]
+        if user is not None:
+            checks.append(
+                (self.user_failures, self.user_checking, user, self._user_limit)
+            )
+        for failures, checking, key, limit in checks:
+            state = failures.get(key)
+            counted = state.counted(now, lockout) if state is not None else 0
+            if counted + checking.get(key, 0) >= limit:
+                return Refusal(454, "4.7.0", "Too many failed logins, try again later")
+        for _, checking, key, _ in checks:
+            checking[key] = checking.get(key, 0) + 1
+        return None
+
+    def auth_end(
+        self, client: str, user: str | None, *, failed: bool, now: datetime
+    ) -> timedelta:
+        """The attempt counted by :meth:`auth_begin` is over; a failure is recorded
+        for the client and the user name. Returns how long to hold back the 535."""
+        client = client_key(client)
+        _release(self.checking, client)
+        if user is not None:
+            _release(self.user_checking, user)
+        if not failed:
+            return timedelta(0)
+        state = self._fail(self.failures, client, self._client_limit, now)
+        if user is not None:
+            self._fail(self.user_failures, user, self._user_limit, now)
         return state.delay()
+
+    @property
+    def _client_limit(self) -> int:
+        return self._settings.auth_failures_before_lockout
+
+    @property
+    def _user_limit(self) -> int:
+        return self._settings.user_auth_failures_before_lockout
+
+    def _fail(
+        self, failures: dict[str, AuthFailures], key: str, limit: int, now: datetime
+    ) -> AuthFailures:
+        lockout = self._settings.lockout
+        state = next_auth_failures(
+            failures.get(key), now=now, limit=limit, lockout=lockout
+        )
+        failures[key] = state
+        if len(failures) > self._max_clients:
+            _prune_failures(failures, self._max_clients, now, lockout)
+        return state
 
     def _prune_buckets(self, now: datetime) -> None:
         """Drop full buckets (idle a minute: same as absent), then the oldest."""
@@ -308,15 +364,22 @@ class ClientLimits:
         self.buckets = {c: b for c, b in self.buckets.items() if b.at > idle}
         _trim_oldest(self.buckets, self._max_clients, key=lambda b: (False, b.at))
 
-    def _prune_failures(self, now: datetime) -> None:
-        """Drop forgotten failures, then the oldest unlocked ones."""
-        horizon = now - self._settings.lockout
-        self.failures = {
-            c: f
-            for c, f in self.failures.items()
-            if f.last_at >= horizon or (f.locked_until and f.locked_until > now)
-        }
-        _trim_oldest(self.failures, self._max_clients, key=_unlocked_age)
+
+def _release(checking: dict[str, int], key: str) -> None:
+    count = checking.get(key, 0) - 1
+    if count > 0:
+        checking[key] = count
+    else:
+        checking.pop(key, None)
+
+
+def _prune_failures(
+    failures: dict[str, AuthFailures], size: int, now: datetime, lockout: timedelta
+) -> None:
+    """Drop forgotten failures, then the oldest unlocked ones (in place)."""
+    for key in [k for k, f in failures.items() if not f.counted(now, lockout)]:
+        del failures[key]
+    _trim_oldest(failures, size, key=_unlocked_age)
 
 
 def _unlocked_age(state: AuthFailures) -> tuple[bool, datetime]:

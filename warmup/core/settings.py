@@ -95,8 +95,12 @@ class BounceSettings:
     maildir: str | None = None
     poll_every: timedelta = timedelta(minutes=1)
     # How far back a report without a signed token may be matched to a send by
-    # its recipient; None: only signed tokens count.
-    recipient_lookback: timedelta | None = timedelta(days=7)
+    # its recipient; None (the default): only signed tokens count.
+    recipient_lookback: timedelta | None = None
+    # Unsigned reports that may look a send up, per reporting host and hour.
+    unsigned_per_host_per_hour: int = 10
+    # Whether unsigned reports from relay clients outside allowed_networks may.
+    unsigned_from_outside: bool = False
 
     @property
     def domain(self) -> str:
@@ -121,9 +125,20 @@ class RelaySettings:
     max_connections_per_client: int = 20
     messages_per_minute_per_client: int = 6000
     auth_failures_before_lockout: int = 5
+    # The same per user name, whatever the client (many addresses, one account).
+    user_auth_failures_before_lockout: int = 10
     lockout: timedelta = timedelta(minutes=15)
     # Idle time allowed per command, and for the whole message after DATA.
     timeout: timedelta = timedelta(minutes=5)
+    # Sessions open at once, from all clients (421 beyond).
+    max_connections: int = 256
+    # Messages being received (after DATA) at once; more wait, then get 451.
+    max_concurrent_data: int = 20
+    # A session older than this is closed at its next command (421).
+    max_session_age: timedelta = timedelta(minutes=30)
+    # Size limit of a message from a client that may not relay (outside the
+    # allowed networks, no AUTH): all it may send is a report to the bounce domain.
+    max_bounce_bytes: int = 1024 * 1024
     # SQLite: fsync each accepted message (survives power loss, not only a crash).
     fsync: bool = True
 
