@@ -81,9 +81,12 @@ async def test_parallel_wrong_passwords_lock_the_client(relay: Relay) -> None:
 
 
 async def test_a_failure_after_the_lock_does_not_lift_it(relay: Relay) -> None:
-    """The bug: the failure right after a lock restarted the count and unlocked.
-    A session that started its check before the lock still fails after it."""
-    assert await _parallel(relay, 5) == {535: 5}
+    """The bug: six parallel guesses all got checked; the sixth failure, after
+    the lock, restarted the count and lifted the lock, so the right password
+    right after was accepted."""
+    assert await _parallel(relay, 6) == {535: 5, 454: 1}
+    assert await _attempt(relay, PASSWORD) == 454
+    relay.clock.advance(timedelta(minutes=5))
     assert await _attempt(relay, "one more") == 454
     assert await _attempt(relay, PASSWORD) == 454
 

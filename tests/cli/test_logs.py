@@ -57,7 +57,22 @@ def test_auth_secrets_are_masked_at_every_level() -> None:
         )
         assert "AUTH PLAIN ********" in line and "AGpvaG4Ac2VjcmV0" not in line
     assert redact("auth login dXNlcg==") == "auth login ********"
+    assert redact("AUTH XOAUTH2 dXNlcj1h") == "AUTH XOAUTH2 ********"
     assert redact("250-AUTH PLAIN LOGIN") == "250-AUTH PLAIN ********"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "relay: AUTH failed from 192.0.2.5",
+        "relay: AUTH refused from 192.0.2.5: locked out",
+        "relay: cannot check AUTH: users: cannot read",
+    ],
+)
+def test_prose_about_auth_is_not_masked(line: str) -> None:
+    """The bug: "AUTH failed from IP" came out as "AUTH failed ******** IP"."""
+    assert redact(line) == line
+    assert line in TextFormatter().format(_record(line, level=logging.WARNING))
 
 
 def test_exceptions_are_included_and_masked() -> None:

@@ -29,8 +29,16 @@ __all__ = [
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# "AUTH PLAIN <base64>" and the like: the mechanism stays, the secret goes.
-_AUTH = re.compile(r"(?i)\b(AUTH\s+[A-Z0-9_-]+)[ \t]+\S+")
+# "AUTH PLAIN <base64>" and the like: the mechanism stays, the secret goes. A
+# mechanism is a known name in any case, or an upper-case word (RFC 4422), so
+# prose such as "AUTH failed from 192.0.2.1" is left alone.
+_MECHANISMS = (
+    r"(?i:PLAIN|LOGIN|CRAM-MD5|DIGEST-MD5|XOAUTH2?|OAUTHBEARER|NTLM|GSSAPI"
+    r"|EXTERNAL|ANONYMOUS|SCRAM-[A-Z0-9-]+)"
+)
+_AUTH = re.compile(
+    rf"\b((?i:AUTH)\s+(?:{_MECHANISMS}|[A-Z][A-Z0-9_-]*)(?![\w-]))[ \t]+\S+"
+)
 # Attributes every LogRecord has; anything else came in through ``extra``.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
