@@ -10,7 +10,9 @@ is :mod:`warmup.core.relay_policy`; this module turns it into SMTP replies:
   (``asyncio.shield``: a client hanging up mid-commit does not tear the write);
 - a store or sink failure answers 451 and nothing is kept;
 - AUTH checks scrypt hashes in a thread, never on the loop; failures are answered
-  more slowly (on the injected clock) and then refused for a while.
+  more slowly (on the injected clock) and then refused for a while;
+- ceilings on sessions, messages being received, session age and the size of
+  what an outsider may send (see :mod:`warmup.adapters.relay_session`).
 
 On :meth:`RelayServer.stop` the listener closes, messages being committed finish
 (within a grace period), then the remaining sessions are closed.
@@ -19,31 +21,25 @@ On :meth:`RelayServer.stop` the listener closes, messages being committed finish
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import logging
 import ssl
-from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, AnyStr, Self
+from typing import Any, Self
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from warmup.adapters.relay_users import USER_NAME, UserFile
+from warmup.adapters.relay_session import RelayEnvelope, RelaySession
+from warmup.adapters.relay_users import UserFile
 from warmup.app.ports import Clock
 from warmup.app.submit import Submission, SubmissionIntake
-from warmup.core.address import Address
 from warmup.core.errors import InputError
 from warmup.core.relay_policy import (
     ClientLimits,
     Refusal,
-    check_command,
-    check_path,
     decide_recipient,
     decide_sender,
-    split_path,
 )
 from warmup.core.settings import RelaySettings
 
@@ -54,10 +50,7 @@ aiosmtpd_log = logging.getLogger("mail.log")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _TEMPORARY = "451 4.3.0 Temporary failure, please try again later"
-_SYNTAX_ERRORS = frozenset(
-    {"500", "501", "502", "503", "504", b"500", b"501", b"502", b"503", b"504"}
-)
-_MAX_ERRORS = 10
+_FULL = Refusal(421, "4.7.0", "Too many connections, try again later")
 
 
 def _login_data_notice(record: logging.LogRecord) -> bool:
@@ -76,12 +69,6 @@ def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
             cert, f"cannot load the TLS certificate and key: {exc}"
         ) from None
     return context
-
-
-class _Envelope(Envelope):
-    def __init__(self) -> None:
-        super().__init__()
-        self.addresses: list[Address] = []
 
 
 class RelayServer:
@@ -108,7 +95,9 @@ class RelayServer:
             ipaddress.ip_network(n, strict=False) for n in settings.allowed_networks
         ]
         self.port = 0
-        self.live: set[_RelaySMTP] = set()
+        self.live: set[RelaySession] = set()
+        self.sessions = 0  # admitted sessions (max_connections)
+        self.data_slots = asyncio.Semaphore(settings.max_concurrent_data)
         self.committing = 0
         self._settled = asyncio.Event()
         self._settled.set()
@@ -126,6 +115,30 @@ class RelayServer:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         return any(address in network for network in self.networks)
+
+    def admit(self, ip: str) -> Refusal | None:
+        """A new connection: the global cap, then the client's; on a refusal it
+        is not counted (do not :meth:`leave`)."""
+        if self.sessions >= self.settings.max_connections:
+            return _FULL
+        refusal = self.limits.open(ip)
+        if refusal is None:
+            self.sessions += 1
+        return refusal
+
+    def leave(self, ip: str) -> None:
+        self.sessions -= 1
+        self.limits.close(ip)
+
+    async def data_slot(self) -> bool:
+        """Wait (up to half the timeout) to receive one more message; True if a
+        slot was taken (release ``data_slots`` when done)."""
+        try:
+            async with asyncio.timeout(self.settings.timeout.total_seconds() / 2):
+                await self.data_slots.acquire()
+        except TimeoutError:
+            return False
+        return True
 
     async def start(self) -> None:
         if _login_data_notice not in aiosmtpd_log.filters:
@@ -182,9 +195,9 @@ class RelayServer:
         if not task.cancelled() and task.exception() is not None:
             logger.debug("relay: filing failed: %r", task.exception())
 
-    def _protocol(self) -> _RelaySMTP:
+    def _protocol(self) -> RelaySession:
         excluded = () if self.users is not None else ("PLAIN", "LOGIN")
-        return _RelaySMTP(
+        return RelaySession(
             self,
             _Handler(self),
             hostname=self.hostname,
@@ -231,8 +244,8 @@ class RelayServer:
         return f"250 2.0.0 OK queued as {result.message_id}"
 
 
-def _envelope(envelope: Envelope) -> _Envelope:
-    assert isinstance(envelope, _Envelope)
+def _envelope(envelope: Envelope) -> RelayEnvelope:
+    assert isinstance(envelope, RelayEnvelope)
     return envelope
 
 
@@ -262,7 +275,7 @@ class _Handler:
         address: str,
         options: list[str],
     ) -> str:
-        assert isinstance(server, _RelaySMTP)
+        assert isinstance(server, RelaySession)
         refusal = decide_sender(
             may_relay=server.may_relay(), has_sink=self._relay.has_sink
         ) or self._relay.limits.message(server.client_ip, self._relay.clock.now())
@@ -280,7 +293,7 @@ class _Handler:
         address: str,
         options: list[str],
     ) -> str:
-        assert isinstance(server, _RelaySMTP)
+        assert isinstance(server, RelaySession)
         mailbox, server.pending = server.pending, None
         if mailbox is None:  # pragma: no cover - aiosmtpd parsed what we did not
             return "553 5.1.3 Bad recipient address syntax"
@@ -302,7 +315,7 @@ class _Handler:
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
-        assert isinstance(server, _RelaySMTP)
+        assert isinstance(server, RelaySession)
         taken = _envelope(envelope)
         submission = Submission(
             mail_from=str(taken.mail_from or ""),
@@ -315,249 +328,3 @@ class _Handler:
             trusted=server.allowed_network,
         )
         return await self._relay.file(submission)
-
-
-class _RelaySMTP(SMTP):
-    """aiosmtpd's SMTP with per-client limits, strict paths and async AUTH."""
-
-    def __init__(self, relay: RelayServer, handler: _Handler, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self._relay = relay
-        self.client_ip = ""
-        self.allowed_network = False
-        self.refused: Refusal | None = None
-        self.counted = False
-        self.pending: Address | None = None  # the RCPT being handled
-        self.errors = 0  # syntax and sequence errors (50x) in this session
-
-    # -- connection --------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._original_transport is None:  # not the TLS upgrade of a connection
-            peer = transport.get_extra_info("peername")
-            self.client_ip = str(peer[0]) if peer else ""
-            self.allowed_network = self._relay.allowed(self.client_ip)
-            # With nothing to offer an outsider but AUTH, insist on TLS first.
-            self.require_starttls = bool(
-                self.tls_context
-                and not self.allowed_network
-                and not self._relay.has_sink
-            )
-            self.refused = self._relay.limits.open(self.client_ip)
-            self.counted = self.refused is None
-            self._relay.live.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._relay.live.discard(self)
-        if self.counted:
-            self.counted = False
-            self._relay.limits.close(self.client_ip)
-        super().connection_lost(error)
-
-    def hang_up(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        else:
-            self._relay.live.discard(self)
-
-    async def _handle_client(self) -> None:
-        if self.refused is None:
-            await super()._handle_client()
-            return
-        await self.push(self.refused.reply)
-        if self.transport is not None:
-            self.transport.close()
-
-    def _create_envelope(self) -> _Envelope:
-        return _Envelope()
-
-    # -- who is this -------------------------------------------------------------
-
-    def may_relay(self) -> bool:
-        return self.allowed_network or bool(self.session and self.session.authenticated)
-
-    def user(self) -> str | None:
-        session = self.session
-        if session is None or not session.authenticated:
-            return None
-        return str(session.auth_data)
-
-    def protocol_name(self) -> str:
-        if self.session is None or not self.session.extended_smtp:
-            return "SMTP"
-        tls = "S" if self.session.ssl is not None else ""
-        auth = "A" if self.session.authenticated else ""
-        return f"ESMTP{tls}{auth}"
-
-    # -- commands ----------------------------------------------------------------
-
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        refusal = _check_arg(arg, "FROM:", recipient=False, smtputf8=None)
-        if isinstance(refusal, Refusal):
-            await self.push(refusal.reply)
-            return
-        await super().smtp_MAIL(arg)
-
-    async def smtp_RCPT(self, arg: str | None) -> None:
-        smtputf8 = bool(self.envelope and self.envelope.smtp_utf8)
-        checked = _check_arg(arg, "TO:", recipient=True, smtputf8=smtputf8)
-        if isinstance(checked, Refusal):
-            await self.push(checked.reply)
-            return
-        self.pending = checked
-        try:
-            await super().smtp_RCPT(arg)
-        finally:
-            self.pending = None
-
-    async def smtp_EHLO(self, hostname: str) -> None:
-        refusal = check_command(hostname or "")
-        if refusal is not None:
-            await self.push(refusal.reply)
-            return
-        await super().smtp_EHLO(hostname)
-
-    async def smtp_HELO(self, hostname: str) -> None:
-        refusal = check_command(hostname or "")
-        if refusal is not None:
-            await self.push(refusal.reply)
-            return
-        await super().smtp_HELO(hostname)
-
-    # -- AUTH (aiosmtpd's own mechanisms check passwords on the loop) -------------
-
-    async def auth_PLAIN(self, _: SMTP, args: list[str]) -> AuthResult:
-        blob = await self._auth_value(args, "")
-        if blob is None:
-            return AuthResult(success=False, handled=True)
-        parts = blob.split(b"\x00")
-        if len(parts) != 3:
-            await self.push("501 5.5.2 Cannot split the AUTH PLAIN value")
-            return AuthResult(success=False, handled=True)
-        authzid, login, password = parts
-        if authzid and authzid != login:
-            # Acting as another user is not offered: refused, not ignored.
-            await self.push("535 5.7.8 Authorization identity must be the user")
-            return AuthResult(success=False, handled=True)
-        return await self._login(login, password)
-
-    async def auth_LOGIN(self, _: SMTP, args: list[str]) -> AuthResult:
-        login = await self._auth_value(args, self.AuthLoginUsernameChallenge)
-        if login is None:
-            return AuthResult(success=False, handled=True)
-        password = await self._auth_value([], self.AuthLoginPasswordChallenge)
-        if password is None:
-            return AuthResult(success=False, handled=True)
-        return await self._login(login, password)
-
-    async def _auth_value(self, args: Sequence[str], challenge: str) -> bytes | None:
-        """The initial response if given, else the answer to ``challenge``."""
-        if len(args) > 1:
-            try:
-                return base64.b64decode(args[1], validate=True)
-            except (binascii.Error, ValueError):
-                await self.push("501 5.5.2 Cannot decode base64")
-                return None
-        return await self._challenge(challenge)
-
-    async def _challenge(self, challenge: str) -> bytes | None:
-        """aiosmtpd's ``challenge_auth``, less its ValueError on a long line."""
-        await self.push("334 " + base64.b64encode(challenge.encode()).decode("ascii"))
-        try:
-            line = await self._reader.readuntil(b"\n")
-        except asyncio.LimitOverrunError as exc:
-            await self._discard_line(exc.consumed)
-            await self.push("500 5.5.6 Authentication exchange line is too long")
-            return None
-        except asyncio.IncompleteReadError:
-            return None  # the client is gone
-        blob = line.strip()
-        if blob == b"*":
-            await self.push("501 5.7.0 Auth aborted")
-            return None
-        try:
-            return base64.b64decode(blob, validate=True)
-        except (binascii.Error, ValueError):
-            await self.push("501 5.5.2 Cannot decode base64")
-            return None
-
-    async def _discard_line(self, consumed: int) -> None:
-        """Skip the rest of an overlong line (the idle timeout bounds it)."""
-        await self._reader.read(consumed)
-        while True:
-            try:
-                await self._reader.readuntil(b"\n")
-                return
-            except asyncio.LimitOverrunError as exc:
-                await self._reader.read(exc.consumed)
-
-    async def _login(self, login: bytes, password: bytes) -> AuthResult:
-        """Check a password, counted before the check (relay_policy rule 4)."""
-        relay, ip = self._relay, self.client_ip
-        try:
-            user = login.decode("utf-8")
-        except UnicodeDecodeError:
-            user = ""
-        name = user if USER_NAME.match(user) else None
-        refusal = relay.limits.auth_begin(ip, name, relay.clock.now())
-        if refusal is not None:
-            logger.info("relay: AUTH refused from %s: locked out", ip)
-            return AuthResult(success=False, handled=False, message=refusal.reply)
-        failed = False
-        try:
-            failed = not await self._verify(user, password)
-        except InputError as exc:
-            logger.error("relay: cannot check AUTH: %s", exc)
-            return AuthResult(
-                success=False,
-                handled=False,
-                message="454 4.7.0 Temporary authentication failure",
-            )
-        finally:  # a hang-up mid-check too: the client learned nothing
-            delay = relay.limits.auth_end(
-                ip, name, failed=failed, now=relay.clock.now()
-            )
-        if not failed:
-            return AuthResult(success=True, auth_data=user)
-        logger.warning("relay: AUTH failed from %s", ip)
-        await relay.clock.sleep(delay.total_seconds())
-        return AuthResult(success=False, handled=False)
-
-    async def _verify(self, user: str, password: bytes) -> bool:
-        users = self._relay.users
-        if users is None or not USER_NAME.match(user):
-            return False
-        return await asyncio.to_thread(users.verify, user, password)
-
-    async def push(self, status: AnyStr) -> None:
-        if self.transport is None:  # the client is gone: nobody to tell
-            return
-        await super().push(status)
-        head = status[:3]
-        if head in _SYNTAX_ERRORS:
-            self.errors += 1
-            if self.errors >= _MAX_ERRORS and self.transport is not None:
-                # A client that keeps sending garbage is cut off (Postfix does too).
-                await super().push("421 4.7.0 Too many errors, closing")
-                self.transport.close()
-
-
-def _check_arg(
-    arg: str | None, keyword: str, *, recipient: bool, smtputf8: bool | None
-) -> Address | Refusal | None:
-    """Pre-check a MAIL/RCPT argument (None: let aiosmtpd answer the syntax)."""
-    if arg is None:
-        return None
-    refusal = check_command(arg)
-    if refusal is not None:
-        return refusal
-    split = split_path(arg, keyword)
-    if isinstance(split, Refusal):
-        return None  # aiosmtpd's own syntax reply
-    path, params = split
-    if not recipient and path == "":
-        return None  # the null sender
-    if smtputf8 is None:
-        smtputf8 = "SMTPUTF8" in params.upper().split()
-    return check_path(path, recipient=recipient, smtputf8=smtputf8)
