@@ -1,4 +1,5 @@
-"""The `bounces:` section: matching unsigned reports by recipient can be turned off."""
+"""The `bounces:` section: unsigned reports are matched by recipient only when
+configured (issue 12: one forged mail must not suppress a list)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ BASE = "ips:\n  - {address: 127.0.0.2, helo: a.example.com}\n"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", timedelta(days=7)),
-        ("bounces: {return_path: b@bounce.example.com}\n", timedelta(days=7)),
+        ("", None),
+        ("bounces: {return_path: b@bounce.example.com}\n", None),
         ("bounces: {recipient_lookback: 2d}\n", timedelta(days=2)),
         ("bounces: {recipient_lookback: null}\n", None),
     ],
@@ -33,3 +34,22 @@ def test_a_bad_lookback_is_reported_with_its_path() -> None:
     parse_settings(BASE + "bounces: {recipient_lookback: soon}\n", ctx)
     (issue,) = ctx.issues
     assert "bounces.recipient_lookback" in str(issue)
+
+
+def test_unsigned_reports_keys_and_their_defaults() -> None:
+    ctx = Context(file="config.yaml")
+    default = parse_settings(BASE, ctx).bounces
+    assert (default.unsigned_per_host_per_hour, default.unsigned_from_outside) == (
+        10,
+        False,
+    )
+    text = "bounces: {unsigned_per_host_per_hour: 3, unsigned_from_outside: true}\n"
+    bounces = parse_settings(BASE + text, ctx).bounces
+    assert ctx.issues == []
+    assert (bounces.unsigned_per_host_per_hour, bounces.unsigned_from_outside) == (
+        3,
+        True,
+    )
+    parse_settings(BASE + "bounces: {unsigned_per_host_per_hour: 0}\n", ctx)
+    (issue,) = ctx.issues
+    assert "bounces.unsigned_per_host_per_hour" in str(issue)

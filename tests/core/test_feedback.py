@@ -13,6 +13,10 @@ from warmup.core.feedback import (
     Effect,
     FoundBy,
     Original,
+    Reporter,
+    UnsignedBudget,
+    UnsignedRule,
+    decide_unsigned,
     effect_of,
     event_key,
     find_original,
@@ -170,3 +174,43 @@ def test_late_news_on_an_empty_day_never_goes_negative() -> None:
         late, Verdict.delivered, now=NOW, schedule=SCHEDULE, next_window=NOW
     )
     assert same.stats == late.stats
+
+
+@pytest.mark.parametrize(
+    ("rule", "reporter", "held"),
+    [
+        (UnsignedRule(), Reporter(host="192.0.2.1"), "recipient_lookback is off"),
+        (UnsignedRule(), Reporter(host="192.0.2.1", outside=True), "lookback"),
+        (UnsignedRule(lookback=timedelta(days=7)), Reporter(), None),
+        (
+            UnsignedRule(lookback=timedelta(days=7)),
+            Reporter(host="192.0.2.1", outside=True),
+            "unsigned_from_outside is off",
+        ),
+        (
+            UnsignedRule(lookback=timedelta(days=7), from_outside=True),
+            Reporter(host="192.0.2.1", outside=True),
+            None,
+        ),
+    ],
+)
+def test_unsigned_reports_cost_nothing_unless_configured(
+    rule: UnsignedRule, reporter: Reporter, held: str | None
+) -> None:
+    why = decide_unsigned(rule, reporter)
+    if held is None:
+        assert why is None
+    else:
+        assert why is not None and held in why
+
+
+def test_the_unsigned_budget_is_per_host_and_per_hour() -> None:
+    budget = UnsignedBudget(2, max_hosts=2)
+    assert [budget.take("a", NOW) for _ in range(3)] == [True, True, False]
+    assert budget.take("b", NOW)
+    later = NOW + timedelta(minutes=59)
+    assert not budget.take("a", later)  # refusals do not count, the hour does
+    assert budget.take("a", NOW + timedelta(hours=1))
+    assert budget.take("c", NOW)  # bounded: the least recently seen goes
+    assert set(budget.taken) == {"a", "c"}
+    assert all(len(times) <= 2 for times in budget.taken.values())
