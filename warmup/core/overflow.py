@@ -87,16 +87,15 @@ def _on_day(
 
 
 def _slots(lane: Lane, rate: float, start: datetime, end: datetime) -> int:
-    """Pacing slots of ``rate`` in [start, end) after the lane's last send."""
-    if rate <= 0:
-        return 0
+    """Pacing slots of ``rate`` (> 0: not paused) in [start, end) after the
+    lane's last send."""
     interval = slot_interval(rate)
     first = start
     if lane.last_sent_at is not None:
         first = max(first, lane.last_sent_at + interval)
     if first >= end:
         return 0
-    return math.floor((end - first) / interval + 1e-9) + 1
+    return math.ceil((end - first) / interval - 1e-9)  # end is exclusive
 
 
 def remaining_in_window(
