@@ -396,7 +396,7 @@ class Dispatcher:
             runtime.pace_cap = overflow_pace(
                 share=plan.share,
                 held=len(runtime.buffer),
-                now=now,
+                now=max(now, plan.window_start),
                 window_end=plan.window_end,
             )
             if plan.budget > 0:

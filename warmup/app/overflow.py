@@ -27,6 +27,7 @@ class OverflowPlan:
 
     budget: int
     lanes: int  # overflow lanes of the ISP over every node
+    window_start: datetime
     window_end: datetime
     warming_left: int = 0
 
@@ -65,10 +66,12 @@ def plan_overflow(
         budget = overflow_budget(
             queued=queued.get(isp, 0), warming_left=left, warming_held=taken
         )
+        start, end = window_for(now, schedule, tz)
         plans[isp] = OverflowPlan(
             budget=budget,
             lanes=overflow_lanes,
-            window_end=window_for(now, schedule, tz)[1],
+            window_start=start,
+            window_end=end,
             warming_left=left,
         )
     return plans
