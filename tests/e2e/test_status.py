@@ -20,6 +20,8 @@ ISPS = {"gmail", "microsoft", "yahoo", "apple"}
 LANE_FIELDS = {
     "kind",
     "ip",
+    "owner",
+    "idle_reset",
     "isp",
     "state",
     "problem",

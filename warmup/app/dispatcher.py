@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +20,15 @@ from datetime import datetime, timedelta, tzinfo
 
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
-from warmup.app.ports import Clock, EngineStore, Resolver, Sender
+from warmup.app.overflow import OverflowPlan, plan_overflow
+from warmup.app.ownership import IPOwnership, Processes
+from warmup.app.ports import Clock, EngineStore, NodeProcess, Resolver, Sender
 from warmup.app.render import Renderer
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
+from warmup.core.overflow import overflow_pace
 from warmup.core.routing import DEFAULT_ISP, isp_by_mx
 from warmup.core.schedule import Schedule
 from warmup.core.settings import DeliverySettings, SourceIP
@@ -38,7 +42,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineSettings:
     schedules: Mapping[str, Schedule]
-    ips: Sequence[SourceIP]  # the source IPs this node owns
+    ips: Sequence[SourceIP]  # the source IPs this node may send from
     delivery: DeliverySettings
     return_path: str
     verp_secret: bytes
@@ -50,6 +54,9 @@ class EngineSettings:
     # into a burst); more on a virtual clock, where each send is stamped with
     # its own slot instant and ticks can be coarse.
     catch_up: int = 1
+    # Every configured IP, on whichever node (the overflow plan counts the
+    # warming lanes of all of them); empty: ``ips``.
+    pool: Sequence[SourceIP] = ()
 
 
 @dataclass(slots=True)
@@ -69,6 +76,7 @@ class Dispatcher:
         clock: Clock,
         settings: EngineSettings,
         rng: random.Random,
+        processes: Processes | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -89,6 +97,8 @@ class Dispatcher:
         self._unrecorded: TickRecord | None = None
         self._queued: dict[str, int] = {}
         self._overflow_budget: dict[str, int] = {}
+        self._overflow: dict[str, OverflowPlan] = {}
+        self._ownership = _ownership(store, settings, processes)
         # A claim's lease covers its sending time plus the configured margin plus
         # the longest one SMTP transaction may take (every timeout in a row); the
         # rest of a buffer is handed back before the margin runs out.
@@ -103,11 +113,14 @@ class Dispatcher:
         now = self.clock.now()
         self.stats.ticks += 1
         record = TickRecord(claimer=self.settings.node)
+        beat = await self._beat(now, record)
         due = self._next_maintenance is None or now >= self._next_maintenance
         if due or self._poked:
             self._poked = False
             await self._maintain(now)
             await self._apply_late_news(now, record)
+        if due or beat:
+            await self._plan_overflow(now)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
         async with asyncio.TaskGroup() as group:
             tasks = [
@@ -200,7 +213,7 @@ class Dispatcher:
         isp = runtime.lane.isp
         limit = runtime.claim_size(self.settings.delivery.batch_size)
         if runtime.overflow:
-            limit = min(limit, self._overflow_budget.get(isp, 0))
+            limit = min(limit, self._overflow_claim(runtime))
             if limit <= 0:
                 return
         lease_until = now + runtime.lease_for(limit, self._lease_margin)
@@ -231,6 +244,32 @@ class Dispatcher:
                 runtime.buffer.append(item)
         runtime.idle_until = None
 
+    def _overflow_claim(self, runtime: LaneRuntime) -> int:
+        """An overflow lane claims its share of the budget a little at a time (two
+        minutes of its pace), so the plan can change as warming lanes do."""
+        plan = self._overflow.get(runtime.lane.isp)
+        budget = self._overflow_budget.get(runtime.lane.isp, 0)
+        if plan is None or budget <= 0:
+            return 0
+        return min(budget, plan.share, max(1, math.ceil(runtime.pace / 30)))
+
+    async def _beat(self, now: datetime, record: TickRecord) -> bool:
+        """Heartbeat and IP leases when due (warmup.app.ownership); True if it ran.
+
+        A lost IP's lanes stop here at once (claims handed back); a gained or
+        taken-over IP, freed claims or newly queued mail wake the maintenance.
+        """
+        if not self._ownership.due(now):
+            return False
+        change = await self._ownership.beat(now)
+        for key, runtime in list(self.lanes.items()):
+            if runtime.lane.ip in change.lost:
+                runtime.hand_back(record)
+                del self.lanes[key]
+        if change.gained or change.released or change.queue_changed:
+            self.poke()
+        return True
+
     async def _send_one(
         self, runtime: LaneRuntime, claimed: Claimed, at: datetime
     ) -> SendOutcome:
@@ -259,16 +298,8 @@ class Dispatcher:
     # -- maintenance -------------------------------------------------------------
 
     async def _maintain(self, now: datetime) -> None:
-        if self._next_maintenance is None:  # first tick of this process
-            node = self.settings.node.rpartition(":")[0] or self.settings.node
-            back = await self.store.release_node_claims(node, self.settings.node, now)
-            if back:
-                logger.info(
-                    "returned %d recipients claimed by an earlier run of "
-                    "node %s to the queue",
-                    back,
-                    node,
-                )
+        # Claims of this node's earlier (dead) processes come back at the beat
+        # (warmup.app.ownership), never those of a live process of the same name.
         self._next_maintenance = now + self.settings.maintenance_every
         released = await self.store.release_expired_leases(now)
         if released:
@@ -279,12 +310,11 @@ class Dispatcher:
         self._queued = await self.store.queued_isps()
         for isp in self._queued:
             await self._ensure_lanes(isp, now)
-        self._plan_overflow()
 
     async def _apply_late_news(self, now: datetime, record: TickRecord) -> None:
         """Bounces and complaints ingested since the last beat, on this node's
         lanes: each counts and reacts exactly as a live reply would."""
-        ips = [source.address for source in self.settings.ips]
+        ips = sorted(self._ownership.owned)
         pending = await self.store.pending_lane_news(ips)
         for isp in sorted({news.isp for news in pending}):
             await self._ensure_lanes(isp, now)
@@ -328,6 +358,8 @@ class Dispatcher:
         for source in self.settings.ips:
             if (source.address, isp) in self.lanes:
                 continue
+            if source.address not in self._ownership.owned:
+                continue  # another process sends from it
             overflow = source.overflows_for(isp)
             initial = new_lane(source.address, isp, warmed=overflow, schedule=schedule)
             lane_id, lane = await self.store.ensure_lane(initial, now)
@@ -342,17 +374,33 @@ class Dispatcher:
             await self._outcomes.load_window(runtime, now)
             self.lanes[(source.address, isp)] = runtime
 
-    def _plan_overflow(self) -> None:
-        """Overflow lanes may take what the warming lanes cannot send today."""
-        for isp, queued in self._queued.items():
-            warming = [
-                r for r in self.lanes.values() if r.lane.isp == isp and not r.overflow
-            ]
-            left = sum(
-                max(r.planned - r.lane.stats.attempted, 0) + len(r.buffer)
-                for r in warming
+    async def _plan_overflow(self, now: datetime) -> None:
+        """Overflow lanes take what the warming lanes will really not send in
+        today's window, over every node (core.overflow), spread evenly."""
+        mine = [r for r in self.lanes.values() if r.overflow]
+        if not mine:
+            return
+        self._overflow = plan_overflow(
+            isps=sorted({r.lane.isp for r in mine}),
+            queued=await self.store.queued_isps(),
+            lanes=await self.store.all_lanes(),
+            held=await self.store.claims_per_lane(),
+            pool=self.settings.pool or self.settings.ips,
+            schedules=self.settings.schedules,
+            tz=self.settings.tz,
+            now=now,
+        )
+        for runtime in mine:
+            plan = self._overflow[runtime.lane.isp]
+            self._overflow_budget[runtime.lane.isp] = plan.budget
+            runtime.pace_cap = overflow_pace(
+                share=plan.share,
+                held=len(runtime.buffer),
+                now=max(now, plan.window_start),
+                window_end=plan.window_end,
             )
-            self._overflow_budget[isp] = max(queued - left, 0)
+            if plan.budget > 0:
+                runtime.idle_until = None
 
     # -- shutdown ----------------------------------------------------------------
 
@@ -374,4 +422,24 @@ class Dispatcher:
             record.lanes[runtime.id] = runtime.snapshot()
         await self.store.record(record, now)
         await self.store.release_claims(self.settings.node, now)
+        await self._ownership.leave(now)
         return record
+
+
+def _ownership(
+    store: EngineStore, settings: EngineSettings, processes: Processes | None
+) -> IPOwnership:
+    claimer = settings.node
+    me = NodeProcess(
+        claimer=claimer,
+        node=claimer.rpartition(":")[0] or claimer,
+        machine=processes.machine if processes is not None else "",
+        pid=processes.pid if processes is not None else 0,
+    )
+    return IPOwnership(
+        store,
+        me,
+        [source.address for source in settings.ips],
+        settings.delivery.ip_lease,
+        processes,
+    )

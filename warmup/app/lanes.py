@@ -33,6 +33,8 @@ __all__ = ["LaneRuntime"]
 
 _MINUTE = timedelta(seconds=60)
 _IDLE_RECHECK = timedelta(minutes=1)
+# An overflow lane with nothing to take looks again this often (inside its window).
+_PACE_RECHECK = timedelta(seconds=10)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -46,6 +48,9 @@ class LaneRuntime:
     tz: tzinfo
     # Overflow lanes (an IP already warm for the ISP) only take the excess.
     overflow: bool = False
+    # An overflow lane's even share of the overflow per hour (core.overflow rule
+    # 3), set at each beat; it paces at the lower of this and its own rate.
+    pace_cap: float | None = None
     buffer: deque[Claimed] = field(default_factory=deque)
     planned: int = 0
     day_rate: float = 0.0
@@ -73,6 +78,12 @@ class LaneRuntime:
     @property
     def rate(self) -> float:
         return lane_rate(self.lane, self.schedule)
+
+    @property
+    def pace(self) -> float:
+        """The rate the lane's sends are spaced at now."""
+        rate = self.rate
+        return rate if self.pace_cap is None else min(rate, self.pace_cap)
 
     def _update(self, lane: Lane, events: list[LaneEvent], record: TickRecord) -> None:
         if lane != self.lane:
@@ -137,7 +148,7 @@ class LaneRuntime:
             return None, wake
         slot = next_slot(
             last_sent_at=self.lane.last_sent_at,
-            per_hour=self.rate,
+            per_hour=self.pace,
             window=self.schedule.window,
             tz=self.tz,
             now=now,
@@ -166,9 +177,11 @@ class LaneRuntime:
             return window[1]  # the day's allowance is used up
         if self.unreachable_until is not None and now < self.unreachable_until:
             return self.unreachable_until  # the ISP's hosts could not be reached
+        if self.pace <= 0:
+            return now + _PACE_RECHECK  # an overflow lane with nothing to take
         slot = next_slot(
             last_sent_at=self.lane.last_sent_at,
-            per_hour=self.rate,
+            per_hour=self.pace,
             window=self.schedule.window,
             tz=self.tz,
             now=now,
@@ -185,7 +198,7 @@ class LaneRuntime:
 
     def next_wake(self, now: datetime) -> datetime:
         """After a send: the next slot (the next tick re-checks everything)."""
-        rate = self.rate
+        rate = self.pace
         if rate <= 0 or self.lane.last_sent_at is None:
             return now + _IDLE_RECHECK
         return max(self.lane.last_sent_at + slot_interval(rate), now)
@@ -193,12 +206,12 @@ class LaneRuntime:
     def claim_size(self, batch_size: int) -> int:
         """Recipients to claim: what the lane can send today, at most 4 h of it."""
         left = max(self.planned - self.lane.stats.attempted, 1)
-        four_hours = max(1, math.ceil(self.rate * 4))
+        four_hours = max(1, math.ceil(self.pace * 4))
         return max(1, min(batch_size, left, four_hours))
 
     def lease_for(self, count: int, margin: timedelta) -> timedelta:
         """Long enough to send ``count`` at the current rate, plus ``margin``."""
-        rate = self.rate or self.day_rate or 1.0
+        rate = self.pace or self.day_rate or 1.0
         return margin + timedelta(hours=count / rate)
 
     def hand_back(self, record: TickRecord) -> None:
@@ -212,7 +225,7 @@ class LaneRuntime:
 
     def sent(self, now: datetime) -> None:
         """Advance pacing after a send at ``now`` (its slot may have been earlier)."""
-        rate = self.rate or self.day_rate or 1.0
+        rate = self.pace or self.day_rate or 1.0
         slot = next_slot(
             last_sent_at=self.lane.last_sent_at,
             per_hour=rate,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -21,7 +21,11 @@ __all__ = [
     "Clock",
     "EngineStore",
     "FiledMessage",
+    "Heartbeat",
+    "IPOwner",
     "MXAnswer",
+    "NodeProcess",
+    "OwnershipStore",
     "RelayedMessage",
     "Resolver",
     "Sender",
@@ -95,7 +99,78 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-class EngineStore(Store, Protocol):
+# -- one owner per source IP (warmup.app.ownership) --------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeProcess:
+    """One running `warmup run`: ``claimer`` is ``node:pid``."""
+
+    claimer: str
+    node: str
+    machine: str
+    pid: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IPOwner:
+    """Who holds a source IP; ``alive_until`` None: its heartbeat row is gone."""
+
+    ip: str
+    claimer: str
+    node: str | None = None
+    machine: str | None = None
+    alive_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """What one heartbeat found."""
+
+    owned: frozenset[str]
+    # IPs this process wants that another live process holds.
+    waiting: Mapping[str, IPOwner]
+    # Claims of dead processes returned to the queue, and IPs taken from them.
+    released: int = 0
+    taken_over: Mapping[str, str] | None = None
+    # Grows whenever mail is queued (the newest recipient's id).
+    queue_mark: int = 0
+
+
+class OwnershipStore(Protocol):
+    """Heartbeats and IP leases (SQL: tables ``nodes`` and ``ip_leases``)."""
+
+    async def local_processes(self, machine: str, now: datetime) -> list[NodeProcess]:
+        """Processes on ``machine`` whose heartbeat has not lapsed."""
+        ...
+
+    async def heartbeat(
+        self,
+        me: NodeProcess,
+        ips: Sequence[str],
+        *,
+        now: datetime,
+        alive_until: datetime,
+        dead: Sequence[str] = (),
+    ) -> Heartbeat:
+        """Renew ``me``, mark ``dead`` processes lapsed, free what lapsed
+        processes held, and take each of ``ips`` that is free."""
+        ...
+
+    async def leave(self, claimer: str, now: datetime) -> None:
+        """A clean stop: the process's IPs are free at once."""
+        ...
+
+    async def ip_owners(self) -> list[IPOwner]: ...
+
+    async def claims_per_lane(self) -> dict[int, int]:
+        """Recipients claimed and not yet sent, per lane."""
+        ...
+
+    async def all_lanes(self) -> list[tuple[int, Lane, float]]: ...
+
+
+class EngineStore(Store, OwnershipStore, Protocol):
     """What the dispatcher needs on top: leases, lanes, recording."""
 
     async def ensure_lane(self, initial: Lane, now: datetime) -> tuple[int, Lane]: ...

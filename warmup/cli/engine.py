@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.process import LocalProcesses
 from warmup.app.dispatcher import Dispatcher, EngineSettings
 from warmup.app.ports import Clock, Resolver, Sender
 from warmup.cli.common import EXIT_CONFIG, fail
@@ -68,6 +69,7 @@ def build_dispatcher(
         maintenance_every=maintenance_every,
         idle_wake=idle_wake,
         catch_up=catch_up,
+        pool=tuple(config.settings.ips),
     )
     return Dispatcher(
         store=store,
@@ -76,4 +78,5 @@ def build_dispatcher(
         clock=clock,
         settings=settings,
         rng=random.Random(seed),
+        processes=LocalProcesses(),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -15,10 +15,13 @@ from rich.table import Table
 
 from warmup.adapters.db.reporting import campaign_summary, last_events
 from warmup.adapters.db.store import SQLStore
+from warmup.app.clock import SystemClock
+from warmup.app.ports import IPOwner
 from warmup.cli.common import config_from, echo_json, out_console, run_async
 from warmup.config import Config
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
+from warmup.core.overflow import idle_reset_due
 from warmup.core.schedule import Schedule
 
 __all__ = ["lane_record", "status"]
@@ -32,6 +35,12 @@ JSON_HELP = """
 \b
 --json prints one object per lane, problems first, with kind "lane" and:
   ip, isp, state        ramping | warmed | backed_off | paused
+  owner                 null (no process holds the IP), or process
+                        (node:pid), node, machine, alive (false: its
+                        heartbeat lapsed; the next node takes it over)
+  idle_reset            true: idle past the schedule's idle_reset, the
+                        lane restarts at ramp day 1 before it next sends
+                        (ramp_day and allowance already show that)
   problem               paused | backed_off | high_rates | null
                         (high_rates: a day of at least min_sample sends
                         over the schedule's advance limits)
@@ -78,10 +87,31 @@ def _problem(lane: Lane, schedule: Schedule) -> str | None:
     return None
 
 
+def _owner(owner: IPOwner | None, now: datetime) -> dict[str, Any] | None:
+    if owner is None:
+        return None
+    return {
+        "process": owner.claimer,
+        "node": owner.node,
+        "machine": owner.machine,
+        "alive": owner.alive_until is not None and owner.alive_until >= now,
+    }
+
+
 def lane_record(
-    lane: Lane, allowance: float, schedule: Schedule, event: dict[str, Any] | None
+    lane: Lane,
+    allowance: float,
+    schedule: Schedule,
+    event: dict[str, Any] | None,
+    *,
+    owner: IPOwner | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """One lane's status as the JSON object ``--json`` prints."""
+    idle = now is not None and idle_reset_due(lane, schedule, now)
+    if idle:  # as the lane will be when its next day opens (core.overflow rule 4)
+        lane = replace(lane, ramp_day=1, state=LaneState.ramping, factor=1.0)
+        allowance = float(schedule.per_hour(1))
     stats = lane.stats
     deferred = stats.soft + stats.throttle
     return {
@@ -110,6 +140,8 @@ def lane_record(
         "deferred_pct": _pct(deferred, stats.attempted),
         "last_sent_at": lane.last_sent_at,
         "last_event": event,
+        "owner": _owner(owner, now) if now is not None else None,
+        "idle_reset": idle,
     }
 
 
@@ -121,12 +153,22 @@ async def _snapshot(
     store: SQLStore, config: Config, ips: tuple[str, ...], isps: tuple[str, ...]
 ) -> Snapshot:
     events = await last_events(store)
+    owners = {owner.ip: owner for owner in await store.ip_owners()}
+    now = SystemClock().now()
     records = []
     for lane_id, lane, saved in await store.all_lanes():
         if (ips and lane.ip not in ips) or (isps and lane.isp not in isps):
             continue
         schedule = config.schedules.get(lane.isp) or config.schedules["default"]
-        records.append(lane_record(lane, saved, schedule, events.get(lane_id)))
+        record = lane_record(
+            lane,
+            saved,
+            schedule,
+            events.get(lane_id),
+            owner=owners.get(lane.ip),
+            now=now,
+        )
+        records.append(record)
     records.sort(key=_sort_key)
     return Snapshot(lanes=records, campaigns=await campaign_summary(store))
 
@@ -151,9 +193,16 @@ def _event_cell(event: dict[str, Any] | None, tz: tzinfo) -> str:
 _STYLES = {"paused": "bold red", "backed_off": "yellow", "high_rates": "magenta"}
 
 
+def _owner_cell(owner: dict[str, Any] | None) -> str:
+    if owner is None:
+        return "-"
+    process = str(owner["process"])
+    return process if owner["alive"] else f"{process} (lapsed)"
+
+
 def _lane_table(records: list[dict[str, Any]], tz: tzinfo) -> Table:
     table = Table(title=f"lanes ({len(records)})")
-    for name in ("ip", "isp", "state", "day", "allowance/h", "sent/planned"):
+    for name in ("ip", "owner", "isp", "state", "day", "allowance/h", "sent/planned"):
         table.add_column(name, justify="right" if "/" in name else "left")
     for name in ("deliv %", "hard %", "defer %", "compl"):
         table.add_column(name, justify="right")
@@ -161,9 +210,11 @@ def _lane_table(records: list[dict[str, Any]], tz: tzinfo) -> Table:
     for r in records:
         table.add_row(
             r["ip"],
+            _owner_cell(r["owner"]),
             r["isp"],
             r["state"],
-            f"{r['ramp_day']}/{r['last_ramp_day']}",
+            f"{r['ramp_day']}/{r['last_ramp_day']}"
+            + (" idle" if r["idle_reset"] else ""),
             f"{r['allowance_per_hour']:g}/{r['schedule_per_hour']}",
             f"{r['sent']}/{r['planned']}",
             f"{r['delivered_pct']:.1f}",

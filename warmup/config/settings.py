@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -140,6 +141,9 @@ def _host_port(default_port: int, *, lowest: int = 1) -> Any:
     return convert
 
 
+_MIN_IP_LEASE = timedelta(seconds=3)
+
+
 def _delivery(node: Node) -> DeliverySettings:
     base = DeliverySettings()
     routes = {}
@@ -163,7 +167,13 @@ def _delivery(node: Node) -> DeliverySettings:
         retry=_retry(node.child("retry")),
         lease=node.duration("lease", base.lease),
         batch_size=node.integer("batch_size", base.batch_size, minimum=1),
+        ip_lease=node.duration("ip_lease", base.ip_lease),
     )
+    if result.ip_lease < _MIN_IP_LEASE:
+        node.ctx.issue(
+            f"{node.path}.ip_lease",
+            f"must be at least 3s (renewed every third of it), got {result.ip_lease}",
+        )
     node.finish()
     return result
 

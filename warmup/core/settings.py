@@ -86,6 +86,9 @@ class DeliverySettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lease: timedelta = timedelta(minutes=5)
     batch_size: int = 50
+    # How long a process holds its source IPs (and its claims) without a
+    # heartbeat; renewed every third of it (warmup.app.ownership).
+    ip_lease: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

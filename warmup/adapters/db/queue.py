@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, func, null, or_, select, update
+from sqlalchemy import bindparam, exists, func, null, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,6 +24,7 @@ from warmup.adapters.db.schema import (
     attempts,
     bounce_events,
     campaigns,
+    ip_leases,
     lane_days,
     lane_events,
     lanes,
@@ -127,6 +128,12 @@ def _sent(*, owned: bool) -> Any:
             updated_at=bindparam("now"),
         )
     )
+
+
+def _held_by_another(ip: Any, claimer: str) -> Any:
+    """The IP is leased to another process: its lanes are not ours to claim
+    for or to write (one owner per source IP, warmup.app.ownership)."""
+    return exists().where(ip_leases.c.ip == ip, ip_leases.c.claimer != claimer)
 
 
 def _lane_from_row(row: Any) -> Lane:
@@ -286,6 +293,10 @@ class QueueOps:
                 recipients.c.isp == isp,
                 recipients.c.next_attempt_at <= now,
                 or_(recipients.c.lane_id.is_(None), recipients.c.lane_id == lane_id),
+                ~_held_by_another(
+                    select(lanes.c.ip).where(lanes.c.id == lane_id).scalar_subquery(),
+                    claimer,
+                ),
             )
             .order_by(recipients.c.priority.desc(), recipients.c.id)
             .limit(limit)
@@ -542,6 +553,8 @@ class QueueOps:
                 .where(lanes.c.id == bindparam("lane"))
                 .values({name: bindparam(name) for name in columns})
             )
+            if tick.claimer is not None:
+                statement = statement.where(~_held_by_another(lanes.c.ip, tick.claimer))
             await conn.execute(statement, rows)
         if tick.events:
             await conn.execute(

@@ -34,11 +34,13 @@ __all__ = [
     "attempts",
     "bounce_events",
     "campaigns",
+    "ip_leases",
     "lane_days",
     "lane_events",
     "lanes",
     "messages",
     "metadata",
+    "nodes",
     "recipients",
     "suppressions",
     "templates",
@@ -276,4 +278,31 @@ bounce_events = Table(
     Column("outcome", String(16), nullable=False),
     Column("applied_at", UTCDateTime),
     Index(None, "lane_id", "applied_at"),
+)
+
+# One row per running `warmup run` process (``claimer`` is ``node:pid``): its
+# heartbeat. Past ``alive_until`` the process is dead: any node frees its claims
+# and its IP leases at once.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("claimer", String(128), primary_key=True),
+    Column("node", String(128), nullable=False),
+    # The machine's host name and the process id, so a node restarted on the same
+    # machine knows at once that its earlier process is gone.
+    Column("machine", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("alive_until", UTCDateTime, nullable=False, index=True),
+)
+
+# One owner per source IP: only the process named here sends from the IP, claims
+# mail for its lanes and writes their counters; it holds the IP while its
+# ``nodes`` row is alive.
+ip_leases = Table(
+    "ip_leases",
+    metadata,
+    Column("ip", String(64), primary_key=True),
+    Column("claimer", String(128), nullable=False),
+    Column("since", UTCDateTime, nullable=False),
 )

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.feedback import FeedbackOps
+from warmup.adapters.db.ownership import OwnershipOps
 from warmup.adapters.db.queue import suppression_row
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
 from warmup.app.ports import CampaignRef, TemplateRecord
@@ -134,7 +135,7 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(FeedbackOps):
+class SQLStore(FeedbackOps, OwnershipOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
