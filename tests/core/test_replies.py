@@ -27,6 +27,7 @@ import warmup.core.reply_rules_generic as generic_module
 import warmup.core.reply_rules_index as index_module
 import warmup.core.reply_rules_intl as intl_module
 import warmup.core.reply_rules_mailbox as mailbox_module
+import warmup.core.reply_rules_specific as specific_module
 from warmup.core.model import Verdict
 from warmup.core.replies import (
     SHIPPED_RULES,
@@ -306,7 +307,9 @@ def test_code_decides_temporary_even_against_the_enhanced_class() -> None:
 
 def test_classification_carries_the_parsed_codes() -> None:
     got = classify("550 5.1.1 <a@b>: user unknown")
-    assert (got.code, got.enhanced, got.rule) == (
+    assert (got.code, got.enhanced, got.rule) == (550, "5.1.1", "user-unknown")
+    bare = classify("550 5.1.1 <a@b>")
+    assert (bare.code, bare.enhanced, bare.rule) == (
         550,
         "5.1.1",
         "generic-enhanced-x.1.1",
@@ -330,7 +333,47 @@ def test_overrides_come_before_shipped_rules() -> None:
     )
     assert got.permanent is True
     plain = classify_reply(parse_reply("550 5.1.1 no such user"), overrides=[pattern])
-    assert plain.rule == "generic-enhanced-x.1.1"
+    assert plain.rule == "no-such-user"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        # specific provider text > generic text
+        ("550 5.2.1 The email account that you tried to reach is inactive", "gmail"),
+        # generic text > enhanced code, whatever the code
+        ("550 5.1.1 <a@b>: mailbox over quota", "over-quota"),
+        ("550 5.2.1 <a@b>: user does not exist", "user-not-found"),
+        ("550 5.4.1 <a@b>: account does not exist", "account-not-exist"),
+        ("550 5.1.1 <a@b>: mailbox is inactive", "mailbox-disabled"),
+        # enhanced code > weak keywords and the basic code
+        ("550 5.2.2 rejected", "generic-enhanced-x.2.2"),
+        ("452 4.3.2 please come back later", "generic-enhanced-4.3.2"),
+        # the basic code, when nothing else speaks
+        ("550 no", "generic-code-5"),
+    ],
+)
+def test_rule_order_specific_text_then_generic_text_then_codes(
+    text: str, rule: str
+) -> None:
+    assert classify(text).rule.startswith(rule)
+
+
+def test_a_4xx_that_says_retrying_never_succeeds_is_permanent() -> None:
+    got = classify("450 4.7.1 Client host rejected: retrying will never succeed")
+    assert (got.verdict, got.permanent) == (Verdict.block, True)
+    assert classify("450 4.7.1 Client host rejected: try again").permanent is False
+
+
+def test_a_dead_domain_under_a_4xx_is_a_lookup_that_may_clear() -> None:
+    got = classify(
+        "450 4.1.2 <a@example.com>: Recipient address rejected: Domain not found"
+    )
+    assert (got.verdict, got.reason) == (Verdict.soft, "networkerror")
+    dead = classify(
+        "550 5.1.2 <a@example.com>: Recipient address rejected: Domain not found"
+    )
+    assert (dead.verdict, dead.reason) == (Verdict.hard, "hostunknown")
 
 
 def test_override_with_an_unknown_verdict_raises() -> None:
@@ -483,6 +526,7 @@ def test_unknown_failure_kind_raises() -> None:
         generic_module,
         intl_module,
         mailbox_module,
+        specific_module,
     ],
 )
 def test_exports_are_sorted(module: Any) -> None:

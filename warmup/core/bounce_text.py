@@ -7,13 +7,18 @@ Rules:
    ``Received:`` header line, ...).
 2. A *recipient line* is a line that begins with an address (``<a@b>:`` as qmail and
    Postfix write, ``  a@b`` as Exim writes, ``a@b... User unknown`` as Sendmail
-   writes) or names one in ``RCPT TO:<a@b>``. The recipient's diagnostic is the rest of
-   that line plus the lines after it, up to the next recipient line.
+   writes, ``Recipient address: a@b`` as PMDF writes) or names one in
+   ``RCPT TO:<a@b>``. A ``To:`` line among other header lines (``From:``,
+   ``Subject:``, ...) quotes the original message and names no failed recipient. The
+   recipient's diagnostic is the rest of that line plus the lines after it, up to the
+   next recipient line or an ``X-…:`` header line; a recipient listed twice (Exchange
+   names each in its summary and again in its diagnostics) gets both pieces.
 3. With no recipient lines, every address in the report text that is not the
    sender's, the bounce's own or a role mailbox (postmaster, mailer-daemon) is a
    recipient, and the whole report text is its diagnostic.
-4. A diagnostic without any reply code borrows the whole report text, where a code
-   or a telling phrase often sits apart from the address (Exchange, Japanese carriers).
+4. A diagnostic without any reply code borrows the report's preamble (the text before
+   the first recipient line), where a code or a telling phrase often sits apart from
+   the address (Exchange, Japanese carriers); never another recipient's text.
 5. Sendmail writes the remote reply (``<<< 550 Insecure Mail Relay``) on the line
    before its own summary of the recipient (``554 <a@b>... Remote protocol error``);
    such a recipient line takes the ``<<<`` reply written since the previous recipient.
@@ -41,20 +46,28 @@ __all__ = [
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _RECIPIENT_LINE = re.compile(
-    rf"^\s*(?:[-*>]\s*)?(?:[45]\d\d[ -]\s*)?(?:(?:to|recipient|address|user)\s*:\s*)?"
+    rf"^\s*(?:[-*>]\s*)?(?:[45]\d\d[ -]\s*)?"
+    rf"(?:(to|recipient(?: address)?|address|user)\s*:\s*)?"
     rf"[<\"(\[]?({_ADDR})[>\")\]]?(?:\s*(?::|\.\.\.|\(|,|$)|\s)",
     re.IGNORECASE,
 )
 _RCPT_TO = re.compile(rf"RCPT TO:\s*<?({_ADDR})", re.IGNORECASE)
+#: Header lines of a quoted original: a ``To:`` next to them is no failed recipient.
+_QUOTED_HEADER = re.compile(
+    r"^[\s>]*(?:from|subject|date|message-id|cc|reply-to|sender)\s*:", re.IGNORECASE
+)
+#: A header line after a diagnostic ends it (``X-Postfix-Queue-ID:``, ``X-Spam-…:``).
+_X_HEADER = re.compile(r"^X-[A-Za-z0-9-]+:")
 _REMOTE_REPLY = re.compile(r"^\s*<<<\s*([45]\d\d\b.*)$")
 _SENT_COMMAND = re.compile(r"^\s*>>>\s*([A-Za-z]{4})\b")
 _SESSION_START = re.compile(r"^\s*\.*\s*while talking to\b", re.IGNORECASE)
 _ORIGINAL_START = re.compile(
     r"^\s*(?:-+\s*)?(?:below this line is a copy|this is a copy of"
     r"|(?:the )?original message(?: follows|:|\s*-+|$)|------ this is a copy|"
-    r"a copy of the original|content-type: message/rfc822|return-path:\s*<"
-    r"|received:\s+(?:from|by)\b|message-id:\s*<|unsent message below"
-    r"|\*+ ?original|headers of the original|included below)",
+    r"a copy of the original|(?<!\s)(?:content-type: message/rfc822"
+    r"|return-path:\s*<|received:\s+(?:from|by)\b|message-id:\s*<)|unsent message below"
+    r"|\*+ ?original|headers of the original|original message headers"
+    r"|included below)",
     re.IGNORECASE,
 )
 _ROLE = frozenset({"postmaster", "mailer-daemon", "mailer_daemon", "root", "abuse"})
@@ -137,19 +150,28 @@ def text_recipients(
             if _wanted(address, exclude)
             and address.partition("@")[0].lower() not in _ROLE
         ]
-    found: dict[str, TextRecipient] = {}
+    pieces: dict[str, list[str]] = {}
     for position, (number, address) in enumerate(marks):
         end = marks[position + 1][0] if position + 1 < len(marks) else len(lines)
         start = marks[position - 1][0] + 1 if position else 0
-        segment = lines[number : min(end, number + _MAX_FOLLOW)]
+        segment = _until_header(lines[number : min(end, number + _MAX_FOLLOW)])
         remote = _remote_reply(lines, start, number)
         if remote:
             segment = [*segment, remote]
-        found.setdefault(
-            address,
-            TextRecipient(recipient=address, diagnostic=_diagnostic(segment, text)),
-        )
-    return list(found.values())
+        pieces.setdefault(address, []).extend(segment)
+    preamble = "\n".join(lines[: marks[0][0]])
+    return [
+        TextRecipient(recipient=address, diagnostic=_diagnostic(segment, preamble))
+        for address, segment in pieces.items()
+    ]
+
+
+def _until_header(segment: list[str]) -> list[str]:
+    """``segment`` cut before its first ``X-…:`` header line (not the first line)."""
+    for number, line in enumerate(segment[1:], start=1):
+        if _X_HEADER.match(line):
+            return segment[:number]
+    return segment
 
 
 def _remote_reply(lines: list[str], start: int, number: int) -> str:
@@ -196,17 +218,32 @@ def _known(lines: list[str], text: str, address: str) -> TextRecipient:
 
 
 def diagnostic_for(text: str, address: str) -> str:
-    """The paragraph of report ``text`` about ``address``, or all of it."""
+    """The paragraph of report ``text`` about ``address``, or all of it.
+
+    The paragraph ends at a blank line, an ``X-…:`` header line or the line of
+    another recipient.
+    """
     lines = text.splitlines()
     wanted = address.lower()
     for number, line in enumerate(lines):
         if wanted in line.lower():
             end = next(
-                (n for n in range(number + 1, len(lines)) if not lines[n].strip()),
+                (
+                    n
+                    for n in range(number + 1, len(lines))
+                    if _paragraph_ends(lines[n], wanted)
+                ),
                 len(lines),
             )
             return _diagnostic(lines[number : min(end, number + _MAX_FOLLOW)], text)
     return text
+
+
+def _paragraph_ends(line: str, wanted: str) -> bool:
+    if not line.strip() or _X_HEADER.match(line):
+        return True
+    found = _RECIPIENT_LINE.match(line)
+    return found is not None and found[2].lower() != wanted
 
 
 def _segment(lines: list[str], text: str, address: str) -> str:
@@ -229,13 +266,24 @@ def _recipient_lines(
 ) -> list[tuple[int, str]]:
     marks: list[tuple[int, str]] = []
     for number, line in enumerate(lines):
-        found = _RECIPIENT_LINE.match(line) or _RCPT_TO.search(line)
+        found = _RECIPIENT_LINE.match(line)
+        if found is not None and _quoted_to(found[1], lines, number):
+            continue
+        found = found or _RCPT_TO.search(line)
         if found is None:
             continue
-        address = find_addresses(found[1])
+        address = find_addresses(found[found.lastindex or 1])
         if address and _wanted(address[0], exclude):
             marks.append((number, address[0]))
     return marks
+
+
+def _quoted_to(prefix: str | None, lines: list[str], number: int) -> bool:
+    """Whether a ``To:`` line sits among the header lines of a quoted original."""
+    if prefix is None or prefix.lower() != "to":
+        return False
+    near = lines[max(number - 2, 0) : number] + lines[number + 1 : number + 3]
+    return any(_QUOTED_HEADER.match(line) for line in near)
 
 
 def _wanted(address: str, exclude: Collection[str]) -> bool:

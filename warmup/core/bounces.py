@@ -12,11 +12,15 @@ Rules:
    ``bounce``; an RFC 3834 auto-reply (``Auto-Submitted: auto-replied``, vacation
    subjects) makes ``autoreply``; anything else is ``not-bounce``.
 3. The returned original message (``message/rfc822``, ``text/rfc822-headers``) is never
-   searched for recipients; its headers only fill ``original_*``. The exception is a
-   whole DSN pasted as text below a relay's own notice (its ``message/delivery-status``
-   part intact): that DSN is parsed as a mail of its own, once.
+   searched for recipients; its headers only fill ``original_*``. The exceptions are a
+   bounce *forwarded*: a whole DSN pasted as text below a relay's own notice (its
+   ``message/delivery-status`` part intact), or a bounce attached as
+   ``message/rfc822`` to a mail that is no DSN itself. That bounce is parsed as a mail
+   of its own, once, before the outer mail's text is read.
 4. Each recipient is classified by :func:`warmup.core.bounce_verdict.classify_recipient`
    (reply code first, then the DSN status, then the text).
+5. An ARF report whose original names no recipient is still a complaint: it carries
+   one recipient entry with an empty address, to be matched by VERP or Message-ID.
 """
 
 from __future__ import annotations
@@ -89,6 +93,9 @@ class BounceKind(StrEnum):
     not_bounce = "not-bounce"
 
 
+_FORWARDABLE = frozenset({BounceKind.bounce, BounceKind.feedback})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BounceRecipient:
     """One recipient a report is about, and what its outcome means."""
@@ -148,9 +155,9 @@ def _parse(message: Message, *, nested: bool = False) -> BounceReport:
     dsn = dsn_recipients(parts.status_blocks) or _embedded_dsn(report)
     if dsn:
         return _dsn_report(base, dsn, report)
-    if not nested and _FORWARDED_DSN.search(rest[:20000]):
-        inner = _parse(message_from_string(rest), nested=True)
-        if inner.recipients:
+    if not nested:
+        inner = _forwarded(parts, rest)
+        if inner is not None:
             return replace(inner, envelope_to=base.envelope_to, subject=base.subject)
     ses = parse_ses(report) if "{" in report else None
     if ses is not None:
@@ -163,6 +170,17 @@ def _parse(message: Message, *, nested: bool = False) -> BounceReport:
     if _is_autoreply(message, base.subject):
         return _autoreply(base, message)
     return base
+
+
+def _forwarded(parts: _Parts, rest: str) -> BounceReport | None:
+    """A bounce forwarded as pasted text or as an attached ``message/rfc822``."""
+    inners = [message_from_string(rest)] if _FORWARDED_DSN.search(rest[:20000]) else []
+    inners += parts.originals[:1] if parts.originals else []
+    for message in inners:
+        inner = _parse(message, nested=True)
+        if inner.recipients and inner.kind in _FORWARDABLE:
+            return inner
+    return None
 
 
 def _walk(part: Message, parts: _Parts, depth: int) -> None:
@@ -357,7 +375,8 @@ def _feedback(base: BounceReport, parts: _Parts) -> BounceReport:
         if not any(addresses):
             hotmail = header_text(original, "X-HmXmrOriginalRecipient")
             addresses = [first_address(hotmail) or base.original_to]
-    return _with(base, BounceKind.feedback, _feedback_recipients(addresses))
+    recipients = _feedback_recipients(addresses) or (complaint_about(""),)
+    return _with(base, BounceKind.feedback, recipients)
 
 
 def complaint_about(address: str) -> BounceRecipient:

@@ -9,12 +9,22 @@ Rules:
 2. The reply code decides temporary vs permanent (``451 5.7.3`` is temporary); the
    enhanced code and the text decide the reason. With no reply code, the enhanced class
    decides.
-3. Classification order: per-schedule overrides (``override:<name>``), then the strong
-   shipped rules (providers, gateways, DNSBL and rate wording), then the informative
-   enhanced status codes, then the weak keyword rules, then the enhanced subject, then
-   the reply code. Within a stage the rule listed first wins. ``SHIPPED_RULES`` is that
-   order.
-4. Connection-level failures are values too: :func:`classify_failure`.
+3. Classification order, the rule of rules: **specific provider text > generic text >
+   enhanced code > basic code**. In full: per-schedule overrides
+   (``override:<name>``); the provider and gateway rules (``reply_rules_mailbox``,
+   ``_intl``, ``_gateway``); the generic rules blaming the sender, its rate or a
+   temporary DNS failure (``reply_rules_generic.STRONG_RULES``); the generic text that
+   names a specific cause (``reply_rules_specific``: sender rejected, recipient
+   disabled, unknown, full, dead domain); the informative enhanced status codes; the
+   weak keywords that say little ("rejected", "policy", "try again later"); the
+   enhanced subject (``x.7``); the reply code. Within a stage the rule listed first
+   wins. ``SHIPPED_RULES`` is that order. So specific text beats a generic code
+   (``550 5.1.1 … mailbox over quota`` is full, not unknown) and a generic code beats
+   nothing.
+4. A 4xx whose text says retrying will never succeed is read as permanent (Yahoo's
+   ``421 … [TS03] … Retrying will NOT succeed``). A dead domain under a 4xx is a
+   lookup that may still clear: ``soft``/``networkerror``.
+5. Connection-level failures are values too: :func:`classify_failure`.
 
 Speed: rules are indexed by the literal each pattern begins with; one scan of the text
 with a trie-shaped regex of those literals finds the few rules worth running.
@@ -42,6 +52,7 @@ from warmup.core.reply_rules_generic import STRONG_RULES, WEAK_RULES
 from warmup.core.reply_rules_index import build_index
 from warmup.core.reply_rules_intl import INTL_RULES
 from warmup.core.reply_rules_mailbox import MAILBOX_RULES
+from warmup.core.reply_rules_specific import SPECIFIC_RULES
 from warmup.core.schedule import ReplyPattern
 
 __all__ = [
@@ -54,7 +65,14 @@ __all__ = [
     "parse_reply",
 ]
 
-_TEXT_RULES = MAILBOX_RULES + INTL_RULES + GATEWAY_RULES + STRONG_RULES + WEAK_RULES
+_TEXT_RULES = (
+    MAILBOX_RULES
+    + INTL_RULES
+    + GATEWAY_RULES
+    + STRONG_RULES
+    + SPECIFIC_RULES
+    + WEAK_RULES
+)
 
 #: Every shipped rule, in the order the classifier consults them.
 SHIPPED_RULES: tuple[ReplyRule, ...] = (
@@ -177,13 +195,23 @@ def _parse_uncoded(body: str, enhanced: str | None) -> SMTPReply:
     said = _SAID.search(body)
     if said is not None:
         return SMTPReply(code=int(said[1]), enhanced=enhanced, text=body[said.end() :])
+    if enhanced is None and "#" in body:
+        found = _HASH_ENHANCED.search(body)  # qmail's "(#5.1.1)" tail
+        enhanced = found[1] if found else None
     return SMTPReply(code=None, enhanced=enhanced, text=body)
 
 
 # --- the rule index -------------------------------------------------------------------
 
 _INDEX = build_index(_TEXT_RULES)
-_BY_ENHANCED = {rule.enhanced: rule for rule in ENHANCED_RULES + SUBJECT_RULES}
+_BY_ENHANCED: dict[str, tuple[ReplyRule, ...]] = {}
+for _rule in ENHANCED_RULES + SUBJECT_RULES:
+    _BY_ENHANCED[_rule.enhanced] = (*_BY_ENHANCED.get(_rule.enhanced, ()), _rule)
+#: "Retrying will NOT succeed" and the like: a 4xx that is permanent in all but code.
+_NEVER = re.compile(
+    r"(?:retrying|retries|trying again|resending) (?:will|would) (?:never|not) "
+    r"(?:succeed|help|work)|do not (?:retry|try again)"
+)
 _BY_CODE = {rule.codes[0]: rule for rule in CODE_RULES}
 _FALLBACKS = frozenset(rule.name for rule in (*CODE_RULES, FALLBACK_RULE))
 
@@ -196,7 +224,9 @@ def classify_reply(
 ) -> Classification:
     """Classify a parsed reply; ``overrides`` (a schedule's patterns) come first."""
     key = _code_key(reply)
-    permanent = key.startswith("5")
+    permanent = key.startswith("5") or (
+        key.startswith("4") and _NEVER.search(reply.text.lower()) is not None
+    )
     line = str(reply) if overrides else ""
     for pattern in overrides:
         if _override_regex(pattern.regex).search(line):
@@ -205,6 +235,8 @@ def classify_reply(
                 reply, permanent, Verdict(pattern.verdict), pattern.reason, name
             )
     rule = _decide(reply, key)
+    if rule.reason == "hostunknown" and key.startswith("4") and not permanent:
+        return _result(reply, False, Verdict.soft, "networkerror", rule.name)
     verdict = rule.verdict or verdict_for(rule.reason, permanent=permanent)
     return _result(reply, permanent, verdict, rule.reason, rule.name)
 
@@ -267,8 +299,10 @@ def _enhanced_rule(reply: SMTPReply, key: str, *, subject: bool) -> ReplyRule | 
         return None
     detail = reply.enhanced[1:]
     lookup = "x" + (detail[: detail.index(".", 1)] if subject else detail)
-    rule = _BY_ENHANCED.get(lookup)
-    return rule if rule is not None and _applies(rule, reply, key) else None
+    for rule in _BY_ENHANCED.get(lookup, ()):
+        if _applies(rule, reply, key):
+            return rule
+    return None
 
 
 @lru_cache(maxsize=256)

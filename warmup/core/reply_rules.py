@@ -194,13 +194,12 @@ _IANA = "https://www.iana.org/assignments/smtp-enhanced-status-codes"
 _RFC5321 = Provider("rfc5321", "https://www.rfc-editor.org/rfc/rfc5321#section-4.2.3")
 
 
-def _enhanced(detail: str, reason: str, source: str = "") -> ReplyRule:
+def _enhanced(
+    detail: str, reason: str, source: str = "", codes: tuple[str, ...] = ()
+) -> ReplyRule:
+    name = f"generic-enhanced-{codes[0] if codes else 'x'}.{detail}"
     return _RFC3463.rule(
-        f"generic-enhanced-x.{detail}",
-        None,
-        reason,
-        enhanced=f"x.{detail}",
-        source=source,
+        name, None, reason, enhanced=f"x.{detail}", source=source, codes=codes
     )
 
 
@@ -220,6 +219,8 @@ ENHANCED_RULES: tuple[ReplyRule, ...] = (
     _enhanced("2.3", "exceedlimit"),
     _enhanced("2.4", "filtered"),
     _enhanced("3.1", "systemfull"),
+    # "System not accepting network messages" for now: a connection or load limit.
+    _enhanced("3.2", "toomanyconn", codes=("4",)),
     _enhanced("3.2", "notaccept"),
     _enhanced("3.3", "systemerror"),
     _enhanced("3.4", "mesgtoobig"),

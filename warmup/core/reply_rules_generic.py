@@ -42,6 +42,54 @@ STRONG_RULES: tuple[ReplyRule, ...] = (
         source="https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/"
         "non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online",
     ),
+    _G.rule(
+        "dmarc-policy",
+        r"dmarc policy",
+        "authfailure",
+        source="https://www.rfc-editor.org/rfc/rfc7489#section-6.3",
+    ),
+    # The sender's own setup or a site policy against it: never about the recipient.
+    _EXIM.rule(
+        "exim-administrative-prohibition",
+        r"administrative(?:ly)? prohibit",
+        "policyviolation",
+        source="https://www.exim.org/exim-html-current/doc/html/spec_html/"
+        "ch-access_control_lists.html",
+    ),
+    _EXIM.rule(
+        "spf-not-allowed",
+        r"not (?:allowed|permitted|authori[sz]ed) to send (?:e?mail |messages? )?"
+        r"(?:from|for|on behalf of) ",
+        "authfailure",
+        source="https://www.exim.org/exim-html-current/doc/html/spec_html/"
+        "ch-dkim_spf_srs_and_dmarc.html",
+    ),
+    _G.rule(
+        "spf-designate",
+        r"designate \S+ as permitted sender",
+        "authfailure",
+        source="https://www.rfc-editor.org/rfc/rfc7208#section-8.4",
+    ),
+    _G.rule(
+        "spf-fail",
+        r"spf (?:fail|check failed|hard ?fail|validation failed)",
+        "authfailure",
+        source="https://www.rfc-editor.org/rfc/rfc7208#section-8.4",
+    ),
+    _G.rule("helo-invalid", r"invalid (?:helo|ehlo)", "blocked"),
+    _G.rule(
+        "helo-rejected",
+        r"helo(?:/ehlo)? (?:name|hostname|argument)s? (?:\S+ ){0,2}"
+        r"(?:rejected|refused|invalid|not valid)",
+        "blocked",
+        source="https://www.postfix.org/postconf.5.html#reject_invalid_helo_hostname",
+    ),
+    _G.rule(
+        "ehlo-rejected",
+        r"ehlo (?:name|hostname|argument)s? (?:\S+ ){0,2}"
+        r"(?:rejected|refused|invalid|not valid)",
+        "blocked",
+    ),
     _SPAMHAUS.rule("dnsbl-spamhaus", r"spamhaus", "blocked"),
     _POSTFIX.rule(
         "dnsbl-blocked-using",
@@ -128,189 +176,31 @@ STRONG_RULES: tuple[ReplyRule, ...] = (
     ),
     _G.rule("rate-slow-down", r"slow down", "speeding"),
     _G.rule("rate-excessive-volume", r"excessive (?:volume|traffic)", "speeding"),
+    _G.rule(
+        "rate-per-hour",
+        r"max(?:imum)? (?:number of )?(?:e-?mails?|messages?|defers and failures) "
+        r"per hour",
+        "speeding",
+        source="https://docs.cpanel.net/whm/server-configuration/tweak-settings/",
+    ),
+    _G.rule(
+        "rate-hourly-limit",
+        r"hourly (?:sending |message |e-?mail )?(?:limit|quota|rate)",
+        "speeding",
+    ),
+    _G.rule(
+        "rate-daily-limit",
+        r"daily (?:sending |message |e-?mail )?(?:limit|quota) ",
+        "speeding",
+    ),
+    _G.rule(
+        "rate-sending-quota",
+        r"sending (?:quota|limit|volume)",
+        "speeding",
+    ),
 )
 
 WEAK_RULES: tuple[ReplyRule, ...] = (
-    # Sender side first: "Sender address rejected: Domain not found" is no dead rcpt.
-    _POSTFIX.rule(
-        "postfix-sender-rejected",
-        r"sender address rejected",
-        "rejected",
-        weak=True,
-        source="https://www.postfix.org/postconf.5.html#reject_unknown_sender_domain",
-    ),
-    _SENDMAIL.rule(
-        "sendmail-sender-domain", r"domain of sender address", "rejected", weak=True
-    ),
-    _EXIM.rule("exim-sender-verify", r"sender verify failed", "rejected", weak=True),
-    _G.rule(
-        "sender-rejected",
-        r"sender (?:rejected|denied|refused|invalid|blocked)",
-        "rejected",
-        weak=True,
-    ),
-    _G.rule("sender-invalid", r"invalid sender", "rejected", weak=True),
-    _G.rule("sender-envelope", r"envelope (?:sender|from)", "rejected", weak=True),
-    _QMAIL.rule(
-        "qmail-rcpthosts", r"list of allowed rcpthosts", "norelaying", weak=True
-    ),
-    _G.rule("greylisted", r"greylist", "greylisted", weak=True),
-    _G.rule("graylisted", r"graylist", "greylisted", weak=True),
-    _G.rule("greylisted-postgrey", r"postgrey", "greylisted", weak=True),
-    # Dead recipients; "user unknown" under a policy status is a recipient-side filter.
-    _G.rule(
-        "policy-user-unknown",
-        r"user ?unknown",
-        "filtered",
-        enhanced="x.7.1",
-        weak=True,
-    ),
-    _G.rule("user-unknown", r"user ?unknown", "userunknown", weak=True),
-    _G.rule(
-        "unknown-user",
-        r"unknown (?:user|recipient|mailbox|local ?part|e-?mail address)",
-        "userunknown",
-        weak=True,
-    ),
-    _G.rule(
-        "no-such-user",
-        r"no such (?:user|mailbox|recipient|address|person|account)",
-        "userunknown",
-        weak=True,
-    ),
-    _G.rule(
-        "user-not-found",
-        r"user (?:\S+ )?(?:not found|does not exist|doesn't exist|"
-        r"not exist|not known|not active|is not known)",
-        "userunknown",
-        weak=True,
-    ),
-    _G.rule(
-        "recipient-not-found",
-        r"recipient (?:address )?(?:\S+ )?(?:not found|does not "
-        r"exist|doesn't exist|not exist|unknown|is not local|is invalid)",
-        "userunknown",
-        weak=True,
-    ),
-    _G.rule(
-        "recipient-notfound-token", r"recip(?:ient)?notfound", "userunknown", weak=True
-    ),
-    _G.rule(
-        "invalid-recipient",
-        r"invalid (?:recipient|mailbox|address|user)",
-        "userunknown",
-        weak=True,
-    ),
-    _G.rule(
-        "mailbox-not-found",
-        r"mailbox (?:\S+ )?(?:not found|does not exist|doesn't exist|"
-        r"not present|invalid|is inactive)",
-        "userunknown",
-        weak=True,
-    ),
-    _G.rule(
-        "mailbox-unavailable",
-        r"mailbox (?:is )?unavailable",
-        "userunknown",
-        codes=("55",),
-        weak=True,
-    ),
-    _G.rule(
-        "address-unknown",
-        r"address (?:\S+ )?(?:does not exist|unknown|not present|invalid)",
-        "userunknown",
-        weak=True,
-    ),
-    # Postfix prefixes every recipient restriction with "Recipient address rejected:";
-    # only a bare "Address rejected." says the address is dead.
-    _G.rule("address-rejected", r"address rejected\.?$", "userunknown", weak=True),
-    _G.rule(
-        "account-not-exist",
-        r"account (?:\S+ )?(?:does not exist|doesn't exist|not found)",
-        "userunknown",
-        weak=True,
-    ),
-    _G.rule("no-mailbox-here", r"no mailbox", "userunknown", weak=True),
-    _G.rule("does-not-exist", r"does not exist", "userunknown", weak=True),
-    _G.rule(
-        "not-a-valid-mailbox",
-        r"not a valid (?:mailbox|recipient|user)",
-        "userunknown",
-        weak=True,
-    ),
-    _G.rule("not-our-user", r"not our (?:user|customer)", "hasmoved", weak=True),
-    _G.rule(
-        "no-longer-accepts",
-        r"no longer (?:accepts mail|on server|available)",
-        "hasmoved",
-        weak=True,
-    ),
-    _G.rule("utilisateur-inconnu", r"utilisateur inconnu", "userunknown", weak=True),
-    _G.rule(
-        "destinataire-invalide",
-        r"destinataire (?:invalide|inconnu)",
-        "userunknown",
-        weak=True,
-    ),
-    _G.rule("nessun-utente", r"nessun utente", "userunknown", weak=True),
-    _G.rule("no-existe", r"no existe", "userunknown", weak=True),
-    _G.rule(
-        "adresse-nicht-gefunden", r"adresse nicht gefunden", "userunknown", weak=True
-    ),
-    # Dead domains.
-    _G.rule(
-        "host-unknown", r"host (?:\S+ )?(?:unknown|not found)", "hostunknown", weak=True
-    ),
-    _G.rule(
-        "domain-not-found",
-        r"domain (?:\S+ )?(?:not found|does not exist|is not "
-        r"reachable|unknown|name not found)",
-        "hostunknown",
-        weak=True,
-    ),
-    _EXIM.rule(
-        "exim-unrouteable", r"unrouteable (?:address|domain)", "hostunknown", weak=True
-    ),
-    _G.rule("not-accept-mail", r"not accept mail", "notaccept", weak=True),
-    _G.rule("null-mx", r"null mx", "notaccept", weak=True),
-    # Mailbox state.
-    _G.rule("mailbox-full", r"mailbox (?:is )?full", "mailboxfull", weak=True),
-    _G.rule("full-mailbox", r"full mailbox", "mailboxfull", weak=True),
-    _G.rule("over-quota", r"over ?quota", "mailboxfull", weak=True),
-    _G.rule(
-        "quota-exceeded", r"quota (?:exceeded|violation|full)", "mailboxfull", weak=True
-    ),
-    _G.rule(
-        "exceeded-quota", r"exceed(?:s|ed)? (?:\S+ )?quota", "mailboxfull", weak=True
-    ),
-    _G.rule(
-        "storage-exceeded",
-        r"storage (?:allocation|space|limit)",
-        "mailboxfull",
-        weak=True,
-    ),
-    _G.rule("mailbox-size", r"mailbox (?:size|would exceed)", "mailboxfull", weak=True),
-    _G.rule("boite-pleine", r"boite du destinataire pleine", "mailboxfull", weak=True),
-    _G.rule(
-        "account-disabled",
-        r"account (?:\S+ )?(?:is )?(?:disabled|inactive|suspended|"
-        r"locked|blocked)",
-        "suspend",
-        weak=True,
-    ),
-    _G.rule(
-        "mailbox-disabled",
-        r"mailbox (?:\S+ )?(?:is )?(?:disabled|inactive|suspended|"
-        r"locked|frozen)",
-        "suspend",
-        weak=True,
-    ),
-    _G.rule(
-        "user-locked",
-        r"user (?:is )?(?:locked|suspended|disabled)",
-        "suspend",
-        weak=True,
-    ),
     # Message and content.
     _G.rule(
         "message-too-big",
@@ -370,15 +260,15 @@ WEAK_RULES: tuple[ReplyRule, ...] = (
         "networkerror",
         weak=True,
     ),
-    _G.rule("mail-loop", r"mail loop", "networkerror", weak=True),
-    _G.rule("routing-loop", r"routing loop", "networkerror", weak=True),
-    _G.rule("too-many-hops", r"too many hops", "networkerror", weak=True),
     _G.rule(
         "dns-failure",
         r"dns (?:query failed|lookup failed|failure|error)",
         "networkerror",
         weak=True,
     ),
+    _G.rule("mail-loop", r"mail loop", "networkerror", weak=True),
+    _G.rule("routing-loop", r"routing loop", "networkerror", weak=True),
+    _G.rule("too-many-hops", r"too many hops", "networkerror", weak=True),
     _G.rule(
         "disk-full",
         r"insufficient (?:disk|system) (?:space|storage)",
