@@ -17,6 +17,17 @@ REPO = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
 
 
+E2E = REPO / "tests" / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests (real processes, the CLI, demo runs) are all ``slow``:
+    ``./dev test -m "not slow"`` is the quick loop, CI runs everything."""
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[str]:
     """Admin URL of a PostgreSQL server: WARMUP_TEST_PG_URL, or one we start."""
@@ -49,7 +60,9 @@ def _fresh_pg_database(admin_url: str) -> str:
 @pytest.fixture(
     params=[
         pytest.param("sqlite"),
-        pytest.param("postgres", marks=pytest.mark.external_service),
+        pytest.param(
+            "postgres", marks=[pytest.mark.external_service, pytest.mark.slow]
+        ),
     ]
 )
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:

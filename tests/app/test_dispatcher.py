@@ -8,6 +8,7 @@ from collections import Counter, deque
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from warmup.adapters.db.schema import recipients
@@ -99,6 +100,7 @@ async def _run_until(engine: Dispatcher, clock: FakeClock, end: datetime) -> Non
         raise AssertionError("did not reach the end")
 
 
+@pytest.mark.slow  # two ramp days, one send at a time (about 2 s)
 async def test_each_day_sends_exactly_the_schedule_inside_the_window(
     store: SQLStore,
 ) -> None:

@@ -74,9 +74,16 @@ def test_adduser_prompts_twice_or_reads_stdin(tmp_path: Path) -> None:
     assert code == 2 and "user names" in output
 
 
-def test_adduser_needs_a_users_file(tmp_path: Path) -> None:
-    code, output = _run(_config(tmp_path), "adduser", "news", "--password-stdin")
-    assert code == 2 and "relay.users_file" in output
+def test_adduser_without_a_users_file_writes_relay_users_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = _run(
+        _config(tmp_path), "adduser", "news", "--password-stdin", input="long enough\n"
+    )
+    assert code == 0, output
+    assert UserFile(tmp_path / "relay-users").verify("news", b"long enough")
+    assert "users_file: relay-users" in output  # says what to put in the config
     other = tmp_path / "other"
     code, _ = _run(
         _config(tmp_path),

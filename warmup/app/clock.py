@@ -19,7 +19,8 @@ class SystemClock:
 
 
 class VirtualClock:
-    """Simulated time for `warmup demo`: it moves only when told to."""
+    """Simulated time (`warmup demo`, and tests through ``warmup.testing.FakeClock``):
+    it moves only when told to, never backwards; ``sleep`` moves it at once."""
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
@@ -29,9 +30,16 @@ class VirtualClock:
     def now(self) -> datetime:
         return self._now
 
+    def advance(self, delta: timedelta) -> None:
+        if delta < timedelta(0):
+            raise ValueError(f"cannot move the clock backwards by {delta!r}")
+        self._now += delta
+
     def advance_to(self, moment: datetime) -> None:
+        """Move to ``moment`` (no-op if it has passed)."""
         self._now = max(self._now, moment)
 
     async def sleep(self, seconds: float) -> None:
-        self._now += timedelta(seconds=max(seconds, 0.0))
+        """Like ``asyncio.sleep``: a negative delay is none; still yields."""
+        self.advance(timedelta(seconds=max(seconds, 0.0)))
         await asyncio.sleep(0)

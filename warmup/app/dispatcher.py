@@ -83,7 +83,7 @@ class Dispatcher:
         self.resolver = resolver
         self.clock = clock
         self.settings = settings
-        self.rng = rng
+        del rng  # nothing here draws at random; kept so callers need not change
         self.lanes: dict[tuple[str, str], LaneRuntime] = {}
         self.stats = TickStats()
         self._renderer = Renderer(

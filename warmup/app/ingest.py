@@ -198,9 +198,12 @@ class BounceIntake:
 
     async def drain(self, inbox: Inbox, *, label: str = "maildir") -> Counter[str]:
         """Ingest every unseen mail of ``inbox``; each is marked seen only once its
-        effects are saved (a store failure leaves the rest for the next poll)."""
+        effects are saved (a store failure leaves the rest for the next poll).
+
+        The inbox is read and marked in a worker thread: a poll of a full maildir
+        would otherwise stall the event loop the dispatcher and relay share."""
         counts: Counter[str] = Counter()
-        for key, data in inbox.unseen():
+        for key, data in await asyncio.to_thread(inbox.unseen):
             try:
                 result = await self.ingest(data, source=f"{label}:{key}")
             except StoreError:
@@ -209,10 +212,10 @@ class BounceIntake:
                 # This mail's own problem: retrying it would block the mailbox
                 # forever. It stays in the maildir (seen) for a look by hand.
                 logger.exception("%s:%s: cannot handle this mail, skipped", label, key)
-                inbox.mark_seen(key)
+                await asyncio.to_thread(inbox.mark_seen, key)
                 counts["failed"] += 1
                 continue
-            inbox.mark_seen(key)
+            await asyncio.to_thread(inbox.mark_seen, key)
             counts["forged" if result.forged else result.report.kind.value] += 1
         if counts:
             logger.info(

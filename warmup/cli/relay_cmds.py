@@ -28,6 +28,7 @@ __all__ = ["domain_index", "relay", "relaying"]
 
 logger = logging.getLogger(__name__)
 MIN_PASSWORD = 8
+DEFAULT_USERS_FILE = "relay-users"
 
 
 @click.group()
@@ -79,7 +80,12 @@ def cert(
 
 @relay.command()
 @click.argument("name")
-@click.option("--file", "users_path", metavar="PATH", help="Default: relay.users_file.")
+@click.option(
+    "--file",
+    "users_path",
+    metavar="PATH",
+    help="Default: relay.users_file, else ./relay-users.",
+)
 @click.option(
     "--password-stdin", is_flag=True, help="Read the password from standard input."
 )
@@ -93,9 +99,8 @@ def adduser(
     scrypt hash. NAME is also the campaign of what NAME submits unless the
     message names one in its campaign header.
     """
-    path = users_path or config_from(ctx).settings.relay.users_file
-    if path is None:
-        fail("set relay.users_file in the config, or pass --file", EXIT_CONFIG)
+    configured = config_from(ctx).settings.relay.users_file
+    path = users_path or configured or DEFAULT_USERS_FILE
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -111,6 +116,8 @@ def adduser(
     except OSError as exc:
         fail(f"cannot write {path}: {exc}")
     click.echo(f"{'added' if new else 'updated'} {name} in {path}")
+    if configured is None:
+        click.echo(f"config.yaml:\n  relay:\n    users_file: {path}")
 
 
 def domain_index(config: Config) -> dict[str, str]:

@@ -29,10 +29,16 @@ __all__ = [
 _DAY = timedelta(days=1)
 
 
+_HOUR_US = 3_600_000_000
+
+
 def slot_interval(per_hour: float) -> timedelta:
+    """3600/R seconds, rounded up to the microsecond: rounded down (as
+    ``timedelta(seconds=3600 / 7)`` is), R slots would end a hair before the
+    hour and a window would hold one slot more than rule 3 allows."""
     if per_hour <= 0:
         raise ValueError(f"rate must be positive, got {per_hour!r}")
-    return timedelta(seconds=3600 / per_hour)
+    return timedelta(microseconds=math.ceil(_HOUR_US / per_hour))
 
 
 def local_day(moment: datetime, tz: tzinfo) -> date:

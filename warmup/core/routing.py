@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from warmup.core.schedule import Schedule
 from warmup.core.settings import Route
 
-__all__ = ["DomainIndex", "Hop", "engagement_priority", "isp_by_mx", "next_hop"]
+__all__ = ["Hop", "engagement_priority", "isp_by_mx", "next_hop"]
 
 DEFAULT_ISP = "default"
 
@@ -17,21 +17,6 @@ DEFAULT_ISP = "default"
 class Hop:
     host: str
     port: int
-
-
-class DomainIndex:
-    """Recipient domain -> ISP from the schedules' ``match.domains``."""
-
-    def __init__(self, schedules: Iterable[Schedule]) -> None:
-        self._schedules = tuple(schedules)
-        self._domains = {d: s.isp for s in self._schedules for d in s.domains}
-
-    def isp_of(self, domain: str) -> str | None:
-        return self._domains.get(domain.lower())
-
-    @property
-    def schedules(self) -> tuple[Schedule, ...]:
-        return self._schedules
 
 
 def isp_by_mx(mx_hosts: Sequence[str], schedules: Iterable[Schedule]) -> str:

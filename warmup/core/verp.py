@@ -43,8 +43,8 @@ def decode_verp(address: str, *, secret: bytes) -> VERPToken | None:
     local = address.strip().strip("<>").rpartition("@")[0]
     _, plus, tag = local.partition("+")
     parts = tag.split("-")
-    if not plus or len(parts) != 3:
-        return None
+    if not plus or len(parts) != 3 or not tag.isascii():
+        return None  # (a non-ASCII tag is no token, and would not encode)
     recipient, attempt, mac = parts
     body = f"{recipient}-{attempt}"
     if not hmac.compare_digest(mac.lower(), _mac(secret, body)):

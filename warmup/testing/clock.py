@@ -1,27 +1,20 @@
-"""FakeClock: a Clock whose time moves only when the test moves it."""
+"""FakeClock: a Clock whose time moves only when the test moves it.
+
+The one virtual clock is ``warmup.app.clock.VirtualClock`` (the demo runs on
+it); this only gives it a default start for tests.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+
+from warmup.app.clock import VirtualClock
 
 __all__ = ["FakeClock"]
 
+DEFAULT_START = datetime(2030, 1, 1, tzinfo=UTC)
 
-class FakeClock:
-    def __init__(self, start: datetime = datetime(2030, 1, 1, tzinfo=UTC)) -> None:
-        if start.tzinfo is None:
-            raise ValueError(f"start must be timezone-aware, got {start!r}")
-        self._now = start
 
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, delta: timedelta) -> None:
-        if delta < timedelta(0):
-            raise ValueError(f"cannot move the clock backwards by {delta!r}")
-        self._now += delta
-
-    async def sleep(self, seconds: float) -> None:
-        self.advance(timedelta(seconds=seconds))
-        await asyncio.sleep(0)  # still yield to other tasks
+class FakeClock(VirtualClock):
+    def __init__(self, start: datetime = DEFAULT_START) -> None:
+        super().__init__(start)

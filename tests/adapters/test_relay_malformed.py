@@ -1,4 +1,5 @@
-"""Relay regressions found in review: each reachable from a real SMTP client."""
+"""The relay on malformed input (bytes that are not UTF-8, messages the store
+refuses, headers hidden behind a bare CR), each reachable from a real client."""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
-"""Bounce intake regressions found in review: real store, engine on a fake clock."""
+"""Bounce intake end to end on a real store: hostile or broken mail, store
+outages, two processes at once, late news for another node's lanes."""
 
 from __future__ import annotations
 
 import asyncio
 import mailbox
 import random
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -173,6 +175,39 @@ async def test_a_mail_that_cannot_be_handled_is_skipped_not_retried_forever(
     inbox = MaildirInbox(tmp_path / "box")
     counts = await intake.drain(inbox)
     assert counts == {"failed": 1, "bounce": 1}
+    assert inbox.unseen() == []
+
+
+class _ThreadRecordingInbox(MaildirInbox):
+    """The real maildir inbox, noting which thread each read and rename ran on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.threads: list[int] = []
+
+    def unseen(self, limit: int = 500) -> list[tuple[str, bytes]]:
+        self.threads.append(threading.get_ident())
+        return super().unseen(limit)
+
+    def mark_seen(self, key: str) -> None:
+        self.threads.append(threading.get_ident())
+        super().mark_seen(key)
+
+
+async def test_the_maildir_is_read_off_the_event_loop(
+    store: SQLStore, tmp_path: Path
+) -> None:
+    """Reading and renaming mail files blocks: the poll does it in a worker
+    thread, so the relay sharing the loop keeps answering meanwhile."""
+    clock, sent = await _delivered(store, 2)
+    box = mailbox.Maildir(tmp_path / "box")
+    for message in sent:
+        box.add(_dsn(clock, message.sender, message.recipient))
+    inbox = _ThreadRecordingInbox(tmp_path / "box")
+    counts = await _intake(store, clock).drain(inbox)
+    assert counts == {"bounce": 2}
+    assert len(inbox.threads) == 3  # one read, two renames
+    assert threading.get_ident() not in inbox.threads
     assert inbox.unseen() == []
 
 
