@@ -77,6 +77,17 @@ class Template:
     # Lower-cased names of the template's own headers.
     headers: frozenset[str] = frozenset()
 
+    @property
+    def header_placeholders(self) -> frozenset[str]:
+        """The placeholders that go into a header (bounded, encoded per RFC 2047)."""
+        return frozenset(
+            part.name
+            for segment in self.segments
+            if isinstance(segment, _HeaderSlot)
+            for part in segment.parts
+            if isinstance(part, _Slot)
+        )
+
     def render(
         self, values: Mapping[str, str], headers: Sequence[tuple[str, str]] = ()
     ) -> bytes:
