@@ -77,16 +77,8 @@ class Template:
     # Lower-cased names of the template's own headers.
     headers: frozenset[str] = frozenset()
 
-    @property
-    def header_placeholders(self) -> frozenset[str]:
-        """The placeholders that go into a header (bounded, encoded per RFC 2047)."""
-        return frozenset(
-            part.name
-            for segment in self.segments
-            if isinstance(segment, _HeaderSlot)
-            for part in segment.parts
-            if isinstance(part, _Slot)
-        )
+    # The placeholders that go into a header (bounded, RFC 2047-encoded).
+    header_placeholders: frozenset[str] = frozenset()
 
     def render(
         self, values: Mapping[str, str], headers: Sequence[tuple[str, str]] = ()
@@ -154,6 +146,12 @@ def parse_template(data: bytes, source: str = "template") -> Template:
         placeholders=frozenset(names),
         subject=subject,
         headers=header_names,
+        header_placeholders=frozenset(
+            part.name
+            for slot in header_slots
+            for part in slot.parts
+            if isinstance(part, _Slot)
+        ),
     )
 
 
