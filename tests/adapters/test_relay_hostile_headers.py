@@ -4,10 +4,12 @@ and the relay goes on serving."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from tests.adapters.relay_harness import RawClient, Relay, running_relay
 from warmup.core.relay_message import MAX_FIELD_BYTES
@@ -59,3 +61,26 @@ async def test_tabs_folds_and_controls_in_the_body_pass(relay: Relay) -> None:
     reply = await _submit(relay, content)
     assert reply.startswith("250 2.0.0 OK queued as")
     assert await relay.counts() == {"queued": 1}
+
+
+async def test_a_database_fault_answers_451_with_one_log_line(
+    relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12, item 7: the table the message goes to is renamed away (a real
+    fault in the real SQLite file); each 451 logs one line, no traceback."""
+    async with relay.store.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE messages RENAME TO messages_away"))
+    caplog.set_level(logging.WARNING)
+    content = b"From: a@shop.example\r\nSubject: Hi\r\n\r\nbody\r\n"
+    for _ in range(3):
+        assert (await _submit(relay, content)).startswith("451 4.3.0")
+    assert relay.server.store_failures == 3
+    lines = [r for r in caplog.records if r.name == "warmup.adapters.relay"]
+    assert len(lines) == 3
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
+    assert "could not file a message from 127.0.0.1 (451): database error" in (
+        lines[0].getMessage()
+    )
+    async with relay.store.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE messages_away RENAME TO messages"))
+    assert (await _submit(relay, content)).startswith("250 2.0.0 OK queued as")
