@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import String
 
 from warmup.adapters.db.schema import recipients
 from warmup.cli import cli
@@ -123,6 +124,6 @@ def test_a_node_name_longer_than_the_claim_column_is_refused(tmp_path: Path) -> 
 
 
 def test_the_node_limit_leaves_room_for_the_process_id() -> None:
-    column = recipients.c.claimed_by.type.length
-    assert column is not None
-    assert MAX_NODE_CHARS + len(":4194304") <= column  # pid_max on Linux
+    column = recipients.c.claimed_by.type
+    assert isinstance(column, String) and column.length is not None
+    assert MAX_NODE_CHARS + len(":4194304") <= column.length  # pid_max on Linux

@@ -87,14 +87,14 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             node = super().compose_node(parent, index)
             size = self._sizes.get(id(node))
             if size is None:
                 raise _problem("found a recursive alias", mark)
             self._add(*size, mark=mark)
             return node
-        mark = self.peek_event().start_mark
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
         if len(self._open) > MAX_YAML_DEPTH:
             raise _problem(f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
         self._open.append([0, 0])
