@@ -34,7 +34,7 @@ from warmup.adapters.relay_session import RelayEnvelope, RelaySession
 from warmup.adapters.relay_users import UserFile
 from warmup.app.ports import Clock
 from warmup.app.submit import Submission, SubmissionIntake
-from warmup.core.errors import InputError
+from warmup.core.errors import InputError, StoreError
 from warmup.core.relay_policy import (
     ClientLimits,
     Refusal,
@@ -99,6 +99,8 @@ class RelayServer:
         self.sessions = 0  # admitted sessions (max_connections)
         self.data_slots = asyncio.Semaphore(settings.max_concurrent_data)
         self.committing = 0
+        # Messages answered 451 because the database failed (one log line each).
+        self.store_failures = 0
         self._settled = asyncio.Event()
         self._settled.set()
         self._server: asyncio.Server | None = None
@@ -222,6 +224,14 @@ class RelayServer:
             result = await asyncio.shield(task)
         except asyncio.CancelledError:
             raise  # the client hung up; the task goes on (see _filed)
+        except StoreError as exc:  # the database away: one line, no traceback
+            self.store_failures += 1
+            logger.warning(
+                "relay: could not file a message from %s (451): %s",
+                submission.peer_ip,
+                exc,
+            )
+            return _TEMPORARY
         except Exception:
             logger.exception(
                 "relay: could not file a message from %s", submission.peer_ip

@@ -26,6 +26,7 @@ from warmup.app.ports import Clock, EngineStore, NodeProcess, Resolver, Sender
 from warmup.app.render import Renderer
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
+from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
 from warmup.core.overflow import overflow_pace
@@ -64,6 +65,13 @@ class TickStats:
     sent: int = 0
     ticks: int = 0
     by_verdict: dict[str, int] = field(default_factory=dict)
+    # Failed attempts to write a tick's record (the database away).
+    record_failures: int = 0
+
+
+# Writing a tick's record again after a store fault: 1 s, 2 s, … up to 30 s.
+_RECORD_RETRY_FIRST = 1.0
+_RECORD_RETRY_MAX = 30.0
 
 
 class Dispatcher:
@@ -133,9 +141,36 @@ class Dispatcher:
                 record.lanes[runtime.id] = runtime.snapshot()
                 runtime.dirty = False
         self._unrecorded = record
-        await self.store.record(record, now)
+        await self._record(record, now)
         self._unrecorded = None
         return max(min(wakes), now)
+
+    async def _record(self, record: TickRecord, now: datetime) -> None:
+        """Write the tick's record, retrying a store fault until it is written.
+
+        Its sends have happened: left unwritten they would stay ``sending`` and
+        go out again after a restart. While the database is away nothing else
+        is sent; one line is logged when it goes and one when it is back.
+        """
+        delay, failures = _RECORD_RETRY_FIRST, 0
+        while True:
+            try:
+                await self.store.record(record, now)
+            except StoreError as exc:
+                failures += 1
+                self.stats.record_failures += 1
+                if failures == 1:
+                    logger.error(
+                        "%s; retrying until the database is back (%d sends held)",
+                        exc,
+                        len(record.attempts),
+                    )
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, _RECORD_RETRY_MAX)
+                continue
+            if failures:
+                logger.warning("tick recorded after %d failed tries", failures)
+            return
 
     def poke(self) -> None:
         """New mail was queued (the relay): look at the queue on the next tick
@@ -151,6 +186,15 @@ class Dispatcher:
         others or lose what they sent: log it, hand the lane's claims back."""
         try:
             return await self._drive(runtime, now, record)
+        except StoreError as exc:  # the database away: one line, no traceback
+            logger.warning(
+                "lane %s/%s failed this tick: %s",
+                runtime.lane.ip,
+                runtime.lane.isp,
+                exc,
+            )
+            runtime.hand_back(record)
+            return now + self.settings.idle_wake
         except Exception:
             logger.exception(
                 "lane %s/%s failed this tick", runtime.lane.ip, runtime.lane.isp

@@ -27,6 +27,7 @@ async def enqueue_rows(
     rows: Iterable[SourceRow],
     *,
     placeholders: frozenset[str],
+    header_placeholders: frozenset[str] = frozenset(),
     isp_of: Callable[[str], str | None],
     now: datetime,
     batch_size: int = 2000,
@@ -35,7 +36,7 @@ async def enqueue_rows(
     """Queue every valid, unsuppressed, new row; count the rest by cause."""
     report = EnqueueReport()
     for batch in batches(rows, batch_size):
-        valid = _validate(batch, placeholders, report)
+        valid = _validate(batch, placeholders, header_placeholders, report)
         keys = await store.suppressed_keys(
             sorted(lookup_keys(r.address for r in valid))
         )
@@ -54,7 +55,10 @@ async def enqueue_rows(
 
 
 def _validate(
-    batch: list[SourceRow], placeholders: frozenset[str], report: EnqueueReport
+    batch: list[SourceRow],
+    placeholders: frozenset[str],
+    header_placeholders: frozenset[str],
+    report: EnqueueReport,
 ) -> list[NewRecipient]:
     valid = []
     for row in batch:
@@ -63,7 +67,9 @@ def _validate(
             report.add_problem(row.line, row.error or "unreadable row")
             continue
         try:
-            valid.append(parse_recipient_row(row.values, placeholders))
+            valid.append(
+                parse_recipient_row(row.values, placeholders, header_placeholders)
+            )
         except RowError as exc:
             report.add_problem(row.line, str(exc))
     return valid

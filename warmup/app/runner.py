@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 
 from warmup.app.dispatcher import Dispatcher
+from warmup.core.errors import StoreError
 
 __all__ = ["run_until_stopped"]
 
@@ -46,6 +47,9 @@ async def run_until_stopped(
         cap = max_sleep
         try:
             next_at = tick.result()
+        except StoreError as exc:  # the database away: one line, no traceback
+            logger.warning("tick failed; trying again in %s: %s", failure_pause, exc)
+            next_at, cap = clock.now() + failure_pause, failure_pause
         except Exception:
             # Never let one bad tick (the database away, say) end the daemon.
             logger.exception("tick failed; trying again in %s", failure_pause)

@@ -137,6 +137,7 @@ async def load_list(
         campaign.id,
         rows,
         placeholders=template.placeholders,
+        header_placeholders=template.header_placeholders,
         isp_of=isp_of,
         now=now,
         batch_size=5000,

@@ -151,6 +151,7 @@ async def _load(
                 ref.id,
                 reader,
                 placeholders=template.placeholders,
+                header_placeholders=template.header_placeholders,
                 isp_of=index.get,
                 now=clock.now(),
                 on_batch=show,

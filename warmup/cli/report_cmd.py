@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.private_file import write_private
 from warmup.adapters.report_html import render_html
 from warmup.app.clock import SystemClock
 from warmup.app.report import gather_report
@@ -31,7 +32,7 @@ async def write_report(
     page = await asyncio.to_thread(render_html, data, title=title)
     encoded = page.encode()
     try:
-        await asyncio.to_thread(path.write_bytes, encoded)
+        await asyncio.to_thread(write_private, path, encoded)  # 0600: addresses
     except OSError as exc:
         fail(f"cannot write the report to {str(path)!r}: {exc.strerror}", EXIT_RUNTIME)
     return len(encoded)

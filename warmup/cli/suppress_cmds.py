@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.private_file import open_private
 from warmup.adapters.recipient_file import RowReader
 from warmup.app.clock import SystemClock
 from warmup.app.suppress import ImportReport, import_suppressions, parse_entries
@@ -193,9 +194,7 @@ def export(ctx: click.Context, file: str, reason: str | None) -> None:
     out: IO[str] = (
         sys.stdout
         if file == "-"
-        else open(  # noqa: SIM115
-            file, "w", encoding="utf-8", newline=""
-        )
+        else open_private(file)  # the list holds addresses: 0600
     )
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
-from warmup.config.reader import Context
+from warmup.config.reader import MAX_YAML_BYTES, Context
 from warmup.config.schedules import check_schedule_set, parse_schedule
 from warmup.config.settings import Config, parse_settings
 from warmup.core.errors import ConfigError, ConfigIssue
@@ -49,6 +51,8 @@ def read_config(path: Path) -> tuple[Config | None, Context]:
     if text is None:
         return None, ctx
     settings = parse_settings(text, ctx)
+    if ctx.unreadable:
+        return None, ctx
     directory = Path(settings.schedules_dir)
     if not directory.is_absolute():
         directory = path.parent / directory
@@ -57,15 +61,38 @@ def read_config(path: Path) -> tuple[Config | None, Context]:
 
 
 def _read(path: Path, issues: list[ConfigIssue]) -> str | None:
+    """A config or schedule file's text; a special file (a FIFO, /dev/zero) or one
+    over MAX_YAML_BYTES is refused unread, so it can neither hang nor flood us."""
+
+    def refuse(message: str) -> None:
+        issues.append(ConfigIssue(file=str(path), path="", message=message))
+
     try:
-        return path.read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        issues.append(ConfigIssue(file=str(path), path="", message="file not found"))
-    except (OSError, UnicodeDecodeError) as exc:
-        issues.append(
-            ConfigIssue(file=str(path), path="", message=f"cannot read: {exc}")
-        )
-    return None
+        refuse("file not found")
+        return None
+    except OSError as exc:
+        refuse(f"cannot read: {exc.strerror}")
+        return None
+    with os.fdopen(fd, "rb") as file:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                refuse("not a regular file")
+                return None
+            data = file.read(MAX_YAML_BYTES + 1)
+        except OSError as exc:
+            refuse(f"cannot read: {exc.strerror}")
+            return None
+    if len(data) > MAX_YAML_BYTES:
+        refuse(f"larger than {MAX_YAML_BYTES // 1024} KiB; not a config file")
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        refuse(f"cannot read: {exc}")
+        return None
 
 
 def _load_schedule_dir(

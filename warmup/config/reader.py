@@ -18,7 +18,14 @@ import yaml
 from warmup.core.duration import parse_duration
 from warmup.core.errors import ConfigIssue
 
-__all__ = ["Context", "Node", "parse_yaml"]
+__all__ = [
+    "MAX_YAML_BYTES",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
+    "Context",
+    "Node",
+    "parse_yaml",
+]
 
 T = TypeVar("T")
 
@@ -31,6 +38,8 @@ class Context:
     lines: dict[str, int] = field(default_factory=dict)
     issues: list[ConfigIssue] = field(default_factory=list)
     known: set[str] = field(default_factory=set)
+    # The text could not be parsed at all (parse_yaml said why).
+    unreadable: bool = False
 
     def issue(self, path: str, message: str) -> None:
         line = self.lines.get(path)
@@ -58,8 +67,56 @@ def _pattern(path: str) -> str:
     return "".join(out)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys instead of keeping the last."""
+#: A config or schedule file is a few KB; these bound what a hostile one costs.
+MAX_YAML_BYTES = 256 * 1024
+MAX_YAML_DEPTH = 64  # nesting, aliases expanded
+MAX_YAML_NODES = 100_000  # nodes, aliases expanded ("billion laughs")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys instead of keeping the last,
+    and documents nested too deeply or expanding (through aliases) too far.
+
+    While composing, each open collection keeps [nodes, height] of what it holds
+    so far; an alias adds the size and height its anchor's node ended with."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._open: list[list[int]] = [[0, 0]]
+        self._sizes: dict[int, tuple[int, int]] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise _problem("found a recursive alias", mark)
+            self._add(*size, mark=mark)
+            return node
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        if len(self._open) > MAX_YAML_DEPTH:
+            raise _problem(f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+        self._open.append([0, 0])
+        node = super().compose_node(parent, index)
+        nodes, height = self._open.pop()
+        self._sizes[id(node)] = (nodes + 1, height + 1)
+        self._add(nodes + 1, height + 1, mark=mark)
+        return node
+
+    def _add(self, nodes: int, height: int, *, mark: Any) -> None:
+        current = self._open[-1]
+        current[0] += nodes
+        current[1] = max(current[1], height)
+        if current[0] > MAX_YAML_NODES:
+            raise _problem(
+                f"more than {MAX_YAML_NODES:,} values once aliases are expanded", mark
+            )
+        if len(self._open) - 1 + current[1] > MAX_YAML_DEPTH:
+            raise _problem(
+                f"nested deeper than {MAX_YAML_DEPTH} levels once aliases are expanded",
+                mark,
+            )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
         seen: set[Any] = set()
@@ -74,6 +131,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _problem(text: str, mark: Any) -> yaml.composer.ComposerError:
+    return yaml.composer.ComposerError(None, None, text, mark)
 
 
 def _line_map(node: yaml.Node | None, path: str, out: dict[str, int]) -> None:
@@ -91,20 +152,36 @@ def _line_map(node: yaml.Node | None, path: str, out: dict[str, int]) -> None:
 
 
 def parse_yaml(text: str, ctx: Context) -> Any:
-    """Parse YAML text; a syntax error becomes an issue and ``None`` is returned."""
+    """Parse YAML text; a syntax error, or a document over the size, nesting or
+    alias-expansion limits, becomes an issue and ``None`` is returned."""
+    if len(text) > MAX_YAML_BYTES:
+        ctx.unreadable = True
+        ctx.issues.append(
+            ConfigIssue(
+                file=ctx.file,
+                path="",
+                message=f"larger than {MAX_YAML_BYTES // 1024} KiB; not a config file",
+            )
+        )
+        return None
+    loader = _BoundedLoader(text)
     try:
-        _line_map(yaml.compose(text, Loader=yaml.SafeLoader), "", ctx.lines)
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        node = loader.get_single_node()
+        _line_map(node, "", ctx.lines)
+        return None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{ctx.file}:{mark.line + 1}" if mark is not None else ctx.file
         problem = getattr(exc, "problem", None) or str(exc)
         context = getattr(exc, "context", None)
         detail = f"{context}: {problem}" if context else str(problem)
+        ctx.unreadable = True
         ctx.issues.append(
             ConfigIssue(file=where, path="", message=f"bad YAML: {detail}")
         )
         return None
+    finally:
+        loader.dispose()
 
 
 _MISSING = object()

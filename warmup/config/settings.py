@@ -27,7 +27,10 @@ from warmup.core.settings import (
     TLSSettings,
 )
 
-__all__ = ["Config", "Settings", "parse_settings"]
+__all__ = ["MAX_NODE_CHARS", "Config", "Settings", "parse_settings"]
+
+#: The claim column is varchar(128) and holds ``node:pid``.
+MAX_NODE_CHARS = 120
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -67,13 +70,16 @@ class Config:
 
 def parse_settings(text: str, ctx: Context) -> Settings:
     """Parse config text; every problem is appended to ``ctx.issues``."""
-    root = Node(ctx, "", parse_yaml(text, ctx))
+    data = parse_yaml(text, ctx)
     base = Settings()
+    if ctx.unreadable:
+        return base  # one issue says why; the rest would only follow from it
+    root = Node(ctx, "", data)
     settings = Settings(
         database=root.string("database", base.database),
         timezone=root.value("timezone", base.timezone, _timezone),
         schedules_dir=root.string("schedules", base.schedules_dir),
-        node=root.optional_string("node"),
+        node=root.value("node", None, _node_name),
         ips=_ips(root),
         delivery=_delivery(root.child("delivery")),
         bounces=_bounces(root.child("bounces")),
@@ -83,6 +89,20 @@ def parse_settings(text: str, ctx: Context) -> Settings:
     )
     root.finish()
     return settings
+
+
+def _node_name(raw: Any) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError(f"expected a string, got {raw!r}")
+    name = str(raw).strip()
+    if not name:
+        raise ValueError(f"must not be empty, got {raw!r}")
+    if len(name) > MAX_NODE_CHARS:
+        raise ValueError(
+            f"at most {MAX_NODE_CHARS} characters (claims store it with the process "
+            f"id in 128), got {name[:40]!r}… ({len(name)} characters)"
+        )
+    return name
 
 
 def _timezone(raw: Any) -> str:

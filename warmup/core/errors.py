@@ -49,6 +49,9 @@ class ConfigError(WarmupError, ValueError):
     def __init__(self, issues: list[ConfigIssue]) -> None:
         self.issues = list(issues)
         count = len(self.issues)
+        if count == 1:  # one problem, one line
+            super().__init__(f"configuration problem: {self.issues[0]}")
+            return
         noun = "problem" if count == 1 else "problems"
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(f"{count} configuration {noun}:\n{lines}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -11,12 +12,22 @@ from warmup.core.address import AddressError, parse_address
 
 __all__ = [
     "ENGAGEMENT_COLUMNS",
+    "MAX_FIELD_BYTES",
+    "MAX_HEADER_FIELD_CHARS",
     "NewRecipient",
     "RowError",
     "parse_recipient_row",
 ]
 
 ENGAGEMENT_COLUMNS = ("last_open_at", "last_click_at", "score")
+#: Longest value of any column, in UTF-8 bytes: under 1 MB, so rendering a
+#: recipient's mail stays a matter of milliseconds.
+MAX_FIELD_BYTES = 960 * 1024
+#: Longest value that goes into a header (RFC 5322's line limit): RFC 2047
+#: encoding costs ~20 µs a character, so this bounds a header's cost.
+MAX_HEADER_FIELD_CHARS = 998
+# C0 controls but TAB, and DEL: never in a header, never in a text part.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class RowError(ValueError):
@@ -66,19 +77,46 @@ def _score(text: str) -> float | None:
     return value
 
 
+def _check_value(column: str, value: str, *, in_header: bool) -> None:
+    if len(value) > MAX_FIELD_BYTES // 4 and (
+        len(value) > MAX_FIELD_BYTES or len(value.encode("utf-8")) > MAX_FIELD_BYTES
+    ):
+        raise RowError(
+            f"{column}: value longer than {MAX_FIELD_BYTES:,} bytes "
+            f"({len(value):,} characters)"
+        )
+    if in_header and len(value) > MAX_HEADER_FIELD_CHARS:
+        raise RowError(
+            f"{column}: value longer than {MAX_HEADER_FIELD_CHARS} characters "
+            f"({len(value):,}), but the template puts it in a header"
+        )
+    found = _CONTROL.search(value)
+    if found is None:
+        return
+    if found.group() in "\r\n":
+        raise RowError(
+            f"{column}: line break in value (header injection), got {value[:60]!r}"
+        )
+    raise RowError(
+        f"{column}: control character {found.group()!r} at position "
+        f"{found.start() + 1} of the value"
+    )
+
+
 def parse_recipient_row(
-    values: Mapping[str, str], placeholders: Collection[str]
+    values: Mapping[str, str],
+    placeholders: Collection[str],
+    header_placeholders: Collection[str] = (),
 ) -> NewRecipient:
     """Validate one row; raise RowError naming the column at fault.
 
-    Values with CR or LF are refused: they would let a row inject headers.
-    Every placeholder the template uses must be present in the row.
+    Values with control characters (CR and LF above all: they would let a row
+    inject headers) or longer than MAX_FIELD_BYTES are refused, and so are values
+    for ``header_placeholders`` longer than MAX_HEADER_FIELD_CHARS. Every
+    placeholder the template uses must be present in the row.
     """
     for column, value in values.items():
-        if "\r" in value or "\n" in value:
-            raise RowError(
-                f"{column}: line break in value (header injection), got {value[:60]!r}"
-            )
+        _check_value(column, value, in_header=column in header_placeholders)
     raw = values.get("email")
     if raw is None:
         raise RowError("email: missing")

@@ -19,6 +19,8 @@ from email.utils import format_datetime
 from warmup.core.relay_policy import Refusal, check_campaign_name
 
 __all__ = [
+    "MAX_FIELD_BYTES",
+    "MAX_HEADER_BYTES",
     "PreparedMessage",
     "header_names",
     "prepare_message",
@@ -30,6 +32,11 @@ _FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 _LINE_END = re.compile(rb"\r\n|\n|\r")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9.:_\[\]-]{1,255}$")
 _ALWAYS_REMOVED = frozenset({"bcc", "resent-bcc"})
+#: A header field, folds included, and the whole header section.
+MAX_FIELD_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
+# C0 controls but TAB, and DEL (a field holds CR and LF only as line ends).
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,7 +47,7 @@ class PreparedMessage:
 
 def _fields(raw: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
     """Header fields as (lower-cased name, raw bytes with folds) and the rest."""
-    fields: list[tuple[str, bytes]] = []
+    fields: list[tuple[str, list[bytes]]] = []
     position = 0
     while position < len(raw):
         # A bare CR ends a line too: the sender turns it into CRLF (aiosmtplib
@@ -49,15 +56,36 @@ def _fields(raw: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
         end = len(raw) if found is None else found.end()
         line = raw[position:end]
         if line[:1] in (b" ", b"\t") and fields:
-            name, text = fields[-1]
-            fields[-1] = (name, text + line)
+            fields[-1][1].append(line)  # a fold: linear however many there are
         else:
             match = _FIELD.match(line)
             if match is None:
                 break  # the blank line (or a body with no blank line before it)
-            fields.append((match.group(1).decode("ascii").lower(), line))
+            fields.append((match.group(1).decode("ascii").lower(), [line]))
         position = end
-    return fields, raw[position:]
+    return [(name, b"".join(lines)) for name, lines in fields], raw[position:]
+
+
+def _check_fields(fields: list[tuple[str, bytes]]) -> Refusal | None:
+    """Refuse a header section the next hop should never see: too large, a field
+    too long, or a control character (NUL above all) in a field."""
+    total = sum(len(field) for _, field in fields)
+    if total > MAX_HEADER_BYTES:
+        return Refusal(
+            552, "5.3.4", f"Header section longer than {MAX_HEADER_BYTES} bytes"
+        )
+    for name, field in fields:
+        shown = _safe(name[:64])
+        if len(field) > MAX_FIELD_BYTES:
+            return Refusal(
+                552, "5.3.4", f"Header {shown} longer than {MAX_FIELD_BYTES} bytes"
+            )
+        found = _CONTROL.search(field)
+        if found is not None:
+            return Refusal(
+                550, "5.6.0", f"Control character {found.group()!r} in header {shown}"
+            )
+    return None
 
 
 def _value(field: bytes) -> str:
@@ -73,6 +101,9 @@ def prepare_message(
     fields, rest = _fields(raw)
     if not fields:
         return Refusal(550, "5.6.0", "The message has no header section")
+    refused = _check_fields(fields)
+    if refused is not None:
+        return refused
     wanted = campaign_header.lower()
     campaign: str | None = None
     for name, field in fields:

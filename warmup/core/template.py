@@ -77,6 +77,9 @@ class Template:
     # Lower-cased names of the template's own headers.
     headers: frozenset[str] = frozenset()
 
+    # The placeholders that go into a header (bounded, RFC 2047-encoded).
+    header_placeholders: frozenset[str] = frozenset()
+
     def render(
         self, values: Mapping[str, str], headers: Sequence[tuple[str, str]] = ()
     ) -> bytes:
@@ -143,6 +146,12 @@ def parse_template(data: bytes, source: str = "template") -> Template:
         placeholders=frozenset(names),
         subject=subject,
         headers=header_names,
+        header_placeholders=frozenset(
+            part.name
+            for slot in header_slots
+            for part in slot.parts
+            if isinstance(part, _Slot)
+        ),
     )
 
 

@@ -26,6 +26,7 @@ from warmup.adapters.db.feedback import FeedbackOps
 from warmup.adapters.db.ownership import OwnershipOps
 from warmup.adapters.db.queue import suppression_row
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
+from warmup.adapters.private_file import create_private
 from warmup.app.ports import CampaignRef, TemplateRecord
 from warmup.core.errors import InputError, StoreError
 from warmup.core.model import RecipientState, SuppressionKind
@@ -112,14 +113,24 @@ def _sqlite_begin(connection: Connection) -> None:
 
 def _check_sqlite_directory(url: str) -> None:
     """Say plainly when a SQLite file's directory is missing (before aiosqlite
-    starts a connection thread only to fail)."""
+    starts a connection thread only to fail); create a new file private."""
     parsed = make_url(async_url(url))
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return
-    directory = Path(database).expanduser().resolve().parent
-    if not directory.is_dir():
-        raise StoreError("open", f"directory {str(directory)!r} does not exist ({url})")
+    path = Path(database).expanduser().resolve()
+    if not path.parent.is_dir():
+        raise StoreError(
+            "open", f"directory {str(path.parent)!r} does not exist ({url})"
+        )
+    # SQLite would create it under the umask (0644): it holds recipient
+    # addresses, so create it 0600 (its -wal and -shm files take its mode).
+    try:
+        create_private(path)
+    except OSError as exc:
+        raise StoreError(
+            "open", f"cannot create {str(path)!r}: {exc.strerror}"
+        ) from None
 
 
 def _upgrade(connection: Connection) -> None:

@@ -1,0 +1,105 @@
+"""A store fault while a tick is recorded (issue 12, item 7): the record is
+written again until the database is back, so no send is left ``sending`` and a
+restart repeats none of them; the outage logs one line, not a traceback a try.
+
+The fault is real: the ``attempts`` table is renamed away under the running
+engine (SQLite file and PostgreSQL alike), then renamed back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from tests.app.test_dispatcher import START, _engine, _queue, _run_until
+from warmup.adapters.db.schema import attempts, recipients
+from warmup.adapters.db.store import SQLStore
+from warmup.core.attempt import SendOutcome
+from warmup.core.settings import SourceIP
+from warmup.testing.clock import FakeClock
+from warmup.testing.fakes import FakeSender
+
+WINDOW = START + timedelta(hours=1)  # 01:00 in Tokyo, the schedule's window
+
+
+async def _rename(store: SQLStore, old: str, new: str) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+@dataclass(kw_only=True)
+class _BreakingSender(FakeSender):
+    """Sends as FakeSender; the first send takes the attempts table away."""
+
+    store: SQLStore
+    broken: list[bool] = field(default_factory=list)
+
+    async def send(self, *, source: SourceIP, **kwargs: object) -> SendOutcome:
+        if not self.broken:
+            self.broken.append(True)
+            await _rename(self.store, "attempts", "attempts_away")
+        return await super().send(source=source, **kwargs)  # type: ignore[arg-type]
+
+
+async def _states(store: SQLStore) -> dict[str, int]:
+    async with store.engine.connect() as conn:
+        query = select(recipients.c.state, func.count()).group_by(recipients.c.state)
+        return {str(row[0]): int(row[1]) for row in (await conn.execute(query)).all()}
+
+
+async def _attempt_count(store: SQLStore) -> int:
+    async with store.engine.connect() as conn:
+        query = select(func.count()).select_from(attempts)
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def test_a_record_that_fails_is_retried_until_stored(
+    store: SQLStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(START)
+    await _queue(store, 40, clock.now())
+    sender = _BreakingSender(now=clock.now, store=store)
+    engine = await _engine(store, clock, sender)
+    await _run_until(engine, clock, WINDOW)  # maintenance done, nothing sent yet
+    assert sender.sent == []
+    clock.advance(WINDOW - clock.now())
+    caplog.set_level(logging.INFO)
+    tick = asyncio.create_task(engine.tick())
+    for _ in range(10_000):  # bounded: each retry sleeps on the virtual clock
+        if engine.stats.record_failures >= 4 or tick.done():
+            break
+        await asyncio.sleep(0)
+    assert not tick.done(), "the tick gave up on its record"
+    held = len(sender.sent)
+    assert held == 2  # one a lane, both lanes sent before the record failed
+    await _rename(store, "attempts_away", "attempts")
+    await tick
+    # Backoff of 1, 2, 4 … s, at most 30 s, on the injected clock.
+    failures = engine.stats.record_failures
+    waited = sum(min(2**n, 30) for n in range(failures))
+    assert clock.now() - WINDOW == timedelta(seconds=waited)
+    # The sends are stored as done; the rest still "sending" is the lanes'
+    # claimed buffers, handed back on finish().
+    assert (await _states(store))["delivered"] == held
+    assert await _attempt_count(store) == held
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert "database error during recording attempts" in errors[0].getMessage()
+    assert "retrying until the database is back (2 sends held)" in (
+        errors[0].getMessage()
+    )
+    assert any("tick recorded after" in r.getMessage() for r in caplog.records)
+
+    # A restart (a new engine, same node) repeats none of the recorded sends.
+    await engine.finish()
+    assert "sending" not in await _states(store)
+    again = await _engine(store, clock, sender)
+    await _run_until(again, clock, WINDOW + timedelta(hours=2))
+    per_recipient = Counter(m.recipient for m in sender.sent)
+    assert len(sender.sent) > held
+    assert max(per_recipient.values()) == 1
