@@ -12,14 +12,14 @@ import pytest
 from tests.dkim_check import dnsfunc, signed_names, verify_all
 from warmup.adapters.dkim_keys import (
     DKIMKeyError,
-    KeySpec,
     generate_key,
     load_key,
     load_signing_key,
     txt_record,
     write_key,
 )
-from warmup.core.dkim import sign_message
+from warmup.core.dkim import DEFAULT_HEADERS, sign_message
+from warmup.core.settings import DKIMKeySettings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)  # dkimpy refuses a t= in the future
 MESSAGE = (
@@ -32,6 +32,12 @@ MESSAGE = (
     b"\r\n"
     b"Hello  \xc3\xa9\r\n.leading dot\r\n\r\n\r\n"
 )
+
+
+def _spec(selector: str, key: str) -> DKIMKeySettings:
+    return DKIMKeySettings(
+        domain="shop.example", selector=selector, key=key, headers=DEFAULT_HEADERS
+    )
 
 
 def _write(tmp_path: Path, name: str, algorithm: str, bits: int = 2048) -> Path:
@@ -48,9 +54,7 @@ def test_signature_verifies_with_dkimpy(
 ) -> None:
     path = _write(tmp_path, "k.pem", algorithm, bits)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    key = load_signing_key(
-        KeySpec(domain="shop.example", selector="s1", key="k.pem"), base=tmp_path
-    )
+    key = load_signing_key(_spec("s1", "k.pem"), base=tmp_path)
     signed = sign_message(MESSAGE, [key], now=NOW)
     record = txt_record(load_key(path))
     records = {"s1._domainkey.shop.example": record}
@@ -74,10 +78,7 @@ def test_dual_signing_both_verify(tmp_path: Path) -> None:
     _write(tmp_path, "old.pem", "rsa")
     _write(tmp_path, "new.pem", "ed25519")
     keys = [
-        load_signing_key(
-            KeySpec(domain="shop.example", selector=s, key=f"{s}.pem"), base=tmp_path
-        )
-        for s in ("old", "new")
+        load_signing_key(_spec(s, f"{s}.pem"), base=tmp_path) for s in ("old", "new")
     ]
     signed = sign_message(MESSAGE, keys, now=NOW)
     records = {

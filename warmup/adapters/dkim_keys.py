@@ -12,19 +12,18 @@ import base64
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from warmup.core.dkim import DEFAULT_HEADERS, SigningKey
+from warmup.core.dkim import SigningKey
 from warmup.core.errors import InputError
+from warmup.core.settings import DKIMKeySettings
 
 __all__ = [
     "DKIMKeyError",
-    "KeySpec",
     "generate_key",
     "load_key",
     "load_signing_key",
@@ -37,16 +36,6 @@ PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 class DKIMKeyError(InputError):
     """A DKIM key file cannot be read or is not usable for signing."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KeySpec:
-    """One ``dkim.keys`` entry as configured (the key still a path)."""
-
-    domain: str
-    selector: str
-    key: str
-    headers: tuple[str, ...] = DEFAULT_HEADERS
 
 
 def load_key(path: Path) -> PrivateKey:
@@ -91,7 +80,7 @@ def _signer(key: PrivateKey) -> tuple[str, Callable[[bytes], bytes]]:
     return "ed25519-sha256", sign_ed25519
 
 
-def load_signing_key(spec: KeySpec, *, base: Path) -> SigningKey:
+def load_signing_key(spec: DKIMKeySettings, *, base: Path) -> SigningKey:
     """Load ``spec.key`` (relative to ``base``) as a core :class:`SigningKey`."""
     algorithm, sign = _signer(load_key(base / spec.key))
     return SigningKey(

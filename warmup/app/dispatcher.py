@@ -21,7 +21,8 @@ from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.render import Renderer
-from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.app.sign import Held, MessageSigner
+from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
@@ -50,6 +51,8 @@ class EngineSettings:
     # into a burst); more on a virtual clock, where each send is stamped with
     # its own slot instant and ticks can be coarse.
     catch_up: int = 1
+    # A message held back unsigned (dkim.unsigned: hold) is looked at again after.
+    hold_recheck: timedelta = timedelta(minutes=15)
 
 
 @dataclass(slots=True)
@@ -69,6 +72,7 @@ class Dispatcher:
         clock: Clock,
         settings: EngineSettings,
         rng: random.Random,
+        signer: MessageSigner | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -79,7 +83,10 @@ class Dispatcher:
         self.lanes: dict[tuple[str, str], LaneRuntime] = {}
         self.stats = TickStats()
         self._renderer = Renderer(
-            store, return_path=settings.return_path, secret=settings.verp_secret
+            store,
+            return_path=settings.return_path,
+            secret=settings.verp_secret,
+            signer=signer,
         )
         self._outcomes = OutcomeHandler(store, settings)
         self._next_maintenance: datetime | None = None
@@ -162,7 +169,11 @@ class Dispatcher:
                 runtime.mark_idle(now)
                 return runtime.idle_until or now + self.settings.idle_wake
             at = slot if self.settings.catch_up > 1 else now
-            outcome = await self._send_one(runtime, claimed, at)
+            rendered = await self._renderer.render_signed(claimed, at)
+            if isinstance(rendered, Held):
+                self._hold(runtime, claimed, rendered, now, record)
+                continue
+            outcome = await self._send_one(runtime, claimed, rendered, at)
             runtime.sent(at)
             self._outcomes.apply(runtime, claimed, outcome, at, record)
             self.stats.sent += 1
@@ -231,15 +242,38 @@ class Dispatcher:
                 runtime.buffer.append(item)
         runtime.idle_until = None
 
+    def _hold(
+        self,
+        runtime: LaneRuntime,
+        claimed: Claimed,
+        held: Held,
+        now: datetime,
+        record: TickRecord,
+    ) -> None:
+        """Back to the queue unsent and uncounted, to be looked at again later."""
+        assert runtime.lease_until is not None  # claimed under this lease
+        record.held.append(
+            HeldRecipient(
+                recipient_id=claimed.id,
+                lease_until=runtime.lease_until,
+                until=now + self.settings.hold_recheck,
+                reason=held.reason,
+            )
+        )
+
     async def _send_one(
-        self, runtime: LaneRuntime, claimed: Claimed, at: datetime
+        self,
+        runtime: LaneRuntime,
+        claimed: Claimed,
+        rendered: tuple[str, bytes],
+        at: datetime,
     ) -> SendOutcome:
         hops = await self._outcomes.hops(
             self.resolver, claimed.domain, runtime.lane.isp
         )
         if not hops:
             return self._outcomes.no_route(claimed.domain)
-        mail_from, message = await self._renderer.render(claimed, at)
+        mail_from, message = rendered
         for number, hop in enumerate(hops, start=1):
             outcome = await self.sender.send(
                 source=runtime.source,

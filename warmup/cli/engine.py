@@ -11,7 +11,9 @@ from datetime import timedelta
 from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher, EngineSettings
 from warmup.app.ports import Clock, Resolver, Sender
+from warmup.app.sign import MessageSigner
 from warmup.cli.common import EXIT_CONFIG, fail
+from warmup.cli.dkim_cmds import signing_keys
 from warmup.config import Config
 from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
@@ -76,4 +78,7 @@ def build_dispatcher(
         clock=clock,
         settings=settings,
         rng=random.Random(seed),
+        signer=MessageSigner(
+            signing_keys(config), unsigned=config.settings.dkim.unsigned
+        ),
     )
