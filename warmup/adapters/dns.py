@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import dns.asyncresolver
 import dns.exception
+import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from warmup.app.ports import MXAnswer
+from warmup.app.ports import DNSAnswer, MXAnswer
 
-__all__ = ["DNSResolver"]
+__all__ = ["DNSRecords", "DNSResolver", "make_resolver"]
 
 logger = logging.getLogger(__name__)
 _NEGATIVE_TTL = timedelta(minutes=5)
 _MAX_TTL = timedelta(hours=6)
+
+
+def make_resolver(
+    nameservers: Sequence[tuple[str, int]], timeout: timedelta
+) -> dns.asyncresolver.Resolver:
+    """A dnspython resolver asking ``nameservers`` (``dns.nameservers``: host,
+    port; UDP, and TCP for truncated answers), or the system's when empty."""
+    resolver = dns.asyncresolver.Resolver(configure=not nameservers)
+    if nameservers:
+        resolver.nameservers = [
+            dns.nameserver.Do53Nameserver(host, port) for host, port in nameservers
+        ]
+    resolver.lifetime = timeout.total_seconds()
+    return resolver
 
 
 class DNSResolver:
@@ -28,14 +43,11 @@ class DNSResolver:
         *,
         timeout: timedelta,
         now: Callable[[], datetime],
-        nameservers: list[str] | None = None,
+        nameservers: Sequence[str | tuple[str, int]] = (),
         port: int = 53,
     ) -> None:
-        self._resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
-        if nameservers is not None:
-            self._resolver.nameservers = nameservers
-            self._resolver.port = port
-        self._resolver.lifetime = timeout.total_seconds()
+        servers = [(s, port) if isinstance(s, str) else s for s in nameservers]
+        self._resolver = make_resolver(servers, timeout)
         self._now = now
         self._cache: dict[str, tuple[datetime, MXAnswer]] = {}
 
@@ -68,3 +80,32 @@ class DNSResolver:
         if hosts in ((), ("",)):
             return MXAnswer(error="nullmx"), ttl
         return MXAnswer(hosts=hosts), ttl
+
+
+def _text(rdata: object, rdtype: str) -> str:
+    if rdtype == "TXT":
+        strings: tuple[bytes, ...] = rdata.strings  # type: ignore[attr-defined]
+        return b"".join(strings).decode("utf-8", errors="replace")
+    if rdtype == "MX":
+        exchange = str(rdata.exchange).rstrip(".").lower()  # type: ignore[attr-defined]
+        return f"{rdata.preference} {exchange}"  # type: ignore[attr-defined]
+    return str(rdata).rstrip(".").lower()
+
+
+class DNSRecords:
+    """The DNSLookup port: any record type, errors as values, no cache."""
+
+    def __init__(self, resolver: dns.asyncresolver.Resolver) -> None:
+        self._resolver = resolver
+
+    async def lookup(self, name: str, rdtype: str) -> DNSAnswer:
+        try:
+            result = await self._resolver.resolve(name, rdtype, search=False)
+        except dns.resolver.NXDOMAIN:
+            return DNSAnswer(error="nxdomain")
+        except dns.resolver.NoAnswer:
+            return DNSAnswer(error="nodata")
+        except dns.exception.DNSException as exc:
+            logger.warning("%s lookup for %s failed: %s", rdtype, name, exc)
+            return DNSAnswer(error="temporary")
+        return DNSAnswer(records=tuple(_text(r, rdtype) for r in result))

@@ -171,6 +171,12 @@ def _queue_metrics(snapshot: _Snapshot) -> Iterator[Metric]:
         "Queued recipients waiting for a retry after a soft failure.",
         value=queue.retry_backlog,
     )
+    yield GaugeMetricFamily(
+        "warmup_held_unsigned",
+        "Queued recipients held back unsent: no DKIM key covers the From domain "
+        "(dkim.unsigned: hold).",
+        value=queue.held,
+    )
     age = snapshot.oldest_pending_age
     yield GaugeMetricFamily(
         "warmup_oldest_pending_age_seconds",

@@ -24,7 +24,8 @@ from warmup.app.overflow import OverflowPlan, plan_overflow
 from warmup.app.ownership import IPOwnership, Processes
 from warmup.app.ports import Clock, EngineStore, NodeProcess, Resolver, Sender
 from warmup.app.render import Renderer
-from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.app.sign import Held, MessageSigner
+from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
 from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
@@ -58,6 +59,8 @@ class EngineSettings:
     # Every configured IP, on whichever node (the overflow plan counts the
     # warming lanes of all of them); empty: ``ips``.
     pool: Sequence[SourceIP] = ()
+    # A message held back unsigned (dkim.unsigned: hold) is looked at again after.
+    hold_recheck: timedelta = timedelta(minutes=15)
 
 
 @dataclass(slots=True)
@@ -85,6 +88,7 @@ class Dispatcher:
         settings: EngineSettings,
         rng: random.Random,
         processes: Processes | None = None,
+        signer: MessageSigner | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -95,7 +99,10 @@ class Dispatcher:
         self.lanes: dict[tuple[str, str], LaneRuntime] = {}
         self.stats = TickStats()
         self._renderer = Renderer(
-            store, return_path=settings.return_path, secret=settings.verp_secret
+            store,
+            return_path=settings.return_path,
+            secret=settings.verp_secret,
+            signer=signer,
         )
         self._outcomes = OutcomeHandler(store, settings)
         self._next_maintenance: datetime | None = None
@@ -219,7 +226,11 @@ class Dispatcher:
                 runtime.mark_idle(now)
                 return runtime.idle_until or now + self.settings.idle_wake
             at = slot if self.settings.catch_up > 1 else now
-            outcome = await self._send_one(runtime, claimed, at)
+            rendered = await self._renderer.render_signed(claimed, at)
+            if isinstance(rendered, Held):
+                self._hold(runtime, claimed, rendered, now, record)
+                continue
+            outcome = await self._send_one(runtime, claimed, rendered, at)
             runtime.sent(at)
             self._outcomes.apply(runtime, claimed, outcome, at, record)
             self.stats.sent += 1
@@ -313,16 +324,38 @@ class Dispatcher:
         if change.gained or change.released or change.queue_changed:
             self.poke()
         return True
+    def _hold(
+        self,
+        runtime: LaneRuntime,
+        claimed: Claimed,
+        held: Held,
+        now: datetime,
+        record: TickRecord,
+    ) -> None:
+        """Back to the queue unsent and uncounted, to be looked at again later."""
+        assert runtime.lease_until is not None  # claimed under this lease
+        record.held.append(
+            HeldRecipient(
+                recipient_id=claimed.id,
+                lease_until=runtime.lease_until,
+                until=now + self.settings.hold_recheck,
+                reason=held.reason,
+            )
+        )
 
     async def _send_one(
-        self, runtime: LaneRuntime, claimed: Claimed, at: datetime
+        self,
+        runtime: LaneRuntime,
+        claimed: Claimed,
+        rendered: tuple[str, bytes],
+        at: datetime,
     ) -> SendOutcome:
         hops = await self._outcomes.hops(
             self.resolver, claimed.domain, runtime.lane.isp
         )
         if not hops:
             return self._outcomes.no_route(claimed.domain)
-        mail_from, message = await self._renderer.render(claimed, at)
+        mail_from, message = rendered
         for number, hop in enumerate(hops, start=1):
             outcome = await self.sender.send(
                 source=runtime.source,

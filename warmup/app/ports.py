@@ -19,6 +19,8 @@ from warmup.core.suppression import Suppression
 __all__ = [
     "CampaignRef",
     "Clock",
+    "DNSAnswer",
+    "DNSLookup",
     "EngineStore",
     "FiledMessage",
     "Heartbeat",
@@ -253,6 +255,22 @@ class MXAnswer:
 
 class Resolver(Protocol):
     async def mx(self, domain: str) -> MXAnswer: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DNSAnswer:
+    """Records as text (TXT strings joined; MX ``pref host``; names without the
+    final dot, lower-cased), or why there are none: "nxdomain", "nodata" (the
+    name exists without that type), "temporary" (timeout, SERVFAIL)."""
+
+    records: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class DNSLookup(Protocol):
+    """Any lookup (A, AAAA, MX, TXT, PTR) for `warmup doctor`."""
+
+    async def lookup(self, name: str, rdtype: str) -> DNSAnswer: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

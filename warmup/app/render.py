@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 from warmup.app.ports import EngineStore
+from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed
 from warmup.core.relay_message import header_names, with_headers
 from warmup.core.template import Template, parse_template
@@ -42,8 +43,16 @@ def renders_inline(template: Template, values: Mapping[str, str]) -> bool:
 class Renderer:
     """Caches templates and relayed messages; renders one recipient per call."""
 
-    def __init__(self, store: EngineStore, *, return_path: str, secret: bytes) -> None:
+    def __init__(
+        self,
+        store: EngineStore,
+        *,
+        return_path: str,
+        secret: bytes,
+        signer: MessageSigner | None = None,
+    ) -> None:
         self._store = store
+        self._signer = signer or MessageSigner(())
         self._return_path = return_path
         self._secret = secret
         self._domain = return_path.rpartition("@")[2]
@@ -100,6 +109,14 @@ class Renderer:
         if renders_inline(template, values):
             return mail_from, template.render(values, headers)
         return mail_from, await asyncio.to_thread(template.render, values, headers)
+
+    async def render_signed(
+        self, claimed: Claimed, now: datetime
+    ) -> tuple[str, bytes] | Held:
+        """:meth:`render`, then DKIM as the last step (every header is in place)."""
+        mail_from, message = await self.render(claimed, now)
+        signed = self._signer.sign(message, now)
+        return signed if isinstance(signed, Held) else (mail_from, signed)
 
     async def _render_relayed(
         self, message_id: int, trace: str, now: datetime

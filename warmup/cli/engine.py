@@ -12,7 +12,9 @@ from warmup.adapters.db.store import SQLStore
 from warmup.adapters.process import LocalProcesses
 from warmup.app.dispatcher import Dispatcher, EngineSettings
 from warmup.app.ports import Clock, Resolver, Sender
+from warmup.app.sign import MessageSigner
 from warmup.cli.common import EXIT_CONFIG, fail
+from warmup.cli.dkim_cmds import signing_keys
 from warmup.config import Config
 from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
@@ -79,4 +81,7 @@ def build_dispatcher(
         settings=settings,
         rng=random.Random(seed),
         processes=LocalProcesses(),
+        signer=MessageSigner(
+            signing_keys(config), unsigned=config.settings.dkim.unsigned
+        ),
     )

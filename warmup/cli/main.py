@@ -8,6 +8,7 @@ from warmup import __version__
 from warmup.cli.bounces_cmd import bounces
 from warmup.cli.classify_cmd import classify
 from warmup.cli.demo_cmd import demo
+from warmup.cli.dkim_cmds import dkim
 from warmup.cli.options import WarmupGroup, apply_logging
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.relay_cmds import relay
@@ -45,6 +46,7 @@ _COMMANDS = (
     suppress,
     classify,
     bounces,
+    dkim,
 )
 for command in _COMMANDS:
     cli.add_command(command)

@@ -55,7 +55,11 @@ async def _run(config: Config, secret: bytes) -> None:
         connections_per_key=delivery.connections_per_lane,
         messages_per_connection=delivery.messages_per_connection,
     )
-    resolver = DNSResolver(timeout=delivery.timeouts.dns, now=clock.now)
+    resolver = DNSResolver(
+        timeout=delivery.timeouts.dns,
+        now=clock.now,
+        nameservers=config.settings.dns.nameservers,
+    )
     dispatcher = build_dispatcher(
         config,
         store=store,

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from warmup.app.clock import SystemClock
 from warmup.cli.common import EXIT_CONFIG, config_from, echo_json, fail, out_console
+from warmup.cli.dkim_cmds import report_dkim
 from warmup.core.plan import PlanRow, plan_volume
 from warmup.core.schedule import Schedule
 
@@ -34,6 +35,7 @@ def check(ctx: click.Context) -> None:
             f"{settings.bounces.verp_secret_env} (bounces.verp_secret_env) is not set; "
             "`warmup run` needs it to sign VERP return paths"
         )
+    report_dkim(config, console)
 
 
 @click.group()

@@ -13,7 +13,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from warmup.adapters.db.reporting import campaign_summary, last_events
+from warmup.adapters.db.reporting import campaign_summary, held_messages, last_events
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
 from warmup.app.ports import IPOwner
@@ -58,6 +58,8 @@ JSON_HELP = """
 then one object with kind "campaigns" and campaigns, a list of objects:
   name, queued, sending, pending (queued + sending), delivered, bounced,
   suppressed, expired, total
+then, when mail is held back, one object with kind "held" and held, a list of
+objects: campaign, reason (e.g. no DKIM key for its From domain), recipients
 """
 
 
@@ -65,6 +67,7 @@ then one object with kind "campaigns" and campaigns, a list of objects:
 class Snapshot:
     lanes: list[dict[str, Any]]
     campaigns: list[dict[str, Any]]
+    held: list[dict[str, Any]]
 
 
 def _pct(count: int, total: int) -> float:
@@ -170,7 +173,11 @@ async def _snapshot(
         )
         records.append(record)
     records.sort(key=_sort_key)
-    return Snapshot(lanes=records, campaigns=await campaign_summary(store))
+    return Snapshot(
+        lanes=records,
+        campaigns=await campaign_summary(store),
+        held=await held_messages(store),
+    )
 
 
 def _shorten(text: str | None, width: int = REPLY_WIDTH) -> str:
@@ -238,14 +245,29 @@ def _campaign_table(campaigns: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _held_table(held: list[dict[str, Any]]) -> Table:
+    table = Table(title="held back (not sent)", title_style="bold red")
+    table.add_column("campaign")
+    table.add_column("recipients", justify="right")
+    table.add_column("why", overflow="fold")
+    for item in held:
+        table.add_row(item["campaign"], f"{item['recipients']:,}", item["reason"])
+    return table
+
+
 def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
-    return Group(_lane_table(snapshot.lanes, tz), _campaign_table(snapshot.campaigns))
+    parts = [_lane_table(snapshot.lanes, tz), _campaign_table(snapshot.campaigns)]
+    if snapshot.held:
+        parts.append(_held_table(snapshot.held))
+    return Group(*parts)
 
 
 def _print_json(snapshot: Snapshot) -> None:
     for record in snapshot.lanes:
         echo_json(record)
     echo_json({"kind": "campaigns", "campaigns": snapshot.campaigns})
+    if snapshot.held:
+        echo_json({"kind": "held", "held": snapshot.held})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from warmup.config.auth import read_dkim, read_dns
 from warmup.config.reader import Context, Node, parse_yaml
 from warmup.config.schedules import read_rate_limits
 from warmup.core.address import AddressError, parse_address
@@ -18,6 +19,8 @@ from warmup.core.schedule import RateLimits, Schedule
 from warmup.core.settings import (
     BounceSettings,
     DeliverySettings,
+    DKIMSettings,
+    DNSSettings,
     MetricsSettings,
     RelaySettings,
     RetryPolicy,
@@ -53,6 +56,8 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     thresholds: RateLimits = field(default_factory=RateLimits)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    dkim: DKIMSettings = field(default_factory=DKIMSettings)
+    dns: DNSSettings = field(default_factory=DNSSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +91,8 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         relay=_relay(root.child("relay")),
         thresholds=_thresholds(root.child("thresholds")),
         metrics=_metrics(root.child("metrics")),
+        dkim=read_dkim(root.child("dkim")),
+        dns=read_dns(root.child("dns")),
     )
     root.finish()
     return settings

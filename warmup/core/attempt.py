@@ -16,6 +16,7 @@ __all__ = [
     "AttemptRecord",
     "Claimed",
     "DayRecord",
+    "HeldRecipient",
     "LaneRecord",
     "SendOutcome",
     "TickRecord",
@@ -71,6 +72,17 @@ class DayRecord:
     max_per_minute: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeldRecipient:
+    """Claimed, not sent and not counted: back to the queue until ``until``, with
+    ``reason`` as its last reply (a message no DKIM key covers)."""
+
+    recipient_id: int
+    lease_until: datetime
+    until: datetime
+    reason: str
+
+
 @dataclass(slots=True, kw_only=True)
 class TickRecord:
     """Everything one tick changes, written in one transaction."""
@@ -90,6 +102,7 @@ class TickRecord:
     # Late bounces and complaints (bounce_events ids) whose lane reaction this
     # tick applied.
     news_applied: list[int] = field(default_factory=list)
+    held: list[HeldRecipient] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -101,6 +114,7 @@ class TickRecord:
             or self.events
             or self.days
             or self.news_applied
+            or self.held
         )
 
 

@@ -7,6 +7,9 @@ from datetime import timedelta
 
 __all__ = [
     "BounceSettings",
+    "DKIMKeySettings",
+    "DKIMSettings",
+    "DNSSettings",
     "DeliverySettings",
     "MetricsSettings",
     "RelaySettings",
@@ -154,3 +157,29 @@ class MetricsSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 9108
     refresh: timedelta = timedelta(seconds=15)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DKIMKeySettings:
+    """One ``dkim.keys`` entry: ``key`` is the path of a PEM private key."""
+
+    domain: str
+    selector: str
+    key: str
+    headers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DKIMSettings:
+    """DKIM signing; no keys means signing is off (and nothing is held)."""
+
+    keys: tuple[DKIMKeySettings, ...] = ()
+    # A message whose From domain no key covers: "hold" (wait) or "send" unsigned.
+    unsigned: str = "hold"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DNSSettings:
+    """Every DNS lookup warmup makes; no nameservers: the system's resolver."""
+
+    nameservers: tuple[tuple[str, int], ...] = ()

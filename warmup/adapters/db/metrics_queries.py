@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.schema import lane_days, lanes, recipients
 from warmup.adapters.db.store import SQLStore
+from warmup.app.sign import HELD_PREFIX
 from warmup.core.errors import StoreError
 from warmup.core.model import RecipientState
 
@@ -47,6 +48,7 @@ class QueueTotals:
     queued_by_isp: dict[str, int]  # routed ISP, "" for not yet routed
     retry_backlog: int  # queued again after a soft failure, waiting for the retry
     oldest_pending_at: datetime | None  # queued_at of the oldest queued or sending
+    held: int = 0  # queued, held back unsent: no DKIM key for the From domain
 
 
 async def lane_totals(store: SQLStore) -> list[LaneTotals]:
@@ -99,12 +101,18 @@ async def queue_totals(store: SQLStore) -> QueueTotals:
     oldest = select(func.min(recipients.c.queued_at)).where(
         recipients.c.state.in_(_PENDING)
     )
+    held = (
+        select(func.count())
+        .select_from(recipients)
+        .where(queued, recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True))
+    )
     try:
         async with store.engine.connect() as conn:
             states = (await conn.execute(by_state)).all()
             isps = (await conn.execute(by_isp.group_by(recipients.c.isp))).all()
             backlog = (await conn.execute(retrying)).scalar_one()
             oldest_at = (await conn.execute(oldest)).scalar_one()
+            held_count = (await conn.execute(held)).scalar_one()
     except SQLAlchemyError as exc:
         raise StoreError("reading queue totals", describe(exc)) from exc
     return QueueTotals(
@@ -112,4 +120,5 @@ async def queue_totals(store: SQLStore) -> QueueTotals:
         queued_by_isp={str(isp or ""): int(n) for isp, n in isps},
         retry_backlog=int(backlog),
         oldest_pending_at=oldest_at,
+        held=int(held_count),
     )

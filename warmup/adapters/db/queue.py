@@ -443,6 +443,31 @@ class QueueOps:
                 .values(state=_QUEUED, updated_at=now, **_UNCLAIMED),
                 [{"rid": rid, "lease": lease} for rid, lease in tick.released],
             )
+        if tick.held:
+            await conn.execute(
+                update(recipients)
+                .where(
+                    recipients.c.id == bindparam("rid"),
+                    recipients.c.state == _SENDING,
+                    recipients.c.claimed_until == bindparam("lease"),
+                )
+                .values(
+                    state=_QUEUED,
+                    next_attempt_at=bindparam("until"),
+                    last_reply=bindparam("reason"),
+                    updated_at=now,
+                    **_UNCLAIMED,
+                ),
+                [
+                    {
+                        "rid": h.recipient_id,
+                        "lease": h.lease_until,
+                        "until": h.until,
+                        "reason": h.reason,
+                    }
+                    for h in tick.held
+                ],
+            )
         if tick.suppressions:
             await conn.execute(
                 self._insert(suppressions).on_conflict_do_nothing(

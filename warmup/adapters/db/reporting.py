@@ -13,10 +13,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.schema import campaigns, lane_events, recipients
 from warmup.adapters.db.store import SQLStore
+from warmup.app.sign import HELD_PREFIX
 from warmup.core.errors import StoreError
 from warmup.core.model import RecipientState
 
-__all__ = ["campaign_summary", "last_events"]
+__all__ = ["campaign_summary", "held_messages", "last_events"]
 
 _STATES = tuple(state.value for state in RecipientState)
 
@@ -81,3 +82,27 @@ async def campaign_summary(store: SQLStore) -> list[dict[str, Any]]:
         item["pending"] = item["queued"] + item["sending"]
         item["total"] = sum(item[state] for state in _STATES)
     return list(summary.values())
+
+
+async def held_messages(store: SQLStore) -> list[dict[str, Any]]:
+    """Queued recipients held back unsent (no DKIM key covers their From
+    domain), per campaign and reason: ``campaign``, ``reason``, ``recipients``."""
+    query = (
+        select(campaigns.c.name, recipients.c.last_reply, func.count())
+        .join(recipients, recipients.c.campaign_id == campaigns.c.id)
+        .where(
+            recipients.c.state == RecipientState.queued.value,
+            recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True),
+        )
+        .group_by(campaigns.c.name, recipients.c.last_reply)
+        .order_by(campaigns.c.name, recipients.c.last_reply)
+    )
+    try:
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+    except SQLAlchemyError as exc:
+        raise StoreError("counting held recipients", describe(exc)) from exc
+    return [
+        {"campaign": str(name), "reason": str(reply), "recipients": int(count)}
+        for name, reply, count in rows
+    ]

@@ -1,0 +1,98 @@
+"""DKIM at send time: the last step before a message's bytes go out.
+
+Every other header (trace, List-Unsubscribe, …) is added before; the signature
+goes on top. A body shared by many recipients (a template without per-recipient
+placeholders in its body, or one relayed message) is canonicalised and hashed
+once: the hash is cached by the body's bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from warmup.core.dkim import (
+    SigningKey,
+    body_hash,
+    from_domain,
+    keys_for,
+    signature_field,
+    split_message,
+)
+
+__all__ = ["HELD_PREFIX", "Held", "MessageSigner"]
+
+logger = logging.getLogger(__name__)
+
+#: The start of ``last_reply`` of a recipient held back unsigned.
+HELD_PREFIX = "held: "
+_BODY_CACHE = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Held:
+    """A message not sent: no key covers its From domain (``dkim.unsigned: hold``)."""
+
+    reason: str
+
+
+class MessageSigner:
+    """Signs with the keys aligned to the From domain. No keys at all: signing is
+    off and nothing is held."""
+
+    def __init__(self, keys: Sequence[SigningKey], *, unsigned: str = "hold") -> None:
+        self._keys = tuple(keys)
+        self._hold = unsigned == "hold"
+        self._bodies: OrderedDict[bytes, bytes] = OrderedDict()
+        self._warned: set[str] = set()
+        self.body_hashes = 0  # bodies canonicalised and hashed (for tests, bench)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def _hashed(self, body: bytes) -> bytes:
+        found = self._bodies.get(body)
+        if found is None:
+            found = body_hash(body)
+            self.body_hashes += 1
+            self._bodies[body] = found
+            if len(self._bodies) > _BODY_CACHE:
+                self._bodies.popitem(last=False)
+        else:
+            self._bodies.move_to_end(body)
+        return found
+
+    def sign(self, message: bytes, now: datetime) -> bytes | Held:
+        """``message`` with its DKIM signatures on top, unchanged when signing is
+        off or ``dkim.unsigned: send``, or :class:`Held`."""
+        if not self._keys:
+            return message
+        fields, start = split_message(message)
+        domain = from_domain(fields)
+        keys = keys_for(domain, self._keys) if domain else []
+        if not keys:
+            return self._unsigned(message, domain)
+        hashed = self._hashed(message[start:])
+        added = [signature_field(fields, hashed, key, now=now) for key in keys]
+        return b"".join([*added, message])
+
+    def _unsigned(self, message: bytes, domain: str | None) -> bytes | Held:
+        where = (
+            f"From domain {domain}" if domain else "a message without a From address"
+        )
+        if (domain or "") not in self._warned:
+            self._warned.add(domain or "")
+            action = "holding it" if self._hold else "sending it unsigned"
+            logger.warning(
+                "no DKIM key (dkim.keys) covers %s: %s (dkim.unsigned)", where, action
+            )
+        if not self._hold:
+            return message
+        return Held(
+            reason=f"{HELD_PREFIX}no DKIM key for {where}; add one to dkim.keys "
+            "or set dkim.unsigned: send"
+        )
