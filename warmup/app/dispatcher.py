@@ -27,7 +27,7 @@ from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
 from warmup.core.routing import DEFAULT_ISP, isp_by_mx
 from warmup.core.schedule import Schedule
-from warmup.core.settings import DeliverySettings, SourceIP
+from warmup.core.settings import DeliverySettings, SourceIP, UnsubscribeSettings
 from warmup.core.suppression import lookup_keys
 
 __all__ = ["Dispatcher", "EngineSettings"]
@@ -50,6 +50,7 @@ class EngineSettings:
     # into a burst); more on a virtual clock, where each send is stamped with
     # its own slot instant and ticks can be coarse.
     catch_up: int = 1
+    unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
 
 
 @dataclass(slots=True)
@@ -79,7 +80,10 @@ class Dispatcher:
         self.lanes: dict[tuple[str, str], LaneRuntime] = {}
         self.stats = TickStats()
         self._renderer = Renderer(
-            store, return_path=settings.return_path, secret=settings.verp_secret
+            store,
+            return_path=settings.return_path,
+            secret=settings.verp_secret,
+            unsubscribe=settings.unsubscribe,
         )
         self._outcomes = OutcomeHandler(store, settings)
         self._next_maintenance: datetime | None = None
@@ -224,8 +228,16 @@ class Dispatcher:
         # One indexed query per batch, just before sending (DESIGN §3).
         keys = sorted(lookup_keys(c.address for c in claimed))
         found = await self.store.suppressed_keys(keys)
+        # Unsubscribed from one campaign only (unsubscribe.scope: campaign).
+        scoped = await self.store.campaign_suppressed(
+            [(c.campaign_id, c.address) for c in claimed]
+        )
         for item in claimed:
-            if item.address in found or "@" + item.domain in found:
+            if (
+                item.address in found
+                or "@" + item.domain in found
+                or (item.campaign_id, item.address) in scoped
+            ):
                 record.dropped.append(item.id)
             else:
                 runtime.buffer.append(item)

@@ -46,7 +46,7 @@ from warmup.core.settings import BounceSettings, RetryPolicy
 from warmup.core.suppression import Suppression, bounce_target, make_suppression
 from warmup.core.verp import VERPToken
 
-__all__ = ["BounceIntake", "FeedbackStore", "Inbox", "IngestResult"]
+__all__ = ["BounceIntake", "FeedbackStore", "Inbox", "IngestResult", "MailHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,18 @@ class Inbox(Protocol):
     def mark_seen(self, key: str) -> None: ...
 
 
+class MailHandler(Protocol):
+    """Another kind of mail that arrives where bounces do (an unsubscribe by
+    mail, a DMARC aggregate report): tried before the mail is read as a bounce."""
+
+    async def take(
+        self, data: bytes, *, source: str, envelope_to: Sequence[str]
+    ) -> str | None:
+        """What the mail was (a label for the counts) if this handler took it,
+        else None. ``envelope_to``: its envelope and delivery-header recipients."""
+        ...
+
+
 class FeedbackStore(Protocol):
     async def sent_recipient(self, recipient_id: int) -> SentRecipient | None: ...
 
@@ -92,6 +104,14 @@ class IngestResult:
     forged: bool = False
     detail: str = ""
     events: list[tuple[FeedbackEvent, bool]] = field(default_factory=list)
+    # Set when a MailHandler took the mail instead: what it was.
+    handled_as: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.handled_as is not None:
+            return self.handled_as
+        return "forged" if self.forged else self.report.kind.value
 
 
 class BounceIntake:
@@ -104,8 +124,10 @@ class BounceIntake:
         secret: bytes,
         retry: RetryPolicy,
         lookback: timedelta | None = timedelta(days=7),
+        handlers: Sequence[MailHandler] = (),
     ) -> None:
         self._store = store
+        self._handlers = tuple(handlers)
         self._clock = clock
         self._return_path = return_path
         self._domain = return_path.rpartition("@")[2].lower()
@@ -122,6 +144,7 @@ class BounceIntake:
         settings: BounceSettings,
         retry: RetryPolicy,
         secret: bytes,
+        handlers: Sequence[MailHandler] = (),
     ) -> BounceIntake:
         """The intake as `bounces:` in the config describes it."""
         return cls(
@@ -131,6 +154,7 @@ class BounceIntake:
             secret=secret,
             retry=retry,
             lookback=settings.recipient_lookback,
+            handlers=handlers,
         )
 
     async def ingest(
@@ -138,6 +162,13 @@ class BounceIntake:
     ) -> IngestResult:
         """Parse one mail and save what it says. ``envelope_to``: the RCPT TO it
         came with, when known (the relay listener)."""
+        if self._handlers:
+            addressed = (*envelope_to, *_headers(data).envelope)
+            for handler in self._handlers:
+                label = await handler.take(data, source=source, envelope_to=addressed)
+                if label is not None:
+                    empty = BounceReport(kind=BounceKind.not_bounce)
+                    return IngestResult(source=source, report=empty, handled_as=label)
         # A large mail is parsed off the event loop: the relay and the engine
         # share it, and the relay takes bounce-domain mail from anyone.
         if len(data) > _PARSE_INLINE_BYTES:
@@ -185,7 +216,7 @@ class BounceIntake:
                 counts["failed"] += 1
                 continue
             inbox.mark_seen(key)
-            counts["forged" if result.forged else result.report.kind.value] += 1
+            counts[result.label] += 1
         if counts:
             logger.info(
                 "bounce mailbox: %s",

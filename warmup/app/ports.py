@@ -149,6 +149,12 @@ class EngineStore(Store, Protocol):
         """Late bounces and complaints whose lane reaction is still to apply."""
         ...
 
+    async def campaign_suppressed(
+        self, pairs: Sequence[tuple[int, str]]
+    ) -> set[tuple[int, str]]:
+        """Which (campaign id, address) pairs are unsubscribed from that campaign."""
+        ...
+
 
 class Sender(Protocol):
     """One SMTP transaction from a source IP to a host; failures are values."""

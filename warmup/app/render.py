@@ -3,13 +3,16 @@ envelope, trace headers."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 from warmup.app.ports import EngineStore
 from warmup.core.attempt import Claimed
 from warmup.core.relay_message import header_names, with_headers
+from warmup.core.settings import UnsubscribeSettings
 from warmup.core.template import Template, parse_template
+from warmup.core.unsubscribe import UnsubscribeLinks, UnsubscribeToken, list_headers
 from warmup.core.verp import TRACE_HEADER, VERPToken, encode_verp
 
 __all__ = ["TRACE_HEADER", "Renderer"]
@@ -21,11 +24,27 @@ _MESSAGE_CACHE = 32
 class Renderer:
     """Caches templates and relayed messages; renders one recipient per call."""
 
-    def __init__(self, store: EngineStore, *, return_path: str, secret: bytes) -> None:
+    def __init__(
+        self,
+        store: EngineStore,
+        *,
+        return_path: str,
+        secret: bytes,
+        unsubscribe: UnsubscribeSettings | None = None,
+    ) -> None:
         self._store = store
         self._return_path = return_path
         self._secret = secret
         self._domain = return_path.rpartition("@")[2]
+        unsubscribe = unsubscribe or UnsubscribeSettings()
+        self._links = (
+            UnsubscribeLinks(
+                base_url=unsubscribe.base_url.rstrip("/"), mail_domain=self._domain
+            )
+            if unsubscribe.base_url
+            else None
+        )
+        self._unsubscribe_relayed = unsubscribe.add_to_relayed
         self._templates: dict[int, Template] = {}
         self._messages: dict[int, tuple[bytes, frozenset[str]]] = {}
         # The Date header has whole seconds: sends in the same second share it.
@@ -65,7 +84,7 @@ class Renderer:
         )
         trace = mail_from.partition("+")[2].partition("@")[0]
         if claimed.message_id is not None:
-            return mail_from, await self._render_relayed(claimed.message_id, trace, now)
+            return mail_from, await self._render_relayed(claimed, trace, now)
         template = await self.template(claimed.campaign_id)
         headers = [
             ("Message-ID", f"<{trace}@{self._domain}>"),
@@ -74,19 +93,36 @@ class Renderer:
         ]
         if "to" not in template.headers:
             headers.append(("To", claimed.address))
+        headers.extend(self._unsubscribe_headers(claimed, template.headers))
         values = dict(claimed.fields)
         values.setdefault("email", claimed.address)
         return mail_from, template.render(values, headers)
 
     async def _render_relayed(
-        self, message_id: int, trace: str, now: datetime
+        self, claimed: Claimed, trace: str, now: datetime
     ) -> bytes:
         """The client's message as accepted, under our trace header; Message-ID and
         Date only when the client gave none."""
-        content, names = await self.relayed(message_id)
+        assert claimed.message_id is not None
+        content, names = await self.relayed(claimed.message_id)
         headers = [(TRACE_HEADER, trace)]
         if "message-id" not in names:
             headers.append(("Message-ID", f"<{trace}@{self._domain}>"))
         if "date" not in names:
             headers.append(("Date", self._date_header(now)))
+        if self._unsubscribe_relayed:
+            headers.extend(self._unsubscribe_headers(claimed, names))
         return with_headers(content, headers)
+
+    def _unsubscribe_headers(
+        self, claimed: Claimed, present: Collection[str]
+    ) -> list[tuple[str, str]]:
+        """The step that adds List-Unsubscribe and List-Unsubscribe-Post (RFC 2369,
+        RFC 8058): none when the links are not configured or the message has its
+        own ``List-Unsubscribe`` (the campaign tool's header stays untouched)."""
+        if self._links is None or "list-unsubscribe" in present:
+            return []
+        token = UnsubscribeToken(
+            recipient_id=claimed.id, campaign_id=claimed.campaign_id
+        )
+        return list_headers(token, self._links, secret=self._secret)

@@ -10,13 +10,22 @@ from datetime import timedelta
 
 from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.ingest import MailHandler
 from warmup.app.ports import Clock, Resolver, Sender
+from warmup.app.unsubscribe import Unsubscriber
 from warmup.cli.common import EXIT_CONFIG, fail
 from warmup.config import Config
 from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
 
-__all__ = ["build_dispatcher", "node_name", "owned_ips", "verp_secret"]
+__all__ = [
+    "build_dispatcher",
+    "build_unsubscriber",
+    "mail_handlers",
+    "node_name",
+    "owned_ips",
+    "verp_secret",
+]
 
 
 def verp_secret(config: Config, command: str) -> bytes:
@@ -68,6 +77,7 @@ def build_dispatcher(
         maintenance_every=maintenance_every,
         idle_wake=idle_wake,
         catch_up=catch_up,
+        unsubscribe=config.settings.unsubscribe,
     )
     return Dispatcher(
         store=store,
@@ -77,3 +87,22 @@ def build_dispatcher(
         settings=settings,
         rng=random.Random(seed),
     )
+
+
+def build_unsubscriber(
+    config: Config, *, store: SQLStore, clock: Clock, secret: bytes
+) -> Unsubscriber:
+    return Unsubscriber(
+        store,
+        clock=clock,
+        secret=secret,
+        mail_domain=config.settings.bounces.domain,
+        scope=config.settings.unsubscribe.scope,
+    )
+
+
+def mail_handlers(
+    config: Config, *, store: SQLStore, clock: Clock, secret: bytes
+) -> list[MailHandler]:
+    """What else arrives with bounces, tried first: unsubscribes by mail."""
+    return [build_unsubscriber(config, store=store, clock=clock, secret=secret)]

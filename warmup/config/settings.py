@@ -24,7 +24,9 @@ from warmup.core.settings import (
     SourceIP,
     Timeouts,
     TLSSettings,
+    UnsubscribeSettings,
 )
+from warmup.core.unsubscribe import UnsubscribeScope
 
 __all__ = ["Config", "Settings", "parse_settings"]
 
@@ -49,6 +51,7 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     thresholds: RateLimits = field(default_factory=RateLimits)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +82,7 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         relay=_relay(root.child("relay")),
         thresholds=_thresholds(root.child("thresholds")),
         metrics=_metrics(root.child("metrics")),
+        unsubscribe=_unsubscribe(root.child("unsubscribe")),
     )
     root.finish()
     return settings
@@ -335,5 +339,42 @@ def _metrics(node: Node) -> MetricsSettings:
         listen_port=listen[1] if listen else base.listen_port,
         refresh=node.value("refresh", base.refresh, _duration_positive),
     )
+    node.finish()
+    return result
+
+
+def _base_url(raw: Any) -> str:
+    text = str(raw).strip().rstrip("/")
+    scheme, sep, rest = text.partition("://")
+    host = rest.partition("/")[0]
+    if not sep or scheme not in ("https", "http") or not host or " " in text:
+        raise ValueError(f"expected a URL like 'https://mail.example.com', got {raw!r}")
+    return text
+
+
+def _choice(*choices: str) -> Any:
+    def convert(raw: Any) -> str:
+        if str(raw) not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return str(raw)
+
+    return convert
+
+
+def _unsubscribe(node: Node) -> UnsubscribeSettings:
+    """``base_url`` puts the links in mail; ``listen`` serves them."""
+    base = UnsubscribeSettings()
+    listen = node.value("listen", None, _host_port(base.listen_port, lowest=0))
+    result = UnsubscribeSettings(
+        base_url=node.value("base_url", None, _base_url),
+        listen_host=listen[0] if listen else None,
+        listen_port=listen[1] if listen else base.listen_port,
+        relayed=node.value("relayed", base.relayed, _choice("keep", "add")),
+        scope=UnsubscribeScope(
+            node.value("scope", base.scope.value, _choice("global", "campaign"))
+        ),
+    )
+    if result.listen_host is not None and result.base_url is None:
+        node.issue("base_url", "required with unsubscribe.listen (the public URL)")
     node.finish()
     return result

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from warmup.core.unsubscribe import UnsubscribeScope
+
 __all__ = [
     "BounceSettings",
     "DeliverySettings",
@@ -15,6 +17,7 @@ __all__ = [
     "SourceIP",
     "TLSSettings",
     "Timeouts",
+    "UnsubscribeSettings",
 ]
 
 
@@ -136,3 +139,23 @@ class MetricsSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 9108
     refresh: timedelta = timedelta(seconds=15)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnsubscribeSettings:
+    """One-click unsubscribe: the links put in mail and the endpoint serving them.
+
+    ``base_url`` None: no ``List-Unsubscribe`` is added; ``listen_host`` None: no
+    HTTP endpoint (another process, or none, serves ``base_url``)."""
+
+    base_url: str | None = None
+    listen_host: str | None = None
+    listen_port: int = 8025
+    # "keep": relayed mail goes out with (or without) the client's own header;
+    # "add": relayed mail without one gets ours.
+    relayed: str = "keep"
+    scope: UnsubscribeScope = UnsubscribeScope.global_
+
+    @property
+    def add_to_relayed(self) -> bool:
+        return self.relayed == "add"
