@@ -81,14 +81,12 @@ class Unsubscriber:
         self, data: bytes, *, source: str, envelope_to: Sequence[str]
     ) -> str | None:
         """Mail to ``unsubscribe+TOKEN@bounce domain``: handled ("unsubscribe",
-        or "forged" for a token that names no recipient of ours); None when the
+        or "forged" for a token that is not ours or names no recipient); None when the
         mail is not addressed there (it is some other handler's)."""
-        token = mailto_token(
-            envelope_to, mail_domain=self._mail_domain, secret=self._secret
-        )
-        if token is None:
+        text = mailto_token(envelope_to, mail_domain=self._mail_domain)
+        if text is None:
             return None
-        done = await self._apply(token, "mailto")
+        done = await self.by_token(text, source="mailto")
         if done is None:
             logger.warning("%s: unsubscribe mail names no recipient of ours", source)
             return "forged"

@@ -99,18 +99,14 @@ def list_headers(
     ]
 
 
-def mailto_token(
-    addresses: Iterable[str], *, mail_domain: str, secret: bytes
-) -> UnsubscribeToken | None:
-    """The signed token of the first ``unsubscribe+TOKEN@mail_domain`` among
-    ``addresses`` (envelope recipients, To/Delivered-To), or None."""
+def mailto_token(addresses: Iterable[str], *, mail_domain: str) -> str | None:
+    """The TOKEN text of the first ``unsubscribe+TOKEN@mail_domain`` among
+    ``addresses`` (envelope recipients, To/Delivered-To), signed or not; None
+    when none is addressed there."""
     domain = mail_domain.lower()
     for raw in addresses:
         local, _, at = raw.strip().strip("<>").rpartition("@")
         tag, plus, token = local.partition("+")
-        if not plus or tag.lower() != MAILTO_LOCAL or at.lower() != domain:
-            continue
-        found = decode_unsubscribe(token, secret=secret)
-        if found is not None:
-            return found
+        if plus and tag.lower() == MAILTO_LOCAL and at.lower() == domain:
+            return token
     return None
