@@ -23,16 +23,25 @@ from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.render import Renderer
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
+from warmup.core.dmarc import failing_ips
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
 from warmup.core.routing import DEFAULT_ISP, isp_by_mx
 from warmup.core.schedule import Schedule
-from warmup.core.settings import DeliverySettings, SourceIP, UnsubscribeSettings
+from warmup.core.settings import (
+    DeliverySettings,
+    DMARCSettings,
+    SourceIP,
+    UnsubscribeSettings,
+)
 from warmup.core.suppression import lookup_keys
 
 __all__ = ["Dispatcher", "EngineSettings"]
 
 logger = logging.getLogger(__name__)
+
+# How far back DMARC figures are read (reports come a day or two late).
+_AUTH_LOOKBACK = timedelta(days=14)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +60,7 @@ class EngineSettings:
     # its own slot instant and ticks can be coarse.
     catch_up: int = 1
     unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
+    dmarc: DMARCSettings = field(default_factory=DMARCSettings)
 
 
 @dataclass(slots=True)
@@ -112,6 +122,7 @@ class Dispatcher:
             self._poked = False
             await self._maintain(now)
             await self._apply_late_news(now, record)
+            await self._check_auth(now, record)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
         async with asyncio.TaskGroup() as group:
             tasks = [
@@ -315,6 +326,20 @@ class Dispatcher:
                 record.news_applied.append(news.id)
         if pending:
             logger.info("applied %d late bounces and complaints", len(pending))
+
+    async def _check_auth(self, now: datetime, record: TickRecord) -> None:
+        """DMARC reports ingested since: an IP failing authentication holds the
+        ramps of its lanes until a clean day (core.dmarc)."""
+        rules = self.settings.dmarc
+        days = await self.store.auth_days(
+            [source.address for source in self.settings.ips],
+            since=(now - _AUTH_LOOKBACK).date(),
+        )
+        verdicts = failing_ips(
+            days, min_messages=rules.min_messages, min_pass_rate=rules.min_pass_rate
+        )
+        for runtime in self.lanes.values():
+            runtime.set_auth(verdicts.get(runtime.source.address), now, record)
 
     async def _route(self, now: datetime) -> None:
         for domain in await self.store.unrouted_domains():

@@ -9,12 +9,15 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.dmarc_report import reports_in_mail
 from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dmarc import DMARCIntake
 from warmup.app.ingest import MailHandler
 from warmup.app.ports import Clock, Resolver, Sender
 from warmup.app.unsubscribe import Unsubscriber
 from warmup.cli.common import EXIT_CONFIG, fail
 from warmup.config import Config
+from warmup.core.dmarc import DMARCReport
 from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
 
@@ -78,6 +81,7 @@ def build_dispatcher(
         idle_wake=idle_wake,
         catch_up=catch_up,
         unsubscribe=config.settings.unsubscribe,
+        dmarc=config.settings.dmarc,
     )
     return Dispatcher(
         store=store,
@@ -104,5 +108,14 @@ def build_unsubscriber(
 def mail_handlers(
     config: Config, *, store: SQLStore, clock: Clock, secret: bytes
 ) -> list[MailHandler]:
-    """What else arrives with bounces, tried first: unsubscribes by mail."""
-    return [build_unsubscriber(config, store=store, clock=clock, secret=secret)]
+    """What else arrives with bounces, tried first: unsubscribes by mail and
+    DMARC aggregate reports."""
+    limit = config.settings.dmarc.max_report_bytes
+
+    def read_mail(data: bytes, source: str) -> list[DMARCReport]:
+        return reports_in_mail(data, source=source, limit=limit)
+
+    return [
+        build_unsubscriber(config, store=store, clock=clock, secret=secret),
+        DMARCIntake(store, clock=clock, read_mail=read_mail),
+    ]

@@ -8,6 +8,7 @@ from warmup import __version__
 from warmup.cli.bounces_cmd import bounces
 from warmup.cli.classify_cmd import classify
 from warmup.cli.demo_cmd import demo
+from warmup.cli.dmarc_cmd import dmarc
 from warmup.cli.logs import FORMATS, configure_logging
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.relay_cmds import relay
@@ -67,6 +68,7 @@ _COMMANDS = (
     suppress,
     classify,
     bounces,
+    dmarc,
 )
 for command in _COMMANDS:
     cli.add_command(command)

@@ -16,6 +16,7 @@ from rich.table import Table
 from warmup.adapters.db.reporting import campaign_summary, last_events
 from warmup.adapters.db.store import SQLStore
 from warmup.cli.common import config_from, echo_json, out_console, run_async
+from warmup.cli.status_auth import auth_records, auth_table
 from warmup.config import Config
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
@@ -49,6 +50,11 @@ JSON_HELP = """
 then one object with kind "campaigns" and campaigns, a list of objects:
   name, queued, sending, pending (queued + sending), delivered, bounced,
   suppressed, expired, total
+then, once DMARC aggregate reports were ingested, one object with kind
+"authentication" and ips, a list of objects:
+  ip, day (latest reported), messages, dmarc_pass_pct, dkim_aligned_pct,
+  spf_aligned_pct (that day, 0-100), days, messages_total,
+  dmarc_pass_pct_total (every day read), auth_failing (ramp held)
 """
 
 
@@ -56,6 +62,7 @@ then one object with kind "campaigns" and campaigns, a list of objects:
 class Snapshot:
     lanes: list[dict[str, Any]]
     campaigns: list[dict[str, Any]]
+    auth: list[dict[str, Any]]
 
 
 def _pct(count: int, total: int) -> float:
@@ -128,7 +135,8 @@ async def _snapshot(
         schedule = config.schedules.get(lane.isp) or config.schedules["default"]
         records.append(lane_record(lane, saved, schedule, events.get(lane_id)))
     records.sort(key=_sort_key)
-    return Snapshot(lanes=records, campaigns=await campaign_summary(store))
+    auth = auth_records(await store.auth_days(ips or None), config.settings.dmarc)
+    return Snapshot(lanes=records, campaigns=await campaign_summary(store), auth=auth)
 
 
 def _shorten(text: str | None, width: int = REPLY_WIDTH) -> str:
@@ -188,13 +196,18 @@ def _campaign_table(campaigns: list[dict[str, Any]]) -> Table:
 
 
 def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
-    return Group(_lane_table(snapshot.lanes, tz), _campaign_table(snapshot.campaigns))
+    parts = [_lane_table(snapshot.lanes, tz), _campaign_table(snapshot.campaigns)]
+    if snapshot.auth:
+        parts.append(auth_table(snapshot.auth))
+    return Group(*parts)
 
 
 def _print_json(snapshot: Snapshot) -> None:
     for record in snapshot.lanes:
         echo_json(record)
     echo_json({"kind": "campaigns", "campaigns": snapshot.campaigns})
+    if snapshot.auth:
+        echo_json({"kind": "authentication", "ips": snapshot.auth})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from warmup.core.schedule import RateLimits, Schedule
 from warmup.core.settings import (
     BounceSettings,
     DeliverySettings,
+    DMARCSettings,
     MetricsSettings,
     RelaySettings,
     RetryPolicy,
@@ -52,6 +53,7 @@ class Settings:
     thresholds: RateLimits = field(default_factory=RateLimits)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
+    dmarc: DMARCSettings = field(default_factory=DMARCSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +85,7 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         thresholds=_thresholds(root.child("thresholds")),
         metrics=_metrics(root.child("metrics")),
         unsubscribe=_unsubscribe(root.child("unsubscribe")),
+        dmarc=_dmarc(root.child("dmarc")),
     )
     root.finish()
     return settings
@@ -376,5 +379,18 @@ def _unsubscribe(node: Node) -> UnsubscribeSettings:
     )
     if result.listen_host is not None and result.base_url is None:
         node.issue("base_url", "required with unsubscribe.listen (the public URL)")
+    node.finish()
+    return result
+
+
+def _dmarc(node: Node) -> DMARCSettings:
+    base = DMARCSettings()
+    result = DMARCSettings(
+        min_messages=node.integer("min_messages", base.min_messages, minimum=1),
+        min_pass_rate=node.fraction("min_pass_rate", base.min_pass_rate),
+        max_report_bytes=node.integer(
+            "max_report_bytes", base.max_report_bytes, minimum=1024
+        ),
+    )
     node.finish()
     return result

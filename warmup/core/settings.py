@@ -9,6 +9,7 @@ from warmup.core.unsubscribe import UnsubscribeScope
 
 __all__ = [
     "BounceSettings",
+    "DMARCSettings",
     "DeliverySettings",
     "MetricsSettings",
     "RelaySettings",
@@ -159,3 +160,15 @@ class UnsubscribeSettings:
     @property
     def add_to_relayed(self) -> bool:
         return self.relayed == "add"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DMARCSettings:
+    """DMARC aggregate reports: when an IP's authentication counts as failing."""
+
+    # A day is judged once the reports hold this many messages from the IP ...
+    min_messages: int = 100
+    # ... and fails when fewer than this share of them pass DMARC.
+    min_pass_rate: float = 0.98
+    # Largest report accepted after decompression (bytes).
+    max_report_bytes: int = 20 * 1024 * 1024

@@ -21,10 +21,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from warmup.adapters.db.dmarc import DMARCOps
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.queue import suppression_row
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
-from warmup.adapters.db.unsubscribe import UnsubscribeOps
 from warmup.app.ports import CampaignRef, TemplateRecord
 from warmup.core.errors import InputError, StoreError
 from warmup.core.model import RecipientState, SuppressionKind
@@ -134,7 +134,7 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(UnsubscribeOps):
+class SQLStore(DMARCOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
