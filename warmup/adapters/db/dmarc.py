@@ -44,15 +44,19 @@ class DMARCOps(UnsubscribeOps):
             }
             for row in report.rows
         ]
-        statement = self._insert(dmarc_rows).on_conflict_do_nothing(
-            index_elements=["report_key", "source_ip", "day", "header_from"]
+        statement = (
+            self._insert(dmarc_rows)
+            .on_conflict_do_nothing(
+                index_elements=["report_key", "source_ip", "day", "header_from"]
+            )
+            .returning(dmarc_rows.c.id)
         )
         added = 0
         try:
             async with self._begin() as conn:
                 for row in rows:
                     result = await conn.execute(statement.values(**row))
-                    added += result.rowcount
+                    added += len(result.all())
         except SQLAlchemyError as exc:
             raise StoreError("saving a DMARC report", describe(exc)) from exc
         return added

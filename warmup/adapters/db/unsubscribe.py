@@ -51,13 +51,14 @@ class UnsubscribeOps(FeedbackOps):
                 created_at=entry.created_at,
             )
             .on_conflict_do_nothing(index_elements=["campaign_id", "address"])
+            .returning(campaign_suppressions.c.id)
         )
         try:
             async with self._begin() as conn:
-                result = await conn.execute(statement)
+                added = (await conn.execute(statement)).all()
         except SQLAlchemyError as exc:
             raise StoreError("adding a campaign unsubscribe", describe(exc)) from exc
-        return bool(result.rowcount)
+        return bool(added)
 
     async def campaign_suppressed(
         self, pairs: Sequence[tuple[int, str]]
