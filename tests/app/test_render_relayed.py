@@ -8,6 +8,7 @@ from typing import Any, cast
 from warmup.app.ports import EngineStore
 from warmup.app.render import TRACE_HEADER, Renderer
 from warmup.core.attempt import Claimed
+from warmup.core.settings import UnsubscribeSettings
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -72,3 +73,29 @@ async def test_messages_are_cached_least_recently_used() -> None:
     await renderer.render(_claimed(39), NOW)  # cached
     await renderer.render(_claimed(0), NOW)  # evicted long ago: read again
     assert store.reads == [*range(40), 0]
+
+
+def _unsubscribing(store: Any, relayed: str) -> Renderer:
+    return Renderer(
+        cast(EngineStore, store),
+        return_path="bounces@bounce.test",
+        secret=b"s",
+        unsubscribe=UnsubscribeSettings(base_url="https://m.test", relayed=relayed),
+    )
+
+
+async def test_relayed_mail_keeps_its_own_list_unsubscribe() -> None:
+    own = b"List-Unsubscribe: <https://tool.example/u/1>\r\nSubject: s\r\n\r\nb\r\n"
+    bare = b"Subject: s\r\n\r\nb\r\n"
+    for relayed in ("keep", "add"):
+        renderer = _unsubscribing(_Messages({1: own, 2: bare}), relayed)
+        message = (await renderer.render(_claimed(1), NOW))[1]
+        assert message.count(b"List-Unsubscribe:") == 1
+        assert b"tool.example" in message and b"List-Unsubscribe-Post" not in message
+        message = (await renderer.render(_claimed(2), NOW))[1]
+        assert (b"List-Unsubscribe: <https://m.test/u/u7-c1-" in message) == (
+            relayed == "add"
+        )
+        assert (
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in message
+        ) == (relayed == "add")

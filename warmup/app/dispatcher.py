@@ -27,18 +27,27 @@ from warmup.app.render import Renderer
 from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
+from warmup.core.dmarc import failing_ips
 from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
 from warmup.core.overflow import overflow_pace
 from warmup.core.routing import DEFAULT_ISP, isp_by_mx
 from warmup.core.schedule import Schedule
-from warmup.core.settings import DeliverySettings, SourceIP
+from warmup.core.settings import (
+    DeliverySettings,
+    DMARCSettings,
+    SourceIP,
+    UnsubscribeSettings,
+)
 from warmup.core.suppression import lookup_keys
 
 __all__ = ["Dispatcher", "EngineSettings"]
 
 logger = logging.getLogger(__name__)
+
+# How far back DMARC figures are read (reports come a day or two late).
+_AUTH_LOOKBACK = timedelta(days=14)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +70,8 @@ class EngineSettings:
     pool: Sequence[SourceIP] = ()
     # A message held back unsigned (dkim.unsigned: hold) is looked at again after.
     hold_recheck: timedelta = timedelta(minutes=15)
+    unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
+    dmarc: DMARCSettings = field(default_factory=DMARCSettings)
 
 
 @dataclass(slots=True)
@@ -103,6 +114,7 @@ class Dispatcher:
             return_path=settings.return_path,
             secret=settings.verp_secret,
             signer=signer,
+            unsubscribe=settings.unsubscribe,
         )
         self._outcomes = OutcomeHandler(store, settings)
         self._next_maintenance: datetime | None = None
@@ -134,6 +146,7 @@ class Dispatcher:
             self._poked = False
             await self._maintain(now)
             await self._apply_late_news(now, record)
+            await self._check_auth(now, record)
         if due or beat:
             await self._plan_overflow(now)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
@@ -292,8 +305,16 @@ class Dispatcher:
         # One indexed query per batch, just before sending (DESIGN §3).
         keys = sorted(lookup_keys(c.address for c in claimed))
         found = await self.store.suppressed_keys(keys)
+        # Unsubscribed from one campaign only (unsubscribe.scope: campaign).
+        scoped = await self.store.campaign_suppressed(
+            [(c.campaign_id, c.address) for c in claimed]
+        )
         for item in claimed:
-            if item.address in found or "@" + item.domain in found:
+            if (
+                item.address in found
+                or "@" + item.domain in found
+                or (item.campaign_id, item.address) in scoped
+            ):
                 record.dropped.append(item.id)
             else:
                 runtime.buffer.append(item)
@@ -324,6 +345,7 @@ class Dispatcher:
         if change.gained or change.released or change.queue_changed:
             self.poke()
         return True
+
     def _hold(
         self,
         runtime: LaneRuntime,
@@ -410,6 +432,20 @@ class Dispatcher:
                 record.news_applied.append(news.id)
         if pending:
             logger.info("applied %d late bounces and complaints", len(pending))
+
+    async def _check_auth(self, now: datetime, record: TickRecord) -> None:
+        """DMARC reports ingested since: an IP failing authentication holds the
+        ramps of its lanes until a clean day (core.dmarc)."""
+        rules = self.settings.dmarc
+        days = await self.store.auth_days(
+            [source.address for source in self.settings.ips],
+            since=(now - _AUTH_LOOKBACK).date(),
+        )
+        verdicts = failing_ips(
+            days, min_messages=rules.min_messages, min_pass_rate=rules.min_pass_rate
+        )
+        for runtime in self.lanes.values():
+            runtime.set_auth(verdicts.get(runtime.source.address), now, record)
 
     async def _route(self, now: datetime) -> None:
         for domain in await self.store.unrouted_domains():

@@ -52,7 +52,7 @@ from warmup.core.settings import BounceSettings, RetryPolicy
 from warmup.core.suppression import Suppression, bounce_target, make_suppression
 from warmup.core.verp import VERPToken
 
-__all__ = ["BounceIntake", "FeedbackStore", "Inbox", "IngestResult"]
+__all__ = ["BounceIntake", "FeedbackStore", "Inbox", "IngestResult", "MailHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,18 @@ class Inbox(Protocol):
     def mark_seen(self, key: str) -> None: ...
 
 
+class MailHandler(Protocol):
+    """Another kind of mail that arrives where bounces do (an unsubscribe by
+    mail, a DMARC aggregate report): tried before the mail is read as a bounce."""
+
+    async def take(
+        self, data: bytes, *, source: str, envelope_to: Sequence[str]
+    ) -> str | None:
+        """What the mail was (a label for the counts) if this handler took it,
+        else None. ``envelope_to``: its envelope and delivery-header recipients."""
+        ...
+
+
 class FeedbackStore(Protocol):
     async def sent_recipient(self, recipient_id: int) -> SentRecipient | None: ...
 
@@ -102,6 +114,14 @@ class IngestResult:
     forged: bool = False
     detail: str = ""
     events: list[tuple[FeedbackEvent, bool]] = field(default_factory=list)
+    # Set when a MailHandler took the mail instead: what it was.
+    handled_as: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.handled_as is not None:
+            return self.handled_as
+        return "forged" if self.forged else self.report.kind.value
 
 
 class BounceIntake:
@@ -114,8 +134,10 @@ class BounceIntake:
         secret: bytes,
         retry: RetryPolicy,
         unsigned: UnsignedRule | None = None,
+        handlers: Sequence[MailHandler] = (),
     ) -> None:
         self._store = store
+        self._handlers = tuple(handlers)
         self._clock = clock
         self._return_path = return_path
         self._domain = return_path.rpartition("@")[2].lower()
@@ -134,6 +156,7 @@ class BounceIntake:
         settings: BounceSettings,
         retry: RetryPolicy,
         secret: bytes,
+        handlers: Sequence[MailHandler] = (),
     ) -> BounceIntake:
         """The intake as `bounces:` in the config describes it."""
         return cls(
@@ -147,6 +170,7 @@ class BounceIntake:
                 per_host_per_hour=settings.unsigned_per_host_per_hour,
                 from_outside=settings.unsigned_from_outside,
             ),
+            handlers=handlers,
         )
 
     async def ingest(
@@ -160,6 +184,13 @@ class BounceIntake:
         """Parse one mail and save what it says. ``envelope_to``: the RCPT TO it
         came with, when known (the relay listener); ``reporter``: the relay client
         that handed it over (else the sender in the top ``Received`` field)."""
+        if self._handlers:
+            addressed = (*envelope_to, *_headers(data).envelope)
+            for handler in self._handlers:
+                label = await handler.take(data, source=source, envelope_to=addressed)
+                if label is not None:
+                    empty = BounceReport(kind=BounceKind.not_bounce)
+                    return IngestResult(source=source, report=empty, handled_as=label)
         # A large mail is parsed off the event loop: the relay and the engine
         # share it, and the relay takes bounce-domain mail from anyone.
         if len(data) > _PARSE_INLINE_BYTES:
@@ -216,7 +247,7 @@ class BounceIntake:
                 counts["failed"] += 1
                 continue
             await asyncio.to_thread(inbox.mark_seen, key)
-            counts["forged" if result.forged else result.report.kind.value] += 1
+            counts[result.label] += 1
         if counts:
             logger.info(
                 "bounce mailbox: %s",

@@ -9,9 +9,11 @@ from datetime import datetime, timedelta, tzinfo
 
 from warmup.core.attempt import Claimed, DayRecord, LaneRecord, TickRecord
 from warmup.core.backoff import unreachable_hold
+from warmup.core.dmarc import AuthDay
 from warmup.core.lane import (
     Lane,
     LaneEvent,
+    auth_failing_event,
     close_day,
     judge_window,
     lane_rate,
@@ -71,6 +73,8 @@ class LaneRuntime:
     # when the lane is loaded.
     window: RollingWindow = field(init=False)
     dirty: bool = False
+    # The IP's failing DMARC day while its authentication fails (core.dmarc).
+    auth: AuthDay | None = None
 
     def __post_init__(self) -> None:
         self.window = RollingWindow(self.schedule.reactions.rates.window)
@@ -90,6 +94,12 @@ class LaneRuntime:
             self.lane = lane
             self.dirty = True
         record.events.extend((self.id, event) for event in events)
+
+    def set_auth(self, auth: AuthDay | None, now: datetime, record: TickRecord) -> None:
+        """What the IP's DMARC reports say now; a newly failing day is an event."""
+        if auth is not None and auth != self.auth:
+            record.events.append((self.id, auth_failing_event(self.lane, auth, now)))
+        self.auth = auth
 
     def snapshot(self) -> LaneRecord:
         return LaneRecord(lane_id=self.id, lane=self.lane, allowance_per_hour=self.rate)
@@ -129,6 +139,7 @@ class LaneRuntime:
             now=now,
             planned=self.planned,
             schedule=self.schedule,
+            auth=self.auth,
         )
         self._update(lane, events, record)
         self.max_minute = 0

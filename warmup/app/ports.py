@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from warmup.core.address import Address
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.core.dmarc import AuthDay
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
 from warmup.core.model import Verdict
@@ -224,6 +225,18 @@ class EngineStore(Store, OwnershipStore, Protocol):
         self, ips: Sequence[str], limit: int = 1000
     ) -> list[PendingLaneNews]:
         """Late bounces and complaints whose lane reaction is still to apply."""
+        ...
+
+    async def campaign_suppressed(
+        self, pairs: Sequence[tuple[int, str]]
+    ) -> set[tuple[int, str]]:
+        """Which (campaign id, address) pairs are unsubscribed from that campaign."""
+        ...
+
+    async def auth_days(
+        self, ips: Sequence[str] | None = None, since: date | None = None
+    ) -> list[AuthDay]:
+        """Per source IP x day, what the DMARC aggregate reports say."""
         ...
 
 

@@ -4,7 +4,7 @@ envelope, trace headers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 
@@ -12,7 +12,9 @@ from warmup.app.ports import EngineStore
 from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed
 from warmup.core.relay_message import header_names, with_headers
+from warmup.core.settings import UnsubscribeSettings
 from warmup.core.template import Template, parse_template
+from warmup.core.unsubscribe import UnsubscribeLinks, UnsubscribeToken, list_headers
 from warmup.core.verp import TRACE_HEADER, VERPToken, encode_verp
 
 __all__ = ["TRACE_HEADER", "Renderer", "renders_inline"]
@@ -50,12 +52,22 @@ class Renderer:
         return_path: str,
         secret: bytes,
         signer: MessageSigner | None = None,
+        unsubscribe: UnsubscribeSettings | None = None,
     ) -> None:
         self._store = store
         self._signer = signer or MessageSigner(())
         self._return_path = return_path
         self._secret = secret
         self._domain = return_path.rpartition("@")[2]
+        unsubscribe = unsubscribe or UnsubscribeSettings()
+        self._links = (
+            UnsubscribeLinks(
+                base_url=unsubscribe.base_url.rstrip("/"), mail_domain=self._domain
+            )
+            if unsubscribe.base_url
+            else None
+        )
+        self._unsubscribe_relayed = unsubscribe.add_to_relayed
         self._templates: dict[int, Template] = {}
         self._messages: dict[int, tuple[bytes, frozenset[str]]] = {}
         # The Date header has whole seconds: sends in the same second share it.
@@ -95,7 +107,7 @@ class Renderer:
         )
         trace = mail_from.partition("+")[2].partition("@")[0]
         if claimed.message_id is not None:
-            return mail_from, await self._render_relayed(claimed.message_id, trace, now)
+            return mail_from, await self._render_relayed(claimed, trace, now)
         template = await self.template(claimed.campaign_id)
         headers = [
             ("Message-ID", f"<{trace}@{self._domain}>"),
@@ -104,6 +116,7 @@ class Renderer:
         ]
         if "to" not in template.headers:
             headers.append(("To", claimed.address))
+        headers.extend(self._unsubscribe_headers(claimed, template.headers))
         values = dict(claimed.fields)
         values.setdefault("email", claimed.address)
         if renders_inline(template, values):
@@ -119,14 +132,30 @@ class Renderer:
         return signed if isinstance(signed, Held) else (mail_from, signed)
 
     async def _render_relayed(
-        self, message_id: int, trace: str, now: datetime
+        self, claimed: Claimed, trace: str, now: datetime
     ) -> bytes:
         """The client's message as accepted, under our trace header; Message-ID and
         Date only when the client gave none."""
-        content, names = await self.relayed(message_id)
+        assert claimed.message_id is not None
+        content, names = await self.relayed(claimed.message_id)
         headers = [(TRACE_HEADER, trace)]
         if "message-id" not in names:
             headers.append(("Message-ID", f"<{trace}@{self._domain}>"))
         if "date" not in names:
             headers.append(("Date", self._date_header(now)))
+        if self._unsubscribe_relayed:
+            headers.extend(self._unsubscribe_headers(claimed, names))
         return with_headers(content, headers)
+
+    def _unsubscribe_headers(
+        self, claimed: Claimed, present: Collection[str]
+    ) -> list[tuple[str, str]]:
+        """The step that adds List-Unsubscribe and List-Unsubscribe-Post (RFC 2369,
+        RFC 8058): none when the links are not configured or the message has its
+        own ``List-Unsubscribe`` (the campaign tool's header stays untouched)."""
+        if self._links is None or "list-unsubscribe" in present:
+            return []
+        token = UnsubscribeToken(
+            recipient_id=claimed.id, campaign_id=claimed.campaign_id
+        )
+        return list_headers(token, self._links, secret=self._secret)

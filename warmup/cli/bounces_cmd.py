@@ -20,7 +20,7 @@ from warmup.adapters.mailboxes import mails_in
 from warmup.app.clock import SystemClock
 from warmup.app.ingest import BounceIntake, IngestResult
 from warmup.cli.common import EXIT_RUNTIME, config_from, echo_json, run_async
-from warmup.cli.engine import verp_secret
+from warmup.cli.engine import mail_handlers, verp_secret
 from warmup.config import Config
 from warmup.core.bounces import BounceReport, parse_bounce
 
@@ -104,6 +104,11 @@ def ingest_lines(result: IngestResult) -> list[dict[str, object]]:
     """The JSON objects printed by ``ingest`` for one mail: ``parse``'s fields plus
     ``outcome`` (suppressed, complaint, retry, ignored, unmatched, duplicate,
     forged) and ``found_by`` (verp, header, recipient, or null)."""
+    if result.handled_as is not None:  # an unsubscribe by mail, a DMARC report
+        label = result.handled_as
+        return [
+            {"source": result.source, "kind": label, "outcome": label, "found_by": None}
+        ]
     lines = report_lines(result.source, result.report)
     if result.forged:
         return [line | {"outcome": "forged", "found_by": None} for line in lines]
@@ -147,12 +152,14 @@ async def _ingest(
     counts: Counter[str] = Counter()
     ok = True
     try:
+        clock = SystemClock()
         intake = BounceIntake.configured(
             store,
-            clock=SystemClock(),
+            clock=clock,
             settings=config.settings.bounces,
             retry=config.settings.delivery.retry,
             secret=secret,
+            handlers=mail_handlers(config, store=store, clock=clock, secret=secret),
         )
         # Reading is synchronous; the mails are read one by one and each
         # awaited before the next, so memory stays flat on a large mbox.

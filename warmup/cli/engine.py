@@ -9,17 +9,29 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.dmarc_report import reports_in_mail
 from warmup.adapters.process import LocalProcesses
 from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dmarc import DMARCIntake
+from warmup.app.ingest import MailHandler
 from warmup.app.ports import Clock, Resolver, Sender
 from warmup.app.sign import MessageSigner
+from warmup.app.unsubscribe import Unsubscriber
 from warmup.cli.common import EXIT_CONFIG, fail
 from warmup.cli.dkim_cmds import signing_keys
 from warmup.config import Config
+from warmup.core.dmarc import DMARCReport
 from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
 
-__all__ = ["build_dispatcher", "node_name", "owned_ips", "verp_secret"]
+__all__ = [
+    "build_dispatcher",
+    "build_unsubscriber",
+    "mail_handlers",
+    "node_name",
+    "owned_ips",
+    "verp_secret",
+]
 
 
 def verp_secret(config: Config, command: str) -> bytes:
@@ -72,6 +84,8 @@ def build_dispatcher(
         idle_wake=idle_wake,
         catch_up=catch_up,
         pool=tuple(config.settings.ips),
+        unsubscribe=config.settings.unsubscribe,
+        dmarc=config.settings.dmarc,
     )
     return Dispatcher(
         store=store,
@@ -85,3 +99,31 @@ def build_dispatcher(
             signing_keys(config), unsigned=config.settings.dkim.unsigned
         ),
     )
+
+
+def build_unsubscriber(
+    config: Config, *, store: SQLStore, clock: Clock, secret: bytes
+) -> Unsubscriber:
+    return Unsubscriber(
+        store,
+        clock=clock,
+        secret=secret,
+        mail_domain=config.settings.bounces.domain,
+        scope=config.settings.unsubscribe.scope,
+    )
+
+
+def mail_handlers(
+    config: Config, *, store: SQLStore, clock: Clock, secret: bytes
+) -> list[MailHandler]:
+    """What else arrives with bounces, tried first: unsubscribes by mail and
+    DMARC aggregate reports."""
+    limit = config.settings.dmarc.max_report_bytes
+
+    def read_mail(data: bytes, source: str) -> list[DMARCReport]:
+        return reports_in_mail(data, source=source, limit=limit)
+
+    return [
+        build_unsubscriber(config, store=store, clock=clock, secret=secret),
+        DMARCIntake(store, clock=clock, read_mail=read_mail),
+    ]

@@ -9,6 +9,7 @@ from warmup.cli.bounces_cmd import bounces
 from warmup.cli.classify_cmd import classify
 from warmup.cli.demo_cmd import demo
 from warmup.cli.dkim_cmds import dkim
+from warmup.cli.dmarc_cmd import dmarc
 from warmup.cli.options import WarmupGroup, apply_logging
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.relay_cmds import relay
@@ -47,6 +48,7 @@ _COMMANDS = (
     classify,
     bounces,
     dkim,
+    dmarc,
 )
 for command in _COMMANDS:
     cli.add_command(command)

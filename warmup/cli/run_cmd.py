@@ -14,11 +14,19 @@ from warmup.adapters.mailboxes import MaildirInbox
 from warmup.adapters.metrics import exporting
 from warmup.adapters.scheduler import CalendarJobs
 from warmup.adapters.smtp import SMTPSender
+from warmup.adapters.unsubscribe_http import serving_unsubscribe
 from warmup.app.clock import SystemClock
 from warmup.app.ingest import BounceIntake
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
-from warmup.cli.engine import build_dispatcher, node_name, owned_ips, verp_secret
+from warmup.cli.engine import (
+    build_dispatcher,
+    build_unsubscriber,
+    mail_handlers,
+    node_name,
+    owned_ips,
+    verp_secret,
+)
 from warmup.cli.relay_cmds import relaying
 from warmup.config import Config
 from warmup.core.feedback import Reporter
@@ -89,7 +97,9 @@ async def _run(config: Config, secret: bytes) -> None:
         settings=config.settings.bounces,
         retry=config.settings.delivery.retry,
         secret=secret,
+        handlers=mail_handlers(config, store=store, clock=clock, secret=secret),
     )
+    unsubscriber = build_unsubscriber(config, store=store, clock=clock, secret=secret)
     _poll_bounce_mailbox(config, bounces, jobs)
 
     async def bounce_sink(data: bytes, recipient: str, reporter: Reporter) -> None:
@@ -114,6 +124,7 @@ async def _run(config: Config, secret: bytes) -> None:
                 bounce_sink=bounce_sink,
                 on_queued=queued,
             ),
+            serving_unsubscribe(config.settings.unsubscribe, unsubscriber),
         ):
             await run_until_stopped(dispatcher, stop, jobs.wake)
     finally:

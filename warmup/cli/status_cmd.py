@@ -18,6 +18,7 @@ from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
 from warmup.app.ports import IPOwner
 from warmup.cli.common import config_from, echo_json, out_console, run_async
+from warmup.cli.status_auth import auth_records, auth_table
 from warmup.config import Config
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
@@ -60,6 +61,11 @@ then one object with kind "campaigns" and campaigns, a list of objects:
   suppressed, expired, total
 then, when mail is held back, one object with kind "held" and held, a list of
 objects: campaign, reason (e.g. no DKIM key for its From domain), recipients
+then, once DMARC aggregate reports were ingested, one object with kind
+"authentication" and ips, a list of objects:
+  ip, day (latest reported), messages, dmarc_pass_pct, dkim_aligned_pct,
+  spf_aligned_pct (that day, 0-100), days, messages_total,
+  dmarc_pass_pct_total (every day read), auth_failing (ramp held)
 """
 
 
@@ -68,6 +74,7 @@ class Snapshot:
     lanes: list[dict[str, Any]]
     campaigns: list[dict[str, Any]]
     held: list[dict[str, Any]]
+    auth: list[dict[str, Any]]
 
 
 def _pct(count: int, total: int) -> float:
@@ -173,10 +180,12 @@ async def _snapshot(
         )
         records.append(record)
     records.sort(key=_sort_key)
+    auth = auth_records(await store.auth_days(ips or None), config.settings.dmarc)
     return Snapshot(
         lanes=records,
         campaigns=await campaign_summary(store),
         held=await held_messages(store),
+        auth=auth,
     )
 
 
@@ -259,6 +268,8 @@ def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
     parts = [_lane_table(snapshot.lanes, tz), _campaign_table(snapshot.campaigns)]
     if snapshot.held:
         parts.append(_held_table(snapshot.held))
+    if snapshot.auth:
+        parts.append(auth_table(snapshot.auth))
     return Group(*parts)
 
 
@@ -268,6 +279,8 @@ def _print_json(snapshot: Snapshot) -> None:
     echo_json({"kind": "campaigns", "campaigns": snapshot.campaigns})
     if snapshot.held:
         echo_json({"kind": "held", "held": snapshot.held})
+    if snapshot.auth:
+        echo_json({"kind": "authentication", "ips": snapshot.auth})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

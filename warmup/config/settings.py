@@ -20,6 +20,7 @@ from warmup.core.settings import (
     BounceSettings,
     DeliverySettings,
     DKIMSettings,
+    DMARCSettings,
     DNSSettings,
     MetricsSettings,
     RelaySettings,
@@ -28,7 +29,9 @@ from warmup.core.settings import (
     SourceIP,
     Timeouts,
     TLSSettings,
+    UnsubscribeSettings,
 )
+from warmup.core.unsubscribe import UnsubscribeScope
 
 __all__ = ["MAX_NODE_CHARS", "Config", "Settings", "parse_settings"]
 
@@ -58,6 +61,8 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     dkim: DKIMSettings = field(default_factory=DKIMSettings)
     dns: DNSSettings = field(default_factory=DNSSettings)
+    unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
+    dmarc: DMARCSettings = field(default_factory=DMARCSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +98,8 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         metrics=_metrics(root.child("metrics")),
         dkim=read_dkim(root.child("dkim")),
         dns=read_dns(root.child("dns")),
+        unsubscribe=_unsubscribe(root.child("unsubscribe")),
+        dmarc=_dmarc(root.child("dmarc")),
     )
     root.finish()
     return settings
@@ -398,6 +405,56 @@ def _metrics(node: Node) -> MetricsSettings:
         listen_host=listen[0] if listen else base.listen_host,
         listen_port=listen[1] if listen else base.listen_port,
         refresh=node.value("refresh", base.refresh, _duration_positive),
+    )
+    node.finish()
+    return result
+
+
+def _base_url(raw: Any) -> str:
+    text = str(raw).strip().rstrip("/")
+    scheme, sep, rest = text.partition("://")
+    host = rest.partition("/")[0]
+    if not sep or scheme not in ("https", "http") or not host or " " in text:
+        raise ValueError(f"expected a URL like 'https://mail.example.com', got {raw!r}")
+    return text
+
+
+def _choice(*choices: str) -> Any:
+    def convert(raw: Any) -> str:
+        if str(raw) not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return str(raw)
+
+    return convert
+
+
+def _unsubscribe(node: Node) -> UnsubscribeSettings:
+    """``base_url`` puts the links in mail; ``listen`` serves them."""
+    base = UnsubscribeSettings()
+    listen = node.value("listen", None, _host_port(base.listen_port, lowest=0))
+    result = UnsubscribeSettings(
+        base_url=node.value("base_url", None, _base_url),
+        listen_host=listen[0] if listen else None,
+        listen_port=listen[1] if listen else base.listen_port,
+        relayed=node.value("relayed", base.relayed, _choice("keep", "add")),
+        scope=UnsubscribeScope(
+            node.value("scope", base.scope.value, _choice("global", "campaign"))
+        ),
+    )
+    if result.listen_host is not None and result.base_url is None:
+        node.issue("base_url", "required with unsubscribe.listen (the public URL)")
+    node.finish()
+    return result
+
+
+def _dmarc(node: Node) -> DMARCSettings:
+    base = DMARCSettings()
+    result = DMARCSettings(
+        min_messages=node.integer("min_messages", base.min_messages, minimum=1),
+        min_pass_rate=node.fraction("min_pass_rate", base.min_pass_rate),
+        max_report_bytes=node.integer(
+            "max_report_bytes", base.max_report_bytes, minimum=1024
+        ),
     )
     node.finish()
     return result

@@ -6,7 +6,8 @@ the builtin it behaves like, so callers can catch either::
     WarmupError
     ├── ConfigError(ValueError)        config or schedule files are wrong (all issues)
     ├── InputError(ValueError)         a user-supplied file cannot be used at all
-    │   └── TemplateError              a message template cannot be parsed or rendered
+    │   ├── TemplateError              a message template cannot be parsed or rendered
+    │   └── UnsafeInputError           refused as an attack: XML/zip bomb, entities
     └── StoreError(RuntimeError)       the database could not do what was asked
 
 An SMTP 4xx/5xx reply is never an exception: it is a value.
@@ -22,6 +23,7 @@ __all__ = [
     "InputError",
     "StoreError",
     "TemplateError",
+    "UnsafeInputError",
     "WarmupError",
 ]
 
@@ -68,6 +70,11 @@ class InputError(WarmupError, ValueError):
 
 class TemplateError(InputError):
     """A message template cannot be parsed or rendered."""
+
+
+class UnsafeInputError(InputError):
+    """Input refused as an attack or a resource bomb (XML entities, DTDs, a
+    decompression past its bound): nothing of it is used."""
 
 
 class StoreError(WarmupError, RuntimeError):

@@ -18,7 +18,9 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
    advances the ramp day when it met ``advance`` (enough volume, hard-bounce,
    deferral and complaint rates under the limits), else the day is repeated. A lane
    idle for ``idle_reset`` starts again at day 1. Past the last step the lane is
-   ``warmed``.
+   ``warmed``. While the IP's DMARC reports say its authentication fails
+   (:mod:`warmup.core.dmarc`), a day that met ``advance`` is repeated all the
+   same, with the event ``auth_failing``.
 6. Late news. A bounce or complaint that arrives after the 250 counts on the day it
    arrives: a failure replaces one delivery of that day (the attempt is not counted
    twice; with no delivery yet it counts as an attempt), a complaint adds to the
@@ -36,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
+from warmup.core.dmarc import AuthDay
 from warmup.core.model import LaneState, Verdict
 from warmup.core.schedule import Advance, RateLimits, Schedule
 
@@ -44,6 +47,7 @@ __all__ = [
     "Lane",
     "LaneEvent",
     "WindowCounts",
+    "auth_failing_event",
     "close_day",
     "judge_window",
     "lane_rate",
@@ -301,10 +305,23 @@ def resume(
     return step, [_event(lane, step, now, "recovering", f"allowance x{factor:.2f}")]
 
 
+def auth_failing_event(lane: Lane, auth: AuthDay, now: datetime) -> LaneEvent:
+    """The lane's IP fails DMARC: its ramp holds until a clean day (rule 5)."""
+    detail = f"{auth.describe()}: ramp day {lane.ramp_day} held until a clean day"
+    return _event(lane, lane, now, "auth_failing", detail)
+
+
 def close_day(
-    lane: Lane, *, new_day: date, now: datetime, planned: int, schedule: Schedule
+    lane: Lane,
+    *,
+    new_day: date,
+    now: datetime,
+    planned: int,
+    schedule: Schedule,
+    auth: AuthDay | None = None,
 ) -> tuple[Lane, list[LaneEvent]]:
-    """Judge the finished day and start ``new_day`` (rule 5)."""
+    """Judge the finished day and start ``new_day`` (rule 5); ``auth``: the IP's
+    failing DMARC day, if its authentication currently fails."""
     if lane.day is None or lane.day == new_day:
         return replace(lane, day=new_day), []
     stats, advance, limits = lane.stats, schedule.advance, schedule.reactions.rates
@@ -315,6 +332,8 @@ def close_day(
     if idle and lane.ramp_day > 1:
         reset = replace(fresh, ramp_day=1, state=LaneState.ramping, factor=1.0)
         return reset, [_event(lane, reset, now, "idle_reset", "back to ramp day 1")]
+    if auth is not None and _met(stats, planned, advance, limits):
+        return fresh, [auth_failing_event(fresh, auth, now)]
     if _met(stats, planned, advance, limits):
         ahead = replace(fresh, ramp_day=lane.ramp_day + 1)
         ahead = replace(ahead, state=_state_after_day(ahead, schedule))

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from warmup.core.unsubscribe import UnsubscribeScope
+
 __all__ = [
     "BounceSettings",
     "DKIMKeySettings",
     "DKIMSettings",
+    "DMARCSettings",
     "DNSSettings",
     "DeliverySettings",
     "MetricsSettings",
@@ -18,6 +21,7 @@ __all__ = [
     "SourceIP",
     "TLSSettings",
     "Timeouts",
+    "UnsubscribeSettings",
 ]
 
 
@@ -183,3 +187,35 @@ class DNSSettings:
     """Every DNS lookup warmup makes; no nameservers: the system's resolver."""
 
     nameservers: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnsubscribeSettings:
+    """One-click unsubscribe: the links put in mail and the endpoint serving them.
+
+    ``base_url`` None: no ``List-Unsubscribe`` is added; ``listen_host`` None: no
+    HTTP endpoint (another process, or none, serves ``base_url``)."""
+
+    base_url: str | None = None
+    listen_host: str | None = None
+    listen_port: int = 8025
+    # "keep": relayed mail goes out with (or without) the client's own header;
+    # "add": relayed mail without one gets ours.
+    relayed: str = "keep"
+    scope: UnsubscribeScope = UnsubscribeScope.global_
+
+    @property
+    def add_to_relayed(self) -> bool:
+        return self.relayed == "add"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DMARCSettings:
+    """DMARC aggregate reports: when an IP's authentication counts as failing."""
+
+    # A day is judged once the reports hold this many messages from the IP ...
+    min_messages: int = 100
+    # ... and fails when fewer than this share of them pass DMARC.
+    min_pass_rate: float = 0.98
+    # Largest report accepted after decompression (bytes).
+    max_report_bytes: int = 20 * 1024 * 1024

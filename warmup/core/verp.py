@@ -10,7 +10,14 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-__all__ = ["TRACE_HEADER", "VERPToken", "decode_verp", "encode_verp"]
+__all__ = [
+    "TRACE_HEADER",
+    "VERPToken",
+    "decode_verp",
+    "encode_verp",
+    "mac_matches",
+    "token_mac",
+]
 
 #: The header that carries the same token in every message we send, so a bounce
 #: that quotes the original can be traced when its envelope was rewritten.
@@ -25,17 +32,24 @@ class VERPToken:
     attempt: int
 
 
-def _mac(secret: bytes, body: str) -> str:
-    return hmac.new(secret, body.encode("ascii"), hashlib.sha256).hexdigest()[
-        :_MAC_CHARS
-    ]
+def token_mac(secret: bytes, body: str, *, chars: int = _MAC_CHARS) -> str:
+    """The first ``chars`` hex digits of HMAC-SHA256(secret, body): the signature
+    of every token warmup hands out (VERP, one-click unsubscribe)."""
+    return hmac.new(secret, body.encode("ascii"), hashlib.sha256).hexdigest()[:chars]
+
+
+def mac_matches(secret: bytes, body: str, mac: str, *, chars: int = _MAC_CHARS) -> bool:
+    """Whether ``mac`` signs ``body`` (constant time; case-insensitive hex)."""
+    if not body.isascii() or not mac.isascii():
+        return False
+    return hmac.compare_digest(mac.lower(), token_mac(secret, body, chars=chars))
 
 
 def encode_verp(token: VERPToken, *, return_path: str, secret: bytes) -> str:
     """``bounces@bounce.example`` -> ``bounces+r12-a3-<mac>@bounce.example``."""
     local, _, domain = return_path.rpartition("@")
     body = f"r{token.recipient_id}-a{token.attempt}"
-    return f"{local}+{body}-{_mac(secret, body)}@{domain}"
+    return f"{local}+{body}-{token_mac(secret, body)}@{domain}"
 
 
 def decode_verp(address: str, *, secret: bytes) -> VERPToken | None:
@@ -47,7 +61,7 @@ def decode_verp(address: str, *, secret: bytes) -> VERPToken | None:
         return None  # (a non-ASCII tag is no token, and would not encode)
     recipient, attempt, mac = parts
     body = f"{recipient}-{attempt}"
-    if not hmac.compare_digest(mac.lower(), _mac(secret, body)):
+    if not mac_matches(secret, body, mac):
         return None
     if not (recipient[:1] == "r" and attempt[:1] == "a"):
         return None

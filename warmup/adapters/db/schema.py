@@ -33,7 +33,9 @@ __all__ = [
     "UTCDateTime",
     "attempts",
     "bounce_events",
+    "campaign_suppressions",
     "campaigns",
+    "dmarc_rows",
     "ip_leases",
     "lane_days",
     "lane_events",
@@ -305,4 +307,45 @@ ip_leases = Table(
     Column("ip", String(64), primary_key=True),
     Column("claimer", String(128), nullable=False),
     Column("since", UTCDateTime, nullable=False),
+)
+
+# An address unsubscribed from one campaign only (``unsubscribe.scope: campaign``);
+# global unsubscribes go to ``suppressions``.
+campaign_suppressions = Table(
+    "campaign_suppressions",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("campaign_id", ForeignKey("campaigns.id"), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("campaign_id", "address"),
+    Index(None, "address"),
+)
+
+# DMARC aggregate reports (RFC 7489 rua): one row per report x source IP x day x
+# header-From domain, counts of messages. ``report_key`` (reporter and report
+# id) makes ingesting the same report twice act once.
+dmarc_rows = Table(
+    "dmarc_rows",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("report_key", String(64), nullable=False),
+    Column("org", String(255), nullable=False),
+    Column("source_ip", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("header_from", String(255), nullable=False),
+    Column("messages", Integer, nullable=False),
+    Column("spf_pass", Integer, nullable=False),
+    Column("spf_aligned", Integer, nullable=False),
+    Column("dkim_pass", Integer, nullable=False),
+    Column("dkim_aligned", Integer, nullable=False),
+    # DMARC pass: SPF or DKIM aligned and passing (RFC 7489 4.2).
+    Column("dmarc_pass", Integer, nullable=False),
+    Column("quarantined", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("report_key", "source_ip", "day", "header_from"),
+    Index(None, "source_ip", "day"),
 )

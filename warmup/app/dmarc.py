@@ -1,0 +1,72 @@
+"""DMARC aggregate reports in: stored per source IP x day x header-From domain.
+
+Reports arrive by ``warmup dmarc ingest`` or as mail to the bounce domain (the
+relay listener, ``bounces.maildir``); there :meth:`DMARCIntake.take` picks a mail
+that carries a report before it is read as a bounce. The engine reads the
+figures on its maintenance beat (see :mod:`warmup.core.dmarc` for the rules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from warmup.app.ports import Clock
+from warmup.core.dmarc import DMARCReport
+from warmup.core.errors import UnsafeInputError
+
+__all__ = ["DMARCIntake", "DMARCStore", "MailReader"]
+
+logger = logging.getLogger(__name__)
+
+# Mails up to this size are read on the loop; larger ones in a thread.
+_INLINE_BYTES = 64 * 1024
+
+#: (mail bytes, source label) -> the DMARC reports it carries; raises
+#: UnsafeInputError for a refused one (bomb, DTD), InputError if unreadable.
+MailReader = Callable[[bytes, str], Sequence[DMARCReport]]
+
+
+class DMARCStore(Protocol):
+    async def save_dmarc(self, report: DMARCReport, now: datetime) -> int: ...
+
+
+class DMARCIntake:
+    def __init__(self, store: DMARCStore, *, clock: Clock, read_mail: MailReader):
+        self._store = store
+        self._clock = clock
+        self._read_mail = read_mail
+
+    async def save(self, report: DMARCReport) -> int:
+        """Store one report; how many of its rows were new (0: seen before)."""
+        added = await self._store.save_dmarc(report, self._clock.now())
+        logger.info(
+            "DMARC report %s from %s: %d messages, %d new rows",
+            report.report_id,
+            report.org,
+            report.messages,
+            added,
+        )
+        return added
+
+    async def take(
+        self, data: bytes, *, source: str, envelope_to: Sequence[str]
+    ) -> str | None:
+        """A mail carrying DMARC reports: stored ("dmarc"), or refused
+        ("dmarc_refused": nothing of it is used); None for any other mail."""
+        try:
+            if len(data) > _INLINE_BYTES:
+                reports = await asyncio.to_thread(self._read_mail, data, source)
+            else:
+                reports = self._read_mail(data, source)
+        except UnsafeInputError as exc:
+            logger.warning("%s", exc)
+            return "dmarc_refused"
+        if not reports:
+            return None
+        for report in reports:
+            await self.save(report)
+        return "dmarc"
