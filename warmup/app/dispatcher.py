@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
+from warmup.app.controls import ControlWatcher
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import Clock, EngineStore, Resolver, Sender
@@ -46,6 +47,8 @@ class EngineSettings:
     node: str  # claimer name, unique per running process
     maintenance_every: timedelta = timedelta(minutes=1)
     idle_wake: timedelta = timedelta(minutes=1)
+    # How often the operator's controls (pause, resume, cancel) are looked for.
+    controls_every: timedelta = timedelta(seconds=2)
     # Slots a lane may send per tick. 1 in real time (a late tick never turns
     # into a burst); more on a virtual clock, where each send is stamped with
     # its own slot instant and ticks can be coarse.
@@ -82,6 +85,7 @@ class Dispatcher:
             store, return_path=settings.return_path, secret=settings.verp_secret
         )
         self._outcomes = OutcomeHandler(store, settings)
+        self._controls = ControlWatcher(store, settings.controls_every)
         self._next_maintenance: datetime | None = None
         self._poked = False
         # A tick's results until they are written: finish() writes them if the
@@ -108,6 +112,7 @@ class Dispatcher:
             self._poked = False
             await self._maintain(now)
             await self._apply_late_news(now, record)
+        await self._controls.poll(now, self.lanes.values(), record)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
         async with asyncio.TaskGroup() as group:
             tasks = [
@@ -191,7 +196,9 @@ class Dispatcher:
             if not runtime.buffer:
                 return None
             claimed = runtime.buffer.popleft()
-            if not self._outcomes.drop_if_suppressed(claimed, record):
+            if self._controls.cancelled(claimed):
+                record.cancelled.append(claimed.id)
+            elif not self._outcomes.drop_if_suppressed(claimed, record):
                 return claimed
 
     async def _refill(
@@ -270,6 +277,9 @@ class Dispatcher:
                     node,
                 )
         self._next_maintenance = now + self.settings.maintenance_every
+        expired = await self.store.expire_deadlines(now)
+        if expired:
+            logger.info("%d recipients expired unsent at their deadline", expired)
         released = await self.store.release_expired_leases(now)
         if released:
             logger.info(

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from warmup.core.address import Address
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.core.control import Control
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
 from warmup.core.model import Verdict
@@ -147,6 +148,18 @@ class EngineStore(Store, Protocol):
         self, ips: Sequence[str], limit: int = 1000
     ) -> list[PendingLaneNews]:
         """Late bounces and complaints whose lane reaction is still to apply."""
+        ...
+
+    async def control_version(self) -> int:
+        """The newest operator control's id (0: none)."""
+        ...
+
+    async def controls_after(self, seen: int) -> list[Control]: ...
+
+    async def cancelled_campaign_ids(self) -> set[int]: ...
+
+    async def expire_deadlines(self, now: datetime) -> int:
+        """Queued recipients past their deadline expire; returns how many."""
         ...
 
 

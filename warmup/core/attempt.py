@@ -81,6 +81,7 @@ class TickRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)  # suppressed before sending
+    cancelled: list[int] = field(default_factory=list)  # campaign cancelled: unsent
     # Claimed, not sent: back to the queue, unless the claim (id, lease end)
     # has meanwhile expired and been taken by someone else.
     released: list[tuple[int, datetime]] = field(default_factory=list)
@@ -96,6 +97,7 @@ class TickRecord:
             self.attempts
             or self.suppressions
             or self.dropped
+            or self.cancelled
             or self.released
             or self.lanes
             or self.events
