@@ -7,6 +7,7 @@ import click
 from warmup import __version__
 from warmup.cli.bounces_cmd import bounces
 from warmup.cli.classify_cmd import classify
+from warmup.cli.control_cmds import campaign, pause, resume
 from warmup.cli.demo_cmd import demo
 from warmup.cli.logs import FORMATS, configure_logging
 from warmup.cli.queue_cmds import enqueue
@@ -67,6 +68,9 @@ _COMMANDS = (
     suppress,
     classify,
     bounces,
+    pause,
+    resume,
+    campaign,
 )
 for command in _COMMANDS:
     cli.add_command(command)

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from enum import StrEnum
 
+from warmup.core.duration import parse_duration
 from warmup.core.lane import Lane, LaneEvent, operator_pause, operator_resume
+from warmup.core.model import LaneState
 from warmup.core.schedule import Schedule
 
-__all__ = ["Control", "ControlAction", "apply_controls", "describe_control"]
+__all__ = [
+    "Control",
+    "ControlAction",
+    "apply_controls",
+    "describe_control",
+    "parse_when",
+]
 
 
 class ControlAction(StrEnum):
@@ -70,7 +78,8 @@ def apply_controls(
     """Apply the newest unapplied control matching ``lane`` (rule 8 of core.lane).
 
     ``lane.control_seen`` moves to the newest id given, matching or not. A pause
-    whose ``until`` has already passed changes nothing.
+    whose ``until`` has already passed changes nothing, nor does a resume of a
+    lane that is not paused and has never seen a control (a lane created later).
     """
     newest, seen = None, lane.control_seen
     for control in controls:
@@ -79,12 +88,35 @@ def apply_controls(
         seen = max(seen, control.id)
         if control.matches(lane) and (newest is None or control.id > newest.id):
             newest = control
+    fresh = lane.control_seen == 0  # a lane new to the log: no act was aimed at it
     lane = replace(lane, control_seen=seen)
     if newest is None:
         return lane, []
     detail = describe_control(newest)
     if newest.action is ControlAction.resume:
+        if fresh and lane.state is not LaneState.paused:
+            return lane, []
         return operator_resume(lane, now=now, schedule=schedule, detail=detail)
     if newest.until is not None and newest.until <= now:
         return lane, []
     return operator_pause(lane, now=now, until=newest.until, detail=detail)
+
+
+def parse_when(text: str, *, now: datetime, tz: tzinfo) -> datetime:
+    """An instant as an operator writes it: a duration from now (``2h``, ``30m``)
+    or an ISO 8601 date-time (``2030-01-02T08:00``, local to ``tz`` unless it
+    names an offset). Raises ValueError with the offending text."""
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"expected a duration like '2h' or a date-time like "
+            f"'2030-01-02T08:00', got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(now.tzinfo)

@@ -1,0 +1,206 @@
+"""Operator controls on a running dispatcher over real SMTP, on a virtual clock:
+`warmup pause`/`resume` and `warmup campaign cancel`/`resume` through the CLI
+while the engine sends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.e2e.helpers import enqueue_via_cli
+from warmup.adapters.db.store import SQLStore
+from warmup.adapters.smtp import SMTPSender
+from warmup.app.dispatcher import Dispatcher
+from warmup.cli import cli
+from warmup.cli.engine import build_dispatcher
+from warmup.config import load_config
+from warmup.core.model import LaneState
+from warmup.testing.clock import FakeClock
+from warmup.testing.fakes import FakeResolver
+from warmup.testing.smtp import ScriptedSMTPServer
+
+SCHEDULE = (
+    "isp: {isp}\nmatch: {{domains: [{domain}]}}\n"
+    "ramp:\n  - {{days: 1-30, per_hour: 60}}\n"
+)
+START = datetime(2030, 3, 1, tzinfo=UTC)
+
+
+def _project(tmp_path: Path, database_url: str, port: int) -> Path:
+    schedules = tmp_path / "schedules"
+    schedules.mkdir()
+    for isp, domain in (("gmail", "gmail.com"), ("yahoo", "yahoo.com")):
+        (schedules / f"{isp}.yaml").write_text(SCHEDULE.format(isp=isp, domain=domain))
+    (schedules / "default.yaml").write_text(
+        "isp: default\nramp:\n  - {days: 1, per_hour: 5}\n"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"database: {database_url}\ntimezone: UTC\nschedules: schedules/\n"
+        "ips:\n  - {address: 127.0.0.2, helo: a.test}\n"
+        "  - {address: 127.0.0.3, helo: b.test}\n"
+        f"delivery:\n  routes: {{gmail: '127.0.0.1:{port}', "
+        f"yahoo: '127.0.0.1:{port}'}}\n  batch_size: 40\n"
+        "  timeouts: {connect: 5s, command: 5s, data: 5s}\n  tls: {starttls: 'off'}\n"
+        "bounces: {return_path: bounces@bounce.test}\n"
+    )
+    return config
+
+
+@dataclass
+class Daemon:
+    engine: Dispatcher
+    store: SQLStore
+    clock: FakeClock
+    server: ScriptedSMTPServer
+    config: Path
+    sent: list[tuple[str, str, datetime]]  # (source IP, recipient, at)
+
+    async def run_for(self, span: timedelta) -> None:
+        """Tick as the daemon does, never sleeping more than a second of clock."""
+        end = self.clock.now() + span
+        for _ in range(100_000):  # bounded
+            wake = await self.engine.tick()
+            if self.clock.now() >= end:
+                return
+            step = min(max(wake - self.clock.now(), timedelta(0)), timedelta(seconds=1))
+            self.clock.advance(
+                min(step, end - self.clock.now()) or timedelta(seconds=1)
+            )
+        raise AssertionError("did not reach the end")
+
+    def sent_since(self, moment: datetime) -> Counter[tuple[str, str]]:
+        return Counter(
+            (ip, rcpt.rpartition("@")[2]) for ip, rcpt, at in self.sent if at >= moment
+        )
+
+    async def cli(self, *args: str) -> str:
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["-c", str(self.config), *args]
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, database_url: str) -> AsyncIterator[Daemon]:
+    clock = FakeClock(START)
+    sent: list[tuple[str, str, datetime]] = []
+
+    def observe(peer: str, command: str, arg: str) -> None:
+        if command == "RCPT":
+            sent.append((peer, arg.strip("<>"), clock.now()))
+
+    async with ScriptedSMTPServer(reply_for=observe) as server:
+        config_path = _project(tmp_path, database_url, server.port)
+        addresses = [f"g{i}@gmail.com" for i in range(300)]
+        addresses += [f"y{i}@yahoo.com" for i in range(300)]
+        await enqueue_via_cli(tmp_path, config_path, addresses, campaign="spring")
+        config = load_config(config_path)
+        store = await SQLStore.open(config.settings.database)
+        sender = SMTPSender(
+            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
+        )
+        engine = build_dispatcher(
+            config,
+            store=store,
+            sender=sender,
+            resolver=FakeResolver(),
+            clock=clock,
+            secret=b"s",
+            maintenance_every=timedelta(minutes=10),
+            idle_wake=timedelta(minutes=10),
+        )
+        try:
+            yield Daemon(engine, store, clock, server, config_path, sent)
+            await engine.finish()
+        finally:
+            await sender.close()
+            await store.close()
+
+
+async def test_pause_one_lane_stops_it_at_the_next_beat_and_resume_restarts_it(
+    daemon: Daemon,
+) -> None:
+    await daemon.run_for(timedelta(minutes=10))
+    assert daemon.sent_since(START)[("127.0.0.2", "gmail.com")] >= 9
+    output = await daemon.cli(
+        "pause", "--ip", "127.0.0.2", "--isp", "gmail", "--reason", "incident 7"
+    )
+    assert "paused 127.0.0.2 / gmail" in output
+    await daemon.run_for(timedelta(seconds=2))  # the controls' beat
+    paused_at = daemon.clock.now()
+    await daemon.run_for(timedelta(minutes=30))
+    during = daemon.sent_since(paused_at)
+    assert during[("127.0.0.2", "gmail.com")] == 0
+    for other in (("127.0.0.3", "gmail.com"), ("127.0.0.2", "yahoo.com")):
+        assert during[other] >= 25  # 60/h: the other lanes go on
+    lane = daemon.engine.lanes[("127.0.0.2", "gmail")]
+    assert lane.lane.state is LaneState.paused and lane.lane.operator
+    assert not lane.buffer  # its claims went back to the queue
+    events = [e for e in await daemon.store.all_events() if e["ip"] == "127.0.0.2"]
+    pause = next(e for e in events if e["cause"] == "operator_pause")
+    assert pause["isp"] == "gmail"
+    assert "paused by " in pause["detail"] and "incident 7" in pause["detail"]
+    counts = await daemon.store.count_recipients()
+    assert "suppressed" not in counts  # an operator act suppresses no one
+
+    await daemon.cli("resume", "--ip", "127.0.0.2", "--isp", "gmail")
+    await daemon.run_for(timedelta(seconds=2))
+    resumed_at = daemon.clock.now()
+    await daemon.run_for(timedelta(minutes=30))
+    assert daemon.sent_since(resumed_at)[("127.0.0.2", "gmail.com")] >= 25
+    causes = [e["cause"] for e in await daemon.store.all_events()]
+    assert causes.count("operator_resume") == 1
+
+
+async def test_pause_of_an_isp_until_a_time_ends_by_itself(daemon: Daemon) -> None:
+    await daemon.run_for(timedelta(minutes=5))
+    until = (daemon.clock.now() + timedelta(minutes=20)).isoformat()
+    await daemon.cli("pause", "--isp", "yahoo", "--until", until)
+    await daemon.run_for(timedelta(seconds=2))
+    paused_at = daemon.clock.now()
+    await daemon.run_for(timedelta(minutes=18))
+    during = daemon.sent_since(paused_at)
+    assert during[("127.0.0.2", "yahoo.com")] == during[("127.0.0.3", "yahoo.com")] == 0
+    assert during[("127.0.0.2", "gmail.com")] >= 15
+    await daemon.run_for(timedelta(minutes=30))
+    after = daemon.sent_since(paused_at + timedelta(minutes=21))
+    assert after[("127.0.0.2", "yahoo.com")] >= 25
+    assert after[("127.0.0.3", "yahoo.com")] >= 25
+
+
+async def test_campaign_cancel_sends_nothing_more_even_of_held_claims(
+    daemon: Daemon,
+) -> None:
+    await daemon.run_for(timedelta(minutes=10))
+    held = sum(len(r.buffer) for r in daemon.engine.lanes.values())
+    assert held > 0  # the node holds claims of the campaign
+    output = await daemon.cli("campaign", "cancel", "spring", "--reason", "typo")
+    assert "cancelled spring" in output
+    await daemon.run_for(timedelta(seconds=2))
+    cancelled_at = daemon.clock.now()
+    await daemon.run_for(timedelta(hours=1))
+    assert sum(daemon.sent_since(cancelled_at).values()) == 0
+    shown = json.loads(await daemon.cli("campaign", "show", "spring", "--json"))
+    assert shown["state"] == "cancelled"
+    assert shown["queued"] == shown["sending"] == 0
+    sent_total = len(daemon.sent)
+    assert shown["delivered"] == sent_total
+    assert shown["cancelled"] == 600 - sent_total
+
+    await daemon.cli("campaign", "resume", "spring")
+    await daemon.run_for(timedelta(seconds=2))
+    resumed_at = daemon.clock.now()
+    await daemon.run_for(timedelta(minutes=30))
+    assert sum(daemon.sent_since(resumed_at).values()) >= 100
+    listed = json.loads(await daemon.cli("campaign", "list", "--json"))
+    assert listed["state"] == "active" and listed["cancelled"] == 0
