@@ -204,3 +204,34 @@ async def test_campaign_cancel_sends_nothing_more_even_of_held_claims(
     assert sum(daemon.sent_since(resumed_at).values()) >= 100
     listed = json.loads(await daemon.cli("campaign", "list", "--json"))
     assert listed["state"] == "active" and listed["cancelled"] == 0
+
+
+async def test_what_is_not_sent_by_the_deadline_expires_unsent(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    await daemon.cli("campaign", "cancel", "spring")  # only the flash sale goes
+    listing = tmp_path / "flash.csv"
+    listing.write_text(
+        "email,name\n" + "".join(f"f{i}@gmail.com,N\n" for i in range(200))
+    )
+    deadline = START + timedelta(minutes=30)
+    output = await daemon.cli(
+        "enqueue",
+        str(listing),
+        "--template",
+        str(tmp_path / "t.eml"),
+        "--campaign",
+        "flash",
+        "--deadline",
+        deadline.isoformat(),
+        "--json",
+    )
+    assert json.loads(output)["queued"] == 200
+    await daemon.run_for(timedelta(hours=2))
+    flash = [at for _, rcpt, at in daemon.sent if rcpt.startswith("f")]
+    assert 40 <= len(flash) <= 62  # two gmail lanes at 60/h for 30 minutes
+    assert max(flash) < deadline
+    shown = json.loads(await daemon.cli("campaign", "show", "flash", "--json"))
+    assert shown["delivered"] == len(flash)
+    assert shown["expired"] == 200 - len(flash)
+    assert shown["queued"] == shown["sending"] == 0

@@ -61,6 +61,13 @@ class ControlWatcher:
             elif any(event.cause == "operator_resume" for event in events):
                 runtime.not_before = now
 
-    def cancelled(self, claimed: Claimed) -> bool:
-        """Whether the recipient's campaign has been cancelled (as last seen)."""
-        return claimed.campaign_id in self._cancelled
+    def held(self, claimed: Claimed, now: datetime, record: TickRecord) -> bool:
+        """Just before sending: a recipient whose campaign was cancelled (as last
+        seen) or whose deadline has passed is not sent, and recorded as such."""
+        if claimed.campaign_id in self._cancelled:
+            record.cancelled.append(claimed.id)
+            return True
+        if claimed.deadline_at is not None and now >= claimed.deadline_at:
+            record.late.append(claimed.id)
+            return True
+        return False

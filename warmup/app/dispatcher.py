@@ -196,9 +196,9 @@ class Dispatcher:
             if not runtime.buffer:
                 return None
             claimed = runtime.buffer.popleft()
-            if self._controls.cancelled(claimed):
-                record.cancelled.append(claimed.id)
-            elif not self._outcomes.drop_if_suppressed(claimed, record):
+            if self._controls.held(claimed, now, record):
+                continue
+            if not self._outcomes.drop_if_suppressed(claimed, record):
                 return claimed
 
     async def _refill(

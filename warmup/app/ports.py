@@ -70,8 +70,11 @@ class Store(Protocol):
         recipients: Sequence[NewRecipient],
         isps: Sequence[str | None],
         now: datetime,
+        *,
+        deadline: datetime | None = None,
     ) -> int:
-        """Queue recipients, skipping addresses already in the campaign.
+        """Queue recipients, skipping addresses already in the campaign; those
+        not sent by ``deadline`` expire unsent.
 
         Returns how many were inserted.
         """
@@ -204,6 +207,7 @@ class RelayedMessage:
     auth_user: str | None
     received_at: datetime
     recipients: Sequence[tuple[Address, str | None]]  # and ISP (None: by MX)
+    deadline: datetime | None = None  # not sent by then: expired
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

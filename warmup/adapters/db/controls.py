@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.failure import describe
-from warmup.adapters.db.queue import QueueOps
+from warmup.adapters.db.queue import DEADLINE_PASSED, QueueOps
 from warmup.adapters.db.schema import (
     campaigns,
     controls,
@@ -153,7 +153,7 @@ class ControlOps(QueueOps):
             )
             .values(
                 state=RecipientState.expired.value,
-                last_reply="deadline passed before it could be sent",
+                last_reply=DEADLINE_PASSED,
                 updated_at=now,
             )
         )

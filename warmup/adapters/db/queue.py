@@ -38,7 +38,9 @@ from warmup.core.lane import DayStats, Lane
 from warmup.core.model import LaneState, RecipientState
 from warmup.core.suppression import Suppression, make_suppression
 
-__all__ = ["QueueOps", "suppression_row"]
+__all__ = ["DEADLINE_PASSED", "QueueOps", "suppression_row"]
+
+DEADLINE_PASSED = "deadline passed before it could be sent"
 
 _QUEUED = RecipientState.queued.value
 _SENDING = RecipientState.sending.value
@@ -332,6 +334,7 @@ class QueueOps:
                 recipients.c.queued_at,
                 recipients.c.priority,
                 recipients.c.message_id,
+                recipients.c.deadline_at,
             )
         )
         try:
@@ -350,6 +353,7 @@ class QueueOps:
                 queued_at=r.queued_at,
                 priority=r.priority,
                 message_id=r.message_id,
+                deadline_at=r.deadline_at,
             )
             for r in rows
         ]
@@ -447,6 +451,17 @@ class QueueOps:
                 .where(recipients.c.id.in_(tick.cancelled))
                 .values(
                     state=RecipientState.cancelled.value, updated_at=now, **_UNCLAIMED
+                )
+            )
+        if tick.late:
+            await conn.execute(
+                update(recipients)
+                .where(recipients.c.id.in_(tick.late))
+                .values(
+                    state=RecipientState.expired.value,
+                    last_reply=DEADLINE_PASSED,
+                    updated_at=now,
+                    **_UNCLAIMED,
                 )
             )
         if tick.released:

@@ -229,10 +229,14 @@ class SQLStore(FeedbackOps, ControlOps):
         recipients_: Sequence[NewRecipient],
         isps: Sequence[str | None],
         now: datetime,
+        *,
+        deadline: datetime | None = None,
     ) -> int:
         if not recipients_:
             return 0
         _require_aware(now)
+        if deadline is not None:
+            _require_aware(deadline)
         rows = [
             {
                 "campaign_id": campaign_id,
@@ -253,6 +257,7 @@ class SQLStore(FeedbackOps, ControlOps):
                 "next_attempt_at": now,
                 "queued_at": now,
                 "updated_at": now,
+                "deadline_at": deadline,
             }
             for r, isp in zip(recipients_, isps, strict=True)
         ]
