@@ -150,7 +150,9 @@ async def test_a_relayed_deadline_holds_at_claim_and_expires_unsent(
     lane = await _lane(store)
     late = deadline + timedelta(seconds=1)
     lease = late + timedelta(minutes=5)
-    claim = {"lane_id": lane, "isp": "gmail", "limit": 5, "claimer": "n:1"}
-    assert await store.claim(**claim, now=late, lease_until=lease) == []
+    claimed = await store.claim(
+        lane_id=lane, isp="gmail", limit=5, claimer="n:1", now=late, lease_until=lease
+    )
+    assert claimed == []
     assert await store.expire_deadlines(late) == 1
     assert await store.count_recipients() == {"expired": 1}
