@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,14 @@ from click.testing import CliRunner
 from tests.e2e.helpers import enqueue_via_cli
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
+from warmup.app.clock import SystemClock
 from warmup.app.dispatcher import Dispatcher
+from warmup.app.ingest import BounceIntake
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
 from warmup.config import load_config
 from warmup.core.model import LaneState
+from warmup.sim.reports import build_dsn
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ScriptedSMTPServer
@@ -31,7 +34,6 @@ SCHEDULE = (
     "isp: {isp}\nmatch: {{domains: [{domain}]}}\n"
     "ramp:\n  - {{days: 1-30, per_hour: 60}}\n"
 )
-START = datetime(2030, 3, 1, tzinfo=UTC)
 
 
 def _project(tmp_path: Path, database_url: str, port: int) -> Path:
@@ -63,6 +65,9 @@ class Daemon:
     server: ScriptedSMTPServer
     config: Path
     sent: list[tuple[str, str, datetime]]  # (source IP, recipient, at)
+    start: datetime
+    # Replies to the next RCPTs of an address, in order (then 250).
+    script: dict[str, list[str]]
 
     async def run_for(self, span: timedelta) -> None:
         """Tick as the daemon does, never sleeping more than a second of clock."""
@@ -92,12 +97,19 @@ class Daemon:
 
 @pytest.fixture
 async def daemon(tmp_path: Path, database_url: str) -> AsyncIterator[Daemon]:
-    clock = FakeClock(START)
+    # The CLI stamps what it queues with the real time: start there.
+    clock = FakeClock(SystemClock().now().replace(second=0, microsecond=0))
     sent: list[tuple[str, str, datetime]] = []
+    script: dict[str, list[str]] = {}
 
-    def observe(peer: str, command: str, arg: str) -> None:
-        if command == "RCPT":
-            sent.append((peer, arg.strip("<>"), clock.now()))
+    def observe(peer: str, command: str, arg: str) -> str | None:
+        if command != "RCPT":
+            return None
+        rcpt = arg.strip("<>")
+        if script.get(rcpt):
+            return script[rcpt].pop(0)
+        sent.append((peer, rcpt, clock.now()))
+        return None
 
     async with ScriptedSMTPServer(reply_for=observe) as server:
         config_path = _project(tmp_path, database_url, server.port)
@@ -120,7 +132,9 @@ async def daemon(tmp_path: Path, database_url: str) -> AsyncIterator[Daemon]:
             idle_wake=timedelta(minutes=10),
         )
         try:
-            yield Daemon(engine, store, clock, server, config_path, sent)
+            yield Daemon(
+                engine, store, clock, server, config_path, sent, clock.now(), script
+            )
             await engine.finish()
         finally:
             await sender.close()
@@ -131,7 +145,7 @@ async def test_pause_one_lane_stops_it_at_the_next_beat_and_resume_restarts_it(
     daemon: Daemon,
 ) -> None:
     await daemon.run_for(timedelta(minutes=10))
-    assert daemon.sent_since(START)[("127.0.0.2", "gmail.com")] >= 9
+    assert daemon.sent_since(daemon.start)[("127.0.0.2", "gmail.com")] >= 9
     output = await daemon.cli(
         "pause", "--ip", "127.0.0.2", "--isp", "gmail", "--reason", "incident 7"
     )
@@ -214,7 +228,7 @@ async def test_what_is_not_sent_by_the_deadline_expires_unsent(
     listing.write_text(
         "email,name\n" + "".join(f"f{i}@gmail.com,N\n" for i in range(200))
     )
-    deadline = START + timedelta(minutes=30)
+    deadline = daemon.start + timedelta(minutes=30)
     output = await daemon.cli(
         "enqueue",
         str(listing),
@@ -235,3 +249,67 @@ async def test_what_is_not_sent_by_the_deadline_expires_unsent(
     assert shown["delivered"] == len(flash)
     assert shown["expired"] == 200 - len(flash)
     assert shown["queued"] == shown["sending"] == 0
+
+
+async def test_trace_tells_each_step_of_a_deferred_then_dsn_bounced_address(
+    daemon: Daemon,
+) -> None:
+    address = "g7@gmail.com"
+    daemon.script[address] = ["450 4.2.1 mailbox busy, try later"]
+    await daemon.run_for(timedelta(hours=2))
+    mail_from = next(
+        m.mail_from for m in daemon.server.received if address in m.rcpt_tos
+    )
+    dsn = build_dsn(
+        to=mail_from,
+        recipient=address,
+        diagnostic="550 5.1.1 user unknown",
+        reporting_mta="mx.gmail.test",
+        original_headers=f"From: shop@shop.example\nTo: {address}\n",
+        now=daemon.clock.now(),
+    )
+    # As `warmup run` ingests it (the CLI would stamp it with the real time).
+    intake = BounceIntake(
+        daemon.store,
+        clock=daemon.clock,
+        return_path="bounces@bounce.test",
+        secret=b"s",
+        retry=load_config(daemon.config).settings.delivery.retry,
+    )
+    await intake.ingest(dsn, source="maildir:dsn")
+
+    lines = await daemon.cli("trace", "g7@GMAIL.com")  # the domain normalised
+    steps = [
+        json.loads(line)
+        for line in (await daemon.cli("trace", address, "--json")).splitlines()
+    ]
+    assert [s["step"] for s in steps] == [
+        "enqueued",
+        "attempt",
+        "attempt",
+        "late_report",
+        "suppressed",
+    ]
+    queued, deferred, delivered, report, suppressed = steps
+    assert queued["campaign"] == "spring" and queued["state"] == "bounced"
+    assert deferred["verdict"] == "soft"
+    assert deferred["reply"].startswith("450 4.2.1")
+    assert delivered["verdict"] == "delivered" and delivered["ip"] in (
+        "127.0.0.2",
+        "127.0.0.3",
+    )
+    assert delivered["at"] > deferred["at"]
+    assert (report["verdict"], report["status"]) == ("hard", "5.1.1")
+    assert report["outcome"] == "suppressed" and report["found_by"] == "verp"
+    assert suppressed["reason"] == "userunknown"
+    assert "attempt" in lines and "450 4.2.1" in lines and "late_report" in lines
+
+
+async def test_trace_of_an_unknown_address_says_so(daemon: Daemon) -> None:
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["-c", str(daemon.config), "trace", "nobody@nowhere.test"],
+    )
+    assert result.exit_code == 1
+    assert "nothing known about nobody@nowhere.test" in result.output

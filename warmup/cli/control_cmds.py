@@ -27,10 +27,11 @@ from warmup.cli.common import (
 from warmup.config import Config
 from warmup.core.control import Control, ControlAction, parse_when
 
-__all__ = ["campaign", "pause", "resume"]
+__all__ = ["actor", "campaign", "pause", "resume", "with_store"]
 
 T = TypeVar("T")
 _COUNTS = ("queued", "sending", "delivered", "bounced", "expired", "suppressed")
+_HEADS = ("queued", "sending", "deliv.", "bounced", "expired", "suppr.")
 
 
 def actor() -> str:
@@ -42,7 +43,7 @@ def actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _with_store(config: Config, work: Callable[[SQLStore], Awaitable[T]]) -> T:
+def with_store(config: Config, work: Callable[[SQLStore], Awaitable[T]]) -> T:
     async def go() -> T:
         store = await SQLStore.open(config.settings.database)
         try:
@@ -90,7 +91,7 @@ def _act(
             fail(f"--until: {exc}", EXIT_CONFIG)
         if until <= now:
             fail(f"--until {until_text!r} is already past", EXIT_CONFIG)
-    control = _with_store(
+    control = with_store(
         config,
         lambda store: store.add_control(
             action=action,
@@ -219,7 +220,7 @@ def _print_campaigns(rows: list[dict[str, Any]], as_json: bool) -> None:
         for entry in entries:
             echo_json(entry)
         return
-    table = Table("campaign", "state", *_COUNTS, "cancelled", "total")
+    table = Table("campaign", "state", *_HEADS, "cancel.", "total")
     for entry in entries:
         numbers = [str(entry[k]) for k in (*_COUNTS, "cancelled", "total")]
         table.add_row(entry["name"], entry["state"], *numbers)
@@ -231,7 +232,7 @@ def _print_campaigns(rows: list[dict[str, Any]], as_json: bool) -> None:
 @click.pass_context
 def campaign_list(ctx: click.Context, as_json: bool) -> None:
     """Every campaign with its recipients per state."""
-    rows = _with_store(config_from(ctx), lambda store: store.campaign_rows())
+    rows = with_store(config_from(ctx), lambda store: store.campaign_rows())
     _print_campaigns(rows, as_json)
 
 
@@ -241,7 +242,7 @@ def campaign_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def campaign_show(ctx: click.Context, name: str, as_json: bool) -> None:
     """One campaign: state and recipients per state."""
-    rows = _with_store(config_from(ctx), lambda store: store.campaign_rows(name))
+    rows = with_store(config_from(ctx), lambda store: store.campaign_rows(name))
     if not rows:
         fail(f"no campaign called {name!r}", EXIT_CONFIG)
     _print_campaigns(rows, as_json)
@@ -249,7 +250,7 @@ def campaign_show(ctx: click.Context, name: str, as_json: bool) -> None:
 
 def _set_cancelled(ctx: click.Context, name: str, reason: str, cancel: bool) -> None:
     now = SystemClock().now()
-    moved = _with_store(
+    moved = with_store(
         config_from(ctx),
         lambda store: store.set_campaign_cancelled(
             name, cancel=cancel, actor=actor(), reason=reason, now=now

@@ -17,6 +17,7 @@ from warmup.cli.run_cmd import run
 from warmup.cli.schedule_cmds import check, plan, schedule
 from warmup.cli.status_cmd import status
 from warmup.cli.suppress_cmds import suppress
+from warmup.cli.trace_cmd import trace
 
 __all__ = ["cli", "main"]
 
@@ -71,6 +72,7 @@ _COMMANDS = (
     pause,
     resume,
     campaign,
+    trace,
 )
 for command in _COMMANDS:
     cli.add_command(command)

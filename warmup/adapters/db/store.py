@@ -26,6 +26,7 @@ from warmup.adapters.db.failure import describe
 from warmup.adapters.db.feedback import FeedbackOps
 from warmup.adapters.db.queue import suppression_row
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
+from warmup.adapters.db.trace import TraceOps
 from warmup.app.ports import CampaignRef, TemplateRecord
 from warmup.core.errors import InputError, StoreError
 from warmup.core.model import RecipientState, SuppressionKind
@@ -135,7 +136,7 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(FeedbackOps, ControlOps):
+class SQLStore(FeedbackOps, ControlOps, TraceOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
