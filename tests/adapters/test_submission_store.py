@@ -127,3 +127,32 @@ async def test_a_new_campaign_is_created_once_under_concurrency(
     async with store.engine.connect() as conn:
         count = await conn.execute(select(func.count()).select_from(campaigns))
         assert count.scalar_one() == 1
+
+
+async def test_a_relayed_deadline_holds_at_claim_and_expires_unsent(
+    store: SQLStore,
+) -> None:
+    submissions = SQLSubmissions(store)
+    deadline = NOW + timedelta(hours=1)
+    message = _message()
+    await submissions.commit_message(
+        RelayedMessage(
+            campaign=message.campaign,
+            content=message.content,
+            mail_from=message.mail_from,
+            peer=message.peer,
+            auth_user=None,
+            received_at=NOW,
+            recipients=[(ANN, "gmail")],
+            deadline=deadline,
+        )
+    )
+    lane = await _lane(store)
+    late = deadline + timedelta(seconds=1)
+    lease = late + timedelta(minutes=5)
+    claimed = await store.claim(
+        lane_id=lane, isp="gmail", limit=5, claimer="n:1", now=late, lease_until=lease
+    )
+    assert claimed == []
+    assert await store.expire_deadlines(late) == 1
+    assert await store.count_recipients() == {"expired": 1}

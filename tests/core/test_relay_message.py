@@ -127,3 +127,29 @@ def test_header_names_and_with_headers() -> None:
         with_headers(content, [("X-Warmup-Id", "t1")])
         == b"X-Warmup-Id: t1\r\n" + content
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"Wed, 02 Jan 2030 12:00:00 +0900", datetime(2030, 1, 2, 3, tzinfo=UTC)),
+        (b"2030-01-02T03:00:00Z", datetime(2030, 1, 2, 3, tzinfo=UTC)),
+        (b"2030-01-02 03:00", datetime(2030, 1, 2, 3, tzinfo=UTC)),  # UTC if naive
+    ],
+)
+def test_the_deadline_header_is_read_and_removed(
+    value: bytes, expected: datetime
+) -> None:
+    raw = b"From: a@b.example\r\nX-Warmup-Deadline: " + value + b"\r\n\r\nhi\r\n"
+    prepared = _prepare(raw)
+    assert isinstance(prepared, PreparedMessage)
+    assert prepared.deadline == expected
+    assert b"deadline" not in prepared.content.lower()
+
+
+def test_a_bad_deadline_header_is_refused() -> None:
+    raw = b"From: a@b.example\r\nX-Warmup-Deadline: soon\r\n\r\nhi\r\n"
+    refusal = _prepare(raw)
+    assert isinstance(refusal, Refusal)
+    assert refusal.reply.startswith("550 5.6.0 Bad X-Warmup-Deadline header")
+    assert "'soon'" in refusal.reply

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
+from warmup.app.controls import ControlWatcher
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.overflow import OverflowPlan, plan_overflow
@@ -61,6 +62,8 @@ class EngineSettings:
     node: str  # claimer name, unique per running process
     maintenance_every: timedelta = timedelta(minutes=1)
     idle_wake: timedelta = timedelta(minutes=1)
+    # How often the operator's controls (pause, resume, cancel) are looked for.
+    controls_every: timedelta = timedelta(seconds=2)
     # Slots a lane may send per tick. 1 in real time (a late tick never turns
     # into a burst); more on a virtual clock, where each send is stamped with
     # its own slot instant and ticks can be coarse.
@@ -117,6 +120,7 @@ class Dispatcher:
             unsubscribe=settings.unsubscribe,
         )
         self._outcomes = OutcomeHandler(store, settings)
+        self._controls = ControlWatcher(store, settings.controls_every)
         self._next_maintenance: datetime | None = None
         self._poked = False
         # A tick's results until they are written: finish() writes them if the
@@ -149,6 +153,7 @@ class Dispatcher:
             await self._check_auth(now, record)
         if due or beat:
             await self._plan_overflow(now)
+        await self._controls.poll(now, self.lanes.values(), record)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
         async with asyncio.TaskGroup() as group:
             tasks = [
@@ -272,6 +277,8 @@ class Dispatcher:
             if not runtime.buffer:
                 return None
             claimed = runtime.buffer.popleft()
+            if self._controls.held(claimed, now, record):
+                continue
             if not self._outcomes.drop_if_suppressed(claimed, record):
                 return claimed
 
@@ -400,6 +407,9 @@ class Dispatcher:
         # Claims of this node's earlier (dead) processes come back at the beat
         # (warmup.app.ownership), never those of a live process of the same name.
         self._next_maintenance = now + self.settings.maintenance_every
+        expired = await self.store.expire_deadlines(now)
+        if expired:
+            logger.info("%d recipients expired unsent at their deadline", expired)
         released = await self.store.release_expired_leases(now)
         if released:
             logger.info(

@@ -31,6 +31,7 @@ async def enqueue_rows(
     isp_of: Callable[[str], str | None],
     now: datetime,
     batch_size: int = 2000,
+    deadline: datetime | None = None,
     on_batch: Callable[[EnqueueReport], None] | None = None,
 ) -> EnqueueReport:
     """Queue every valid, unsuppressed, new row; count the rest by cause."""
@@ -45,7 +46,11 @@ async def enqueue_rows(
         ]
         report.suppressed += len(valid) - len(sendable)
         inserted = await store.insert_recipients(
-            campaign_id, sendable, [isp_of(r.domain) for r in sendable], now
+            campaign_id,
+            sendable,
+            [isp_of(r.domain) for r in sendable],
+            now,
+            deadline=deadline,
         )
         report.queued += inserted
         report.duplicate += len(sendable) - inserted

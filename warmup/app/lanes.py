@@ -175,7 +175,7 @@ class LaneRuntime:
             self._start_day(window, now, record)
             self.not_before = max(self.not_before or window[0], window[0])
         lane, events = resume(self.lane, now=now, schedule=self.schedule)
-        if any(event.cause == "resume" for event in events):
+        if any(event.cause in ("resume", "operator_resume") for event in events):
             self.not_before = now
         self._update(lane, events, record)
         if self.lane.state is LaneState.paused:

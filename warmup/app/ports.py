@@ -9,6 +9,7 @@ from typing import Protocol
 
 from warmup.core.address import Address
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.core.control import Control
 from warmup.core.dmarc import AuthDay
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
@@ -76,8 +77,11 @@ class Store(Protocol):
         recipients: Sequence[NewRecipient],
         isps: Sequence[str | None],
         now: datetime,
+        *,
+        deadline: datetime | None = None,
     ) -> int:
-        """Queue recipients, skipping addresses already in the campaign.
+        """Queue recipients, skipping addresses already in the campaign; those
+        not sent by ``deadline`` expire unsent.
 
         Returns how many were inserted.
         """
@@ -237,6 +241,17 @@ class EngineStore(Store, OwnershipStore, Protocol):
         self, ips: Sequence[str] | None = None, since: date | None = None
     ) -> list[AuthDay]:
         """Per source IP x day, what the DMARC aggregate reports say."""
+
+    async def control_version(self) -> int:
+        """The newest operator control's id (0: none)."""
+        ...
+
+    async def controls_after(self, seen: int) -> list[Control]: ...
+
+    async def cancelled_campaign_ids(self) -> set[int]: ...
+
+    async def expire_deadlines(self, now: datetime) -> int:
+        """Queued recipients past their deadline expire; returns how many."""
         ...
 
 
@@ -297,6 +312,7 @@ class RelayedMessage:
     auth_user: str | None
     received_at: datetime
     recipients: Sequence[tuple[Address, str | None]]  # and ISP (None: by MX)
+    deadline: datetime | None = None  # not sent by then: expired
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

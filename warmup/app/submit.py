@@ -109,6 +109,7 @@ class SubmissionIntake:
                 auth_user=submission.auth_user,
                 received_at=now,
                 recipients=[(a, self.isp_of(a.domain)) for a in relayed],
+                deadline=prepared.deadline,
             )
         )
         if filed.queued and self.on_queued is not None:

@@ -7,6 +7,7 @@ import click
 from warmup import __version__
 from warmup.cli.bounces_cmd import bounces
 from warmup.cli.classify_cmd import classify
+from warmup.cli.control_cmds import campaign, pause, resume
 from warmup.cli.demo_cmd import demo
 from warmup.cli.dkim_cmds import dkim
 from warmup.cli.dmarc_cmd import dmarc
@@ -18,6 +19,7 @@ from warmup.cli.run_cmd import run
 from warmup.cli.schedule_cmds import check, plan, schedule
 from warmup.cli.status_cmd import status
 from warmup.cli.suppress_cmds import suppress
+from warmup.cli.trace_cmd import trace
 
 __all__ = ["cli", "main"]
 
@@ -49,6 +51,10 @@ _COMMANDS = (
     bounces,
     dkim,
     dmarc,
+    pause,
+    resume,
+    campaign,
+    trace,
 )
 for command in _COMMANDS:
     cli.add_command(command)

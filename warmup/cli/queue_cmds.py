@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -13,14 +14,17 @@ from warmup.app.clock import SystemClock
 from warmup.app.enqueue import EnqueueReport, enqueue_rows
 from warmup.app.ports import TemplateRecord
 from warmup.cli.common import (
+    EXIT_CONFIG,
     config_from,
     echo_json,
+    fail,
     file_progress,
     out_console,
     print_problems,
     run_async,
 )
 from warmup.config import Config
+from warmup.core.control import parse_when
 from warmup.core.errors import InputError
 from warmup.core.template import Template, parse_template
 
@@ -63,6 +67,15 @@ def _domain_index(config: Config) -> dict[str, str]:
     type=click.Choice(FORMATS),
     help="Input format (default: from the file name; '-' reads CSV).",
 )
+@click.option(
+    "--deadline",
+    "deadline_text",
+    metavar="WHEN",
+    help=(
+        "Not sent by then: expired, never sent late. 48h, or "
+        "2030-01-02T08:00 (config timezone)."
+    ),
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def enqueue(
@@ -71,6 +84,7 @@ def enqueue(
     template_path: str,
     campaign: str,
     fmt: str | None,
+    deadline_text: str | None,
     as_json: bool,
 ) -> None:
     """Queue FILE's recipients (CSV or JSONL with an `email` column) as CAMPAIGN.
@@ -79,7 +93,13 @@ def enqueue(
     score order sending engaged-first. Suppressed addresses are never queued.
     """
     config = config_from(ctx)
-    report = run_async(_enqueue(config, file, fmt, template_path, campaign))
+    deadline = None
+    if deadline_text is not None:
+        try:
+            deadline = parse_when(deadline_text, now=SystemClock().now(), tz=config.tz)
+        except ValueError as exc:
+            fail(f"--deadline: {exc}", EXIT_CONFIG)
+    report = run_async(_enqueue(config, file, fmt, template_path, campaign, deadline))
     if report.problems:
         print_problems(file, report.problems, report.invalid)
     summary = {
@@ -101,13 +121,18 @@ def enqueue(
 
 
 async def _enqueue(
-    config: Config, file: str, fmt: str | None, template_path: str, campaign: str
+    config: Config,
+    file: str,
+    fmt: str | None,
+    template_path: str,
+    campaign: str,
+    deadline: datetime | None,
 ) -> EnqueueReport:
     template, record = _load_template(template_path)
     reader = RowReader(file, detect_format(file, fmt))
     try:
         _check_columns(file, template, reader.columns)
-        return await _load(config, reader, template, record, campaign)
+        return await _load(config, reader, template, record, campaign, deadline)
     finally:
         reader.close()
 
@@ -139,6 +164,7 @@ async def _load(
     template: Template,
     record: TemplateRecord,
     campaign: str,
+    deadline: datetime | None,
 ) -> EnqueueReport:
     clock = SystemClock()
     index = _domain_index(config)
@@ -154,6 +180,7 @@ async def _load(
                 header_placeholders=template.header_placeholders,
                 isp_of=index.get,
                 now=clock.now(),
+                deadline=deadline,
                 on_batch=show,
             )
     finally:

@@ -37,6 +37,7 @@ class Claimed:
     priority: float = -1.0
     # Relayed mail: the stored message to send (else the campaign's template).
     message_id: int | None = None
+    deadline_at: datetime | None = None  # not sent by then: expired unsent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +94,8 @@ class TickRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)  # suppressed before sending
+    cancelled: list[int] = field(default_factory=list)  # campaign cancelled: unsent
+    late: list[int] = field(default_factory=list)  # past their deadline: expired
     # Claimed, not sent: back to the queue, unless the claim (id, lease end)
     # has meanwhile expired and been taken by someone else.
     released: list[tuple[int, datetime]] = field(default_factory=list)
@@ -109,6 +112,8 @@ class TickRecord:
             self.attempts
             or self.suppressions
             or self.dropped
+            or self.cancelled
+            or self.late
             or self.released
             or self.lanes
             or self.events

@@ -31,6 +31,12 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
    pauses the lane (for ``block.pause_for``, else a day); else a hard-bounce rate
    over ``rates.hard_bounce_rate`` steps the ramp back one step. The caller then
    starts a fresh window, so one bad window reacts once.
+8. Operator. ``operator_pause`` pauses the lane until ``until`` (None: until an
+   operator resumes it); the lane keeps its rate and factor, and no reply or
+   rate reaction changes an operator pause. ``operator_resume`` lifts any pause
+   (an automatic one too) back to the lane's rate before it, backed off if its
+   factor was cut. Both are lane events even when nothing changes, so each act
+   is on record. An operator pause that reaches ``until`` ends the same way.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ __all__ = [
     "new_lane",
     "on_late_verdict",
     "on_reply",
+    "operator_pause",
+    "operator_resume",
     "resume",
 ]
 
@@ -120,6 +128,10 @@ class Lane:
     day: date | None = None
     stats: DayStats = field(default_factory=DayStats)
     last_sent_at: datetime | None = None
+    # Rule 8: paused by an operator (not by a reaction), and the newest operator
+    # control (warmup.core.control) this lane has applied.
+    operator: bool = False
+    control_seen: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.factor <= 1:
@@ -234,6 +246,7 @@ def _pause(
         paused_until=until,
         hold_until=None,
         recover_at=None,
+        operator=False,
     )
     return paused, [
         _event(lane, paused, now, cause, f"paused until {until.isoformat()}", reply)
@@ -267,6 +280,12 @@ def resume(
 ) -> tuple[Lane, list[LaneEvent]]:
     """Time-driven changes: a pause that ended, a recovery step that is due (rule 3)."""
     if lane.state is LaneState.paused:
+        if lane.operator:
+            if lane.paused_until is None or now < lane.paused_until:
+                return lane, []
+            return operator_resume(
+                lane, now=now, schedule=schedule, detail="operator pause ended"
+            )
         if lane.paused_until is not None and now < lane.paused_until:
             return lane, []
         rule = schedule.reactions.throttle
@@ -311,6 +330,34 @@ def auth_failing_event(lane: Lane, auth: AuthDay, now: datetime) -> LaneEvent:
     return _event(lane, lane, now, "auth_failing", detail)
 
 
+def operator_pause(
+    lane: Lane, *, now: datetime, until: datetime | None, detail: str
+) -> tuple[Lane, list[LaneEvent]]:
+    """Rule 8: pause for the operator, keeping the lane's rate for the resume."""
+    paused = replace(lane, state=LaneState.paused, paused_until=until, operator=True)
+    return paused, [_event(lane, paused, now, "operator_pause", detail)]
+
+
+def operator_resume(
+    lane: Lane, *, now: datetime, schedule: Schedule, detail: str
+) -> tuple[Lane, list[LaneEvent]]:
+    """Rule 8: lift any pause; a cut factor recovers as after a throttle."""
+    if lane.state is not LaneState.paused:
+        return lane, [_event(lane, lane, now, "operator_resume", detail)]
+    back = replace(lane, paused_until=None, operator=False, throttles=0)
+    if back.factor < 1.0:
+        rule = schedule.reactions.throttle
+        back = replace(
+            back,
+            state=LaneState.backed_off,
+            hold_until=now,
+            recover_at=now + rule.recover_every,
+        )
+    else:
+        back = replace(back, state=_base_state(back, schedule))
+    return back, [_event(lane, back, now, "operator_resume", detail)]
+
+
 def close_day(
     lane: Lane,
     *,
@@ -330,7 +377,8 @@ def close_day(
         lane.last_sent_at is not None and now - lane.last_sent_at >= schedule.idle_reset
     )
     if idle and lane.ramp_day > 1:
-        reset = replace(fresh, ramp_day=1, state=LaneState.ramping, factor=1.0)
+        state = LaneState.paused if lane.operator else LaneState.ramping
+        reset = replace(fresh, ramp_day=1, state=state, factor=1.0)
         return reset, [_event(lane, reset, now, "idle_reset", "back to ramp day 1")]
     if auth is not None and _met(stats, planned, advance, limits):
         return fresh, [auth_failing_event(fresh, auth, now)]

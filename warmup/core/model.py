@@ -27,7 +27,8 @@ class RecipientState(StrEnum):
     delivered = "delivered"
     bounced = "bounced"  # hard bounce: suppressed
     suppressed = "suppressed"  # dropped before sending: on the suppression list
-    expired = "expired"  # soft failures until expire_after
+    expired = "expired"  # soft failures until expire_after, or its deadline
+    cancelled = "cancelled"  # its campaign was cancelled (resume re-queues it)
 
 
 class LaneState(StrEnum):

@@ -1,8 +1,9 @@
 """Relayed messages: the client's bytes, kept as they are but for a few headers.
 
 At acceptance the header section is cut into fields without parsing the body:
-``Bcc``/``Resent-Bcc``, the campaign header and our own trace header are removed,
-the campaign header's value is returned, and a ``Received`` trace field is put on
+``Bcc``/``Resent-Bcc``, the campaign header, ``X-Warmup-Deadline`` and our own
+trace header are removed, the campaign header's and the deadline's values are
+returned, and a ``Received`` trace field is put on
 top (RFC 5321 §4.4). At sending time our trace header goes on top, with a
 ``Message-ID`` and a ``Date`` only when the client gave none (RFC 6409 §8).
 Everything else, body included, goes out byte for byte as the client wrote it.
@@ -13,16 +14,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import format_datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 
 from warmup.core.relay_policy import Refusal, check_campaign_name
 
 __all__ = [
+    "DEADLINE_HEADER",
     "MAX_FIELD_BYTES",
     "MAX_HEADER_BYTES",
     "PreparedMessage",
     "header_names",
+    "parse_deadline",
     "prepare_message",
     "received_field",
     "with_headers",
@@ -31,18 +34,37 @@ __all__ = [
 _FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 _LINE_END = re.compile(rb"\r\n|\n|\r")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9.:_\[\]-]{1,255}$")
-_ALWAYS_REMOVED = frozenset({"bcc", "resent-bcc"})
 #: A header field, folds included, and the whole header section.
 MAX_FIELD_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
 # C0 controls but TAB, and DEL (a field holds CR and LF only as line ends).
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: What is not sent by this instant expires unsent (RFC 5322 date or ISO 8601;
+#: UTC unless it names a zone).
+DEADLINE_HEADER = "X-Warmup-Deadline"
+_ALWAYS_REMOVED = frozenset({"bcc", "resent-bcc", DEADLINE_HEADER.lower()})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PreparedMessage:
     content: bytes
     campaign: str | None  # the campaign header's value, if there was one
+    deadline: datetime | None = None  # X-Warmup-Deadline, if there was one
+
+
+def parse_deadline(text: str) -> datetime:
+    """An X-Warmup-Deadline value; ValueError naming it if it is no date."""
+    moment: datetime | None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            moment = None
+    if moment is None:
+        raise ValueError(f"expected an RFC 5322 or ISO 8601 date, got {text!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _fields(raw: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
@@ -106,16 +128,22 @@ def prepare_message(
         return refused
     wanted = campaign_header.lower()
     campaign: str | None = None
+    deadline: datetime | None = None
     for name, field in fields:
         if name == wanted and campaign is None:
             try:
                 campaign = check_campaign_name(_value(field))
             except ValueError as exc:
                 return Refusal(550, "5.6.0", f"Bad {campaign_header} header: {exc}")
+        elif name == DEADLINE_HEADER.lower() and deadline is None:
+            try:
+                deadline = parse_deadline(_value(field))
+            except ValueError as exc:
+                return Refusal(550, "5.6.0", f"Bad {DEADLINE_HEADER} header: {exc}")
     dropped = _ALWAYS_REMOVED | {wanted, trace_header.lower()}
     kept = [field for name, field in fields if name not in dropped]
     content = b"".join([received.encode("ascii"), *kept, rest])
-    return PreparedMessage(content=content, campaign=campaign)
+    return PreparedMessage(content=content, campaign=campaign, deadline=deadline)
 
 
 def _safe(name: str) -> str:

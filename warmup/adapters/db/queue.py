@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, null, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, null, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -39,10 +39,13 @@ from warmup.core.lane import DayStats, Lane
 from warmup.core.model import LaneState, RecipientState
 from warmup.core.suppression import Suppression, make_suppression
 
-__all__ = ["QueueOps", "suppression_row"]
+__all__ = ["DEADLINE_PASSED", "QueueOps", "suppression_row"]
+
+DEADLINE_PASSED = "deadline passed before it could be sent"
 
 _QUEUED = RecipientState.queued.value
 _SENDING = RecipientState.sending.value
+_CANCELLED = RecipientState.cancelled.value
 _UNCLAIMED: dict[str, Any] = {
     "claimed_by": None,
     "claimed_until": None,
@@ -80,6 +83,8 @@ def _lane_row(lane: Lane, allowance: float, now: datetime) -> dict[str, Any]:
         "day_block": stats.block,
         "day_complaints": stats.complaints,
         "last_sent_at": lane.last_sent_at,
+        "operator_paused": lane.operator,
+        "control_seen": lane.control_seen,
         "updated_at": now,
     }
 
@@ -136,6 +141,19 @@ def _held_by_another(ip: Any, claimer: str) -> Any:
     return exists().where(ip_leases.c.ip == ip, ip_leases.c.claimer != claimer)
 
 
+def _cancelled_campaigns() -> Any:
+    return select(campaigns.c.id).where(campaigns.c.cancelled_at.is_not(None))
+
+
+def _requeued_state() -> Any:
+    """Unsent claims go back to the queue, or stay out of it once their campaign
+    was cancelled (the cancel moved only the queued ones)."""
+    return case(
+        (recipients.c.campaign_id.in_(_cancelled_campaigns()), _CANCELLED),
+        else_=_QUEUED,
+    )
+
+
 def _lane_from_row(row: Any) -> Lane:
     return Lane(
         ip=row.ip,
@@ -149,6 +167,8 @@ def _lane_from_row(row: Any) -> Lane:
         throttles=row.throttles,
         day=row.local_day,
         last_sent_at=row.last_sent_at,
+        operator=bool(row.operator_paused),
+        control_seen=int(row.control_seen),
         stats=DayStats(
             attempted=row.day_attempted,
             delivered=row.day_delivered,
@@ -297,6 +317,9 @@ class QueueOps:
                     select(lanes.c.ip).where(lanes.c.id == lane_id).scalar_subquery(),
                     claimer,
                 ),
+                # Never a cancelled campaign's, nor one past its deadline.
+                recipients.c.campaign_id.not_in(_cancelled_campaigns()),
+                or_(recipients.c.deadline_at.is_(None), recipients.c.deadline_at > now),
             )
             .order_by(recipients.c.priority.desc(), recipients.c.id)
             .limit(limit)
@@ -322,6 +345,7 @@ class QueueOps:
                 recipients.c.queued_at,
                 recipients.c.priority,
                 recipients.c.message_id,
+                recipients.c.deadline_at,
             )
         )
         try:
@@ -340,6 +364,7 @@ class QueueOps:
                 queued_at=r.queued_at,
                 priority=r.priority,
                 message_id=r.message_id,
+                deadline_at=r.deadline_at,
             )
             for r in rows
         ]
@@ -351,7 +376,7 @@ class QueueOps:
         statement = (
             update(recipients)
             .where(recipients.c.state == _SENDING, *where)
-            .values(state=_QUEUED, updated_at=now, **_UNCLAIMED)
+            .values(state=_requeued_state(), updated_at=now, **_UNCLAIMED)
         )
         async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
@@ -431,6 +456,25 @@ class QueueOps:
                     state=RecipientState.suppressed.value, updated_at=now, **_UNCLAIMED
                 )
             )
+        if tick.cancelled:
+            await conn.execute(
+                update(recipients)
+                .where(recipients.c.id.in_(tick.cancelled))
+                .values(
+                    state=RecipientState.cancelled.value, updated_at=now, **_UNCLAIMED
+                )
+            )
+        if tick.late:
+            await conn.execute(
+                update(recipients)
+                .where(recipients.c.id.in_(tick.late))
+                .values(
+                    state=RecipientState.expired.value,
+                    last_reply=DEADLINE_PASSED,
+                    updated_at=now,
+                    **_UNCLAIMED,
+                )
+            )
         if tick.released:
             # Only claims that are still ours: an expired one may be another's now.
             await conn.execute(
@@ -440,7 +484,7 @@ class QueueOps:
                     recipients.c.state == _SENDING,
                     recipients.c.claimed_until == bindparam("lease"),
                 )
-                .values(state=_QUEUED, updated_at=now, **_UNCLAIMED),
+                .values(state=_requeued_state(), updated_at=now, **_UNCLAIMED),
                 [{"rid": rid, "lease": lease} for rid, lease in tick.released],
             )
         if tick.held:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -35,6 +36,7 @@ __all__ = [
     "bounce_events",
     "campaign_suppressions",
     "campaigns",
+    "controls",
     "dmarc_rows",
     "ip_leases",
     "lane_days",
@@ -104,6 +106,8 @@ campaigns = Table(
     # None for a campaign created by the relay: its recipients carry messages.
     Column("template_id", ForeignKey("templates.id")),
     Column("created_at", UTCDateTime, nullable=False),
+    # Set by `warmup campaign cancel`: nothing more of it is sent.
+    Column("cancelled_at", UTCDateTime),
 )
 
 # One complete message submitted through the relay, sent as is to its recipients
@@ -147,6 +151,9 @@ lanes = Table(
     Column("last_sent_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Paused by an operator, and the newest control (controls.id) applied.
+    Column("operator_paused", Boolean, nullable=False, server_default=text("false")),
+    Column("control_seen", BigInteger, nullable=False, server_default=text("0")),
     UniqueConstraint("ip", "isp"),
 )
 
@@ -197,6 +204,8 @@ recipients = Table(
     Column("last_reply", Text),
     # Set for relayed mail: the message to send (else the campaign's template).
     Column("message_id", ForeignKey("messages.id")),
+    # Not sent by then: expired (`enqueue --deadline`, X-Warmup-Deadline).
+    Column("deadline_at", UTCDateTime),
     # An address once per campaign for template mail; relayed mail may send a
     # campaign's recipient several messages.
     Index(
@@ -210,6 +219,12 @@ recipients = Table(
     # Claim order: an index scan yields the most engaged first, FIFO among equals.
     Index("ix_recipients_claim_order", "state", "isp", text("priority DESC"), "id"),
     Index(None, "state", "claimed_until"),
+    Index(
+        "ix_recipients_deadline_at",
+        "deadline_at",
+        sqlite_where=text("deadline_at IS NOT NULL"),
+        postgresql_where=text("deadline_at IS NOT NULL"),
+    ),
     Index(None, "address"),
 )
 
@@ -251,6 +266,23 @@ suppressions = Table(
     Column("reason", String(64), nullable=False),
     Column("source", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The operator's acts, append-only: pause/resume of lanes (ip and/or isp; None
+# is every one), cancel/resume of a campaign. The newest id is the version each
+# running dispatcher polls (see warmup.core.control).
+controls = Table(
+    "controls",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("action", String(16), nullable=False),
+    Column("ip", String(64)),
+    Column("isp", String(64)),
+    Column("campaign", String(255)),
+    Column("until", UTCDateTime),
+    Column("reason", Text),
+    Column("actor", String(255), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
 )
 
 # Bounces and complaints that arrived after the send (DSN, NDR, ARF), one row per

@@ -21,11 +21,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from warmup.adapters.db.controls import ControlOps
 from warmup.adapters.db.dmarc import DMARCOps
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.ownership import OwnershipOps
 from warmup.adapters.db.queue import suppression_row
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
+from warmup.adapters.db.trace import TraceOps
 from warmup.adapters.private_file import create_private
 from warmup.app.ports import CampaignRef, TemplateRecord
 from warmup.core.errors import InputError, StoreError
@@ -146,7 +148,7 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(DMARCOps, OwnershipOps):
+class SQLStore(DMARCOps, OwnershipOps, ControlOps, TraceOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -240,10 +242,14 @@ class SQLStore(DMARCOps, OwnershipOps):
         recipients_: Sequence[NewRecipient],
         isps: Sequence[str | None],
         now: datetime,
+        *,
+        deadline: datetime | None = None,
     ) -> int:
         if not recipients_:
             return 0
         _require_aware(now)
+        if deadline is not None:
+            _require_aware(deadline)
         rows = [
             {
                 "campaign_id": campaign_id,
@@ -264,6 +270,7 @@ class SQLStore(DMARCOps, OwnershipOps):
                 "next_attempt_at": now,
                 "queued_at": now,
                 "updated_at": now,
+                "deadline_at": deadline,
             }
             for r, isp in zip(recipients_, isps, strict=True)
         ]

@@ -196,6 +196,7 @@ def _recipient_rows(
                     "next_attempt_at": now,
                     "queued_at": now,
                     "updated_at": now,
+                    "deadline_at": message.deadline,
                 }
             )
         filed.append(

@@ -1,0 +1,144 @@
+"""The whole story of one address, from every table that holds a part of it
+(``warmup trace``): each queueing, attempt, late report and suppression as a step
+in time order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from warmup.adapters.db.schema import (
+    attempts,
+    bounce_events,
+    campaigns,
+    lanes,
+    messages,
+    recipients,
+    suppressions,
+)
+
+__all__ = ["TraceOps"]
+
+
+def _step(at: Any, step: str, detail: str, **fields: Any) -> dict[str, Any]:
+    return {"at": at, "step": step, "detail": detail, **fields}
+
+
+class TraceOps:
+    """Mixed into SQLStore; needs ``engine``."""
+
+    engine: AsyncEngine
+
+    async def trace(self, address: str) -> list[dict[str, Any]]:
+        """Every step known for ``address`` (normalised), oldest first."""
+        async with self.engine.connect() as conn:
+            steps = await _queued(conn, address)
+            steps += await _attempts(conn, address)
+            steps += await _reports(conn, address)
+            steps += await _suppressions(conn, address)
+        return sorted(steps, key=lambda s: (s["at"], s["order"]))
+
+
+async def _queued(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+    query = (
+        select(
+            recipients,
+            campaigns.c.name.label("campaign"),
+            messages.c.mail_from,
+            messages.c.auth_user,
+        )
+        .join(campaigns, campaigns.c.id == recipients.c.campaign_id)
+        .outerjoin(messages, messages.c.id == recipients.c.message_id)
+        .where(recipients.c.address == address)
+    )
+    steps = []
+    for row in (await conn.execute(query)).all():
+        how = (
+            f"submitted by {row.auth_user or 'an allowed client'} "
+            f"(envelope sender {row.mail_from})"
+            if row.message_id is not None
+            else "enqueued"
+        )
+        deadline = (
+            f", deadline {row.deadline_at.isoformat()}" if row.deadline_at else ""
+        )
+        steps.append(
+            _step(
+                row.queued_at,
+                "submitted" if row.message_id is not None else "enqueued",
+                f"{how} to campaign {row.campaign}{deadline}; now {row.state}",
+                order=0,
+                campaign=row.campaign,
+                recipient_id=row.id,
+                state=row.state,
+                last_reply=row.last_reply,
+            )
+        )
+    return steps
+
+
+async def _attempts(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+    query = (
+        select(attempts, lanes.c.ip, lanes.c.isp)
+        .join(recipients, recipients.c.id == attempts.c.recipient_id)
+        .outerjoin(lanes, lanes.c.id == attempts.c.lane_id)
+        .where(recipients.c.address == address)
+    )
+    return [
+        _step(
+            row.attempted_at,
+            "attempt",
+            f"from {row.ip} to {row.isp}: {row.verdict} ({row.reason}) {row.reply}",
+            order=1,
+            recipient_id=row.recipient_id,
+            ip=row.ip,
+            isp=row.isp,
+            verdict=row.verdict,
+            reason=row.reason,
+            reply=row.reply,
+        )
+        for row in (await conn.execute(query)).all()
+    ]
+
+
+async def _reports(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+    query = select(bounce_events).where(bounce_events.c.address == address)
+    return [
+        _step(
+            row.received_at,
+            "late_report",
+            (
+                f"{row.kind} {row.status} {row.verdict} ({row.reason}) from "
+                f"{row.source}: {row.outcome}"
+            ),
+            order=2,
+            recipient_id=row.recipient_id,
+            verdict=row.verdict,
+            reason=row.reason,
+            status=row.status,
+            reply=row.reply,
+            outcome=row.outcome,
+            found_by=row.found_by,
+        )
+        for row in (await conn.execute(query)).all()
+    ]
+
+
+async def _suppressions(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+    domain = "@" + address.rpartition("@")[2]
+    query = select(suppressions).where(
+        or_(suppressions.c.address == address, suppressions.c.address == domain)
+    )
+    return [
+        _step(
+            row.created_at,
+            "suppressed",
+            f"{row.address} suppressed ({row.reason}, source {row.source})",
+            order=3,
+            reason=row.reason,
+            source=row.source,
+        )
+        for row in (await conn.execute(query)).all()
+    ]
