@@ -47,9 +47,10 @@ from warmup.core.errors import (
     ],
 )
 def test_each_error_is_a_warmup_error_and_its_builtin(
-    error: WarmupError, builtin: type[Exception], message: str
+    error: Exception, builtin: type[Exception], message: str
 ) -> None:
-    assert isinstance(error, WarmupError) and isinstance(error, builtin)
+    assert isinstance(error, WarmupError)
+    assert isinstance(error, builtin)
     assert str(error) == message
 
 

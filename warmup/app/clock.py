@@ -1,4 +1,5 @@
-"""The wall clock: the only code allowed to read real time."""
+"""Clocks: the wall clock (the only code allowed to read real time) and the
+virtual clock of `warmup demo` and the tests."""
 
 from __future__ import annotations
 
