@@ -125,8 +125,10 @@ def ingest(ctx: click.Context, paths: tuple[str, ...]) -> None:
 
     Reads the same inputs as `parse` and prints the same lines, plus `outcome`
     and `found_by`. The original send is found by the signed VERP address, else
-    warmup's trace header in the returned mail, else the recipient's latest send
-    (7 days). A bounce whose token does not verify changes nothing. The same
+    warmup's trace header in the returned mail. A report without either changes
+    nothing, unless bounces.recipient_lookback is set: then one address of it may
+    be matched by its latest send (rate-limited per reporting host). A bounce
+    whose token does not verify changes nothing. The same
     mail ingested twice acts once. Lane reactions (hard-bounce and complaint
     counts, throttle backoff, pauses) are applied by `warmup run` on the node that
     sends on that lane, within a minute. Needs the VERP secret like `warmup run`.
