@@ -255,6 +255,12 @@ class _Handler:
     def __init__(self, relay: RelayServer) -> None:
         self._relay = relay
 
+    async def handle_exception(self, error: Exception) -> str:
+        """A bug of ours mid-session: logged with its traceback, but the client
+        gets a plain temporary failure, not aiosmtpd's ``500 Error: (…) …``."""
+        logger.error("relay: session error: %r", error, exc_info=error)
+        return "451 4.3.0 Internal error, try again later"
+
     async def handle_EHLO(
         self,
         server: SMTP,

@@ -27,7 +27,13 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, syntax
 from warmup.adapters.relay_users import USER_NAME
 from warmup.core.address import Address
 from warmup.core.errors import InputError
-from warmup.core.relay_policy import Refusal, check_command, check_path, split_path
+from warmup.core.relay_policy import (
+    Refusal,
+    check_command,
+    check_path,
+    client_key,
+    split_path,
+)
 
 if TYPE_CHECKING:
     from warmup.adapters.relay import RelayServer
@@ -295,7 +301,7 @@ class RelaySession(SMTP):
         name = user if USER_NAME.match(user) else None
         refusal = relay.limits.auth_begin(ip, name, relay.clock.now())
         if refusal is not None:
-            logger.info("relay: AUTH refused from %s: locked out", ip)
+            logger.debug("relay: AUTH refused from %s: locked out", ip)
             return AuthResult(success=False, handled=False, message=refusal.reply)
         failed = False
         try:
@@ -314,8 +320,27 @@ class RelaySession(SMTP):
         if not failed:
             return AuthResult(success=True, auth_data=user)
         logger.warning("relay: AUTH failed from %s", ip)
+        self._log_new_lock(name)
         await relay.clock.sleep(delay.total_seconds())
         return AuthResult(success=False, handled=False)
+
+    def _log_new_lock(self, user: str | None) -> None:
+        """Say once when a failure has just locked the client or the user name."""
+        limits, settings = self._relay.limits, self._relay.settings
+        client = limits.failures.get(client_key(self.client_ip))
+        if client is not None and client.count == settings.auth_failures_before_lockout:
+            logger.warning(
+                "relay: AUTH from %s locked for %s", self.client_ip, settings.lockout
+            )
+        account = limits.user_failures.get(user) if user is not None else None
+        limit = settings.user_auth_failures_before_lockout
+        if account is not None and account.count == limit:
+            logger.warning(
+                "relay: AUTH for user %r locked for %s after %d failures",
+                user,
+                settings.lockout,
+                limit,
+            )
 
     async def _verify(self, user: str, password: bytes) -> bool:
         users = self._relay.users
