@@ -2,8 +2,10 @@
 ceilings and AUTH checked off the loop (the listener is :mod:`warmup.adapters.relay`).
 
 - Ceilings: ``max_connections`` sessions at once (421 beyond, before the
-  per-client count); ``max_concurrent_data`` messages being received at once
-  (DATA waits up to half of ``timeout`` for a slot, then 451); a session older
+  per-client count; clients in ``allowed_networks`` always get in);
+  ``max_concurrent_data`` messages being received at once, half of them at most
+  from clients that may not relay (DATA waits up to half of ``timeout`` for a
+  slot, then 451); a session older
   than ``max_session_age`` is closed at its next command (421); a client that may
   not relay (outside ``allowed_networks``, no AUTH) may send ``max_bounce_bytes``.
 - AUTH (PLAIN, LOGIN): scrypt in a thread; each attempt counted before its check
@@ -90,7 +92,9 @@ class RelaySession(SMTP):
                 and not self.allowed_network
                 and not self._relay.has_sink
             )
-            self.refused = self._relay.admit(self.client_ip)
+            self.refused = self._relay.admit(
+                self.client_ip, trusted=self.allowed_network
+            )
             self.counted = self.refused is None
             self.started_at = self._relay.clock.now()
             self.data_size_limit = self.size_limit()
@@ -183,14 +187,16 @@ class RelaySession(SMTP):
         if arg or self.envelope is None or not self.envelope.rcpt_tos:
             await super().smtp_DATA(arg)  # aiosmtpd's 501/503: nothing to receive
             return
-        if not await self._relay.data_slot():
+        taken = await self._relay.data_slots(may_relay=self.may_relay())
+        if taken is None:
             await self.push(_BUSY)
             return
         try:
             self._reset_timeout()  # the wait for the slot was not the client's
             await super().smtp_DATA(arg)
         finally:
-            self._relay.data_slots.release()
+            for slots in taken:
+                slots.release()
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:

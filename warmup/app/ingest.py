@@ -300,7 +300,7 @@ class BounceIntake:
         if why is None:
             return acting[0]
         logger.info(
-            "%s: unsigned %s from %s about %d recipient(s) (%s first, %s) "
+            "%s: unsigned %s from %s about %d recipient(s) (%r first, %s) "
             "changes nothing: %s",
             source,
             report.kind.value,
