@@ -137,6 +137,18 @@ async def test_a_session_is_closed_at_its_age_limit(tmp_path: Path) -> None:
         assert await client.closed_by_server()
         await client.close()
         await _settled(relay, 0)
+        # A message whose recipients were taken is received, then the door.
+        tool = await RawClient.connect(relay.port, source="127.0.0.1")
+        await tool.reply()
+        for line in ("EHLO t.example", "MAIL FROM:<a@shop.example>"):
+            await tool.send(line)
+        assert (await tool.send("RCPT TO:<ann@gmail.com>")).startswith("250")
+        relay.clock.advance(timedelta(minutes=2))
+        assert (await tool.send("DATA")).startswith("354")
+        assert (await tool.send(b"Subject: x\r\n\r\nhi\r\n.")).startswith("250")
+        assert (await tool.send("MAIL FROM:<a@shop.example>")).startswith("421")
+        await tool.close()
+        assert await relay.counts() == {"queued": 1}
 
 
 async def test_commands_behind_the_age_check_keep_their_help(tmp_path: Path) -> None:

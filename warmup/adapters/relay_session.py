@@ -74,9 +74,12 @@ class RelaySession(SMTP):
         self.pending: Address | None = None  # the RCPT being handled
         self.errors = 0  # syntax and sequence errors (50x) in this session
         self.started_at: datetime | None = None
-        # Every command goes through the session age check first.
+        # Every command goes through the session age check first, but DATA: a
+        # message whose recipients were accepted is taken in (DATA is bounded by
+        # the timeout), and the age is told at the next command.
         self._smtp_methods = {
-            name: self._aged(method) for name, method in self._smtp_methods.items()
+            name: method if name == "DATA" else self._aged(method)
+            for name, method in self._smtp_methods.items()
         }
 
     # -- connection --------------------------------------------------------------
