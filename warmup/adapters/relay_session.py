@@ -312,17 +312,18 @@ class RelaySession(SMTP):
         if refusal is not None:
             logger.debug("relay: AUTH refused from %s: locked out", ip)
             return AuthResult(success=False, handled=False, message=refusal.reply)
-        failed = False
+        failed = True  # a hang-up mid-check counts: the check still runs
         try:
             failed = not await self._verify(user, password)
         except InputError as exc:
+            failed = False  # our users file, not the client's guess
             logger.error("relay: cannot check AUTH: %s", exc)
             return AuthResult(
                 success=False,
                 handled=False,
                 message="454 4.7.0 Temporary authentication failure",
             )
-        finally:  # a hang-up mid-check too: the client learned nothing
+        finally:
             delay = relay.limits.auth_end(
                 ip, name, failed=failed, now=relay.clock.now()
             )
