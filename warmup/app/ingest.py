@@ -159,7 +159,7 @@ class BounceIntake:
     ) -> IngestResult:
         """Parse one mail and save what it says. ``envelope_to``: the RCPT TO it
         came with, when known (the relay listener); ``reporter``: the relay client
-        that handed it over (else the sender in the top ``Received`` field)."""
+        that handed it over (see :func:`_reporter`)."""
         # A large mail is parsed off the event loop: the relay and the engine
         # share it, and the relay takes bounce-domain mail from anyone.
         if len(data) > _PARSE_INLINE_BYTES:
@@ -184,8 +184,9 @@ class BounceIntake:
         report_id = headers.message_id or hashlib.sha256(data).hexdigest()
         target = None
         if original.token is None:
-            reporter = reporter or Reporter(host=headers.received_from or "unknown")
-            target = self._unsigned_target(report, reporter, source, now)
+            target = self._unsigned_target(
+                report, _reporter(reporter, headers), source, now
+            )
         events = [
             await self._event(
                 report, item, original, source, report_id, now, item is target
@@ -364,6 +365,15 @@ class BounceIntake:
                 next_attempt_at=decision.next_attempt_at or now,
             )
         return event
+
+
+def _reporter(given: Reporter | None, headers: _Headers) -> Reporter:
+    """Who to count an unsigned report against: the relay client, unless it is
+    a trusted one (our own MTA handing mail on) that names the sender in its
+    Received field; for a mailbox, the sender our MTA names."""
+    if given is not None and (given.outside or not headers.received_from):
+        return given
+    return Reporter(host=headers.received_from or "unknown")
 
 
 def _would_act(report: BounceReport, item: BounceRecipient) -> bool:
