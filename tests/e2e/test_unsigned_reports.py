@@ -312,6 +312,8 @@ async def test_bounces_ingest_follows_the_same_rule(
     assert len(outcomes) == COUNT
     assert outcomes.count("suppressed") == len(expected)
     assert await _suppressed(database) == expected
+    hint = "1 unsigned report(s) changed nothing: bounces.recipient_lookback is off"
+    assert (hint in result.stderr) == (not expected), result.stderr
 
 
 async def test_reports_our_mta_hands_on_count_against_their_sender(

@@ -102,6 +102,8 @@ class IngestResult:
     forged: bool = False
     detail: str = ""
     events: list[tuple[FeedbackEvent, bool]] = field(default_factory=list)
+    # Why a report without a signed token changed nothing ("" if it did not apply).
+    held: str = ""
 
 
 class BounceIntake:
@@ -184,7 +186,7 @@ class BounceIntake:
         report_id = headers.message_id or hashlib.sha256(data).hexdigest()
         target = None
         if original.token is None:
-            target = self._unsigned_target(
+            target, result.held = self._unsigned_target(
                 report, _reporter(reporter, headers), source, now
             )
         events = [
@@ -286,12 +288,13 @@ class BounceIntake:
 
     def _unsigned_target(
         self, report: BounceReport, reporter: Reporter, source: str, now: datetime
-    ) -> BounceRecipient | None:
+    ) -> tuple[BounceRecipient | None, str]:
         """The one recipient of an unsigned report that may be looked up, if any
-        (core.feedback rule 5); a report held back is logged with what it says."""
+        (core.feedback rule 5), else why not; a report held back is logged with
+        what it says."""
         acting = [item for item in _items(report) if _would_act(report, item)]
         if not acting:
-            return None
+            return None, ""
         why = decide_unsigned(self._unsigned, reporter)
         if why is None and not self._budget.take(reporter.host, now):
             why = (
@@ -299,7 +302,7 @@ class BounceIntake:
                 f"({self._unsigned.per_host_per_hour})"
             )
         if why is None:
-            return acting[0]
+            return acting[0], ""
         logger.info(
             "%s: unsigned %s from %s about %d recipient(s) (%r first, %s) "
             "changes nothing: %s",
@@ -311,7 +314,7 @@ class BounceIntake:
             acting[0].verdict.value,
             why,
         )
-        return None
+        return None, why
 
     async def _sent(
         self, address: str, original: Original, now: datetime, look_up: bool

@@ -135,18 +135,22 @@ def ingest(ctx: click.Context, paths: tuple[str, ...]) -> None:
     """
     config = config_from(ctx)
     secret = verp_secret(config, "warmup bounces ingest")
-    counts, ok = run_async(_ingest(config, secret, paths))
+    counts, held, ok = run_async(_ingest(config, secret, paths))
     summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
     click.echo(f"ingested: {summary or 'nothing'}", err=True)
+    for reason, n in sorted(held.items()):
+        click.echo(f"{n} unsigned report(s) changed nothing: {reason}", err=True)
     if not ok:
         sys.exit(EXIT_RUNTIME)
 
 
 async def _ingest(
     config: Config, secret: bytes, paths: tuple[str, ...]
-) -> tuple[Counter[str], bool]:
+) -> tuple[Counter[str], Counter[str], bool]:
+    """Outcome counts, why unsigned reports were held back (counts), success."""
     store = await SQLStore.open(config.settings.database)
     counts: Counter[str] = Counter()
+    held: Counter[str] = Counter()
     ok = True
     try:
         intake = BounceIntake.configured(
@@ -162,6 +166,8 @@ async def _ingest(
             try:
                 for source, data in mails_in(path):
                     result = await intake.ingest(data, source=source)
+                    if result.held:
+                        held[result.held] += 1
                     for line in ingest_lines(result):
                         counts[str(line["outcome"])] += 1
                         echo_json(line)
@@ -170,7 +176,7 @@ async def _ingest(
                 ok = False
     finally:
         await store.close()
-    return counts, ok
+    return counts, held, ok
 
 
 bounces.add_command(parse)
