@@ -89,7 +89,7 @@ async def test_sessions_are_capped_across_all_clients(tmp_path: Path) -> None:
 
 async def test_messages_received_at_once_are_capped(tmp_path: Path) -> None:
     async with running_relay(
-        tmp_path, max_concurrent_data=1, timeout=timedelta(seconds=2)
+        tmp_path, max_concurrent_data=1, timeout=timedelta(seconds=4)
     ) as relay:
         first = await RawClient.connect(relay.port, source="127.0.0.1")
         assert (await _to_data(first, "<ann@gmail.com>", mail="<a@shop.example>"))[
@@ -164,7 +164,7 @@ async def test_commands_behind_the_age_check_keep_their_help(tmp_path: Path) -> 
 async def test_outsiders_get_half_of_the_data_slots(tmp_path: Path) -> None:
     """Strangers trickling reports cannot hold every slot the tool needs."""
     async with running_relay(
-        tmp_path, sink=True, max_concurrent_data=2, timeout=timedelta(seconds=2)
+        tmp_path, sink=True, max_concurrent_data=2, timeout=timedelta(seconds=4)
     ) as relay:
         rcpt = f"<postmaster@{BOUNCE_DOMAIN}>"
         slow = await RawClient.connect(relay.port, source="127.0.0.30")
