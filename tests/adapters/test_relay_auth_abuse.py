@@ -80,6 +80,18 @@ async def test_parallel_wrong_passwords_lock_the_client(relay: Relay) -> None:
     assert await _attempt(relay, PASSWORD) == 235
 
 
+async def test_a_lock_is_logged_once_and_refusals_are_quiet(
+    relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="warmup.adapters")
+    await _parallel(relay, 8)
+    await _parallel(relay, 4)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert said.count("relay: AUTH failed from 127.0.0.2") == 5
+    locks = [m for m in said if "locked" in m]
+    assert locks == ["relay: AUTH from 127.0.0.2 locked for 0:15:00"], said
+
+
 async def test_a_failure_after_the_lock_does_not_lift_it(relay: Relay) -> None:
     """The bug: six parallel guesses all got checked; the sixth failure, after
     the lock, restarted the count and lifted the lock, so the right password
@@ -130,8 +142,9 @@ async def test_a_differing_authzid_is_refused_not_ignored(relay: Relay) -> None:
     await client.close()
 
 
-async def test_a_100k_auth_login_line_gets_a_clean_500(
-    relay: Relay, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("mechanism", ["LOGIN", "PLAIN"])
+async def test_a_100k_auth_line_gets_a_clean_500(
+    relay: Relay, caplog: pytest.LogCaptureFixture, mechanism: str
 ) -> None:
     """The bug: ``500 Error: (ValueError) Separator is not found…`` and a
     traceback in the log."""
@@ -141,10 +154,13 @@ async def test_a_100k_auth_login_line_gets_a_clean_500(
     await client.send("EHLO probe.example")
     await client.starttls(client_context(relay.cert))
     await client.send("EHLO probe.example")
-    assert (await client.send("AUTH LOGIN")).startswith("334")
+    assert (await client.send(f"AUTH {mechanism}")).startswith("334")
     answer = await client.send(b"A" * 100_000)
     assert answer.startswith("500 5.5.6"), answer
     assert "Error" not in answer
+    long_command = await client.send(f"AUTH {mechanism} " + "A" * 100_000)
+    assert long_command.startswith("500"), long_command
+    assert "Error" not in long_command
     # The session goes on, in step with the client.
     assert (await client.send("NOOP")).startswith("250")
     assert (await client.send("AUTH LOGIN")).startswith("334")

@@ -72,6 +72,11 @@ async def test_sessions_are_capped_across_all_clients(tmp_path: Path) -> None:
         assert await extra.closed_by_server()
         await extra.close()
         assert relay.server.sessions == 3
+        # The campaign tool (allowed network) is never locked out by strangers.
+        tool = await RawClient.connect(relay.port, source="127.0.0.1")
+        assert (await tool.reply()).startswith("220")
+        await tool.close()
+        await _settled(relay, 3)
         await clients.pop().close()
         await _settled(relay, 2)
         again = await RawClient.connect(relay.port, source="127.0.0.21")
@@ -84,7 +89,7 @@ async def test_sessions_are_capped_across_all_clients(tmp_path: Path) -> None:
 
 async def test_messages_received_at_once_are_capped(tmp_path: Path) -> None:
     async with running_relay(
-        tmp_path, max_concurrent_data=1, timeout=timedelta(seconds=2)
+        tmp_path, max_concurrent_data=1, timeout=timedelta(seconds=4)
     ) as relay:
         first = await RawClient.connect(relay.port, source="127.0.0.1")
         assert (await _to_data(first, "<ann@gmail.com>", mail="<a@shop.example>"))[
@@ -113,7 +118,7 @@ async def test_messages_received_at_once_are_capped(tmp_path: Path) -> None:
         for client in (first, second, third):
             await client.close()
         assert await relay.counts() == {"queued": 2}
-        assert not relay.server.data_slots.locked()
+        assert not relay.server.data_all.locked()
 
 
 async def test_a_session_is_closed_at_its_age_limit(tmp_path: Path) -> None:
@@ -132,6 +137,18 @@ async def test_a_session_is_closed_at_its_age_limit(tmp_path: Path) -> None:
         assert await client.closed_by_server()
         await client.close()
         await _settled(relay, 0)
+        # A message whose recipients were taken is received, then the door.
+        tool = await RawClient.connect(relay.port, source="127.0.0.1")
+        await tool.reply()
+        for line in ("EHLO t.example", "MAIL FROM:<a@shop.example>"):
+            await tool.send(line)
+        assert (await tool.send("RCPT TO:<ann@gmail.com>")).startswith("250")
+        relay.clock.advance(timedelta(minutes=2))
+        assert (await tool.send("DATA")).startswith("354")
+        assert (await tool.send(b"Subject: x\r\n\r\nhi\r\n.")).startswith("250")
+        assert (await tool.send("MAIL FROM:<a@shop.example>")).startswith("421")
+        await tool.close()
+        assert await relay.counts() == {"queued": 1}
 
 
 async def test_commands_behind_the_age_check_keep_their_help(tmp_path: Path) -> None:
@@ -142,3 +159,24 @@ async def test_commands_behind_the_age_check_keep_their_help(tmp_path: Path) -> 
         assert {"DATA", "EHLO", "HELO", "MAIL", "NOOP", "RCPT", "RSET"} <= set(listed)
         assert (await client.send("HELP DATA")) == "250 Syntax: DATA"
         await client.close()
+
+
+async def test_outsiders_get_half_of_the_data_slots(tmp_path: Path) -> None:
+    """Strangers trickling reports cannot hold every slot the tool needs."""
+    async with running_relay(
+        tmp_path, sink=True, max_concurrent_data=2, timeout=timedelta(seconds=4)
+    ) as relay:
+        rcpt = f"<postmaster@{BOUNCE_DOMAIN}>"
+        slow = await RawClient.connect(relay.port, source="127.0.0.30")
+        assert (await _to_data(slow, rcpt)).startswith("354")
+        slow.writer.write(b"Subject: report\r\n")
+        other = await RawClient.connect(relay.port, source="127.0.0.31")
+        assert (await _to_data(other, rcpt)).startswith("451 4.3.2")
+        tool = await RawClient.connect(relay.port, source="127.0.0.1")
+        queued = await _to_data(tool, "<ann@gmail.com>", mail="<a@shop.example>")
+        assert queued.startswith("354")
+        assert (await tool.send(b"Subject: hi\r\n\r\nhi\r\n.")).startswith("250")
+        assert (await slow.send(b"\r\nbody\r\n.")).startswith("250")
+        for client in (slow, other, tool):
+            await client.close()
+        assert len(relay.sunk) == 1

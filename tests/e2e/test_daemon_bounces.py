@@ -43,7 +43,10 @@ async def test_run_ingests_the_bounce_maildir(tmp_path: Path) -> None:
             config.read_text().replace(
                 "bounces: {return_path: bounces@bounce.test}\n",
                 "bounces:\n  return_path: bounces@bounce.test\n"
-                f"  maildir: {box_path}\n  poll_every: 1s\n",
+                f"  maildir: {box_path}\n  poll_every: 1s\n"
+                # The DSN below carries no token: matching it by its recipient
+                # must be turned on (off by default since issue 12).
+                "  recipient_lookback: 7d\n",
             )
         )
         await enqueue_via_cli(tmp_path, config, addresses)
@@ -78,3 +81,4 @@ async def test_run_ingests_the_bounce_maildir(tmp_path: Path) -> None:
     assert code == 0, log
     assert _suppressed(database) == {"bob@gmail.com": "userunknown"}
     assert "polling the bounce mailbox" in log
+    assert "unsigned report, matched by its recipient: suppressed b***@gmail.com" in log

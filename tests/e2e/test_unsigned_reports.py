@@ -312,3 +312,30 @@ async def test_bounces_ingest_follows_the_same_rule(
     assert len(outcomes) == COUNT
     assert outcomes.count("suppressed") == len(expected)
     assert await _suppressed(database) == expected
+    hint = "1 unsigned report(s) changed nothing: bounces.recipient_lookback is off"
+    assert (hint in result.stderr) == (not expected), result.stderr
+
+
+async def test_reports_our_mta_hands_on_count_against_their_sender(
+    tmp_path: Path, database: str, delivered: tuple[Path, datetime]
+) -> None:
+    """A trusted relay client (our own MTA on 127.0.0.1) forwards reports from
+    many hosts: each is counted against the host in the Received field it wrote,
+    not all against 127.0.0.1."""
+    clock = FakeClock(delivered[1])
+    store = await SQLStore.open(database)
+    intake = _intake(store, clock, UnsignedRule(lookback=WEEK, per_host_per_hour=1))
+
+    async def sink(data: bytes, recipient: str, reporter: Reporter) -> None:
+        await intake.ingest(
+            data, source="relay", envelope_to=(recipient,), reporter=reporter
+        )
+
+    try:
+        async with running_relay(tmp_path, database, sink=sink) as relay:
+            for n, host in enumerate(["192.0.2.1", "192.0.2.1", "198.51.100.2"]):
+                dsn = forged_dsn([ADDRESSES[n]], received_from=host)
+                assert (await _post(relay, "127.0.0.1", dsn)).startswith("250")
+    finally:
+        await store.close()
+    assert await _suppressed(database) == ["u0@gmail.com", "u2@gmail.com"]

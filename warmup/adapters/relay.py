@@ -97,7 +97,9 @@ class RelayServer:
         self.port = 0
         self.live: set[RelaySession] = set()
         self.sessions = 0  # admitted sessions (max_connections)
-        self.data_slots = asyncio.Semaphore(settings.max_concurrent_data)
+        # Messages being received: all, and those from clients that may not relay.
+        self.data_all = asyncio.Semaphore(settings.max_concurrent_data)
+        self.data_outside = asyncio.Semaphore(max(settings.max_concurrent_data // 2, 1))
         self.committing = 0
         # Messages answered 451 because the database failed (one log line each).
         self.store_failures = 0
@@ -118,10 +120,11 @@ class RelayServer:
             address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
-    def admit(self, ip: str) -> Refusal | None:
-        """A new connection: the global cap, then the client's; on a refusal it
-        is not counted (do not :meth:`leave`)."""
-        if self.sessions >= self.settings.max_connections:
+    def admit(self, ip: str, *, trusted: bool) -> Refusal | None:
+        """A new connection: the global cap (not for the allowed networks: the
+        campaign tool is never locked out by strangers), then the client's; on a
+        refusal it is not counted (do not :meth:`leave`)."""
+        if not trusted and self.sessions >= self.settings.max_connections:
             return _FULL
         refusal = self.limits.open(ip)
         if refusal is None:
@@ -132,15 +135,24 @@ class RelayServer:
         self.sessions -= 1
         self.limits.close(ip)
 
-    async def data_slot(self) -> bool:
-        """Wait (up to half the timeout) to receive one more message; True if a
-        slot was taken (release ``data_slots`` when done)."""
+    async def data_slots(self, *, may_relay: bool) -> list[asyncio.Semaphore] | None:
+        """Wait (up to half the timeout) for a slot to receive one more message;
+        a client that may not relay also needs one of the half of the slots open
+        to such clients. The slots taken (release each when done), or None."""
+        wanted = [self.data_all] if may_relay else [self.data_outside, self.data_all]
+        taken: list[asyncio.Semaphore] = []
         try:
             async with asyncio.timeout(self.settings.timeout.total_seconds() / 2):
-                await self.data_slots.acquire()
-        except TimeoutError:
-            return False
-        return True
+                for slots in wanted:
+                    await slots.acquire()
+                    taken.append(slots)
+        except BaseException as exc:
+            for slots in taken:
+                slots.release()
+            if isinstance(exc, TimeoutError):
+                return None
+            raise
+        return taken
 
     async def start(self) -> None:
         if _login_data_notice not in aiosmtpd_log.filters:
@@ -264,6 +276,12 @@ class _Handler:
 
     def __init__(self, relay: RelayServer) -> None:
         self._relay = relay
+
+    async def handle_exception(self, error: Exception) -> str:
+        """A bug of ours mid-session: logged with its traceback, but the client
+        gets a plain temporary failure, not aiosmtpd's ``500 Error: (…) …``."""
+        logger.error("relay: session error: %r", error, exc_info=error)
+        return "451 4.3.0 Internal error, try again later"
 
     async def handle_EHLO(
         self,

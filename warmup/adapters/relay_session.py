@@ -2,8 +2,10 @@
 ceilings and AUTH checked off the loop (the listener is :mod:`warmup.adapters.relay`).
 
 - Ceilings: ``max_connections`` sessions at once (421 beyond, before the
-  per-client count); ``max_concurrent_data`` messages being received at once
-  (DATA waits up to half of ``timeout`` for a slot, then 451); a session older
+  per-client count; clients in ``allowed_networks`` always get in);
+  ``max_concurrent_data`` messages being received at once, half of them at most
+  from clients that may not relay (DATA waits up to half of ``timeout`` for a
+  slot, then 451); a session older
   than ``max_session_age`` is closed at its next command (421); a client that may
   not relay (outside ``allowed_networks``, no AUTH) may send ``max_bounce_bytes``.
 - AUTH (PLAIN, LOGIN): scrypt in a thread; each attempt counted before its check
@@ -27,7 +29,13 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, syntax
 from warmup.adapters.relay_users import USER_NAME
 from warmup.core.address import Address
 from warmup.core.errors import InputError
-from warmup.core.relay_policy import Refusal, check_command, check_path, split_path
+from warmup.core.relay_policy import (
+    Refusal,
+    check_command,
+    check_path,
+    client_key,
+    split_path,
+)
 
 if TYPE_CHECKING:
     from warmup.adapters.relay import RelayServer
@@ -66,9 +74,12 @@ class RelaySession(SMTP):
         self.pending: Address | None = None  # the RCPT being handled
         self.errors = 0  # syntax and sequence errors (50x) in this session
         self.started_at: datetime | None = None
-        # Every command goes through the session age check first.
+        # Every command goes through the session age check first, but DATA: a
+        # message whose recipients were accepted is taken in (DATA is bounded by
+        # the timeout), and the age is told at the next command.
         self._smtp_methods = {
-            name: self._aged(method) for name, method in self._smtp_methods.items()
+            name: method if name == "DATA" else self._aged(method)
+            for name, method in self._smtp_methods.items()
         }
 
     # -- connection --------------------------------------------------------------
@@ -84,7 +95,9 @@ class RelaySession(SMTP):
                 and not self.allowed_network
                 and not self._relay.has_sink
             )
-            self.refused = self._relay.admit(self.client_ip)
+            self.refused = self._relay.admit(
+                self.client_ip, trusted=self.allowed_network
+            )
             self.counted = self.refused is None
             self.started_at = self._relay.clock.now()
             self.data_size_limit = self.size_limit()
@@ -177,14 +190,16 @@ class RelaySession(SMTP):
         if arg or self.envelope is None or not self.envelope.rcpt_tos:
             await super().smtp_DATA(arg)  # aiosmtpd's 501/503: nothing to receive
             return
-        if not await self._relay.data_slot():
+        taken = await self._relay.data_slots(may_relay=self.may_relay())
+        if taken is None:
             await self.push(_BUSY)
             return
         try:
             self._reset_timeout()  # the wait for the slot was not the client's
             await super().smtp_DATA(arg)
         finally:
-            self._relay.data_slots.release()
+            for slots in taken:
+                slots.release()
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -295,27 +310,47 @@ class RelaySession(SMTP):
         name = user if USER_NAME.match(user) else None
         refusal = relay.limits.auth_begin(ip, name, relay.clock.now())
         if refusal is not None:
-            logger.info("relay: AUTH refused from %s: locked out", ip)
+            logger.debug("relay: AUTH refused from %s: locked out", ip)
             return AuthResult(success=False, handled=False, message=refusal.reply)
-        failed = False
+        failed = True  # a hang-up mid-check counts: the check still runs
         try:
             failed = not await self._verify(user, password)
         except InputError as exc:
+            failed = False  # our users file, not the client's guess
             logger.error("relay: cannot check AUTH: %s", exc)
             return AuthResult(
                 success=False,
                 handled=False,
                 message="454 4.7.0 Temporary authentication failure",
             )
-        finally:  # a hang-up mid-check too: the client learned nothing
+        finally:
             delay = relay.limits.auth_end(
                 ip, name, failed=failed, now=relay.clock.now()
             )
         if not failed:
             return AuthResult(success=True, auth_data=user)
         logger.warning("relay: AUTH failed from %s", ip)
+        self._log_new_lock(name)
         await relay.clock.sleep(delay.total_seconds())
         return AuthResult(success=False, handled=False)
+
+    def _log_new_lock(self, user: str | None) -> None:
+        """Say once when a failure has just locked the client or the user name."""
+        limits, settings = self._relay.limits, self._relay.settings
+        client = limits.failures.get(client_key(self.client_ip))
+        if client is not None and client.count == settings.auth_failures_before_lockout:
+            logger.warning(
+                "relay: AUTH from %s locked for %s", self.client_ip, settings.lockout
+            )
+        account = limits.user_failures.get(user) if user is not None else None
+        limit = settings.user_auth_failures_before_lockout
+        if account is not None and account.count == limit:
+            logger.warning(
+                "relay: AUTH for user %r locked for %s after %d failures",
+                user,
+                settings.lockout,
+                limit,
+            )
 
     async def _verify(self, user: str, password: bytes) -> bool:
         users = self._relay.users

@@ -114,6 +114,8 @@ class IngestResult:
     forged: bool = False
     detail: str = ""
     events: list[tuple[FeedbackEvent, bool]] = field(default_factory=list)
+    # Why a report without a signed token changed nothing ("" if it did not apply).
+    held: str = ""
     # Set when a MailHandler took the mail instead: what it was.
     handled_as: str | None = None
 
@@ -183,7 +185,7 @@ class BounceIntake:
     ) -> IngestResult:
         """Parse one mail and save what it says. ``envelope_to``: the RCPT TO it
         came with, when known (the relay listener); ``reporter``: the relay client
-        that handed it over (else the sender in the top ``Received`` field)."""
+        that handed it over (see :func:`_reporter`)."""
         if self._handlers:
             addressed = (*envelope_to, *_headers(data).envelope)
             for handler in self._handlers:
@@ -215,8 +217,9 @@ class BounceIntake:
         report_id = headers.message_id or hashlib.sha256(data).hexdigest()
         target = None
         if original.token is None:
-            reporter = reporter or Reporter(host=headers.received_from or "unknown")
-            target = self._unsigned_target(report, reporter, source, now)
+            target, result.held = self._unsigned_target(
+                report, _reporter(reporter, headers), source, now
+            )
         events = [
             await self._event(
                 report, item, original, source, report_id, now, item is target
@@ -319,12 +322,13 @@ class BounceIntake:
 
     def _unsigned_target(
         self, report: BounceReport, reporter: Reporter, source: str, now: datetime
-    ) -> BounceRecipient | None:
+    ) -> tuple[BounceRecipient | None, str]:
         """The one recipient of an unsigned report that may be looked up, if any
-        (core.feedback rule 5); a report held back is logged with what it says."""
+        (core.feedback rule 5), else why not; a report held back is logged with
+        what it says."""
         acting = [item for item in _items(report) if _would_act(report, item)]
         if not acting:
-            return None
+            return None, ""
         why = decide_unsigned(self._unsigned, reporter)
         if why is None and not self._budget.take(reporter.host, now):
             why = (
@@ -332,9 +336,9 @@ class BounceIntake:
                 f"({self._unsigned.per_host_per_hour})"
             )
         if why is None:
-            return acting[0]
+            return acting[0], ""
         logger.info(
-            "%s: unsigned %s from %s about %d recipient(s) (%s first, %s) "
+            "%s: unsigned %s from %s about %d recipient(s) (%r first, %s) "
             "changes nothing: %s",
             source,
             report.kind.value,
@@ -344,7 +348,7 @@ class BounceIntake:
             acting[0].verdict.value,
             why,
         )
-        return None
+        return None, why
 
     async def _sent(
         self, address: str, original: Original, now: datetime, look_up: bool
@@ -398,6 +402,15 @@ class BounceIntake:
                 next_attempt_at=decision.next_attempt_at or now,
             )
         return event
+
+
+def _reporter(given: Reporter | None, headers: _Headers) -> Reporter:
+    """Who to count an unsigned report against: the relay client, unless it is
+    a trusted one (our own MTA handing mail on) that names the sender in its
+    Received field; for a mailbox, the sender our MTA names."""
+    if given is not None and (given.outside or not headers.received_from):
+        return given
+    return Reporter(host=headers.received_from or "unknown")
 
 
 def _would_act(report: BounceReport, item: BounceRecipient) -> bool:

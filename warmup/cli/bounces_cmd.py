@@ -130,26 +130,32 @@ def ingest(ctx: click.Context, paths: tuple[str, ...]) -> None:
 
     Reads the same inputs as `parse` and prints the same lines, plus `outcome`
     and `found_by`. The original send is found by the signed VERP address, else
-    warmup's trace header in the returned mail, else the recipient's latest send
-    (7 days). A bounce whose token does not verify changes nothing. The same
+    warmup's trace header in the returned mail. A report without either changes
+    nothing, unless bounces.recipient_lookback is set: then one address of it may
+    be matched by its latest send (rate-limited per reporting host). A bounce
+    whose token does not verify changes nothing. The same
     mail ingested twice acts once. Lane reactions (hard-bounce and complaint
     counts, throttle backoff, pauses) are applied by `warmup run` on the node that
     sends on that lane, within a minute. Needs the VERP secret like `warmup run`.
     """
     config = config_from(ctx)
     secret = verp_secret(config, "warmup bounces ingest")
-    counts, ok = run_async(_ingest(config, secret, paths))
+    counts, held, ok = run_async(_ingest(config, secret, paths))
     summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
     click.echo(f"ingested: {summary or 'nothing'}", err=True)
+    for reason, n in sorted(held.items()):
+        click.echo(f"{n} unsigned report(s) changed nothing: {reason}", err=True)
     if not ok:
         sys.exit(EXIT_RUNTIME)
 
 
 async def _ingest(
     config: Config, secret: bytes, paths: tuple[str, ...]
-) -> tuple[Counter[str], bool]:
+) -> tuple[Counter[str], Counter[str], bool]:
+    """Outcome counts, why unsigned reports were held back (counts), success."""
     store = await SQLStore.open(config.settings.database)
     counts: Counter[str] = Counter()
+    held: Counter[str] = Counter()
     ok = True
     try:
         clock = SystemClock()
@@ -167,6 +173,8 @@ async def _ingest(
             try:
                 for source, data in mails_in(path):
                     result = await intake.ingest(data, source=source)
+                    if result.held:
+                        held[result.held] += 1
                     for line in ingest_lines(result):
                         counts[str(line["outcome"])] += 1
                         echo_json(line)
@@ -175,7 +183,7 @@ async def _ingest(
                 ok = False
     finally:
         await store.close()
-    return counts, ok
+    return counts, held, ok
 
 
 bounces.add_command(parse)
