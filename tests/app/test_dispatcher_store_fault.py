@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import func, select, text
 
 from tests.app.test_dispatcher import START, _engine, _queue, _run_until
 from warmup.adapters.db.schema import attempts, recipients
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.metrics import MetricsExporter
 from warmup.core.attempt import SendOutcome
 from warmup.core.settings import SourceIP
 from warmup.testing.clock import FakeClock
@@ -94,6 +96,10 @@ async def test_a_record_that_fails_is_retried_until_stored(
         errors[0].getMessage()
     )
     assert any("tick recorded after" in r.getMessage() for r in caplog.records)
+    exporter = MetricsExporter(store, clock)
+    exporter.count_store_failures(lambda: engine.stats.record_failures)
+    scraped = generate_latest(exporter.registry).decode()
+    assert f"warmup_store_failures_total {float(failures)}" in scraped
 
     # A restart (a new engine, same node) repeats none of the recorded sends.
     await engine.finish()
