@@ -60,11 +60,15 @@ class TickStats:
     by_verdict: dict[str, int] = field(default_factory=dict)
     # Failed attempts to write a tick's record (the database away).
     record_failures: int = 0
+    # Lane turns lost to a store error (claiming, say), logged once a minute.
+    lane_failures: int = 0
 
 
 # Writing a tick's record again after a store fault: 1 s, 2 s, … up to 30 s.
 _RECORD_RETRY_FIRST = 1.0
 _RECORD_RETRY_MAX = 30.0
+_RECORD_RETRY_REPORT = 10  # a reminder every this many failed tries
+_STORE_LOG_EVERY = timedelta(minutes=1)
 
 
 class Dispatcher:
@@ -95,6 +99,7 @@ class Dispatcher:
         # A tick's results until they are written: finish() writes them if the
         # tick was cancelled on shutdown, so finished sends are not repeated.
         self._unrecorded: TickRecord | None = None
+        self._quiet_until: datetime | None = None  # lane store errors unlogged
         self._queued: dict[str, int] = {}
         self._overflow_budget: dict[str, int] = {}
         # A claim's lease covers its sending time plus the configured margin plus
@@ -137,7 +142,8 @@ class Dispatcher:
 
         Its sends have happened: left unwritten they would stay ``sending`` and
         go out again after a restart. While the database is away nothing else
-        is sent; one line is logged when it goes and one when it is back.
+        is sent; one line is logged when it goes (and a reminder every ten
+        tries) and one when it is back.
         """
         delay, failures = _RECORD_RETRY_FIRST, 0
         while True:
@@ -151,6 +157,10 @@ class Dispatcher:
                         "%s; retrying until the database is back (%d sends held)",
                         exc,
                         len(record.attempts),
+                    )
+                elif failures % _RECORD_RETRY_REPORT == 0:  # ~5 min apart
+                    logger.error(
+                        "still cannot record the tick (%d tries): %s", failures, exc
                     )
                 await self.clock.sleep(delay)
                 delay = min(delay * 2, _RECORD_RETRY_MAX)
@@ -173,13 +183,17 @@ class Dispatcher:
         others or lose what they sent: log it, hand the lane's claims back."""
         try:
             return await self._drive(runtime, now, record)
-        except StoreError as exc:  # the database away: one line, no traceback
-            logger.warning(
-                "lane %s/%s failed this tick: %s",
-                runtime.lane.ip,
-                runtime.lane.isp,
-                exc,
-            )
+        except StoreError as exc:  # the database away: a line a minute at most
+            self.stats.lane_failures += 1
+            if self._quiet_until is None or now >= self._quiet_until:
+                self._quiet_until = now + _STORE_LOG_EVERY
+                logger.warning(
+                    "lane %s/%s failed this tick (%d so far): %s",
+                    runtime.lane.ip,
+                    runtime.lane.isp,
+                    self.stats.lane_failures,
+                    exc,
+                )
             runtime.hand_back(record)
             return now + self.settings.idle_wake
         except Exception:

@@ -112,6 +112,7 @@ async def _run(config: Config, secret: bytes) -> None:
                 exporter.count_store_failures(
                     lambda: (
                         dispatcher.stats.record_failures
+                        + dispatcher.stats.lane_failures
                         + (relay.store_failures if relay is not None else 0)
                     )
                 )

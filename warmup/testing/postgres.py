@@ -63,7 +63,9 @@ class PostgresServer:
         )
 
     def stop(self) -> None:
-        with contextlib.suppress(subprocess.SubprocessError, OSError):
+        with contextlib.suppress(
+            subprocess.SubprocessError, OSError, PostgresUnavailable
+        ):
             _run(
                 self,
                 "pg_ctl",
