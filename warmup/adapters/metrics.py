@@ -116,8 +116,9 @@ class _WarmupCollector(Collector):
         yield errors
         failures = CounterMetricFamily(
             "warmup_store_failures",
-            "Database writes that failed (the database away): a tick's record, "
-            "written again until it is stored, or a relayed message answered 451.",
+            "Database operations that failed (the database away): a tick's "
+            "record, written again until it is stored, a lane's claim, or a "
+            "relayed message answered 451.",
         )
         failures.add_metric([], self._state.store_failures())
         yield failures
