@@ -21,6 +21,7 @@ from tests.app.test_dispatcher import START, _engine, _queue, _run_until
 from warmup.adapters.db.schema import attempts, recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.metrics import MetricsExporter
+from warmup.app.runner import run_until_stopped
 from warmup.core.attempt import SendOutcome
 from warmup.core.settings import SourceIP
 from warmup.testing.clock import FakeClock
@@ -137,3 +138,30 @@ async def test_a_lane_that_cannot_claim_logs_a_line_a_minute(
     clock.advance(timedelta(minutes=10))
     await engine.tick()
     assert len(sender.sent) == 2  # both lanes send again
+
+
+async def test_a_tick_that_fails_on_the_store_is_one_line_in_the_runner(
+    store: SQLStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(START)
+    await _queue(store, 4, clock.now())
+    engine = await _engine(store, clock, FakeSender(now=clock.now))
+    await _rename(store, "recipients", "recipients_away")  # maintenance fails
+    caplog.set_level(logging.WARNING)
+    stop, wake = asyncio.Event(), asyncio.Event()
+    runner = asyncio.create_task(
+        run_until_stopped(engine, stop, wake, failure_pause=timedelta(0))
+    )
+    for _ in range(100_000):  # bounded: until the runner has seen two failures
+        if sum("tick failed" in r.getMessage() for r in caplog.records) >= 2:
+            break
+        await asyncio.sleep(0)
+    await _rename(store, "recipients_away", "recipients")  # finish() needs it
+    stop.set()
+    await runner
+    failed = [r for r in caplog.records if "tick failed" in r.getMessage()]
+    assert len(failed) >= 2
+    assert all(r.exc_info is None and r.levelno == logging.WARNING for r in failed)
+    assert "database error during returning claims to the queue" in (
+        failed[0].getMessage()
+    )
