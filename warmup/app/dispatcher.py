@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, tzinfo
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import Clock, EngineStore, Resolver, Sender
+from warmup.app.recording import record_until_stored
 from warmup.app.render import Renderer
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
@@ -64,10 +65,6 @@ class TickStats:
     lane_failures: int = 0
 
 
-# Writing a tick's record again after a store fault: 1 s, 2 s, … up to 30 s.
-_RECORD_RETRY_FIRST = 1.0
-_RECORD_RETRY_MAX = 30.0
-_RECORD_RETRY_REPORT = 10  # a reminder every this many failed tries
 _STORE_LOG_EVERY = timedelta(minutes=1)
 
 
@@ -133,41 +130,9 @@ class Dispatcher:
                 record.lanes[runtime.id] = runtime.snapshot()
                 runtime.dirty = False
         self._unrecorded = record
-        await self._record(record, now)
+        await record_until_stored(self.store, self.clock, record, now, self.stats)
         self._unrecorded = None
         return max(min(wakes), now)
-
-    async def _record(self, record: TickRecord, now: datetime) -> None:
-        """Write the tick's record, retrying a store fault until it is written.
-
-        Its sends have happened: left unwritten they would stay ``sending`` and
-        go out again after a restart. While the database is away nothing else
-        is sent; one line is logged when it goes (and a reminder every ten
-        tries) and one when it is back.
-        """
-        delay, failures = _RECORD_RETRY_FIRST, 0
-        while True:
-            try:
-                await self.store.record(record, now)
-            except StoreError as exc:
-                failures += 1
-                self.stats.record_failures += 1
-                if failures == 1:
-                    logger.error(
-                        "%s; retrying until the database is back (%d sends held)",
-                        exc,
-                        len(record.attempts),
-                    )
-                elif failures % _RECORD_RETRY_REPORT == 0:  # ~5 min apart
-                    logger.error(
-                        "still cannot record the tick (%d tries): %s", failures, exc
-                    )
-                await self.clock.sleep(delay)
-                delay = min(delay * 2, _RECORD_RETRY_MAX)
-                continue
-            if failures:
-                logger.warning("tick recorded after %d failed tries", failures)
-            return
 
     def poke(self) -> None:
         """New mail was queued (the relay): look at the queue on the next tick
