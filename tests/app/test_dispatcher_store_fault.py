@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import func, select, text
 
 from tests.app.test_dispatcher import START, _engine, _queue, _run_until
 from warmup.adapters.db.schema import attempts, recipients
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.metrics import MetricsExporter
+from warmup.app.runner import run_until_stopped
 from warmup.core.attempt import SendOutcome
 from warmup.core.settings import SourceIP
 from warmup.testing.clock import FakeClock
@@ -70,11 +73,12 @@ async def test_a_record_that_fails_is_retried_until_stored(
     clock.advance(WINDOW - clock.now())
     caplog.set_level(logging.INFO)
     tick = asyncio.create_task(engine.tick())
-    for _ in range(10_000):  # bounded: each retry sleeps on the virtual clock
-        if engine.stats.record_failures >= 4 or tick.done():
+    for _ in range(1_000_000):  # bounded: each retry waits on the database only
+        if engine.stats.record_failures >= 10 or tick.done():
             break
         await asyncio.sleep(0)
     assert not tick.done(), "the tick gave up on its record"
+    assert engine.stats.record_failures >= 10
     held = len(sender.sent)
     assert held == 2  # one a lane, both lanes sent before the record failed
     await _rename(store, "attempts_away", "attempts")
@@ -88,12 +92,18 @@ async def test_a_record_that_fails_is_retried_until_stored(
     assert (await _states(store))["delivered"] == held
     assert await _attempt_count(store) == held
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and errors[0].exc_info is None
+    assert len(errors) == 1 + failures // 10  # a reminder every ten tries
+    assert all(r.exc_info is None for r in errors)
+    assert "still cannot record the tick (10 tries)" in errors[1].getMessage()
     assert "database error during recording attempts" in errors[0].getMessage()
     assert "retrying until the database is back (2 sends held)" in (
         errors[0].getMessage()
     )
     assert any("tick recorded after" in r.getMessage() for r in caplog.records)
+    exporter = MetricsExporter(store, clock)
+    exporter.count_store_failures(lambda: engine.stats.record_failures)
+    scraped = generate_latest(exporter.registry).decode()
+    assert f"warmup_store_failures_total {float(failures)}" in scraped
 
     # A restart (a new engine, same node) repeats none of the recorded sends.
     await engine.finish()
@@ -103,3 +113,55 @@ async def test_a_record_that_fails_is_retried_until_stored(
     per_recipient = Counter(m.recipient for m in sender.sent)
     assert len(sender.sent) > held
     assert max(per_recipient.values()) == 1
+
+
+async def test_a_lane_that_cannot_claim_logs_a_line_a_minute(
+    store: SQLStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(WINDOW - timedelta(minutes=30))  # maintenance due after 30 min
+    await _queue(store, 40, clock.now())
+    sender = FakeSender(now=clock.now)
+    engine = await _engine(store, clock, sender)
+    await _run_until(engine, clock, WINDOW)  # lanes made, nothing claimed yet
+    await _rename(store, "recipients", "recipients_away")
+    caplog.set_level(logging.WARNING)
+    for _ in range(5):  # 0, 20, 40, 60, 80 s into the window
+        clock.advance(max(WINDOW - clock.now(), timedelta(seconds=20)))
+        await engine.tick()
+    assert engine.stats.lane_failures == 10  # both lanes, every tick
+    lines = [r for r in caplog.records if r.name == "warmup.app.dispatcher"]
+    assert len(lines) == 2  # at 0 s and at 60 s
+    assert all(r.exc_info is None for r in lines)
+    assert "database error during claiming recipients" in lines[0].getMessage()
+    assert sender.sent == []
+    await _rename(store, "recipients_away", "recipients")
+    clock.advance(timedelta(minutes=10))
+    await engine.tick()
+    assert len(sender.sent) == 2  # both lanes send again
+
+
+async def test_a_tick_that_fails_on_the_store_is_one_line_in_the_runner(
+    store: SQLStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(START)
+    await _queue(store, 4, clock.now())
+    engine = await _engine(store, clock, FakeSender(now=clock.now))
+    await _rename(store, "recipients", "recipients_away")  # maintenance fails
+    caplog.set_level(logging.WARNING)
+    stop, wake = asyncio.Event(), asyncio.Event()
+    runner = asyncio.create_task(
+        run_until_stopped(engine, stop, wake, failure_pause=timedelta(0))
+    )
+    for _ in range(100_000):  # bounded: until the runner has seen two failures
+        if sum("tick failed" in r.getMessage() for r in caplog.records) >= 2:
+            break
+        await asyncio.sleep(0)
+    await _rename(store, "recipients_away", "recipients")  # finish() needs it
+    stop.set()
+    await runner
+    failed = [r for r in caplog.records if "tick failed" in r.getMessage()]
+    assert len(failed) >= 2
+    assert all(r.exc_info is None and r.levelno == logging.WARNING for r in failed)
+    assert "database error during returning claims to the queue" in (
+        failed[0].getMessage()
+    )

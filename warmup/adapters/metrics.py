@@ -86,10 +86,16 @@ class _Snapshot:
     oldest_pending_age: timedelta | None = None
 
 
+def _none() -> int:
+    return 0
+
+
 @dataclass(slots=True)
 class _State:
     snapshot: _Snapshot = field(default_factory=_Snapshot)
     refresh_errors: int = 0
+    # Read at scrape time from the running dispatcher and relay.
+    store_failures: Callable[[], int] = _none
 
 
 class _WarmupCollector(Collector):
@@ -108,6 +114,14 @@ class _WarmupCollector(Collector):
         )
         errors.add_metric([], self._state.refresh_errors)
         yield errors
+        failures = CounterMetricFamily(
+            "warmup_store_failures",
+            "Database operations that failed (the database away): a tick's "
+            "record, written again until it is stored, a lane's claim, or a "
+            "relayed message answered 451.",
+        )
+        failures.add_metric([], self._state.store_failures())
+        yield failures
 
 
 def _lane_metrics(lanes: tuple[LaneTotals, ...]) -> Iterator[Metric]:
@@ -206,6 +220,10 @@ class MetricsExporter:
         self.registry.register(_WarmupCollector(self._state))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
+
+    def count_store_failures(self, read: Callable[[], int]) -> None:
+        """Report ``read()`` (this process's failed writes so far) at each scrape."""
+        self._state.store_failures = read
 
     async def refresh(self) -> bool:
         """Read the figures again; on failure keep the last ones and say False."""

@@ -24,6 +24,7 @@ from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.overflow import OverflowPlan, plan_overflow
 from warmup.app.ownership import IPOwnership, Processes
 from warmup.app.ports import Clock, EngineStore, NodeProcess, Resolver, Sender
+from warmup.app.recording import record_until_stored
 from warmup.app.render import Renderer
 from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
@@ -84,11 +85,11 @@ class TickStats:
     by_verdict: dict[str, int] = field(default_factory=dict)
     # Failed attempts to write a tick's record (the database away).
     record_failures: int = 0
+    # Lane turns lost to a store error (claiming, say), logged once a minute.
+    lane_failures: int = 0
 
 
-# Writing a tick's record again after a store fault: 1 s, 2 s, … up to 30 s.
-_RECORD_RETRY_FIRST = 1.0
-_RECORD_RETRY_MAX = 30.0
+_STORE_LOG_EVERY = timedelta(minutes=1)
 
 
 class Dispatcher:
@@ -126,6 +127,7 @@ class Dispatcher:
         # A tick's results until they are written: finish() writes them if the
         # tick was cancelled on shutdown, so finished sends are not repeated.
         self._unrecorded: TickRecord | None = None
+        self._quiet_until: datetime | None = None  # lane store errors unlogged
         self._queued: dict[str, int] = {}
         self._overflow_budget: dict[str, int] = {}
         self._overflow: dict[str, OverflowPlan] = {}
@@ -166,36 +168,9 @@ class Dispatcher:
                 record.lanes[runtime.id] = runtime.snapshot()
                 runtime.dirty = False
         self._unrecorded = record
-        await self._record(record, now)
+        await record_until_stored(self.store, self.clock, record, now, self.stats)
         self._unrecorded = None
         return max(min(wakes), now)
-
-    async def _record(self, record: TickRecord, now: datetime) -> None:
-        """Write the tick's record, retrying a store fault until it is written.
-
-        Its sends have happened: left unwritten they would stay ``sending`` and
-        go out again after a restart. While the database is away nothing else
-        is sent; one line is logged when it goes and one when it is back.
-        """
-        delay, failures = _RECORD_RETRY_FIRST, 0
-        while True:
-            try:
-                await self.store.record(record, now)
-            except StoreError as exc:
-                failures += 1
-                self.stats.record_failures += 1
-                if failures == 1:
-                    logger.error(
-                        "%s; retrying until the database is back (%d sends held)",
-                        exc,
-                        len(record.attempts),
-                    )
-                await self.clock.sleep(delay)
-                delay = min(delay * 2, _RECORD_RETRY_MAX)
-                continue
-            if failures:
-                logger.warning("tick recorded after %d failed tries", failures)
-            return
 
     def poke(self) -> None:
         """New mail was queued (the relay): look at the queue on the next tick
@@ -211,13 +186,17 @@ class Dispatcher:
         others or lose what they sent: log it, hand the lane's claims back."""
         try:
             return await self._drive(runtime, now, record)
-        except StoreError as exc:  # the database away: one line, no traceback
-            logger.warning(
-                "lane %s/%s failed this tick: %s",
-                runtime.lane.ip,
-                runtime.lane.isp,
-                exc,
-            )
+        except StoreError as exc:  # the database away: a line a minute at most
+            self.stats.lane_failures += 1
+            if self._quiet_until is None or now >= self._quiet_until:
+                self._quiet_until = now + _STORE_LOG_EVERY
+                logger.warning(
+                    "lane %s/%s failed this tick (%d so far): %s",
+                    runtime.lane.ip,
+                    runtime.lane.isp,
+                    self.stats.lane_failures,
+                    exc,
+                )
             runtime.hand_back(record)
             return now + self.settings.idle_wake
         except Exception:

@@ -116,16 +116,24 @@ async def _run(config: Config, secret: bytes) -> None:
         owned = [ip.address for ip in dispatcher.settings.ips]
         metrics = config.settings.metrics
         async with (
-            exporting(metrics, store=store, clock=clock, ips=owned),
+            exporting(metrics, store=store, clock=clock, ips=owned) as exporter,
             relaying(
                 config,
                 store=store,
                 clock=clock,
                 bounce_sink=bounce_sink,
                 on_queued=queued,
-            ),
+            ) as relay,
             serving_unsubscribe(config.settings.unsubscribe, unsubscriber),
         ):
+            if exporter is not None:
+                exporter.count_store_failures(
+                    lambda: (
+                        dispatcher.stats.record_failures
+                        + dispatcher.stats.lane_failures
+                        + (relay.store_failures if relay is not None else 0)
+                    )
+                )
             await run_until_stopped(dispatcher, stop, jobs.wake)
     finally:
         jobs.shutdown()

@@ -4,13 +4,15 @@ Building an ``EmailMessage`` per recipient costs ~0.7 ms; here the template is
 parsed and serialised once into literal byte segments and slots, and rendering a
 recipient's mail is a join (~10 µs). ``{{ name }}`` placeholders may appear in
 headers (encoded per RFC 2047 when not ASCII) and in text parts (sent as UTF-8
-8bit, or quoted-printable for parts with lines too long for 8bit; values are
-HTML-escaped inside text/html parts).
+8bit, or quoted-printable for parts with lines too long for 8bit, in the template
+or once a recipient's values are in; values are HTML-escaped inside text/html
+parts).
 """
 
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import email
 import email.policy
 import html
@@ -29,6 +31,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 _POLICY = email.policy.SMTP.clone(max_line_length=0, cte_type="8bit")
 _FOLD = email.policy.SMTP.clone(max_line_length=78)
 _MAX_8BIT_LINE = 900
+_MAX_LINE = 999  # 998 characters and the CR of CRLF
 _SENTINEL = "\x00{}\x00"
 _SPLIT = re.compile(rb"\x00(\d+)\x00")
 
@@ -79,6 +82,9 @@ class Template:
 
     # The placeholders that go into a header (bounded, RFC 2047-encoded).
     header_placeholders: frozenset[str] = frozenset()
+    # The same template with every text part holding placeholders sent
+    # quoted-printable: for values that make a line too long for 8bit.
+    wide: Template | None = None
 
     def render(
         self, values: Mapping[str, str], headers: Sequence[tuple[str, str]] = ()
@@ -101,7 +107,15 @@ class Template:
                     for p in segment.parts
                 )
                 out.append(_quoted_printable(raw))
-        return b"".join(out)
+        message = b"".join(out)
+        if self.wide is not None and _too_long(message):
+            return self.wide.render(values, headers)
+        return message
+
+
+def _too_long(message: bytes) -> bool:
+    """Whether a line passes RFC 5322's 998 characters (plus its CR)."""
+    return len(message) > _MAX_LINE and max(map(len, message.split(b"\n"))) > _MAX_LINE
 
 
 def _quoted_printable(raw: bytes) -> bytes:
@@ -127,7 +141,18 @@ def _sentinel_text(text: str, names: list[str]) -> str:
 
 
 def parse_template(data: bytes, source: str = "template") -> Template:
-    """Parse an .eml template once; TemplateError says what is wrong."""
+    """Parse an .eml template once; TemplateError says what is wrong.
+
+    When a text part sent 8bit holds placeholders, a quoted-printable twin is
+    kept too, for the recipients whose values make a line too long for 8bit.
+    """
+    template = _parse(data, source, all_qp=False)
+    if not any(isinstance(segment, _Slot) for segment in template.segments):
+        return template
+    return dataclasses.replace(template, wide=_parse(data, source, all_qp=True))
+
+
+def _parse(data: bytes, source: str, *, all_qp: bool) -> Template:
     message = email.message_from_bytes(data, policy=email.policy.default)
     if not message.keys():
         raise TemplateError(source, "no headers found; expected an RFC 5322 message")
@@ -137,7 +162,7 @@ def parse_template(data: bytes, source: str = "template") -> Template:
     header_names = frozenset(name.lower() for name in message)
     names: list[str] = []
     header_slots = _take_header_slots(message, names)
-    wide_parts = _prepare_text_parts(message, names, source)
+    wide_parts = _prepare_text_parts(message, names, source, all_qp=all_qp)
     buffer = BytesIO()
     BytesGenerator(buffer, policy=_POLICY).flatten(message)
     body_segments = _split(buffer.getvalue(), names, wide_parts)
@@ -174,7 +199,7 @@ def _take_header_slots(message: EmailMessage, names: list[str]) -> list[_HeaderS
 
 
 def _prepare_text_parts(
-    message: EmailMessage, names: list[str], source: str
+    message: EmailMessage, names: list[str], source: str, *, all_qp: bool
 ) -> dict[int, bool]:
     """Re-encode text parts holding placeholders as 8bit UTF-8 with sentinels.
 
@@ -197,7 +222,7 @@ def _prepare_text_parts(
         is_html = part.get_content_subtype() == "html"
         for index in range(first, len(names)):
             html_slots[index] = is_html
-        wide = any(len(line) > _MAX_8BIT_LINE for line in marked.splitlines())
+        wide = all_qp or any(len(line) > _MAX_8BIT_LINE for line in marked.splitlines())
         if wide:
             marked = f"\x00qp\x00{marked}\x00/qp\x00"
         _set_text(part, marked, root=part is message)

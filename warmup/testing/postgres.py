@@ -38,8 +38,34 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
+    def pause(self) -> None:
+        """Stop the server but keep its data: a database outage, until resume()."""
+        _run(self, "pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server (again) on its port."""
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        _run(
+            self,
+            "pg_ctl",
+            "-D",
+            str(self.root / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
+
     def stop(self) -> None:
-        with contextlib.suppress(subprocess.SubprocessError, OSError):
+        with contextlib.suppress(
+            subprocess.SubprocessError, OSError, PostgresUnavailable
+        ):
             _run(
                 self,
                 "pg_ctl",
@@ -113,23 +139,7 @@ def start_postgres() -> PostgresServer:
             "UTF8",
             "--no-sync",
         )
-        options = (
-            f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200"
-        )
-        _run(
-            server,
-            "pg_ctl",
-            "-D",
-            str(root / "data"),
-            "-o",
-            options,
-            "-l",
-            str(root / "log"),
-            "-w",
-            "start",
-        )
+        server.resume()
     except (PostgresUnavailable, subprocess.SubprocessError, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         raise PostgresUnavailable(str(exc)) from exc

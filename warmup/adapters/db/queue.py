@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, case, exists, func, null, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.failure import describe, translated
 from warmup.adapters.db.schema import (
     UTCDateTime,
     attempts,
@@ -240,6 +240,7 @@ class QueueOps:
 
     # -- the queue ---------------------------------------------------------------
 
+    @translated("counting the queue")
     async def queued_isps(self) -> dict[str, int]:
         """Queued recipients per ISP (routed ones only)."""
         query = (
@@ -250,6 +251,7 @@ class QueueOps:
         async with self.engine.connect() as conn:
             return {str(isp): int(n) for isp, n in (await conn.execute(query)).all()}
 
+    @translated("listing unrouted domains")
     async def unrouted_domains(self, limit: int = 500) -> list[str]:
         query = (
             select(recipients.c.domain)
@@ -260,6 +262,7 @@ class QueueOps:
         async with self.engine.connect() as conn:
             return [str(d) for d in (await conn.execute(query)).scalars()]
 
+    @translated("routing a domain")
     async def route_domain(self, domain: str, isp: str, now: datetime) -> int:
         statement = (
             update(recipients)
@@ -269,6 +272,7 @@ class QueueOps:
         async with self._begin() as conn:
             return int((await conn.execute(statement)).rowcount)
 
+    @translated("failing a domain")
     async def fail_domain(self, domain: str, reply: str, now: datetime) -> int:
         """A domain that cannot receive mail: its queued recipients bounce."""
         statement = (
@@ -371,6 +375,7 @@ class QueueOps:
         claimed.sort(key=lambda c: (-c.priority, c.id))
         return claimed
 
+    @translated("returning claims to the queue")
     async def _requeue_claimed(self, now: datetime, *where: Any) -> int:
         """Claimed rows matching ``where`` back to the queue, unpinned."""
         statement = (
@@ -400,6 +405,7 @@ class QueueOps:
             recipients.c.claimed_by != current,
         )
 
+    @translated("reading a template")
     async def template_for(self, campaign_id: int) -> bytes:
         query = (
             select(templates.c.content)
@@ -409,12 +415,14 @@ class QueueOps:
         async with self.engine.connect() as conn:
             return bytes((await conn.execute(query)).scalar_one())
 
+    @translated("reading a relayed message")
     async def message_for(self, message_id: int) -> bytes:
         """A relayed message as stored (see :mod:`warmup.core.relay_message`)."""
         query = select(messages.c.content).where(messages.c.id == message_id)
         async with self.engine.connect() as conn:
             return bytes((await conn.execute(query)).scalar_one())
 
+    @translated("counting expiries")
     async def count_expired(self, address: str) -> int:
         """Expiries of this address since it was last delivered ("in a row")."""
         delivered = (
