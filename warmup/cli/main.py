@@ -9,6 +9,7 @@ from warmup.cli.bounces_cmd import bounces
 from warmup.cli.classify_cmd import classify
 from warmup.cli.demo_cmd import demo
 from warmup.cli.dkim_cmds import dkim
+from warmup.cli.doctor_cmd import doctor
 from warmup.cli.logs import FORMATS, configure_logging
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.relay_cmds import relay
@@ -69,6 +70,7 @@ _COMMANDS = (
     classify,
     bounces,
     dkim,
+    doctor,
 )
 for command in _COMMANDS:
     cli.add_command(command)
