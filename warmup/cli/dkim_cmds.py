@@ -48,6 +48,12 @@ def report_dkim(config: Config, console: Console) -> None:
             f"  DKIM {key.algorithm} key {key.selector}._domainkey.{key.domain}: loaded"
         )
     domains = sorted({key.domain for key in keys})
+    for domain in domains:
+        if all(k.algorithm != "rsa-sha256" for k in keys if k.domain == domain):
+            console.print(
+                f"  [yellow]warning[/]: {domain} has only Ed25519 keys; many "
+                "receivers verify RSA only: add an RSA key next to it"
+            )
     console.print(
         f"  DKIM signs mail From {', '.join(domains)} and their subdomains; "
         f"other From domains: {dkim_settings.unsigned} (dkim.unsigned)"
