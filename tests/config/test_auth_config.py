@@ -130,3 +130,31 @@ def test_check_names_a_key_it_cannot_load(tmp_path: Path) -> None:
     assert (
         f"dkim.keys[0].key: {tmp_path}/none.pem: cannot read the key" in result.output
     )
+
+
+@pytest.mark.parametrize(
+    ("sender", "warned"),
+    [("news@mail.a.test", False), ("news@other.test", True)],
+)
+def test_enqueue_warns_when_no_key_covers_the_template(
+    tmp_path: Path, sender: str, warned: bool
+) -> None:
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "schedules" / "default.yaml").write_text(
+        "isp: default\nramp:\n  - {days: 1-30, per_hour: 60}\n"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        BASE + f"schedules: schedules/\ndatabase: sqlite:///{tmp_path / 'w.db'}\n"
+        "dkim: {keys: [{domain: a.test, selector: s, key: k.pem}]}\n"
+    )
+    (tmp_path / "t.eml").write_text(f"From: {sender}\nSubject: x\n\nhello\n")
+    (tmp_path / "list.csv").write_text("email\nann@example.net\n")
+    result = CliRunner().invoke(
+        cli,
+        ["-c", str(config), "enqueue", str(tmp_path / "list.csv"),
+         "--template", str(tmp_path / "t.eml"), "--campaign", "c"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    warning = "no dkim.keys entry covers From domain other.test: it will be held"
+    assert (warning in result.output) is warned

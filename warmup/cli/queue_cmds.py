@@ -20,6 +20,7 @@ from warmup.cli.common import (
     print_problems,
     run_async,
 )
+from warmup.cli.dkim_cmds import warn_if_unsigned
 from warmup.config import Config
 from warmup.core.errors import InputError
 from warmup.core.template import Template, parse_template
@@ -104,6 +105,7 @@ async def _enqueue(
     config: Config, file: str, fmt: str | None, template_path: str, campaign: str
 ) -> EnqueueReport:
     template, record = _load_template(template_path)
+    warn_if_unsigned(config, record.content)
     reader = RowReader(file, detect_format(file, fmt))
     try:
         _check_columns(file, template, reader.columns)

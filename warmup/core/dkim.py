@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import getaddresses
@@ -34,6 +34,7 @@ __all__ = [
     "ALGORITHMS",
     "DEFAULT_HEADERS",
     "SigningKey",
+    "aligned_domain",
     "body_hash",
     "canonical_body",
     "canonical_header",
@@ -156,14 +157,20 @@ def from_domain(fields: Sequence[tuple[str, bytes]]) -> str | None:
     return None
 
 
+def aligned_domain(domain: str, key_domains: Iterable[str]) -> str | None:
+    """The nearest of ``key_domains`` that is ``domain`` or a parent of it."""
+    best = ""
+    for candidate in key_domains:
+        aligned = domain == candidate or domain.endswith("." + candidate)
+        if aligned and len(candidate) > len(best):
+            best = candidate
+    return best or None
+
+
 def keys_for(domain: str, keys: Sequence[SigningKey]) -> list[SigningKey]:
     """The keys aligned with ``domain``: the nearest configured domain, all its
     entries (two during a key rotation)."""
-    best = ""
-    for key in keys:
-        aligned = domain == key.domain or domain.endswith("." + key.domain)
-        if aligned and len(key.domain) > len(best):
-            best = key.domain
+    best = aligned_domain(domain, (key.domain for key in keys))
     return [key for key in keys if key.domain == best] if best else []
 
 
