@@ -34,6 +34,15 @@ ZONE = {
     "noinclude.test": _txt("v=spf1 include:nothing.test -all"),
     "nothing.test": {"A": ["192.0.2.99"]},
     "split.test": {"TXT": ['"v=spf1 ip4:192.0.2.50" " -all"']},
+    "ptr.test": _txt("v=spf1 ptr -all"),
+    "77.2.0.192.in-addr.arpa": {"PTR": ["host.ptr.test."]},
+    "78.2.0.192.in-addr.arpa": {"PTR": ["host.elsewhere.test."]},
+    "host.ptr.test": {"A": ["192.0.2.77"]},
+    "host.elsewhere.test": {"A": ["192.0.2.78"]},
+    "exists.test": _txt("v=spf1 exists:ok.test -all"),
+    "ok.test": {"A": ["127.0.0.2"]},
+    "missing.test": _txt("v=spf1 exists:gone.test -all"),
+    "macro.test": _txt("v=spf1 exists:%{i}.bl.test -all"),
 }
 ZONE["esp.test"]["MX"] = ["10 mail.esp.test."]
 for i in range(11):
@@ -67,6 +76,11 @@ async def dns() -> AsyncIterator[DNSRecords]:
         ("192.0.2.1", "deep.test", "permerror"),  # 11 lookups
         ("192.0.2.1", "noinclude.test", "permerror"),
         ("192.0.2.50", "split.test", "pass"),  # TXT strings are joined
+        ("192.0.2.77", "ptr.test", "pass"),  # validated PTR name under the domain
+        ("192.0.2.78", "ptr.test", "fail"),  # its PTR name is elsewhere
+        ("192.0.2.1", "exists.test", "pass"),
+        ("192.0.2.1", "missing.test", "fail"),
+        ("192.0.2.1", "macro.test", "permerror"),  # macros are not expanded
     ],
 )
 async def test_check_host(dns: DNSRecords, ip: str, domain: str, result: str) -> None:

@@ -86,6 +86,9 @@ def test_split_keeps_folds_and_finds_the_body() -> None:
         (b"From: Shop <News@Mail.Shop.Example>\r\n", "mail.shop.example"),
         (b"From: =?utf-8?q?Caf=C3=A9?= <a@b.test>\r\n", "b.test"),
         (b"From: undisclosed\r\n", None),
+        (b'From: "a@evil.test" <x@Y.test>\r\n', "y.test"),
+        (b"From: x@y.test (a@evil.test)\r\n", "y.test"),
+        (b"From:\r\n\tplain@folded.test\r\n", "folded.test"),
     ],
 )
 def test_from_domain(header: bytes, domain: str | None) -> None:

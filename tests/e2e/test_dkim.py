@@ -83,7 +83,7 @@ def _project(tmp_path: Path, sink: int, keys: list[tuple[str, Path]]) -> Path:
         "  allowed_networks: [127.0.0.1/32]\n"
         f"  tls_cert: {tmp_path / 'cert.pem'}\n  tls_key: {tmp_path / 'key.pem'}\n"
         f"  users_file: {tmp_path / 'users'}\n"
-        f"dkim:\n  keys:\n{entries}"
+        + (f"dkim:\n  keys:\n{entries}" if keys else "")
     )
     _cli(config, "relay", "cert", "--hostname", "127.0.0.1")
     _cli(config, "relay", "adduser", "spring", "--password-stdin", input=PASSWORD)
@@ -225,3 +225,60 @@ async def test_keygen_relay_and_enqueue_mail_verifies_and_unkeyed_is_held(
         }
     ]
     assert "held back" in text and "unkeyed.example" in text
+
+
+async def test_a_live_unauthenticated_reply_pauses_the_lane_pointing_at_doctor(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(SystemClock().now())
+    async with ScriptedSMTPServer() as sink:
+        sink.on_data(
+            "550 5.7.26 Your email has been blocked because the sender is "
+            "unauthenticated. Gmail requires all senders to authenticate with "
+            "either SPF or DKIM."
+        )
+        config_path = _project(tmp_path, sink.port, [])
+        listing = tmp_path / "list.csv"
+        listing.write_text(
+            "email,first_name\nann@example.net,Ann\nbob@example.net,Bob\n"
+        )
+        template = tmp_path / "msg.eml"
+        template.write_bytes(TEMPLATE)
+        await asyncio.to_thread(
+            _cli, config_path, "enqueue", str(listing), "--template", str(template),
+            "--campaign", "winter",
+        )  # fmt: skip
+        config = load_config(config_path)
+        store = await SQLStore.open(config.settings.database)
+        sender = SMTPSender(
+            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
+        )
+        try:
+            engine = build_dispatcher(
+                config,
+                store=store,
+                sender=sender,
+                resolver=FakeResolver(
+                    answers={"example.net": MXAnswer(hosts=("mx.example.net",))}
+                ),
+                clock=clock,
+                secret=b"s",
+            )
+            for _ in range(20):  # bounded: the first send is refused and pauses
+                wake = await engine.tick()
+                if sink.received or any(
+                    r.lane.state == "paused" for r in engine.lanes.values()
+                ):
+                    break
+                clock.advance(max(wake - clock.now(), timedelta(seconds=1)))
+            await engine.finish()
+        finally:
+            await sender.close()
+            await store.close()
+        status = await asyncio.to_thread(_cli, config_path, "status", "--json")
+    lane = json.loads(status.splitlines()[0])
+    assert lane["state"] == "paused"
+    event = lane["last_event"]
+    assert event["cause"] == "authentication"
+    assert "run `warmup doctor`" in event["detail"]
+    assert "5.7.26" in event["reply"]

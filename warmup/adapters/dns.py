@@ -50,6 +50,26 @@ class DNSResolver:
         self._resolver = make_resolver(servers, timeout)
         self._now = now
         self._cache: dict[str, tuple[datetime, MXAnswer]] = {}
+        self._addresses: dict[tuple[str, int], tuple[datetime, str | None]] = {}
+
+    async def address(self, host: str, version: int) -> str | None:
+        """An IPv4 (``version`` 4) or IPv6 address of ``host``, cached by TTL;
+        None when it has none or the lookup failed (for SMTPSender)."""
+        key = (host.lower(), version)
+        cached = self._addresses.get(key)
+        if cached is not None and cached[0] > self._now():
+            return cached[1]
+        rdtype = dns.rdatatype.AAAA if version == 6 else dns.rdatatype.A
+        try:
+            result = await self._resolver.resolve(host, rdtype, search=False)
+        except dns.exception.DNSException as exc:
+            logger.warning("address lookup for %s failed: %s", host, exc)
+            return None
+        found = str(next(iter(result))) if len(result) else None
+        ttl = result.rrset.ttl if result.rrset is not None else 300
+        expires = self._now() + min(timedelta(seconds=ttl), _MAX_TTL)
+        self._addresses[key] = (expires, found)
+        return found
 
     async def mx(self, domain: str) -> MXAnswer:
         cached = self._cache.get(domain)

@@ -26,11 +26,12 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import socket
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -47,6 +48,8 @@ __all__ = ["STAGES", "SMTPSender", "SendOutcome", "SenderStats"]
 
 logger = logging.getLogger(__name__)
 
+# (host name, IP version) -> an address to connect to, or None when it has none.
+AddressLookup = Callable[[str, int], Awaitable[str | None]]
 _TLS_MODES = frozenset({"off", "opportunistic", "required"})
 _ERRORS = (aiosmtplib.SMTPException, OSError)  # OSError covers TimeoutError, SSLError
 _CONTROL = re.compile("[\x00-\x1f\x7f]")  # C0 controls and DEL
@@ -105,7 +108,10 @@ class SMTPSender:
         connections_per_key: int = 2,
         messages_per_connection: int = 100,
         max_idle: timedelta = timedelta(seconds=30),
+        address_of: AddressLookup | None = None,
     ) -> None:
+        """``address_of`` resolves a host name to the address to connect to (the
+        resolvers of ``dns.nameservers``); None leaves it to the system."""
         if tls.starttls not in _TLS_MODES:
             modes = sorted(_TLS_MODES)
             raise ValueError(
@@ -126,6 +132,7 @@ class SMTPSender:
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self._ssl_context: ssl.SSLContext | None = None
         self._closed = False
+        self._address_of = address_of
         self.stats = SenderStats()
 
     async def send(
@@ -273,11 +280,30 @@ class SMTPSender:
             opened = await self._connect(target, starttls=False)
         return opened
 
+    async def _address(self, target: _Target) -> str | SendOutcome:
+        """The address to connect to: the host itself without ``address_of`` or
+        when it is an IP literal."""
+        if self._address_of is None or _is_ip(target.host):
+            return target.host
+        version = ipaddress.ip_address(target.source.address).version
+        found = await self._address_of(target.host, version)
+        if found is None:
+            return SendOutcome(
+                reply=None,
+                failure=ConnectionFailure.dns,
+                detail=f"no IPv{version} address for {target.host}",
+                stage="connect",
+            )
+        return found
+
     async def _connect(
         self, target: _Target, *, starttls: bool
     ) -> _Session | SendOutcome:
+        address = await self._address(target)
+        if isinstance(address, SendOutcome):
+            return address
         client = aiosmtplib.SMTP(
-            hostname=target.host,
+            hostname=address,
             port=target.port,
             source_address=(target.source.address, 0),
             local_hostname=target.source.helo,
@@ -292,7 +318,7 @@ class SMTPSender:
             stage = "ehlo"
             await self._hello(client)
             stage = "starttls"
-            refused = await self._upgrade(client) if starttls else None
+            refused = await self._upgrade(client, target.host) if starttls else None
         except aiosmtplib.SMTPResponseException as exc:
             client.close()
             return _refusal(exc, stage)
@@ -316,7 +342,9 @@ class SMTPSender:
                 raise
             await client.helo(timeout=self._command_s)
 
-    async def _upgrade(self, client: aiosmtplib.SMTP) -> SendOutcome | None:
+    async def _upgrade(
+        self, client: aiosmtplib.SMTP, server_hostname: str
+    ) -> SendOutcome | None:
         """STARTTLS as the settings say; an outcome when the session must not go on."""
         required = self._tls.starttls == "required"
         if not client.supports_extension("starttls"):
@@ -330,7 +358,11 @@ class SMTPSender:
             return None
         context = await self._context()
         try:
-            await client.starttls(tls_context=context, timeout=self._command_s)
+            await client.starttls(
+                tls_context=context,
+                server_hostname=server_hostname,
+                timeout=self._command_s,
+            )
         except aiosmtplib.SMTPResponseException as exc:
             if required or not client.is_connected:
                 detail = _reply_text(exc.code, exc.message)
@@ -517,6 +549,14 @@ def _reply_text(code: int, message: str) -> str:
 
 def _to_reply(response: SMTPResponse) -> SMTPReply:
     return parse_reply(_reply_text(response.code, response.message))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _masked(address: str) -> str:

@@ -129,6 +129,8 @@ class OutcomeHandler:
             schedule=runtime.schedule,
             next_window=next_window,
             reply=text,
+            reason=result.reason,
+            enhanced=result.enhanced,
         )
         runtime.window.add_reply(now, verdict)
         self._react(runtime, lane, events, text, record, now)

@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: The start of ``last_reply`` of a recipient held back unsigned.
 HELD_PREFIX = "held: "
-_BODY_CACHE = 16
+_BODY_CACHE = 16  # bodies, and at most this many bytes of them in all:
+_BODY_CACHE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +48,7 @@ class MessageSigner:
         self._keys = tuple(keys)
         self._hold = unsigned == "hold"
         self._bodies: OrderedDict[bytes, bytes] = OrderedDict()
+        self._cached_bytes = 0
         self._warned: set[str] = set()
         self.body_hashes = 0  # bodies canonicalised and hashed (for tests, bench)
 
@@ -56,14 +58,17 @@ class MessageSigner:
 
     def _hashed(self, body: bytes) -> bytes:
         found = self._bodies.get(body)
-        if found is None:
-            found = body_hash(body)
-            self.body_hashes += 1
-            self._bodies[body] = found
-            if len(self._bodies) > _BODY_CACHE:
-                self._bodies.popitem(last=False)
-        else:
+        if found is not None:
             self._bodies.move_to_end(body)
+            return found
+        found = body_hash(body)
+        self.body_hashes += 1
+        if len(body) <= _BODY_CACHE_BYTES // 4:  # a huge body is not kept
+            self._bodies[body] = found
+            self._cached_bytes += len(body)
+        while len(self._bodies) > _BODY_CACHE or self._cached_bytes > _BODY_CACHE_BYTES:
+            dropped, _ = self._bodies.popitem(last=False)
+            self._cached_bytes -= len(dropped)
         return found
 
     def sign(self, message: bytes, now: datetime) -> bytes | Held:

@@ -14,11 +14,11 @@ from warmup.adapters.dkim_keys import (
     txt_record,
     write_key,
 )
-from warmup.cli.common import EXIT_CONFIG, fail, out_console
+from warmup.cli.common import EXIT_CONFIG, err_console, fail, out_console
 from warmup.config import Config
-from warmup.core.dkim import SigningKey
+from warmup.core.dkim import SigningKey, aligned_domain, from_domain, split_message
 
-__all__ = ["dkim", "report_dkim", "signing_keys"]
+__all__ = ["dkim", "report_dkim", "signing_keys", "warn_if_unsigned"]
 
 
 def signing_keys(config: Config) -> list[SigningKey]:
@@ -48,9 +48,34 @@ def report_dkim(config: Config, console: Console) -> None:
             f"  DKIM {key.algorithm} key {key.selector}._domainkey.{key.domain}: loaded"
         )
     domains = sorted({key.domain for key in keys})
+    for domain in domains:
+        if all(k.algorithm != "rsa-sha256" for k in keys if k.domain == domain):
+            console.print(
+                f"  [yellow]warning[/]: {domain} has only Ed25519 keys; many "
+                "receivers verify RSA only: add an RSA key next to it"
+            )
     console.print(
         f"  DKIM signs mail From {', '.join(domains)} and their subdomains; "
         f"other From domains: {dkim_settings.unsigned} (dkim.unsigned)"
+    )
+
+
+def warn_if_unsigned(config: Config, template: bytes) -> None:
+    """`warmup enqueue`: say so when no key covers the template's From domain."""
+    settings = config.settings.dkim
+    if not settings.keys:
+        return
+    domain = from_domain(split_message(template)[0])
+    if domain and aligned_domain(domain, (k.domain for k in settings.keys)):
+        return
+    what = f"From domain {domain}" if domain else "a template without From"
+    effect = (
+        "it will be held in the queue" if settings.unsigned == "hold" else "unsigned"
+    )
+    err_console().print(
+        f"[yellow]warning[/]: no dkim.keys entry covers {what}: {effect} "
+        "(dkim.unsigned)",
+        highlight=False,
     )
 
 

@@ -11,6 +11,7 @@ from warmup.cli.control_cmds import campaign, pause, resume
 from warmup.cli.demo_cmd import demo
 from warmup.cli.dkim_cmds import dkim
 from warmup.cli.dmarc_cmd import dmarc
+from warmup.cli.doctor_cmd import doctor
 from warmup.cli.options import WarmupGroup, apply_logging
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.relay_cmds import relay
@@ -55,6 +56,7 @@ _COMMANDS = (
     resume,
     campaign,
     trace,
+    doctor,
 )
 for command in _COMMANDS:
     cli.add_command(command)

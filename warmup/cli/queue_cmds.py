@@ -23,6 +23,7 @@ from warmup.cli.common import (
     print_problems,
     run_async,
 )
+from warmup.cli.dkim_cmds import warn_if_unsigned
 from warmup.config import Config
 from warmup.core.control import parse_when
 from warmup.core.errors import InputError
@@ -129,6 +130,7 @@ async def _enqueue(
     deadline: datetime | None,
 ) -> EnqueueReport:
     template, record = _load_template(template_path)
+    warn_if_unsigned(config, record.content)
     reader = RowReader(file, detect_format(file, fmt))
     try:
         _check_columns(file, template, reader.columns)

@@ -57,16 +57,17 @@ async def _run(config: Config, secret: bytes) -> None:
     clock = SystemClock()
     store = await SQLStore.open(config.settings.database)
     delivery = config.settings.delivery
+    nameservers = config.settings.dns.nameservers
+    resolver = DNSResolver(
+        timeout=delivery.timeouts.dns, now=clock.now, nameservers=nameservers
+    )
     sender = SMTPSender(
         timeouts=delivery.timeouts,
         tls=delivery.tls,
         connections_per_key=delivery.connections_per_lane,
         messages_per_connection=delivery.messages_per_connection,
-    )
-    resolver = DNSResolver(
-        timeout=delivery.timeouts.dns,
-        now=clock.now,
-        nameservers=config.settings.dns.nameservers,
+        # MX hosts' addresses from dns.nameservers too, when it names any.
+        address_of=resolver.address if nameservers else None,
     )
     dispatcher = build_dispatcher(
         config,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import getaddresses
@@ -34,6 +34,7 @@ __all__ = [
     "ALGORITHMS",
     "DEFAULT_HEADERS",
     "SigningKey",
+    "aligned_domain",
     "body_hash",
     "canonical_body",
     "canonical_header",
@@ -65,7 +66,12 @@ DEFAULT_HEADERS = (
 
 _EOL = re.compile(rb"\r\n|\n|\r")
 _WSP = re.compile(rb"[ \t]+")
-_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+# One header field with its folded continuation lines and its line end.
+_FIELD_RAW = re.compile(
+    rb"([!-9;-~]+)[ \t]*:[^\r\n]*(?:(?:\r\n|\n|\r)[ \t][^\r\n]*)*(?:\r\n|\n|\r)?"
+)
+# A From value holding one plain address: "Name <a@b>" or "a@b".
+_SIMPLE_FROM = re.compile(rb'^[^"(@\\]*<?[^\s<>@"()\\]+@([A-Za-z0-9.-]+)>?[ \t]*$')
 _BLANK = re.compile(rb"(?:\r\n|\n|\r)(?:\r\n|\n|\r)")
 
 
@@ -94,29 +100,26 @@ def split_message(message: bytes) -> tuple[list[tuple[str, bytes]], int]:
     the offset where the body starts (after the blank line)."""
     fields: list[tuple[str, bytes]] = []
     position = 0
-    while position < len(message):
-        found = _EOL.search(message, position)
-        end = len(message) if found is None else found.end()
-        line = message[position:end]
-        if line[:1] in (b" ", b"\t") and fields:
-            name, raw = fields[-1]
-            fields[-1] = (name, raw + line)
-        else:
-            match = _FIELD.match(line)
-            if match is None:
-                if _EOL.fullmatch(line):
-                    position = end  # the blank line is no part of the body
-                break
-            fields.append((match.group(1).decode("ascii").lower(), line))
-        position = end
-    return fields, position
+    match = _FIELD_RAW.match(message)
+    while match is not None:
+        fields.append((match.group(1).decode("ascii").lower(), match.group(0)))
+        position = match.end()
+        match = _FIELD_RAW.match(message, position)
+    blank = _EOL.match(message, position)
+    return fields, blank.end() if blank is not None else position
 
 
 def canonical_body(body: bytes) -> bytes:
     """Relaxed body canonicalisation (§3.4.4): runs of WSP to one SP, no WSP at
     line ends, no empty lines at the end; an empty body stays empty."""
-    text = _WSP.sub(b" ", _EOL.sub(b"\r\n", body)).replace(b" \r\n", b"\r\n")
-    text = text.rstrip(b" \r\n")
+    lines = body.count(b"\n")
+    if lines != body.count(b"\r") or lines != body.count(b"\r\n"):
+        body = _EOL.sub(b"\r\n", body)  # a bare CR or LF: as the wire will have it
+    if b"\t" in body:
+        body = body.replace(b"\t", b" ")
+    while b"  " in body:  # C-speed passes; each halves the longest run of SP
+        body = body.replace(b"  ", b" ")
+    text = body.replace(b" \r\n", b"\r\n").rstrip(b" \r\n")
     return text + b"\r\n" if text else b""
 
 
@@ -128,31 +131,46 @@ def body_hash(body: bytes) -> bytes:
 def canonical_header(raw: bytes) -> bytes:
     """Relaxed header canonicalisation (§3.4.2) of one field, CRLF-terminated."""
     name, _, value = raw.partition(b":")
-    value = _WSP.sub(b" ", _EOL.sub(b"", value)).strip(b" ")
-    return name.strip(b" \t").lower() + b":" + value + b"\r\n"
+    value = value.rstrip(b"\r\n")
+    if b"\n" in value or b"\r" in value:
+        value = _EOL.sub(b"", value)
+    if b"\t" in value or b"  " in value:
+        value = _WSP.sub(b" ", value)
+    return name.rstrip(b" \t").lower() + b":" + value.strip(b" ") + b"\r\n"
 
 
 def from_domain(fields: Sequence[tuple[str, bytes]]) -> str | None:
     """The domain of the (first) From address, lower-cased; None without one."""
     for name, raw in fields:
-        if name == "from":
-            value = _EOL.sub(b"", raw.partition(b":")[2]).decode("utf-8", "replace")
-            for _, address in getaddresses([value]):
-                domain = address.rpartition("@")[2].strip().rstrip(".").lower()
-                if "@" in address and domain:
-                    return domain
-            return None
+        if name != "from":
+            continue
+        value = _EOL.sub(b"", raw.partition(b":")[2])
+        simple = _SIMPLE_FROM.match(value.strip())
+        if simple is not None:
+            return simple.group(1).decode("ascii").rstrip(".").lower() or None
+        text = value.decode("utf-8", "replace")
+        for _, address in getaddresses([text]):
+            domain = address.rpartition("@")[2].strip().rstrip(".").lower()
+            if "@" in address and domain:
+                return domain
+        return None
     return None
+
+
+def aligned_domain(domain: str, key_domains: Iterable[str]) -> str | None:
+    """The nearest of ``key_domains`` that is ``domain`` or a parent of it."""
+    best = ""
+    for candidate in key_domains:
+        aligned = domain == candidate or domain.endswith("." + candidate)
+        if aligned and len(candidate) > len(best):
+            best = candidate
+    return best or None
 
 
 def keys_for(domain: str, keys: Sequence[SigningKey]) -> list[SigningKey]:
     """The keys aligned with ``domain``: the nearest configured domain, all its
     entries (two during a key rotation)."""
-    best = ""
-    for key in keys:
-        aligned = domain == key.domain or domain.endswith("." + key.domain)
-        if aligned and len(key.domain) > len(best):
-            best = key.domain
+    best = aligned_domain(domain, (key.domain for key in keys))
     return [key for key in keys if key.domain == best] if best else []
 
 
@@ -160,9 +178,11 @@ def _chosen(
     fields: Sequence[tuple[str, bytes]], names: Sequence[str]
 ) -> tuple[list[str], list[bytes]]:
     """(h= names, canonical fields) per §5.4.2, bottom-up per name."""
+    wanted = set(names)
     left: dict[str, list[bytes]] = {}
     for name, raw in fields:
-        left.setdefault(name, []).append(raw)
+        if name in wanted:
+            left.setdefault(name, []).append(raw)
     listed: set[str] = set()
     tags: list[str] = []
     signed: list[bytes] = []

@@ -13,7 +13,9 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
 4. Block (5xx aimed at the sender) pauses the lane until ``pause_for`` has passed
    (None: until its next window opens). A paused lane sends nothing, and replies
    to sends still in flight only count; when the pause ends it resumes backed off
-   at ``throttle.factor``.
+   at ``throttle.factor``. A block saying the mail is unauthenticated (Gmail
+   5.7.26/5.7.27, Microsoft 5.7.515, any ``authfailure``) pauses the same way with
+   cause ``authentication``, its event telling to run ``warmup doctor``.
 5. Day close. At the first window of a new day the previous day is judged: it
    advances the ramp day when it met ``advance`` (enough volume, hard-bounce,
    deferral and complaint rates under the limits), else the day is repeated. A lane
@@ -49,12 +51,15 @@ from warmup.core.model import LaneState, Verdict
 from warmup.core.schedule import Advance, RateLimits, Schedule
 
 __all__ = [
+    "AUTH_CODES",
+    "AUTH_HINT",
     "DayStats",
     "Lane",
     "LaneEvent",
     "WindowCounts",
     "auth_failing_event",
     "close_day",
+    "is_unauthenticated",
     "judge_window",
     "lane_rate",
     "new_lane",
@@ -191,10 +196,24 @@ def on_reply(
     schedule: Schedule,
     next_window: datetime,
     reply: str = "",
+    reason: str = "",
+    enhanced: str | None = None,
 ) -> tuple[Lane, list[LaneEvent]]:
-    """Count the reply and react to throttles and blocks (rules 2 and 4)."""
+    """Count the reply and react to throttles and blocks (rules 2 and 4); a block
+    for missing authentication pauses with cause ``authentication``."""
     counted = replace(lane, stats=lane.stats.add(verdict))
-    return _react(counted, verdict, now, schedule, next_window, reply)
+    auth = verdict is Verdict.block and is_unauthenticated(reason, enhanced)
+    return _react(counted, verdict, now, schedule, next_window, reply, auth=auth)
+
+
+#: Replies that mean "your mail is not authenticated": Gmail's 5.7.26 and 5.7.27,
+#: Microsoft's 5.7.515, and whatever the reply rules call ``authfailure``.
+AUTH_CODES = frozenset({"5.7.26", "5.7.27", "5.7.515"})
+AUTH_HINT = "the receiver says the mail is not authenticated: run `warmup doctor`"
+
+
+def is_unauthenticated(reason: str, enhanced: str | None) -> bool:
+    return reason == "authfailure" or enhanced in AUTH_CODES
 
 
 def on_late_verdict(
@@ -220,6 +239,8 @@ def _react(
     schedule: Schedule,
     next_window: datetime,
     reply: str,
+    *,
+    auth: bool = False,
 ) -> tuple[Lane, list[LaneEvent]]:
     if lane.state is LaneState.paused:
         return lane, []  # a late reply from a send in flight: already paused
@@ -227,6 +248,8 @@ def _react(
         return _throttle(lane, now, schedule, next_window, reply)
     if verdict is Verdict.block:
         until = _pause_end(schedule.reactions.block.pause_for, now, next_window)
+        if auth:
+            return _pause(lane, now, until, "authentication", reply, note=AUTH_HINT)
         return _pause(lane, now, until, "block", reply)
     return lane, []
 
@@ -238,7 +261,13 @@ def _pause_end(
 
 
 def _pause(
-    lane: Lane, now: datetime, until: datetime, cause: str, reply: str
+    lane: Lane,
+    now: datetime,
+    until: datetime,
+    cause: str,
+    reply: str,
+    *,
+    note: str = "",
 ) -> tuple[Lane, list[LaneEvent]]:
     paused = replace(
         lane,
@@ -249,7 +278,14 @@ def _pause(
         operator=False,
     )
     return paused, [
-        _event(lane, paused, now, cause, f"paused until {until.isoformat()}", reply)
+        _event(
+            lane,
+            paused,
+            now,
+            cause,
+            f"paused until {until.isoformat()}" + (f"; {note}" if note else ""),
+            reply,
+        )
     ]
 
 

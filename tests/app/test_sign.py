@@ -1,0 +1,56 @@
+"""MessageSigner: keys by From domain, the body hash cache, hold or send."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from warmup.app.sign import HELD_PREFIX, Held, MessageSigner
+from warmup.core.dkim import DEFAULT_HEADERS, SigningKey
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def _key(domain: str) -> SigningKey:
+    return SigningKey(
+        domain=domain,
+        selector="s",
+        algorithm="rsa-sha256",
+        headers=DEFAULT_HEADERS,
+        sign=lambda data: hashlib.sha256(data).digest(),
+    )
+
+
+def _message(sender: str, to: str, body: bytes = b"Same body\r\n") -> bytes:
+    return f"From: {sender}\r\nTo: {to}\r\nSubject: s\r\n\r\n".encode() + body
+
+
+def test_one_body_is_hashed_once_for_many_recipients() -> None:
+    signer = MessageSigner([_key("shop.example")])
+    for n in range(5):
+        signed = signer.sign(_message("a@shop.example", f"u{n}@x.test"), NOW)
+        assert isinstance(signed, bytes) and signed.startswith(b"DKIM-Signature: ")
+    assert signer.body_hashes == 1
+    signer.sign(_message("a@shop.example", "u@x.test", b"Other\r\n"), NOW)
+    assert signer.body_hashes == 2
+
+
+def test_a_huge_body_is_not_kept() -> None:
+    signer = MessageSigner([_key("shop.example")])
+    huge = b"x" * (5 * 1024 * 1024) + b"\r\n"
+    for _ in range(2):
+        signer.sign(_message("a@shop.example", "u@x.test", huge), NOW)
+    assert signer.body_hashes == 2
+
+
+def test_unkeyed_from_is_held_or_sent_and_no_keys_signs_nothing() -> None:
+    message = _message("a@other.example", "u@x.test")
+    held = MessageSigner([_key("shop.example")]).sign(message, NOW)
+    assert isinstance(held, Held)
+    assert held.reason.startswith(HELD_PREFIX)
+    assert "From domain other.example" in held.reason
+    sent = MessageSigner([_key("shop.example")], unsigned="send").sign(message, NOW)
+    assert sent == message
+    assert MessageSigner([]).sign(message, NOW) == message
+    no_from = MessageSigner([_key("shop.example")]).sign(b"Subject: x\r\n\r\nb", NOW)
+    assert isinstance(no_from, Held) and "without a From address" in no_from.reason
