@@ -20,7 +20,7 @@ from warmup.core.errors import (
         (
             ConfigError([ConfigIssue(file="c.yaml", path="ips[0]", message="bad")]),
             ValueError,
-            "1 configuration problem:\n  c.yaml: ips[0]: bad",
+            "configuration problem: c.yaml: ips[0]: bad",
         ),
         (
             ConfigError(
