@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
+from warmup.app.domains import DomainRouter
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import Clock, EngineStore, Resolver, Sender
@@ -25,9 +26,9 @@ from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
-from warmup.core.routing import DEFAULT_ISP, isp_by_mx
+from warmup.core.routing import DEFAULT_ISP
 from warmup.core.schedule import Schedule
-from warmup.core.settings import DeliverySettings, SourceIP
+from warmup.core.settings import DeliverySettings, DNSSettings, SourceIP
 from warmup.core.suppression import lookup_keys
 
 __all__ = ["Dispatcher", "EngineSettings"]
@@ -50,6 +51,7 @@ class EngineSettings:
     # into a burst); more on a virtual clock, where each send is stamped with
     # its own slot instant and ticks can be coarse.
     catch_up: int = 1
+    dns: DNSSettings = field(default_factory=DNSSettings)
 
 
 @dataclass(slots=True)
@@ -82,6 +84,13 @@ class Dispatcher:
             store, return_path=settings.return_path, secret=settings.verp_secret
         )
         self._outcomes = OutcomeHandler(store, settings)
+        self._domains = DomainRouter(
+            store=store,
+            resolver=resolver,
+            schedules=settings.schedules,
+            delivery=settings.delivery,
+            dns=settings.dns,
+        )
         self._next_maintenance: datetime | None = None
         self._poked = False
         # A tick's results until they are written: finish() writes them if the
@@ -305,21 +314,8 @@ class Dispatcher:
             logger.info("applied %d late bounces and complaints", len(pending))
 
     async def _route(self, now: datetime) -> None:
-        for domain in await self.store.unrouted_domains():
-            answer = await self.resolver.mx(domain)
-            if answer.error in ("nxdomain", "nullmx"):
-                count = await self.store.fail_domain(
-                    domain, f"no mail for {domain}: {answer.error}", now
-                )
-                logger.warning(
-                    "domain %s cannot receive mail (%s): %d recipients bounced",
-                    domain,
-                    answer.error,
-                    count,
-                )
-            elif answer.error is None:
-                isp = isp_by_mx(answer.hosts, self.settings.schedules.values())
-                await self.store.route_domain(domain, isp, now)
+        # DNS answers are evidence (core/dns_evidence.py); routes are never looked up.
+        await self._domains.route(now)
 
     async def _ensure_lanes(self, isp: str, now: datetime) -> None:
         schedule = (

@@ -87,7 +87,11 @@ class Store(Protocol):
     async def remove_suppressions(self, addresses: Sequence[str]) -> int: ...
 
     def iter_suppressions(
-        self, *, reason: str | None = None, limit: int | None = None
+        self,
+        *,
+        reason: str | None = None,
+        source: str | None = None,
+        limit: int | None = None,
     ) -> AsyncIterator[Suppression]: ...
 
     async def count_suppressions(self) -> int: ...
@@ -107,6 +111,10 @@ class EngineStore(Store, Protocol):
     async def route_domain(self, domain: str, isp: str, now: datetime) -> int: ...
 
     async def fail_domain(self, domain: str, reply: str, now: datetime) -> int: ...
+
+    async def defer_domain(
+        self, domain: str, reply: str, until: datetime, now: datetime
+    ) -> int: ...
 
     async def claim(
         self,

@@ -68,6 +68,7 @@ def build_dispatcher(
         maintenance_every=maintenance_every,
         idle_wake=idle_wake,
         catch_up=catch_up,
+        dns=config.settings.dns,
     )
     return Dispatcher(
         store=store,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 import click
 
@@ -15,6 +16,7 @@ from warmup.adapters.metrics import exporting
 from warmup.adapters.scheduler import CalendarJobs
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import SystemClock
+from warmup.app.domains import recheck_dns_suppressions
 from warmup.app.ingest import BounceIntake
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
@@ -25,6 +27,9 @@ from warmup.config import Config
 __all__ = ["run"]
 
 logger = logging.getLogger(__name__)
+#: How often DNS suppressions are looked at; each is looked up once it is
+#: ``dns.recheck_after`` old.
+DNS_RECHECK_EVERY = timedelta(days=1)
 
 
 @click.command()
@@ -86,6 +91,17 @@ async def _run(config: Config, secret: bytes) -> None:
         secret=secret,
     )
     _poll_bounce_mailbox(config, bounces, jobs)
+    jobs.every(
+        "dns-recheck",
+        DNS_RECHECK_EVERY,
+        lambda: recheck_dns_suppressions(
+            store,
+            resolver,
+            now=clock.now(),
+            recheck_after=config.settings.dns.recheck_after,
+            routes=config.settings.delivery.routes,
+        ),
+    )
 
     async def bounce_sink(data: bytes, recipient: str) -> None:
         await bounces.ingest(data, source="relay", envelope_to=(recipient,))

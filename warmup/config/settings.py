@@ -17,6 +17,7 @@ from warmup.core.schedule import RateLimits, Schedule
 from warmup.core.settings import (
     BounceSettings,
     DeliverySettings,
+    DNSSettings,
     MetricsSettings,
     RelaySettings,
     RetryPolicy,
@@ -49,6 +50,7 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     thresholds: RateLimits = field(default_factory=RateLimits)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    dns: DNSSettings = field(default_factory=DNSSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +81,7 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         relay=_relay(root.child("relay")),
         thresholds=_thresholds(root.child("thresholds")),
         metrics=_metrics(root.child("metrics")),
+        dns=_dns(root.child("dns")),
     )
     root.finish()
     return settings
@@ -334,6 +337,18 @@ def _metrics(node: Node) -> MetricsSettings:
         listen_host=listen[0] if listen else base.listen_host,
         listen_port=listen[1] if listen else base.listen_port,
         refresh=node.value("refresh", base.refresh, _duration_positive),
+    )
+    node.finish()
+    return result
+
+
+def _dns(node: Node) -> DNSSettings:
+    base = DNSSettings()
+    result = DNSSettings(
+        confirm_after=node.duration("confirm_after", base.confirm_after),
+        recheck_after=node.value(
+            "recheck_after", base.recheck_after, _duration_positive
+        ),
     )
     node.finish()
     return result

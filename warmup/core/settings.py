@@ -7,6 +7,7 @@ from datetime import timedelta
 
 __all__ = [
     "BounceSettings",
+    "DNSSettings",
     "DeliverySettings",
     "MetricsSettings",
     "RelaySettings",
@@ -136,3 +137,13 @@ class MetricsSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 9108
     refresh: timedelta = timedelta(seconds=15)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DNSSettings:
+    """How DNS answers are weighed (core/dns_evidence.py)."""
+
+    # NXDOMAIN / Null MX must be seen by 2+ lookups this far apart to kill a domain.
+    confirm_after: timedelta = timedelta(hours=1)
+    # A domain suppressed on DNS evidence is looked up again after this long.
+    recheck_after: timedelta = timedelta(days=30)

@@ -268,6 +268,22 @@ class QueueOps:
             )
             return count
 
+    async def defer_domain(
+        self, domain: str, reply: str, until: datetime, now: datetime
+    ) -> int:
+        """A domain that looks dead but is not confirmed: its recipients wait."""
+        statement = (
+            update(recipients)
+            .where(
+                recipients.c.domain == domain,
+                recipients.c.isp.is_(None),
+                recipients.c.state == _QUEUED,
+            )
+            .values(next_attempt_at=until, last_reply=reply, updated_at=now)
+        )
+        async with self._begin() as conn:
+            return int((await conn.execute(statement)).rowcount)
+
     async def claim(
         self,
         *,

@@ -343,11 +343,17 @@ class SQLStore(FeedbackOps):
         return removed
 
     async def iter_suppressions(
-        self, *, reason: str | None = None, limit: int | None = None
+        self,
+        *,
+        reason: str | None = None,
+        source: str | None = None,
+        limit: int | None = None,
     ) -> AsyncIterator[Suppression]:
         query = select(suppressions).order_by(suppressions.c.id)
         if reason is not None:
             query = query.where(suppressions.c.reason == reason)
+        if source is not None:
+            query = query.where(suppressions.c.source == source)
         if limit is not None:
             query = query.limit(limit)
         async with self.engine.connect() as conn:
