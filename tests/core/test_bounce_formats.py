@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 
+from warmup.cli.bounces_cmd import report_lines
 from warmup.core.bounces import BounceKind, BounceReport, parse_bounce
 from warmup.core.model import Verdict
 
@@ -271,10 +272,14 @@ Message-ID: <8787KJKJ3K4J3K4J3K4J3.mail@example.org>
 def test_a_complaint_whose_original_names_no_recipient_is_still_a_complaint() -> None:
     report = parse_bounce(ARF_NO_RECIPIENT)
     assert report.kind is BounceKind.feedback
-    assert [(r.recipient, r.verdict) for r in report.recipients] == [
-        ("", Verdict.feedback)
-    ]
+    assert report.recipients == ()  # no address is made up
     assert report.original_message_id == "<8787KJKJ3K4J3K4J3K4J3.mail@example.org>"
+    (line,) = report_lines("arf.eml", report)
+    assert (line["verdict"], line["reason"], line["kind"]) == (
+        "feedback",
+        "feedback",
+        "feedback",
+    )
 
 
 @pytest.mark.parametrize(
