@@ -194,7 +194,7 @@ def _parse_uncoded(body: str, enhanced: str | None) -> SMTPReply:
         )
     said = _SAID.search(body)
     if said is not None:
-        return SMTPReply(code=int(said[1]), enhanced=enhanced, text=body[said.end() :])
+        return SMTPReply(code=int(said[1]), enhanced=enhanced, text=body)
     if enhanced is None and "#" in body:
         found = _HASH_ENHANCED.search(body)  # qmail's "(#5.1.1)" tail
         enhanced = found[1] if found else None
