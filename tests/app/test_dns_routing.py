@@ -203,3 +203,21 @@ async def test_the_recheck_job_lifts_domains_that_resolve_again(
     assert result.kept == ("@gone.example",)
     assert await _dns_suppressions(store) == ["@gone.example", "@new.example"]
     assert {name for name, _ in dns_server.queries} == {"back.example", "gone.example"}
+
+
+async def test_the_evidence_survives_a_restart(
+    store: SQLStore, dns_server: ZoneServer
+) -> None:
+    """The first NXDOMAIN seen by one process and the second by the next one,
+    an hour later, together declare the domain dead: the evidence is in the store."""
+    clock = FakeClock(START)
+    await _queue(store, 1, clock.now())
+    first = _engine(store, clock, FakeSender(now=clock.now), dns_server)
+    await first.tick()
+    assert await _states(store) == ["queued"]
+    clock.advance(timedelta(hours=1))
+    second = _engine(store, clock, FakeSender(now=clock.now), dns_server)
+    await second.tick()
+    assert await _dns_suppressions(store) == ["@" + DOMAIN]
+    assert await _states(store) == ["bounced"]
+    assert await store.dns_evidence([DOMAIN]) == {}  # the suppression speaks now

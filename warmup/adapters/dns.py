@@ -21,7 +21,9 @@ _MAX_TTL = timedelta(hours=6)
 
 
 class DNSResolver:
-    """The Resolver port. NXDOMAIN and Null MX (RFC 7505) are permanent answers."""
+    """The Resolver port. NXDOMAIN and Null MX (RFC 7505) are answers the routing
+    weighs as evidence (core/dns_evidence.py); SERVFAIL and timeouts are
+    ``temporary`` and never cached."""
 
     def __init__(
         self,

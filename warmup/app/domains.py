@@ -5,8 +5,8 @@ Each maintenance beat looks up the domains whose recipients have no ISP yet
 or a Null MX defers its recipients until it is confirmed over time, and only then
 bounces them and suppresses the domain (``hostunknown``, source ``dns``); SERVFAIL
 and timeouts leave them queued. A domain named in ``delivery.routes`` is never looked
-up. The evidence lives in this process: a restart starts it afresh, which only ever
-delays a suppression.
+up. The evidence is kept in the store, so every node and a restarted one weigh the
+same lookups.
 
 :func:`recheck_dns_suppressions` is the calendar job that lifts a DNS suppression
 once the domain resolves again.
@@ -48,16 +48,19 @@ class DomainRouter:
         self._schedules = schedules
         self._delivery = delivery
         self._dns = dns
-        self._evidence: dict[str, DeadEvidence] = {}
-        self._next_check: dict[str, datetime] = {}
 
     async def route(self, now: datetime) -> None:
-        for domain in await self._store.unrouted_domains():
-            if domain.lower() in self._delivery.routes:
-                # Configured by name: its route is the answer, DNS is not asked.
-                await self._store.route_domain(domain, self._isp_by_name(domain), now)
-            elif self._next_check.get(domain, now) <= now:
-                await self._look_up(domain, now)
+        domains = await self._store.unrouted_domains()
+        routes = self._delivery.routes
+        for domain in [d for d in domains if d.lower() in routes]:
+            # Configured by name: its route is the answer, DNS is not asked.
+            await self._store.route_domain(domain, self._isp_by_name(domain), now)
+        rest = [d for d in domains if d.lower() not in routes]
+        known = await self._store.dns_evidence(rest) if rest else {}
+        for domain in rest:
+            evidence, next_check = known.get(domain, (None, now))
+            if next_check <= now:
+                await self._look_up(domain, evidence, now)
 
     def _isp_by_name(self, domain: str) -> str:
         for schedule in self._schedules.values():
@@ -65,31 +68,33 @@ class DomainRouter:
                 return schedule.isp
         return DEFAULT_ISP
 
-    async def _look_up(self, domain: str, now: datetime) -> None:
+    async def _look_up(
+        self, domain: str, known: DeadEvidence | None, now: datetime
+    ) -> None:
         answer = await self._resolver.mx(domain)
         decision = decide_dns(
             answer.error,
-            self._evidence.pop(domain, None),
+            known,
             now=now,
             confirm_after=self._dns.confirm_after,
             retry=self._delivery.retry,
         )
-        self._next_check.pop(domain, None)
         if decision.step is DNSStep.route:
+            if known is not None:
+                await self._store.forget_dns_evidence(domain)
             isp = isp_by_mx(answer.hosts, self._schedules.values())
             await self._store.route_domain(domain, isp, now)
             return
         evidence = decision.evidence
-        if evidence is None:  # a temporary failure before any dead answer
-            return
-        if decision.step is DNSStep.fail:
+        if decision.step is DNSStep.fail and evidence is not None:
             await self._fail(domain, evidence, now)
-            return
-        self._evidence[domain] = evidence  # deferred, or a temporary failure
-        if decision.step is DNSStep.defer and decision.next_check_at is not None:
-            self._next_check[domain] = decision.next_check_at
+        elif decision.step is DNSStep.defer and evidence is not None:
+            next_check = decision.next_check_at or now
+            await self._store.save_dns_evidence(domain, evidence, next_check)
             reply = f"DNS: {evidence.error} for {domain}, not yet confirmed"
-            await self._store.defer_domain(domain, reply, decision.next_check_at, now)
+            await self._store.defer_domain(domain, reply, next_check, now)
+        # A temporary failure (SERVFAIL, timeout) changes nothing: asked again at
+        # the next beat, with the evidence as it was.
 
     async def _fail(self, domain: str, evidence: DeadEvidence, now: datetime) -> None:
         reply = (

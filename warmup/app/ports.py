@@ -9,6 +9,7 @@ from typing import Protocol
 
 from warmup.core.address import Address
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.core.dns_evidence import DeadEvidence
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
 from warmup.core.model import Verdict
@@ -115,6 +116,16 @@ class EngineStore(Store, Protocol):
     async def defer_domain(
         self, domain: str, reply: str, until: datetime, now: datetime
     ) -> int: ...
+
+    async def dns_evidence(
+        self, domains: Sequence[str]
+    ) -> dict[str, tuple[DeadEvidence, datetime]]: ...
+
+    async def save_dns_evidence(
+        self, domain: str, evidence: DeadEvidence, next_check_at: datetime
+    ) -> None: ...
+
+    async def forget_dns_evidence(self, domain: str) -> None: ...
 
     async def claim(
         self,

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, func, null, or_, select, update
+from sqlalchemy import bindparam, delete, func, null, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,6 +24,7 @@ from warmup.adapters.db.schema import (
     attempts,
     bounce_events,
     campaigns,
+    dns_evidence,
     lane_days,
     lane_events,
     lanes,
@@ -266,6 +267,9 @@ class QueueOps:
                 ),
                 [suppression_row(entry)],
             )
+            # The evidence did its work: the suppression now speaks for the domain.
+            forget = delete(dns_evidence).where(dns_evidence.c.domain == domain)
+            await conn.execute(forget)
             return count
 
     async def defer_domain(

@@ -34,6 +34,7 @@ __all__ = [
     "attempts",
     "bounce_events",
     "campaigns",
+    "dns_evidence",
     "lane_days",
     "lane_events",
     "lanes",
@@ -247,6 +248,20 @@ suppressions = Table(
     Column("reason", String(64), nullable=False),
     Column("source", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# DNS answers that found a domain dead (NXDOMAIN, Null MX) since its last good
+# answer: the domain is declared dead only when they span dns.confirm_after
+# (core/dns_evidence.py). Shared by every node; a good answer deletes the row.
+dns_evidence = Table(
+    "dns_evidence",
+    metadata,
+    Column("domain", String(255), primary_key=True),
+    Column("error", String(16), nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("lookups", Integer, nullable=False),
+    Column("next_check_at", UTCDateTime, nullable=False),
 )
 
 # Bounces and complaints that arrived after the send (DSN, NDR, ARF), one row per

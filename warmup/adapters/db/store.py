@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from warmup.adapters.db.dns_evidence import DNSEvidenceOps
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.feedback import FeedbackOps
 from warmup.adapters.db.queue import suppression_row
@@ -134,7 +135,7 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(FeedbackOps):
+class SQLStore(FeedbackOps, DNSEvidenceOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
