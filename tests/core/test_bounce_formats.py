@@ -145,6 +145,43 @@ def test_each_diagnostic_ends_where_the_next_recipient_begins() -> None:
     assert "550" not in bob.reply
 
 
+EXIM = b"""From: Mail Delivery System <Mailer-Daemon@mx.example.org>
+To: bounces@example.org
+Subject: Mail delivery failed: returning message to sender
+X-Failed-Recipients: alice@example.net, bob@example.net, carol@example.net
+Auto-Submitted: auto-replied
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  alice@example.net
+    SMTP error from remote mail server after RCPT TO:<alice@example.net>:
+    host mx.example.net [192.0.2.1]: 550 5.1.1 <alice@example.net>: User unknown
+  bob@example.net
+    Unrouteable address
+  carol@example.net
+    SMTP error from remote mail server after end of data:
+    host mx.example.net [192.0.2.1]: 552 5.2.2 mailbox full
+
+------ This is a copy of the message, including all the headers. ------
+
+To: alice@example.net, bob@example.net, carol@example.net
+"""
+
+
+def test_exim_failed_recipients_each_keep_their_own_text() -> None:
+    """Exim's bounce (spec ch. 48, "Customizing bounce and warning messages"),
+    recipients also named in X-Failed-Recipients."""
+    report = parse_bounce(EXIM)
+    assert _by_recipient(report) == {
+        "alice@example.net": (Verdict.hard, "userunknown"),
+        "bob@example.net": (Verdict.hard, "hostunknown"),
+        "carol@example.net": (Verdict.soft, "mailboxfull"),
+    }
+
+
 SPLIT_TEXT = b"""From: MAILER-DAEMON@mx.example.net
 To: bounces@example.org
 Subject: Mail delivery failed
