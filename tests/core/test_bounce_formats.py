@@ -2,7 +2,10 @@
 
 Each mail is written after the format its MTA documents: qmail's QSBMF
 (https://cr.yp.to/proto/qsbmf.txt), the PMDF / Oracle Communications Messaging Server
-notification (https://docs.oracle.com/cd/E19563-01/819-4428/bgaur/index.html), the
+notification template ("This report relates to a message you sent with the following
+header fields", then "Recipient address:", "Reason:", "Diagnostic code:" per
+recipient; no single public page to cite, so the layout is written from the MTA's
+template as its users publish it), the
 Exchange NDR (https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/
 non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online), ARF
 (RFC 5965 §3, https://www.rfc-editor.org/rfc/rfc5965#appendix-B) and the DSN of RFC
