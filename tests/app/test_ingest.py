@@ -288,3 +288,24 @@ async def test_late_news_waits_for_the_owning_node_even_with_no_mail_queued(
     assert lane["day_hard"] == before["day_hard"] + 1
     assert lane["day_delivered"] == before["day_delivered"] - 1
     assert all(e["applied_at"] is not None for e in await _rows(store, bounce_events))
+
+
+async def test_a_complaint_naming_no_one_counts_for_the_send_its_verp_names(
+    store: SQLStore,
+) -> None:
+    """ARF (RFC 5965) whose original carries no recipient: the VERP it was sent to
+    names the send, so it is still that recipient's complaint (issue 15)."""
+    clock, sent = await _delivered(store, 1)
+    arf = (
+        f"From: abuse@isp.test\nTo: {sent[0].sender}\nSubject: complaint\n"
+        "MIME-Version: 1.0\nContent-Type: multipart/report; "
+        'report-type=feedback-report; boundary="B"\n\n--B\nContent-Type: text/plain\n\n'
+        "An abuse report.\n\n--B\nContent-Type: message/feedback-report\n\n"
+        "Feedback-Type: abuse\nUser-Agent: test/1\nVersion: 1\n\n--B\n"
+        "Content-Type: text/rfc822-headers\n\nSubject: Hi\n\n--B--\n"
+    ).encode()
+    result = await _intake(store, clock).ingest(arf, source="t")
+    ((event, fresh),) = result.events
+    assert fresh and event.effect.value == "complaint"
+    suppressed = {r["address"]: r["reason"] for r in await _rows(store, suppressions)}
+    assert suppressed == {sent[0].recipient: "complaint"}

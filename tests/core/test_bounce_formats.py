@@ -2,7 +2,10 @@
 
 Each mail is written after the format its MTA documents: qmail's QSBMF
 (https://cr.yp.to/proto/qsbmf.txt), the PMDF / Oracle Communications Messaging Server
-notification (https://docs.oracle.com/cd/E19563-01/819-4428/bgaur/index.html), the
+notification template ("This report relates to a message you sent with the following
+header fields", then "Recipient address:", "Reason:", "Diagnostic code:" per
+recipient; no single public page to cite, so the layout is written from the MTA's
+template as its users publish it), the
 Exchange NDR (https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/
 non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online), ARF
 (RFC 5965 §3, https://www.rfc-editor.org/rfc/rfc5965#appendix-B) and the DSN of RFC
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import pytest
 
+from warmup.cli.bounces_cmd import report_lines
 from warmup.core.bounces import BounceKind, BounceReport, parse_bounce
 from warmup.core.model import Verdict
 
@@ -144,6 +148,43 @@ def test_each_diagnostic_ends_where_the_next_recipient_begins() -> None:
     assert "550" not in bob.reply
 
 
+EXIM = b"""From: Mail Delivery System <Mailer-Daemon@mx.example.org>
+To: bounces@example.org
+Subject: Mail delivery failed: returning message to sender
+X-Failed-Recipients: alice@example.net, bob@example.net, carol@example.net
+Auto-Submitted: auto-replied
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  alice@example.net
+    SMTP error from remote mail server after RCPT TO:<alice@example.net>:
+    host mx.example.net [192.0.2.1]: 550 5.1.1 <alice@example.net>: User unknown
+  bob@example.net
+    Unrouteable address
+  carol@example.net
+    SMTP error from remote mail server after end of data:
+    host mx.example.net [192.0.2.1]: 552 5.2.2 mailbox full
+
+------ This is a copy of the message, including all the headers. ------
+
+To: alice@example.net, bob@example.net, carol@example.net
+"""
+
+
+def test_exim_failed_recipients_each_keep_their_own_text() -> None:
+    """Exim's bounce (spec ch. 48, "Customizing bounce and warning messages"),
+    recipients also named in X-Failed-Recipients."""
+    report = parse_bounce(EXIM)
+    assert _by_recipient(report) == {
+        "alice@example.net": (Verdict.hard, "userunknown"),
+        "bob@example.net": (Verdict.hard, "hostunknown"),
+        "carol@example.net": (Verdict.soft, "mailboxfull"),
+    }
+
+
 SPLIT_TEXT = b"""From: MAILER-DAEMON@mx.example.net
 To: bounces@example.org
 Subject: Mail delivery failed
@@ -271,10 +312,14 @@ Message-ID: <8787KJKJ3K4J3K4J3K4J3.mail@example.org>
 def test_a_complaint_whose_original_names_no_recipient_is_still_a_complaint() -> None:
     report = parse_bounce(ARF_NO_RECIPIENT)
     assert report.kind is BounceKind.feedback
-    assert [(r.recipient, r.verdict) for r in report.recipients] == [
-        ("", Verdict.feedback)
-    ]
+    assert report.recipients == ()  # no address is made up
     assert report.original_message_id == "<8787KJKJ3K4J3K4J3K4J3.mail@example.org>"
+    (line,) = report_lines("arf.eml", report)
+    assert (line["verdict"], line["reason"], line["kind"]) == (
+        "feedback",
+        "feedback",
+        "feedback",
+    )
 
 
 @pytest.mark.parametrize(

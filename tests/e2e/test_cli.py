@@ -347,6 +347,17 @@ def test_suppress_round_trip(tmp_path: Path, database_url: str) -> None:
     assert "@dead.example" in table.output and "A@example.com" not in table.output
 
 
+def test_suppress_list_by_source_shows_the_dns_suppressions(tmp_path: Path) -> None:
+    config = _config(tmp_path, f"sqlite:///{tmp_path}/w.db")
+    _run("suppress", "add", "@dead.example", "--source", "dns", config=config)
+    _run("suppress", "add", "a@example.com", config=config)
+    listed = _run("suppress", "list", "--json", "--source", "dns", config=config)
+    assert [json.loads(x)["address"] for x in listed.output.splitlines()] == [
+        "@dead.example"
+    ]
+    assert "--source" in _run("suppress", "list", "--help", config=config).output
+
+
 def test_suppress_import_reports_invalid_rows(tmp_path: Path) -> None:
     config = _config(tmp_path, f"sqlite:///{tmp_path}/w.db")
     source = tmp_path / "in.csv"

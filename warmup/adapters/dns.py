@@ -36,7 +36,9 @@ def make_resolver(
 
 
 class DNSResolver:
-    """The Resolver port. NXDOMAIN and Null MX (RFC 7505) are permanent answers."""
+    """The Resolver port. NXDOMAIN and Null MX (RFC 7505) are answers the routing
+    weighs as evidence (core/dns_evidence.py); SERVFAIL and timeouts are
+    ``temporary`` and never cached."""
 
     def __init__(
         self,

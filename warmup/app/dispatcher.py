@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
 from warmup.app.controls import ControlWatcher
+from warmup.app.domains import DomainRouter
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.overflow import OverflowPlan, plan_overflow
@@ -34,11 +35,12 @@ from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
 from warmup.core.overflow import overflow_pace
-from warmup.core.routing import DEFAULT_ISP, isp_by_mx
+from warmup.core.routing import DEFAULT_ISP
 from warmup.core.schedule import Schedule
 from warmup.core.settings import (
     DeliverySettings,
     DMARCSettings,
+    DNSSettings,
     SourceIP,
     UnsubscribeSettings,
 )
@@ -76,6 +78,7 @@ class EngineSettings:
     hold_recheck: timedelta = timedelta(minutes=15)
     unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
     dmarc: DMARCSettings = field(default_factory=DMARCSettings)
+    dns: DNSSettings = field(default_factory=DNSSettings)
 
 
 @dataclass(slots=True)
@@ -122,6 +125,13 @@ class Dispatcher:
         )
         self._outcomes = OutcomeHandler(store, settings)
         self._controls = ControlWatcher(store, settings.controls_every)
+        self._domains = DomainRouter(
+            store=store,
+            resolver=resolver,
+            schedules=settings.schedules,
+            delivery=settings.delivery,
+            dns=settings.dns,
+        )
         self._next_maintenance: datetime | None = None
         self._poked = False
         # A tick's results until they are written: finish() writes them if the
@@ -437,21 +447,8 @@ class Dispatcher:
             runtime.set_auth(verdicts.get(runtime.source.address), now, record)
 
     async def _route(self, now: datetime) -> None:
-        for domain in await self.store.unrouted_domains():
-            answer = await self.resolver.mx(domain)
-            if answer.error in ("nxdomain", "nullmx"):
-                count = await self.store.fail_domain(
-                    domain, f"no mail for {domain}: {answer.error}", now
-                )
-                logger.warning(
-                    "domain %s cannot receive mail (%s): %d recipients bounced",
-                    domain,
-                    answer.error,
-                    count,
-                )
-            elif answer.error is None:
-                isp = isp_by_mx(answer.hosts, self.settings.schedules.values())
-                await self.store.route_domain(domain, isp, now)
+        # DNS answers are evidence (core/dns_evidence.py); routes are never looked up.
+        await self._domains.route(now)
 
     async def _ensure_lanes(self, isp: str, now: datetime) -> None:
         schedule = (

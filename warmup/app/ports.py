@@ -11,6 +11,7 @@ from warmup.core.address import Address
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.control import Control
 from warmup.core.dmarc import AuthDay
+from warmup.core.dns_evidence import DeadEvidence
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
 from warmup.core.model import Verdict
@@ -98,7 +99,11 @@ class Store(Protocol):
     async def remove_suppressions(self, addresses: Sequence[str]) -> int: ...
 
     def iter_suppressions(
-        self, *, reason: str | None = None, limit: int | None = None
+        self,
+        *,
+        reason: str | None = None,
+        source: str | None = None,
+        limit: int | None = None,
     ) -> AsyncIterator[Suppression]: ...
 
     async def count_suppressions(self) -> int: ...
@@ -189,6 +194,20 @@ class EngineStore(Store, OwnershipStore, Protocol):
     async def route_domain(self, domain: str, isp: str, now: datetime) -> int: ...
 
     async def fail_domain(self, domain: str, reply: str, now: datetime) -> int: ...
+
+    async def defer_domain(
+        self, domain: str, reply: str, until: datetime, now: datetime
+    ) -> int: ...
+
+    async def dns_evidence(
+        self, domains: Sequence[str]
+    ) -> dict[str, tuple[DeadEvidence, datetime]]: ...
+
+    async def save_dns_evidence(
+        self, domain: str, evidence: DeadEvidence, next_check_at: datetime
+    ) -> None: ...
+
+    async def forget_dns_evidence(self, domain: str) -> None: ...
 
     async def claim(
         self,

@@ -22,7 +22,7 @@ from warmup.app.ingest import BounceIntake, IngestResult
 from warmup.cli.common import EXIT_RUNTIME, config_from, echo_json, run_async
 from warmup.cli.engine import mail_handlers, verp_secret
 from warmup.config import Config
-from warmup.core.bounces import BounceReport, parse_bounce
+from warmup.core.bounces import BounceKind, BounceReport, parse_bounce
 
 __all__ = ["bounces", "ingest_lines", "report_lines"]
 
@@ -30,14 +30,17 @@ __all__ = ["bounces", "ingest_lines", "report_lines"]
 def report_lines(source: str, report: BounceReport) -> list[dict[str, object]]:
     """The JSON objects printed for one parsed mail."""
     if not report.recipients:
+        # A complaint that names no one is still a complaint (matched by VERP or
+        # Message-ID when ingested); anything else without recipients says nothing.
+        complaint = "feedback" if report.kind is BounceKind.feedback else None
         return [
             {
                 "source": source,
                 "recipient": None,
                 "status": None,
                 "action": None,
-                "verdict": None,
-                "reason": None,
+                "verdict": complaint,
+                "reason": complaint,
                 "reply": None,
                 "kind": report.kind.value,
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 import click
 
@@ -16,6 +17,7 @@ from warmup.adapters.scheduler import CalendarJobs
 from warmup.adapters.smtp import SMTPSender
 from warmup.adapters.unsubscribe_http import serving_unsubscribe
 from warmup.app.clock import SystemClock
+from warmup.app.domains import recheck_dns_suppressions
 from warmup.app.ingest import BounceIntake
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
@@ -34,6 +36,9 @@ from warmup.core.feedback import Reporter
 __all__ = ["run"]
 
 logger = logging.getLogger(__name__)
+#: How often DNS suppressions are looked at; each is looked up once it is
+#: ``dns.recheck_after`` old.
+DNS_RECHECK_EVERY = timedelta(days=1)
 
 
 @click.command()
@@ -102,6 +107,17 @@ async def _run(config: Config, secret: bytes) -> None:
     )
     unsubscriber = build_unsubscriber(config, store=store, clock=clock, secret=secret)
     _poll_bounce_mailbox(config, bounces, jobs)
+    jobs.every(
+        "dns-recheck",
+        DNS_RECHECK_EVERY,
+        lambda: recheck_dns_suppressions(
+            store,
+            resolver,
+            now=clock.now(),
+            recheck_after=config.settings.dns.recheck_after,
+            routes=config.settings.delivery.routes,
+        ),
+    )
 
     async def bounce_sink(data: bytes, recipient: str, reporter: Reporter) -> None:
         await bounces.ingest(

@@ -98,14 +98,25 @@ def remove(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 
 @suppress.command("list")
 @click.option("--reason", help="Only entries with this reason.")
+@click.option(
+    "--source",
+    help="Only entries from this source (dns: domains found dead by DNS lookups).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
 @click.pass_context
-def list_(ctx: click.Context, reason: str | None, limit: int, as_json: bool) -> None:
+def list_(
+    ctx: click.Context,
+    reason: str | None,
+    source: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """Show suppressed addresses, oldest first."""
 
     async def collect(store: SQLStore) -> tuple[list[Suppression], int]:
-        items = [e async for e in store.iter_suppressions(reason=reason, limit=limit)]
+        found = store.iter_suppressions(reason=reason, source=source, limit=limit)
+        items = [e async for e in found]
         return items, await store.count_suppressions()
 
     entries, total = _with_store(ctx, collect)

@@ -8,9 +8,9 @@ from typing import Any
 
 from warmup.config.reader import Node
 from warmup.core.dkim import DEFAULT_HEADERS
-from warmup.core.settings import DKIMKeySettings, DKIMSettings, DNSSettings
+from warmup.core.settings import DKIMKeySettings, DKIMSettings
 
-__all__ = ["read_dkim", "read_dns"]
+__all__ = ["read_dkim", "read_nameservers"]
 
 _UNSIGNED = ("hold", "send")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -98,14 +98,12 @@ def _port(text: str, raw: Any) -> int:
     return int(text)
 
 
-def read_dns(node: Node) -> DNSSettings:
-    """``dns:``; a new key here is one more line in the constructor call."""
+def read_nameservers(node: Node) -> tuple[tuple[str, int], ...]:
+    """``dns.nameservers``: ``host`` or ``host:port`` (``[v6]:port``) each."""
     servers: list[tuple[str, int]] = []
     for path, raw in node.entries("nameservers", required=False):
         try:
             servers.append(_nameserver(raw))
         except ValueError as exc:
             node.ctx.issue(path, str(exc))
-    result = DNSSettings(nameservers=tuple(servers))
-    node.finish()
-    return result
+    return tuple(servers)

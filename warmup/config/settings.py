@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from warmup.config.auth import read_dkim, read_dns
+from warmup.config.auth import read_dkim, read_nameservers
 from warmup.config.reader import Context, Node, parse_yaml
 from warmup.config.schedules import read_rate_limits
 from warmup.core.address import AddressError, parse_address
@@ -97,7 +97,7 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         thresholds=_thresholds(root.child("thresholds")),
         metrics=_metrics(root.child("metrics")),
         dkim=read_dkim(root.child("dkim")),
-        dns=read_dns(root.child("dns")),
+        dns=_dns(root.child("dns")),
         unsubscribe=_unsubscribe(root.child("unsubscribe")),
         dmarc=_dmarc(root.child("dmarc")),
     )
@@ -454,6 +454,20 @@ def _dmarc(node: Node) -> DMARCSettings:
         min_pass_rate=node.fraction("min_pass_rate", base.min_pass_rate),
         max_report_bytes=node.integer(
             "max_report_bytes", base.max_report_bytes, minimum=1024
+        ),
+    )
+    node.finish()
+    return result
+
+
+def _dns(node: Node) -> DNSSettings:
+    """``dns:``: the resolvers every lookup goes to, and how answers are weighed."""
+    base = DNSSettings()
+    result = DNSSettings(
+        nameservers=read_nameservers(node),
+        confirm_after=node.duration("confirm_after", base.confirm_after),
+        recheck_after=node.value(
+            "recheck_after", base.recheck_after, _duration_positive
         ),
     )
     node.finish()

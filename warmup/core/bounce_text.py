@@ -12,7 +12,8 @@ Rules:
    ``Subject:``, ...) quotes the original message and names no failed recipient. The
    recipient's diagnostic is the rest of that line plus the lines after it, up to the
    next recipient line or an ``X-…:`` header line; a recipient listed twice (Exchange
-   names each in its summary and again in its diagnostics) gets both pieces.
+   names each in its summary and again in its diagnostics) gets both pieces. The
+   same holds for the recipients ``X-Failed-Recipients`` names (Exim).
 3. With no recipient lines, every address in the report text that is not the
    sender's, the bounce's own or a role mailbox (postmaster, mailer-daemon) is a
    recipient, and the whole report text is its diagnostic.
@@ -139,10 +140,13 @@ def text_recipients(
     """
     lines = text.splitlines()
     marks = _recipient_lines(lines, exclude)
+    found = _pieces(lines, marks) if marks else {}
     if known:
         listed = [address for _, address in marks if address in known]
         ordered = dict.fromkeys([*listed, *known])
-        return [_known(lines, text, address) for address in ordered]
+        return [
+            found.get(address) or _known(lines, text, address) for address in ordered
+        ]
     if not marks:
         return [
             TextRecipient(recipient=address, diagnostic=text)
@@ -150,6 +154,11 @@ def text_recipients(
             if _wanted(address, exclude)
             and address.partition("@")[0].lower() not in _ROLE
         ]
+    return list(found.values())
+
+
+def _pieces(lines: list[str], marks: list[tuple[int, str]]) -> dict[str, TextRecipient]:
+    """Each marked recipient's diagnostic: its lines up to the next recipient's."""
     pieces: dict[str, list[str]] = {}
     for position, (number, address) in enumerate(marks):
         end = marks[position + 1][0] if position + 1 < len(marks) else len(lines)
@@ -160,10 +169,12 @@ def text_recipients(
             segment = [*segment, remote]
         pieces.setdefault(address, []).extend(segment)
     preamble = "\n".join(lines[: marks[0][0]])
-    return [
-        TextRecipient(recipient=address, diagnostic=_diagnostic(segment, preamble))
+    return {
+        address: TextRecipient(
+            recipient=address, diagnostic=_diagnostic(segment, preamble)
+        )
         for address, segment in pieces.items()
-    ]
+    }
 
 
 def _until_header(segment: list[str]) -> list[str]:

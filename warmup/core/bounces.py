@@ -19,8 +19,9 @@ Rules:
    of its own, once, before the outer mail's text is read.
 4. Each recipient is classified by :func:`warmup.core.bounce_verdict.classify_recipient`
    (reply code first, then the DSN status, then the text).
-5. An ARF report whose original names no recipient is still a complaint: it carries
-   one recipient entry with an empty address, to be matched by VERP or Message-ID.
+5. An ARF report whose original names no recipient is still a ``feedback`` report,
+   with no recipient entries: the intake matches it to the send by VERP or
+   Message-ID, and ``bounces parse`` prints it with verdict ``feedback``.
 """
 
 from __future__ import annotations
@@ -375,8 +376,7 @@ def _feedback(base: BounceReport, parts: _Parts) -> BounceReport:
         if not any(addresses):
             hotmail = header_text(original, "X-HmXmrOriginalRecipient")
             addresses = [first_address(hotmail) or base.original_to]
-    recipients = _feedback_recipients(addresses) or (complaint_about(""),)
-    return _with(base, BounceKind.feedback, recipients)
+    return _with(base, BounceKind.feedback, _feedback_recipients(addresses))
 
 
 def complaint_about(address: str) -> BounceRecipient:

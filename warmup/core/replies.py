@@ -194,7 +194,7 @@ def _parse_uncoded(body: str, enhanced: str | None) -> SMTPReply:
         )
     said = _SAID.search(body)
     if said is not None:
-        return SMTPReply(code=int(said[1]), enhanced=enhanced, text=body[said.end() :])
+        return SMTPReply(code=int(said[1]), enhanced=enhanced, text=body)
     if enhanced is None and "#" in body:
         found = _HASH_ENHANCED.search(body)  # qmail's "(#5.1.1)" tail
         enhanced = found[1] if found else None
@@ -224,8 +224,9 @@ def classify_reply(
 ) -> Classification:
     """Classify a parsed reply; ``overrides`` (a schedule's patterns) come first."""
     key = _code_key(reply)
+    text = reply.text.lower()
     permanent = key.startswith("5") or (
-        key.startswith("4") and _NEVER.search(reply.text.lower()) is not None
+        key.startswith("4") and _NEVER.search(text) is not None
     )
     line = str(reply) if overrides else ""
     for pattern in overrides:
@@ -234,7 +235,7 @@ def classify_reply(
             return _result(
                 reply, permanent, Verdict(pattern.verdict), pattern.reason, name
             )
-    rule = _decide(reply, key)
+    rule = _decide(reply, key, text)
     if rule.reason == "hostunknown" and key.startswith("4") and not permanent:
         return _result(reply, False, Verdict.soft, "networkerror", rule.name)
     verdict = rule.verdict or verdict_for(rule.reason, permanent=permanent)
@@ -248,10 +249,9 @@ def _code_key(reply: SMTPReply) -> str:
     return reply.enhanced[0] if reply.enhanced else ""
 
 
-def _decide(reply: SMTPReply, key: str) -> ReplyRule:
+def _decide(reply: SMTPReply, key: str, text: str) -> ReplyRule:
     if key and key[0] in "23":
         return _BY_CODE[key[0]]
-    text = reply.text.lower()
     candidates = _INDEX.candidates(text) if text else []
     return (
         _first_text_rule(candidates, text, reply, key, weak=False)

@@ -266,6 +266,13 @@ WEAK_RULES: tuple[ReplyRule, ...] = (
         "networkerror",
         weak=True,
     ),
+    _G.rule(
+        "lost-connection",
+        r"lost connection with",
+        "networkerror",
+        weak=True,
+        source="https://www.postfix.org/postconf.5.html#smtp_data_done_timeout",
+    ),
     _G.rule("mail-loop", r"mail loop", "networkerror", weak=True),
     _G.rule("routing-loop", r"routing loop", "networkerror", weak=True),
     _G.rule("too-many-hops", r"too many hops", "networkerror", weak=True),

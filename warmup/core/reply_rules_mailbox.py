@@ -266,6 +266,7 @@ _MICROSOFT_RULES: tuple[ReplyRule, ...] = (
         "microsoft-5.4.1-dbeb",
         r"recipient address rejected: access denied",
         "userunknown",
+        enhanced="x.4.1",
     ),
     _MS.rule("microsoft-5.7.505-banned-recipient", r"banned recipient", "suspend"),
     _MS.rule("microsoft-5.2.1-cannot-access", r"mailbox cannot be accessed", "suspend"),

@@ -41,7 +41,7 @@ SPECIFIC_RULES: tuple[ReplyRule, ...] = (
     _EXIM.rule("exim-sender-verify", r"sender verify failed", "rejected"),
     _G.rule(
         "sender-rejected",
-        r"sender (?:rejected|denied|refused|invalid|blocked)",
+        r"sender (?:was |is |has been )?(?:rejected|denied|refused|invalid|blocked)",
         "rejected",
     ),
     _G.rule("sender-invalid", r"invalid sender", "rejected"),
@@ -225,6 +225,20 @@ SPECIFIC_RULES: tuple[ReplyRule, ...] = (
         "hostunknown",
     ),
     _EXIM.rule("exim-unrouteable", r"unrouteable (?:address|domain)", "hostunknown"),
+    _EXIM.rule(
+        "exim-mx-nonexistent",
+        r"all relevant mx records point to non-existent hosts",
+        "hostunknown",
+        source="https://www.exim.org/exim-html-current/doc/html/spec_html/"
+        "ch-the_dnslookup_router.html",
+    ),
+    _EXIM.rule(
+        "exim-lookups-failed",
+        r"all host address lookups failed permanently",
+        "hostunknown",
+        source="https://www.exim.org/exim-html-current/doc/html/spec_html/"
+        "ch-the_dnslookup_router.html",
+    ),
     _QMAIL.rule(
         "qmail-no-host",
         r"couldn't find any host",

@@ -187,6 +187,11 @@ class DNSSettings:
     """Every DNS lookup warmup makes; no nameservers: the system's resolver."""
 
     nameservers: tuple[tuple[str, int], ...] = ()
+    # NXDOMAIN / Null MX must be seen by 2+ lookups this far apart to kill a domain
+    # (core/dns_evidence.py).
+    confirm_after: timedelta = timedelta(hours=1)
+    # A domain suppressed on DNS evidence is looked up again after this long.
+    recheck_after: timedelta = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

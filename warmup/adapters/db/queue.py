@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, func, null, or_, select, update
+from sqlalchemy import bindparam, case, delete, exists, func, null, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,6 +24,7 @@ from warmup.adapters.db.schema import (
     attempts,
     bounce_events,
     campaigns,
+    dns_evidence,
     ip_leases,
     lane_days,
     lane_events,
@@ -297,7 +298,26 @@ class QueueOps:
                 ),
                 [suppression_row(entry)],
             )
+            # The evidence did its work: the suppression now speaks for the domain.
+            forget = delete(dns_evidence).where(dns_evidence.c.domain == domain)
+            await conn.execute(forget)
             return count
+
+    async def defer_domain(
+        self, domain: str, reply: str, until: datetime, now: datetime
+    ) -> int:
+        """A domain that looks dead but is not confirmed: its recipients wait."""
+        statement = (
+            update(recipients)
+            .where(
+                recipients.c.domain == domain,
+                recipients.c.isp.is_(None),
+                recipients.c.state == _QUEUED,
+            )
+            .values(next_attempt_at=until, last_reply=reply, updated_at=now)
+        )
+        async with self._begin() as conn:
+            return int((await conn.execute(statement)).rowcount)
 
     async def claim(
         self,

@@ -38,6 +38,7 @@ __all__ = [
     "campaigns",
     "controls",
     "dmarc_rows",
+    "dns_evidence",
     "ip_leases",
     "lane_days",
     "lane_events",
@@ -283,6 +284,20 @@ controls = Table(
     Column("reason", Text),
     Column("actor", String(255), nullable=False),
     Column("at", UTCDateTime, nullable=False),
+)
+
+# DNS answers that found a domain dead (NXDOMAIN, Null MX) since its last good
+# answer: the domain is declared dead only when they span dns.confirm_after
+# (core/dns_evidence.py). Shared by every node; a good answer deletes the row.
+dns_evidence = Table(
+    "dns_evidence",
+    metadata,
+    Column("domain", String(255), primary_key=True),
+    Column("error", String(16), nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("lookups", Integer, nullable=False),
+    Column("next_check_at", UTCDateTime, nullable=False),
 )
 
 # Bounces and complaints that arrived after the send (DSN, NDR, ARF), one row per

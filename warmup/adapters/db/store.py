@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from warmup.adapters.db.controls import ControlOps
 from warmup.adapters.db.dmarc import DMARCOps
+from warmup.adapters.db.dns_evidence import DNSEvidenceOps
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.ownership import OwnershipOps
 from warmup.adapters.db.queue import suppression_row
@@ -148,7 +149,7 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(DMARCOps, OwnershipOps, ControlOps, TraceOps):
+class SQLStore(DMARCOps, OwnershipOps, ControlOps, TraceOps, DNSEvidenceOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -362,11 +363,17 @@ class SQLStore(DMARCOps, OwnershipOps, ControlOps, TraceOps):
         return removed
 
     async def iter_suppressions(
-        self, *, reason: str | None = None, limit: int | None = None
+        self,
+        *,
+        reason: str | None = None,
+        source: str | None = None,
+        limit: int | None = None,
     ) -> AsyncIterator[Suppression]:
         query = select(suppressions).order_by(suppressions.c.id)
         if reason is not None:
             query = query.where(suppressions.c.reason == reason)
+        if source is not None:
+            query = query.where(suppressions.c.source == source)
         if limit is not None:
             query = query.limit(limit)
         async with self.engine.connect() as conn:
