@@ -145,6 +145,10 @@ async def test_a_failing_report_shows_in_status_and_holds_the_ramp(
         await run.drive_until(datetime(2030, 3, 4, 1, tzinfo=UTC))
         assert await run.ramp_days() == {"127.0.0.2": 2, "127.0.0.3": 4}
         await engine.finish()
+        page = tmp_path / "report.html"
+        made = await cli_run(config_path, "report", "--html", str(page))
+        assert made.exit_code == 0, made.output
+        assert 'data-chart="chart-auth"' in page.read_text()
     finally:
         await store.close()
 
