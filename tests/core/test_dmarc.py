@@ -7,7 +7,14 @@ from datetime import UTC, date, datetime
 import pytest
 
 from tests.core.test_lane import SCHEDULE
-from warmup.core.dmarc import AuthDay, DMARCRow, failing_ips, merge_rows, report_key
+from warmup.core.dmarc import (
+    AuthDay,
+    DMARCReport,
+    DMARCRow,
+    failing_ips,
+    merge_rows,
+    report_key,
+)
 from warmup.core.lane import DayStats, Lane, close_day
 
 D1, D2, D3 = date(2030, 1, 1), date(2030, 1, 2), date(2030, 1, 3)
@@ -82,3 +89,20 @@ def test_a_failing_ip_holds_its_ramp_at_day_close(
     if auth is not None and cause == "auth_failing":
         assert "DMARC pass 5.0% of 200 messages from a" in events[0].detail
         assert "ramp day 2 held" in events[0].detail
+
+
+def test_a_report_counts_its_messages() -> None:
+    rows = (
+        DMARCRow(source_ip="a", day=D1, header_from="x", messages=2),
+        DMARCRow(source_ip="b", day=D1, header_from="x", messages=5),
+    )
+    report = DMARCReport(
+        org="g",
+        report_id="1",
+        begin=NOW,
+        end=NOW,
+        policy_domain="x",
+        rows=rows,
+    )
+    assert report.messages == 7
+    assert _day("a", D1, 0, 0).pass_rate == 1.0  # nothing reported, nothing failed
