@@ -21,9 +21,10 @@ from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
 from warmup.adapters.unsubscribe_http import serving_unsubscribe
 from warmup.app.dispatcher import Dispatcher
+from warmup.app.ingest import BounceIntake
 from warmup.app.ports import MXAnswer
 from warmup.cli import cli
-from warmup.cli.engine import build_dispatcher, build_unsubscriber
+from warmup.cli.engine import build_dispatcher, build_unsubscriber, mail_handlers
 from warmup.config import Config, load_config
 from warmup.core.unsubscribe import UnsubscribeToken, encode_unsubscribe
 from warmup.testing.clock import FakeClock
@@ -299,3 +300,31 @@ async def test_mail_to_the_mailto_address_unsubscribes(
         outcomes = [json.loads(line)["outcome"] for line in result.stdout.splitlines()]
         assert outcomes == ["unsubscribe", "forged"]
         assert await s.suppressed() == {"ann@shop.test": ("unsubscribe", "mailto")}
+
+
+async def test_the_relay_envelope_alone_routes_an_unsubscribe(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The relay's bounce sink hands over the RCPT TO; the headers may name
+    someone else entirely (a forwarding mail client)."""
+    async with site(tmp_path, database_url) as s:
+        await s.deliver("spring")
+        ((_, mailto),) = s.links("ann@shop.test")
+        intake = BounceIntake.configured(
+            s.store,
+            clock=s.clock,
+            settings=s.config.settings.bounces,
+            retry=s.config.settings.delivery.retry,
+            secret=SECRET,
+            handlers=mail_handlers(
+                s.config, store=s.store, clock=s.clock, secret=SECRET
+            ),
+        )
+        mail = b"From: ann@shop.test\r\nTo: list@shop.test\r\n\r\nunsubscribe\r\n"
+        result = await intake.ingest(mail, source="relay", envelope_to=(mailto,))
+        assert result.handled_as == "unsubscribe"
+        assert await s.suppressed() == {"ann@shop.test": ("unsubscribe", "mailto")}
+        other = await intake.ingest(
+            mail, source="relay", envelope_to=("x@bounce.test",)
+        )
+        assert other.handled_as is None and other.label == "not-bounce"
