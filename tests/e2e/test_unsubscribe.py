@@ -26,6 +26,7 @@ from warmup.app.ports import MXAnswer
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher, build_unsubscriber, mail_handlers
 from warmup.config import Config, load_config
+from warmup.core.suppression import make_suppression
 from warmup.core.unsubscribe import UnsubscribeToken, encode_unsubscribe
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver
@@ -328,3 +329,20 @@ async def test_the_relay_envelope_alone_routes_an_unsubscribe(
             mail, source="relay", envelope_to=("x@bounce.test",)
         )
         assert other.handled_as is None and other.label == "not-bounce"
+
+
+async def test_campaign_unsubscribes_kept_from_before_still_count(
+    tmp_path: Path, database_url: str
+) -> None:
+    """scope: campaign was switched back to global: what was recorded under it is
+    still honoured (the dispatcher looks once it knows there are some)."""
+    async with site(tmp_path, database_url) as s:
+        await enqueue_via_cli(tmp_path, s.config_path, ADDRESSES, "spring")
+        entry = make_suppression(
+            "ann@shop.test", reason="unsubscribe", source="one-click", now=s.clock.now()
+        )
+        assert await s.store.add_campaign_suppression(1, entry)
+        assert not await s.store.add_campaign_suppression(1, entry)  # once
+        assert await s.store.any_campaign_suppressions()
+        await _drive(s.engine, s.clock, timedelta(hours=1))
+        assert [r.rcpt_tos for r in s.server.received] == [("bob@shop.test",)]

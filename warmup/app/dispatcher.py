@@ -17,13 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
+from warmup.app.dmarc import auth_verdicts
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.render import Renderer
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
-from warmup.core.dmarc import failing_ips
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
 from warmup.core.routing import DEFAULT_ISP, isp_by_mx
@@ -35,13 +35,11 @@ from warmup.core.settings import (
     UnsubscribeSettings,
 )
 from warmup.core.suppression import lookup_keys
+from warmup.core.unsubscribe import UnsubscribeScope
 
 __all__ = ["Dispatcher", "EngineSettings"]
 
 logger = logging.getLogger(__name__)
-
-# How far back DMARC figures are read (reports come a day or two late).
-_AUTH_LOOKBACK = timedelta(days=14)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +100,7 @@ class Dispatcher:
         # tick was cancelled on shutdown, so finished sends are not repeated.
         self._unrecorded: TickRecord | None = None
         self._queued: dict[str, int] = {}
+        self._campaign_scoped = settings.unsubscribe.scope is UnsubscribeScope.campaign
         self._overflow_budget: dict[str, int] = {}
         # A claim's lease covers its sending time plus the configured margin plus
         # the longest one SMTP transaction may take (every timeout in a row); the
@@ -239,9 +238,14 @@ class Dispatcher:
         # One indexed query per batch, just before sending (DESIGN §3).
         keys = sorted(lookup_keys(c.address for c in claimed))
         found = await self.store.suppressed_keys(keys)
-        # Unsubscribed from one campaign only (unsubscribe.scope: campaign).
-        scoped = await self.store.campaign_suppressed(
-            [(c.campaign_id, c.address) for c in claimed]
+        # Unsubscribed from one campaign only (unsubscribe.scope: campaign, now
+        # or before): one more query, skipped while there are none.
+        scoped = (
+            await self.store.campaign_suppressed(
+                [(c.campaign_id, c.address) for c in claimed]
+            )
+            if self._campaign_scoped
+            else set()
         )
         for item in claimed:
             if (
@@ -300,6 +304,8 @@ class Dispatcher:
             )
         await self._route(now)
         self._queued = await self.store.queued_isps()
+        if not self._campaign_scoped:
+            self._campaign_scoped = await self.store.any_campaign_suppressions()
         for isp in self._queued:
             await self._ensure_lanes(isp, now)
         self._plan_overflow()
@@ -330,14 +336,8 @@ class Dispatcher:
     async def _check_auth(self, now: datetime, record: TickRecord) -> None:
         """DMARC reports ingested since: an IP failing authentication holds the
         ramps of its lanes until a clean day (core.dmarc)."""
-        rules = self.settings.dmarc
-        days = await self.store.auth_days(
-            [source.address for source in self.settings.ips],
-            since=(now - _AUTH_LOOKBACK).date(),
-        )
-        verdicts = failing_ips(
-            days, min_messages=rules.min_messages, min_pass_rate=rules.min_pass_rate
-        )
+        ips = [source.address for source in self.settings.ips]
+        verdicts = await auth_verdicts(self.store, ips, self.settings.dmarc, now)
         for runtime in self.lanes.values():
             runtime.set_auth(verdicts.get(runtime.source.address), now, record)
 
