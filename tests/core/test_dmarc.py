@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,8 @@ from warmup.core.dmarc import (
     merge_rows,
     report_key,
 )
-from warmup.core.lane import DayStats, Lane, close_day
+from warmup.core.lane import DayStats, Lane, close_day, on_reply
+from warmup.core.model import LaneState, Verdict
 
 D1, D2, D3 = date(2030, 1, 1), date(2030, 1, 2), date(2030, 1, 3)
 NOW = datetime(2030, 1, 2, 1, tzinfo=UTC)
@@ -106,3 +107,36 @@ def test_a_report_counts_its_messages() -> None:
     )
     assert report.messages == 7
     assert _day("a", D1, 0, 0).pass_rate == 1.0  # nothing reported, nothing failed
+
+
+@pytest.mark.parametrize(
+    ("reason", "cause"),
+    [("authfailure", "authentication"), ("blocklisted", "block"), ("", "block")],
+)
+def test_a_block_for_missing_authentication_says_run_doctor(
+    reason: str, cause: str
+) -> None:
+    lane, events = on_reply(
+        Lane(ip="a", isp="gmail"),
+        Verdict.block,
+        now=NOW,
+        schedule=SCHEDULE,
+        next_window=NOW + timedelta(days=1),
+        reply="550 5.7.26 This mail is unauthenticated",
+        reason=reason,
+    )
+    assert lane.state is LaneState.paused
+    assert lane.paused_until == NOW + timedelta(hours=4)  # as any block
+    [event] = events
+    assert event.cause == cause
+    assert ("run `warmup doctor`" in event.detail) == (cause == "authentication")
+    # Paused already: a second such reply changes nothing.
+    again, more = on_reply(
+        lane,
+        Verdict.block,
+        now=NOW,
+        schedule=SCHEDULE,
+        next_window=NOW,
+        reason=reason,
+    )
+    assert (again.paused_until, more) == (lane.paused_until, [])

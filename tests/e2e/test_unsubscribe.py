@@ -346,3 +346,21 @@ async def test_campaign_unsubscribes_kept_from_before_still_count(
         assert await s.store.any_campaign_suppressions()
         await _drive(s.engine, s.clock, timedelta(hours=1))
         assert [r.rcpt_tos for r in s.server.received] == [("bob@shop.test",)]
+
+
+async def test_an_unauthenticated_block_pauses_with_cause_authentication(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Gmail's 550 5.7.26 over real SMTP: the lane pauses, and the event says
+    why and what to run."""
+    async with site(tmp_path, database_url) as s:
+        s.server.script.on_data(
+            "550 5.7.26 This mail is unauthenticated, which poses a security risk "
+            "to the sender and Gmail users, and has been blocked."
+        )
+        await s.deliver("spring")
+        events = await s.store.all_events()
+        [event] = [e for e in events if e["cause"] == "authentication"]
+        assert event["new_state"] == "paused"
+        assert "run `warmup doctor`" in event["detail"]
+        assert "5.7.26" in event["reply"]

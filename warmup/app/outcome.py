@@ -129,6 +129,7 @@ class OutcomeHandler:
             schedule=runtime.schedule,
             next_window=next_window,
             reply=text,
+            reason=result.reason,
         )
         runtime.window.add_reply(now, verdict)
         self._react(runtime, lane, events, text, record, now)

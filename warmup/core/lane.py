@@ -11,9 +11,11 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
    adds ``recover_step`` to the factor, never above 1; at 1 the lane is back to
    ``ramping`` (or ``warmed``).
 4. Block (5xx aimed at the sender) pauses the lane until ``pause_for`` has passed
-   (None: until its next window opens). A paused lane sends nothing, and replies
-   to sends still in flight only count; when the pause ends it resumes backed off
-   at ``throttle.factor``.
+   (None: until its next window opens); a block for missing authentication
+   (reason ``authfailure``: Gmail 5.7.26/5.7.27, Microsoft 5.7.515) pauses with
+   the cause ``authentication`` and says to run ``warmup doctor``. A paused lane
+   sends nothing, and replies to sends still in flight only count; when the pause
+   ends it resumes backed off at ``throttle.factor``.
 5. Day close. At the first window of a new day the previous day is judged: it
    advances the ramp day when it met ``advance`` (enough volume, hard-bounce,
    deferral and complaint rates under the limits), else the day is repeated. A lane
@@ -43,6 +45,7 @@ from warmup.core.model import LaneState, Verdict
 from warmup.core.schedule import Advance, RateLimits, Schedule
 
 __all__ = [
+    "AUTH_FAILURE",
     "DayStats",
     "Lane",
     "LaneEvent",
@@ -56,6 +59,11 @@ __all__ = [
     "on_reply",
     "resume",
 ]
+
+
+#: The reply reason (core.replies) of a block for missing SPF/DKIM/DMARC.
+AUTH_FAILURE = "authfailure"
+_AUTH_NOTE = ": the receiver says the mail is not authenticated; run `warmup doctor`"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,10 +187,12 @@ def on_reply(
     schedule: Schedule,
     next_window: datetime,
     reply: str = "",
+    reason: str = "",
 ) -> tuple[Lane, list[LaneEvent]]:
-    """Count the reply and react to throttles and blocks (rules 2 and 4)."""
+    """Count the reply and react to throttles and blocks (rules 2 and 4);
+    ``reason``: the classified reason of the reply (core.replies)."""
     counted = replace(lane, stats=lane.stats.add(verdict))
-    return _react(counted, verdict, now, schedule, next_window, reply)
+    return _react(counted, verdict, now, schedule, next_window, reply, reason)
 
 
 def on_late_verdict(
@@ -208,6 +218,7 @@ def _react(
     schedule: Schedule,
     next_window: datetime,
     reply: str,
+    reason: str = "",
 ) -> tuple[Lane, list[LaneEvent]]:
     if lane.state is LaneState.paused:
         return lane, []  # a late reply from a send in flight: already paused
@@ -215,6 +226,8 @@ def _react(
         return _throttle(lane, now, schedule, next_window, reply)
     if verdict is Verdict.block:
         until = _pause_end(schedule.reactions.block.pause_for, now, next_window)
+        if reason == AUTH_FAILURE:
+            return _pause(lane, now, until, "authentication", reply, _AUTH_NOTE)
         return _pause(lane, now, until, "block", reply)
     return lane, []
 
@@ -226,7 +239,7 @@ def _pause_end(
 
 
 def _pause(
-    lane: Lane, now: datetime, until: datetime, cause: str, reply: str
+    lane: Lane, now: datetime, until: datetime, cause: str, reply: str, note: str = ""
 ) -> tuple[Lane, list[LaneEvent]]:
     paused = replace(
         lane,
@@ -235,9 +248,8 @@ def _pause(
         hold_until=None,
         recover_at=None,
     )
-    return paused, [
-        _event(lane, paused, now, cause, f"paused until {until.isoformat()}", reply)
-    ]
+    detail = f"paused until {until.isoformat()}{note}"
+    return paused, [_event(lane, paused, now, cause, detail, reply)]
 
 
 def _throttle(
