@@ -130,3 +130,13 @@ def test_bombs_are_refused_with_a_clear_error(data: bytes, words: str) -> None:
 def test_unreadable_reports_say_why(data: bytes, words: str) -> None:
     with pytest.raises(InputError, match=words):
         read_report(data, source="bad")
+
+
+def test_an_encrypted_zip_is_unreadable_not_a_crash() -> None:
+    data = bytearray(zipped(XML))
+    # Set the "encrypted" flag bit in the local and the central directory header.
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.index(signature) + offset
+        data[at] |= 0x01
+    with pytest.raises(InputError, match="not a readable zip"):
+        read_report(bytes(data), source="enc.zip")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from warmup.adapters.report_html import render_html
 from warmup.app.report import COUNTS, Report, build_report
+from warmup.core.dmarc import AuthDay
 from warmup.core.lane import DayStats, Lane
 from warmup.core.model import LaneState
 from warmup.core.schedule import RampStep, Schedule
@@ -113,3 +114,27 @@ def test_an_empty_database_gives_a_page_too() -> None:
     page = render_html(empty)
     assert "no sending days yet" in page
     assert set(_figures(page)) == {"chart-overview", "chart-timeline"}
+
+
+def test_dmarc_figures_get_a_pass_rate_chart() -> None:
+    days = [
+        AuthDay(ip="10.0.0.1", day=date(2030, 1, 1), messages=200, dmarc_pass=50),
+        AuthDay(ip="10.0.0.1", day=date(2030, 1, 2), messages=200, dmarc_pass=200),
+        AuthDay(ip="10.0.0.2", day=date(2030, 1, 1), messages=10, dmarc_pass=10),
+    ]
+    report = build_report(
+        history=[],
+        events=[],
+        lanes=[],
+        schedules={},
+        tz=TZ,
+        now=NOW,
+        auth=days,
+        auth_min_pass_rate=0.98,
+    )
+    figures = _figures(render_html(report))
+    auth = figures["chart-auth"]
+    by_name = {trace["name"]: trace for trace in auth["data"]}
+    assert by_name["10.0.0.1"]["y"] == [25.0, 100.0]
+    assert by_name["10.0.0.2"]["y"] == [100.0]
+    assert by_name["hold under 98 %"]["y"] == [98.0, 98.0]

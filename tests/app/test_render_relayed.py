@@ -99,3 +99,33 @@ async def test_relayed_mail_keeps_its_own_list_unsubscribe() -> None:
         assert (
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in message
         ) == (relayed == "add")
+
+
+class _Templates:
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+    async def template_for(self, campaign_id: int) -> bytes:
+        return self.content
+
+
+async def test_a_template_gets_links_unless_it_has_its_own() -> None:
+    bare = b"From: shop@shop.test\nSubject: Hi {{ name }}\n\nHello\n"
+    own = b"From: shop@shop.test\nList-Unsubscribe: <mailto:x@shop.test>\n\nHello\n"
+    claimed = Claimed(
+        id=9,
+        campaign_id=4,
+        address="ann@gmail.com",
+        domain="gmail.com",
+        fields={"name": "Ann"},
+        attempts=0,
+        queued_at=NOW,
+    )
+    message = (await _unsubscribing(_Templates(bare), "keep").render(claimed, NOW))[1]
+    assert b"List-Unsubscribe: <https://m.test/u/u9-c4-" in message
+    assert b"<mailto:unsubscribe+u9-c4-" in message and b"@bounce.test>" in message
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in message
+    message = (await _unsubscribing(_Templates(own), "keep").render(claimed, NOW))[1]
+    assert message.count(b"List-Unsubscribe") == 1
+    plain = await _renderer(_Templates(bare)).render(claimed, NOW)
+    assert b"List-Unsubscribe" not in plain[1]  # no unsubscribe.base_url: no links

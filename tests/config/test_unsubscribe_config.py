@@ -54,3 +54,8 @@ def test_full_section() -> None:
 def test_bad_values_are_named(text: str, issue: str) -> None:
     _, issues = _read(f"unsubscribe: {text}\n")
     assert any(issue in found for found in issues), issues
+
+
+def test_relayed_add_is_a_switch() -> None:
+    assert UnsubscribeSettings(relayed="add").add_to_relayed
+    assert not UnsubscribeSettings().add_to_relayed

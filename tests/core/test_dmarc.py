@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from tests.core.test_lane import SCHEDULE
-from warmup.core.dmarc import AuthDay, DMARCRow, failing_ips, merge_rows, report_key
-from warmup.core.lane import DayStats, Lane, close_day
+from warmup.core.dmarc import (
+    AuthDay,
+    DMARCReport,
+    DMARCRow,
+    failing_ips,
+    merge_rows,
+    report_key,
+)
+from warmup.core.lane import DayStats, Lane, close_day, on_reply
+from warmup.core.model import LaneState, Verdict
 
 D1, D2, D3 = date(2030, 1, 1), date(2030, 1, 2), date(2030, 1, 3)
 NOW = datetime(2030, 1, 2, 1, tzinfo=UTC)
@@ -82,3 +90,53 @@ def test_a_failing_ip_holds_its_ramp_at_day_close(
     if auth is not None and cause == "auth_failing":
         assert "DMARC pass 5.0% of 200 messages from a" in events[0].detail
         assert "ramp day 2 held" in events[0].detail
+
+
+def test_a_report_counts_its_messages() -> None:
+    rows = (
+        DMARCRow(source_ip="a", day=D1, header_from="x", messages=2),
+        DMARCRow(source_ip="b", day=D1, header_from="x", messages=5),
+    )
+    report = DMARCReport(
+        org="g",
+        report_id="1",
+        begin=NOW,
+        end=NOW,
+        policy_domain="x",
+        rows=rows,
+    )
+    assert report.messages == 7
+    assert _day("a", D1, 0, 0).pass_rate == 1.0  # nothing reported, nothing failed
+
+
+@pytest.mark.parametrize(
+    ("reason", "cause"),
+    [("authfailure", "authentication"), ("blocklisted", "block"), ("", "block")],
+)
+def test_a_block_for_missing_authentication_says_run_doctor(
+    reason: str, cause: str
+) -> None:
+    lane, events = on_reply(
+        Lane(ip="a", isp="gmail"),
+        Verdict.block,
+        now=NOW,
+        schedule=SCHEDULE,
+        next_window=NOW + timedelta(days=1),
+        reply="550 5.7.26 This mail is unauthenticated",
+        reason=reason,
+    )
+    assert lane.state is LaneState.paused
+    assert lane.paused_until == NOW + timedelta(hours=4)  # as any block
+    [event] = events
+    assert event.cause == cause
+    assert ("run `warmup doctor`" in event.detail) == (cause == "authentication")
+    # Paused already: a second such reply changes nothing.
+    again, more = on_reply(
+        lane,
+        Verdict.block,
+        now=NOW,
+        schedule=SCHEDULE,
+        next_window=NOW,
+        reason=reason,
+    )
+    assert (again.paused_until, more) == (lane.paused_until, [])

@@ -145,6 +145,10 @@ async def test_a_failing_report_shows_in_status_and_holds_the_ramp(
         await run.drive_until(datetime(2030, 3, 4, 1, tzinfo=UTC))
         assert await run.ramp_days() == {"127.0.0.2": 2, "127.0.0.3": 4}
         await engine.finish()
+        page = tmp_path / "report.html"
+        made = await cli_run(config_path, "report", "--html", str(page))
+        assert made.exit_code == 0, made.output
+        assert 'data-chart="chart-auth"' in page.read_text()
     finally:
         await store.close()
 
@@ -153,16 +157,18 @@ async def test_an_xml_bomb_is_refused_and_changes_nothing(
     tmp_path: Path, database_url: str
 ) -> None:
     config_path = _project(tmp_path, database_url)
-    good = tmp_path / "good.xml.gz"
-    good.write_bytes(gzipped(FAILING))
     bomb = tmp_path / "bomb.xml"
     bomb.write_bytes(BILLION_LAUGHS)
     zip_bomb = tmp_path / "big.xml.gz"
     zip_bomb.write_bytes(gzipped(b"<feedback>" + b" " * 500_000))
-    result = await cli_run(config_path, "dmarc", "ingest", str(bomb), str(zip_bomb))
+    huge = tmp_path / "huge.xml"
+    huge.write_bytes(b"<feedback>" + b" " * 500_000)
+    paths = [str(bomb), str(zip_bomb), str(huge)]
+    result = await cli_run(config_path, "dmarc", "ingest", *paths)
     assert result.exit_code == 1
     lines = [json.loads(x) for x in result.stdout.splitlines()]
-    assert [line["outcome"] for line in lines] == ["refused", "refused"]
+    assert [line["outcome"] for line in lines] == ["refused"] * 3
+    assert "larger than 100000 bytes" in lines[2]["error"]
     assert "XML refused" in lines[0]["error"] and str(bomb) in lines[0]["error"]
     assert "gzip bomb" in lines[1]["error"]
     assert "XML refused" in result.stderr

@@ -21,10 +21,12 @@ from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
 from warmup.adapters.unsubscribe_http import serving_unsubscribe
 from warmup.app.dispatcher import Dispatcher
+from warmup.app.ingest import BounceIntake
 from warmup.app.ports import MXAnswer
 from warmup.cli import cli
-from warmup.cli.engine import build_dispatcher, build_unsubscriber
+from warmup.cli.engine import build_dispatcher, build_unsubscriber, mail_handlers
 from warmup.config import Config, load_config
+from warmup.core.suppression import make_suppression
 from warmup.core.unsubscribe import UnsubscribeToken, encode_unsubscribe
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver
@@ -299,3 +301,66 @@ async def test_mail_to_the_mailto_address_unsubscribes(
         outcomes = [json.loads(line)["outcome"] for line in result.stdout.splitlines()]
         assert outcomes == ["unsubscribe", "forged"]
         assert await s.suppressed() == {"ann@shop.test": ("unsubscribe", "mailto")}
+
+
+async def test_the_relay_envelope_alone_routes_an_unsubscribe(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The relay's bounce sink hands over the RCPT TO; the headers may name
+    someone else entirely (a forwarding mail client)."""
+    async with site(tmp_path, database_url) as s:
+        await s.deliver("spring")
+        ((_, mailto),) = s.links("ann@shop.test")
+        intake = BounceIntake.configured(
+            s.store,
+            clock=s.clock,
+            settings=s.config.settings.bounces,
+            retry=s.config.settings.delivery.retry,
+            secret=SECRET,
+            handlers=mail_handlers(
+                s.config, store=s.store, clock=s.clock, secret=SECRET
+            ),
+        )
+        mail = b"From: ann@shop.test\r\nTo: list@shop.test\r\n\r\nunsubscribe\r\n"
+        result = await intake.ingest(mail, source="relay", envelope_to=(mailto,))
+        assert result.handled_as == "unsubscribe"
+        assert await s.suppressed() == {"ann@shop.test": ("unsubscribe", "mailto")}
+        other = await intake.ingest(
+            mail, source="relay", envelope_to=("x@bounce.test",)
+        )
+        assert other.handled_as is None and other.label == "not-bounce"
+
+
+async def test_campaign_unsubscribes_kept_from_before_still_count(
+    tmp_path: Path, database_url: str
+) -> None:
+    """scope: campaign was switched back to global: what was recorded under it is
+    still honoured (the dispatcher looks once it knows there are some)."""
+    async with site(tmp_path, database_url) as s:
+        await enqueue_via_cli(tmp_path, s.config_path, ADDRESSES, "spring")
+        entry = make_suppression(
+            "ann@shop.test", reason="unsubscribe", source="one-click", now=s.clock.now()
+        )
+        assert await s.store.add_campaign_suppression(1, entry)
+        assert not await s.store.add_campaign_suppression(1, entry)  # once
+        assert await s.store.any_campaign_suppressions()
+        await _drive(s.engine, s.clock, timedelta(hours=1))
+        assert [r.rcpt_tos for r in s.server.received] == [("bob@shop.test",)]
+
+
+async def test_an_unauthenticated_block_pauses_with_cause_authentication(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Gmail's 550 5.7.26 over real SMTP: the lane pauses, and the event says
+    why and what to run."""
+    async with site(tmp_path, database_url) as s:
+        s.server.script.on_data(
+            "550 5.7.26 This mail is unauthenticated, which poses a security risk "
+            "to the sender and Gmail users, and has been blocked."
+        )
+        await s.deliver("spring")
+        events = await s.store.all_events()
+        [event] = [e for e in events if e["cause"] == "authentication"]
+        assert event["new_state"] == "paused"
+        assert "run `warmup doctor`" in event["detail"]
+        assert "5.7.26" in event["reply"]

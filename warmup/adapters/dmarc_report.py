@@ -95,7 +95,14 @@ def _unzip(data: bytes, source: str, limit: int) -> bytes:
                 )
             with archive.open(members[0]) as handle:
                 out = handle.read(limit + 1)
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        NotImplementedError,  # a compression method zipfile lacks
+        RuntimeError,  # an encrypted member
+        EOFError,
+        ValueError,
+    ) as exc:
         raise InputError(source, f"not a readable zip file: {exc}") from None
     if len(out) > limit:
         raise UnsafeInputError(

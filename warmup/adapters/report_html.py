@@ -1,8 +1,8 @@
 """`warmup report` as one self-contained HTML file: plotly charts, plotly.js inlined.
 
 Every chart is a ``div.chart`` with a stable id (``chart-overview``,
-``chart-timeline``, ``chart-lane-<ip>-<isp>``), so a browser test can find what
-was drawn.
+``chart-timeline``, ``chart-auth`` once DMARC reports exist,
+``chart-lane-<ip>-<isp>``), so a browser test can find what was drawn.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from warmup.adapters.report_auth import auth_figure
 from warmup.adapters.report_charts import (
     format_rate,
     lane_figure,
@@ -160,6 +161,20 @@ def _lane_sections(report: Report) -> list[str]:
     return parts
 
 
+def _auth_section(report: Report) -> list[str]:
+    """The DMARC pass-rate chart, once aggregate reports were ingested."""
+    if not report.auth:
+        return []
+    return [
+        "<h2>Authentication</h2>",
+        '<p class="note">DMARC pass rate per sending IP per day, from the '
+        "receivers' aggregate reports. Under the dashed line (over at least "
+        "dmarc.min_messages messages) the IP's lanes get auth_failing and their "
+        "ramps hold.</p>",
+        _chart(auth_figure(report), "chart-auth", "auth"),
+    ]
+
+
 def render_html(report: Report, *, title: str = "warmup report") -> str:
     """The whole report as one HTML document (plotly.js inlined: works offline)."""
     sections = [
@@ -169,6 +184,7 @@ def render_html(report: Report, *, title: str = "warmup report") -> str:
         "<h2>Per ISP</h2>",
         _isp_table(report.isps),
         _chart(overview_figure(report), "chart-overview", "overview"),
+        *_auth_section(report),
         "<h2>Lane events</h2>",
         '<p class="note">Each lane\'s state over time; markers are lane events '
         "(hover for the reply that caused them).</p>",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
 from warmup.app.controls import ControlWatcher
+from warmup.app.dmarc import auth_verdicts
 from warmup.app.domains import DomainRouter
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
@@ -30,7 +31,6 @@ from warmup.app.render import Renderer
 from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
-from warmup.core.dmarc import failing_ips
 from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
@@ -45,13 +45,11 @@ from warmup.core.settings import (
     UnsubscribeSettings,
 )
 from warmup.core.suppression import lookup_keys
+from warmup.core.unsubscribe import UnsubscribeScope
 
 __all__ = ["Dispatcher", "EngineSettings"]
 
 logger = logging.getLogger(__name__)
-
-# How far back DMARC figures are read (reports come a day or two late).
-_AUTH_LOOKBACK = timedelta(days=14)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +137,7 @@ class Dispatcher:
         self._unrecorded: TickRecord | None = None
         self._quiet_until: datetime | None = None  # lane store errors unlogged
         self._queued: dict[str, int] = {}
+        self._campaign_scoped = settings.unsubscribe.scope is UnsubscribeScope.campaign
         self._overflow_budget: dict[str, int] = {}
         self._overflow: dict[str, OverflowPlan] = {}
         self._ownership = _ownership(store, settings, processes)
@@ -301,9 +300,14 @@ class Dispatcher:
         # One indexed query per batch, just before sending (DESIGN §3).
         keys = sorted(lookup_keys(c.address for c in claimed))
         found = await self.store.suppressed_keys(keys)
-        # Unsubscribed from one campaign only (unsubscribe.scope: campaign).
-        scoped = await self.store.campaign_suppressed(
-            [(c.campaign_id, c.address) for c in claimed]
+        # Unsubscribed from one campaign only (unsubscribe.scope: campaign, now
+        # or before): one more query, skipped while there are none.
+        scoped = (
+            await self.store.campaign_suppressed(
+                [(c.campaign_id, c.address) for c in claimed]
+            )
+            if self._campaign_scoped
+            else set()
         )
         for item in claimed:
             if (
@@ -406,6 +410,8 @@ class Dispatcher:
             )
         await self._route(now)
         self._queued = await self.store.queued_isps()
+        if not self._campaign_scoped:
+            self._campaign_scoped = await self.store.any_campaign_suppressions()
         for isp in self._queued:
             await self._ensure_lanes(isp, now)
 
@@ -435,14 +441,8 @@ class Dispatcher:
     async def _check_auth(self, now: datetime, record: TickRecord) -> None:
         """DMARC reports ingested since: an IP failing authentication holds the
         ramps of its lanes until a clean day (core.dmarc)."""
-        rules = self.settings.dmarc
-        days = await self.store.auth_days(
-            [source.address for source in self.settings.ips],
-            since=(now - _AUTH_LOOKBACK).date(),
-        )
-        verdicts = failing_ips(
-            days, min_messages=rules.min_messages, min_pass_rate=rules.min_pass_rate
-        )
+        ips = [source.address for source in self.settings.ips]
+        verdicts = await auth_verdicts(self.store, ips, self.settings.dmarc, now)
         for runtime in self.lanes.values():
             runtime.set_auth(verdicts.get(runtime.source.address), now, record)
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from warmup.app.ports import Clock
-from warmup.core.dmarc import DMARCReport
+from warmup.core.dmarc import AuthDay, DMARCReport, failing_ips
 from warmup.core.errors import UnsafeInputError
+from warmup.core.settings import DMARCSettings
 
-__all__ = ["DMARCIntake", "DMARCStore", "MailReader"]
+__all__ = ["AuthSource", "DMARCIntake", "DMARCStore", "MailReader", "auth_verdicts"]
 
 logger = logging.getLogger(__name__)
 
+# How far back the engine reads DMARC figures (reports come a day or two late).
+AUTH_LOOKBACK = timedelta(days=14)
 # Mails up to this size are read on the loop; larger ones in a thread.
 _INLINE_BYTES = 64 * 1024
 
@@ -32,6 +35,23 @@ MailReader = Callable[[bytes, str], Sequence[DMARCReport]]
 
 class DMARCStore(Protocol):
     async def save_dmarc(self, report: DMARCReport, now: datetime) -> int: ...
+
+
+class AuthSource(Protocol):
+    async def auth_days(
+        self, ips: Sequence[str] | None = None, since: date | None = None
+    ) -> list[AuthDay]: ...
+
+
+async def auth_verdicts(
+    store: AuthSource, ips: Sequence[str], rules: DMARCSettings, now: datetime
+) -> dict[str, AuthDay | None]:
+    """Per IP with a judged day in the last AUTH_LOOKBACK: its failing day, or
+    None when clean (rules in core.dmarc)."""
+    days = await store.auth_days(ips, since=(now - AUTH_LOOKBACK).date())
+    return failing_ips(
+        days, min_messages=rules.min_messages, min_pass_rate=rules.min_pass_rate
+    )
 
 
 class DMARCIntake:

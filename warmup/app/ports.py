@@ -256,6 +256,10 @@ class EngineStore(Store, OwnershipStore, Protocol):
         """Which (campaign id, address) pairs are unsubscribed from that campaign."""
         ...
 
+    async def any_campaign_suppressions(self) -> bool:
+        """Whether any address is unsubscribed from a single campaign."""
+        ...
+
     async def auth_days(
         self, ips: Sequence[str] | None = None, since: date | None = None
     ) -> list[AuthDay]:

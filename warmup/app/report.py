@@ -16,11 +16,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
 
 from warmup.core.address import mask_addresses
+from warmup.core.dmarc import AuthDay
 from warmup.core.lane import Lane
 from warmup.core.schedule import Advance, RateLimits, Schedule
 
@@ -52,6 +53,10 @@ class ReportSource(Protocol):
     async def all_events(self) -> list[dict[str, Any]]: ...
 
     async def all_lanes(self) -> list[tuple[int, Lane, float]]: ...
+
+    async def auth_days(
+        self, ips: Sequence[str] | None = None, since: date | None = None
+    ) -> list[AuthDay]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +164,10 @@ class Report:
     last_day: date | None
     counts: Mapping[str, int] = field(default_factory=dict)
     planned: int = 0
+    # DMARC aggregate report figures per source IP x day, and the pass rate
+    # under which an IP's ramps hold (core.dmarc).
+    auth: tuple[AuthDay, ...] = ()
+    auth_min_pass_rate: float = 0.98
 
     @property
     def events(self) -> tuple[EventRow, ...]:
@@ -246,6 +255,8 @@ def build_report(
     schedules: Mapping[str, Schedule],
     tz: tzinfo,
     now: datetime,
+    auth: Sequence[AuthDay] = (),
+    auth_min_pass_rate: float = 0.98,
 ) -> Report:
     """Shape the store's rows into a :class:`Report` (pure)."""
     days: dict[tuple[str, str], list[DayRow]] = {}
@@ -281,7 +292,11 @@ def build_report(
                 limits=limits_of(schedule),
             )
         )
-    return _assemble(reports, tz, now)
+    return replace(
+        _assemble(reports, tz, now),
+        auth=tuple(sorted(auth, key=lambda a: (a.ip, a.day))),
+        auth_min_pass_rate=auth_min_pass_rate,
+    )
 
 
 def _assemble(lanes: list[LaneReport], tz: tzinfo, now: datetime) -> Report:
@@ -373,6 +388,7 @@ async def gather_report(
     schedules: Mapping[str, Schedule],
     tz: tzinfo,
     now: datetime,
+    auth_min_pass_rate: float = 0.98,
 ) -> Report:
     """Read what the report needs from the store and shape it."""
     return build_report(
@@ -382,4 +398,6 @@ async def gather_report(
         schedules=schedules,
         tz=tz,
         now=now,
+        auth=await source.auth_days(),
+        auth_min_pass_rate=auth_min_pass_rate,
     )

@@ -140,6 +140,10 @@ def ingest(ctx: click.Context, paths: tuple[str, ...]) -> None:
     mail ingested twice acts once. Lane reactions (hard-bounce and complaint
     counts, throttle backoff, pauses) are applied by `warmup run` on the node that
     sends on that lane, within a minute. Needs the VERP secret like `warmup run`.
+
+    Mail to unsubscribe+TOKEN@ the bounce domain unsubscribes (outcome
+    unsubscribe, or forged), and a mail carrying a DMARC aggregate report is
+    stored as one (outcome dmarc, or dmarc_refused for an XML or zip bomb).
     """
     config = config_from(ctx)
     secret = verp_secret(config, "warmup bounces ingest")

@@ -61,9 +61,14 @@ def _reports(path: str, limit: int) -> Iterator[tuple[str, DMARCReport | InputEr
     if where.is_file():
         with where.open("rb") as handle:
             head = handle.read(8)
-        if is_report_file(where.name, head):
+            # Never more than the bound in memory: a longer file is refused.
+            data = head + handle.read(limit) if is_report_file(path, head) else b""
+        if len(data) > limit:
+            yield path, UnsafeInputError(path, f"larger than {limit} bytes; refused")
+            return
+        if data:
             try:
-                yield path, read_report(where.read_bytes(), source=path, limit=limit)
+                yield path, read_report(data, source=path, limit=limit)
             except InputError as exc:
                 yield path, exc
             return

@@ -28,7 +28,13 @@ async def write_report(
     title: str = "warmup report",
 ) -> int:
     """Read the store, render the report and write it to ``path``; its size."""
-    data = await gather_report(store, schedules=config.schedules, tz=config.tz, now=now)
+    data = await gather_report(
+        store,
+        schedules=config.schedules,
+        tz=config.tz,
+        now=now,
+        auth_min_pass_rate=config.settings.dmarc.min_pass_rate,
+    )
     page = await asyncio.to_thread(render_html, data, title=title)
     encoded = page.encode()
     try:

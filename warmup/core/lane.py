@@ -71,6 +71,9 @@ __all__ = [
 ]
 
 
+#: The reply reason (core.replies) of a block for missing SPF/DKIM/DMARC.
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DayStats:
     """What a lane did during one sending day."""

@@ -12,7 +12,6 @@ from warmup.adapters.db.failure import describe
 from warmup.adapters.db.feedback import FeedbackOps
 from warmup.adapters.db.schema import campaign_suppressions, recipients
 from warmup.core.errors import StoreError
-from warmup.core.model import SuppressionKind
 from warmup.core.suppression import Suppression
 
 __all__ = ["UnsubscribeOps"]
@@ -84,21 +83,10 @@ class UnsubscribeOps(FeedbackOps):
             raise StoreError("checking campaign unsubscribes", describe(exc)) from exc
         return found & wanted
 
-    async def campaign_suppressions(self) -> list[tuple[int, Suppression]]:
-        """Every per-campaign unsubscribe, oldest first (for listing)."""
-        query = select(campaign_suppressions).order_by(campaign_suppressions.c.id)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [
-            (
-                int(row.campaign_id),
-                Suppression(
-                    address=row.address,
-                    kind=SuppressionKind.address,
-                    reason=row.reason,
-                    source=row.source,
-                    created_at=row.created_at,
-                ),
-            )
-            for row in rows
-        ]
+    async def any_campaign_suppressions(self) -> bool:
+        query = select(campaign_suppressions.c.id).limit(1)
+        try:
+            async with self.engine.connect() as conn:
+                return (await conn.execute(query)).first() is not None
+        except SQLAlchemyError as exc:
+            raise StoreError("checking campaign unsubscribes", describe(exc)) from exc

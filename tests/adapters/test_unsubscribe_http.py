@@ -1,0 +1,109 @@
+"""The one-click endpoint alone, on loopback, over an in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from tests.e2e.test_unsubscribe import ONE_CLICK, http, request
+from warmup.adapters.unsubscribe_http import RUNNER_OPTIONS, unsubscribe_app
+from warmup.app.unsubscribe import Unsubscriber
+from warmup.core.errors import StoreError
+from warmup.core.suppression import Suppression
+from warmup.core.unsubscribe import UnsubscribeToken, encode_unsubscribe
+from warmup.testing.clock import FakeClock
+
+TOKEN = encode_unsubscribe(UnsubscribeToken(recipient_id=7, campaign_id=2), secret=b"k")
+
+
+class MemoryStore:
+    def __init__(self, *, broken: bool = False) -> None:
+        self.suppressed: list[Suppression] = []
+        self.broken = broken
+
+    async def unsubscribe_target(self, recipient_id: int) -> tuple[str, int] | None:
+        if self.broken:
+            raise StoreError("finding an unsubscribe", "connection refused")
+        return ("ann@shop.test", 2) if recipient_id == 7 else None
+
+    async def add_suppressions(self, entries: Sequence[Suppression]) -> int:
+        self.suppressed.extend(entries)
+        return len(entries)
+
+    async def add_campaign_suppression(
+        self, campaign_id: int, entry: Suppression
+    ) -> bool:
+        raise AssertionError("scope is global here")
+
+
+@asynccontextmanager
+async def serving(
+    store: MemoryStore, **options: float
+) -> AsyncIterator[tuple[str, int]]:
+    unsubscriber = Unsubscriber(
+        store, clock=FakeClock(), secret=b"k", mail_domain="bounce.test"
+    )
+    app = unsubscribe_app(unsubscriber, **options)
+    runner = web.AppRunner(app, **RUNNER_OPTIONS)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        yield str(host), int(port)
+    finally:
+        await runner.cleanup()
+
+
+async def test_head_and_get_change_nothing_post_does() -> None:
+    store = MemoryStore()
+    async with serving(store) as address:
+        assert (await http(address, request("HEAD", f"/u/{TOKEN}")))[0] == 200
+        status, page = await http(address, request("GET", f"/u/{TOKEN}"))
+        assert status == 200 and b"<button" in page
+        assert store.suppressed == []
+        assert (await http(address, request("POST", f"/u/{TOKEN}", ONE_CLICK)))[
+            0
+        ] == 200
+    [entry] = store.suppressed
+    assert (entry.address, entry.reason, entry.source) == (
+        "ann@shop.test",
+        "unsubscribe",
+        "one-click",
+    )
+
+
+async def test_a_body_that_never_comes_gets_408() -> None:
+    store = MemoryStore()
+    async with serving(store, body_timeout=0.2) as address:
+        head = request("POST", f"/u/{TOKEN}", ONE_CLICK)[: -len(ONE_CLICK)]
+        status, _ = await asyncio.wait_for(http(address, head + b"List-"), 10)
+        assert status == 408
+    assert store.suppressed == []
+
+
+async def test_a_database_outage_is_503_not_a_crash() -> None:
+    store = MemoryStore(broken=True)
+    async with serving(store) as address:
+        status, page = await http(address, request("POST", f"/u/{TOKEN}", ONE_CLICK))
+        assert status == 503 and b"try again" in page.lower()
+
+
+async def test_multipart_form_posts_work_too() -> None:
+    """RFC 8058 allows multipart/form-data as well as urlencoded."""
+    store = MemoryStore()
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+        b"One-Click\r\n--b--\r\n"
+    )
+    raw = (
+        f"POST /u/{TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    async with serving(store) as address:
+        assert (await http(address, raw))[0] == 200
+    assert len(store.suppressed) == 1
