@@ -439,3 +439,20 @@ async def test_rolling_hard_bounce_rate_steps_back_once_per_window(
     again = await _engine(store, clock, sender, schedule=fast)
     await _run_until(again, clock, clock.now() + timedelta(minutes=10))
     assert len([e for e in await store.all_events() if e["cause"] == "step_back"]) == 4
+
+
+async def test_mail_queued_by_another_process_is_seen_within_a_beat(
+    store: SQLStore,
+) -> None:
+    """`warmup enqueue` runs in its own process and cannot poke the daemon: the
+    heartbeat sees the queue grow and sends within seconds, not at the next
+    maintenance (an hour away here)."""
+    clock = FakeClock(START + timedelta(hours=1, minutes=5))  # inside the window
+    sender = FakeSender(now=clock.now)
+    engine = await _engine(store, clock, sender)
+    await engine.tick()
+    assert engine.lanes == {}
+    await _queue(store, 2, clock.now())
+    clock.advance(timedelta(seconds=10))  # one beat (ip_lease 30 s / 3)
+    await engine.tick()
+    assert len(sender.sent) == 1

@@ -189,9 +189,24 @@ async def test_two_processes_on_one_ip_send_one_allowance_and_hand_over(
         _nodes(database_url, 2) as (store_a, store_b),
     ):
         await _queue(store_a, 600, start)
-        args = {"port": server.port, "ips": [WARMING], "pool": [WARMING]}
-        first = _engine(store_a, clock, node="a:1", schedule=schedule, **args)
-        second = _engine(store_b, clock, node="b:2", schedule=schedule, **args)
+        first = _engine(
+            store_a,
+            clock,
+            port=server.port,
+            node="a:1",
+            ips=[WARMING],
+            pool=[WARMING],
+            schedule=schedule,
+        )
+        second = _engine(
+            store_b,
+            clock,
+            port=server.port,
+            node="b:2",
+            ips=[WARMING],
+            pool=[WARMING],
+            schedule=schedule,
+        )
         try:
             await _drive([first, second], clock, start + timedelta(minutes=30))
             assert second.stats.sent == 0
