@@ -8,17 +8,24 @@ one), and what each lane holds claimed.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from warmup.app.lanes import LaneRuntime
+from warmup.app.ports import EngineStore
 from warmup.core.lane import Lane, new_lane
-from warmup.core.overflow import overflow_budget, remaining_in_window, window_for
+from warmup.core.overflow import (
+    overflow_budget,
+    overflow_pace,
+    remaining_in_window,
+    window_for,
+)
 from warmup.core.routing import DEFAULT_ISP
 from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
 
-__all__ = ["OverflowPlan", "plan_overflow"]
+__all__ = ["OverflowPlan", "OverflowPlanner", "plan_overflow"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,3 +82,61 @@ def plan_overflow(
             warming_left=left,
         )
     return plans
+
+
+class OverflowPlanner:
+    """The dispatcher's overflow: planned at each beat, spent as lanes claim."""
+
+    def __init__(
+        self,
+        store: EngineStore,
+        *,
+        pool: Sequence[SourceIP],
+        schedules: Mapping[str, Schedule],
+        tz: tzinfo,
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.schedules = schedules
+        self.tz = tz
+        self.plans: dict[str, OverflowPlan] = {}
+        self.budget: dict[str, int] = {}
+
+    async def plan(self, runtimes: Iterable[LaneRuntime], now: datetime) -> None:
+        """Re-plan from the store and set each overflow lane's even pace."""
+        mine = [r for r in runtimes if r.overflow]
+        if not mine:
+            return
+        self.plans = plan_overflow(
+            isps=sorted({r.lane.isp for r in mine}),
+            queued=await self.store.queued_isps(),
+            lanes=await self.store.all_lanes(),
+            held=await self.store.claims_per_lane(),
+            pool=self.pool,
+            schedules=self.schedules,
+            tz=self.tz,
+            now=now,
+        )
+        for runtime in mine:
+            plan = self.plans[runtime.lane.isp]
+            self.budget[runtime.lane.isp] = plan.budget
+            runtime.pace_cap = overflow_pace(
+                share=plan.share,
+                held=len(runtime.buffer),
+                now=max(now, plan.window_start),
+                window_end=plan.window_end,
+            )
+            if plan.budget > 0:
+                runtime.idle_until = None
+
+    def claim_limit(self, runtime: LaneRuntime) -> int:
+        """An overflow lane claims its share a little at a time (two minutes of
+        its pace), so the plan can follow the warming lanes as they change."""
+        plan = self.plans.get(runtime.lane.isp)
+        budget = self.budget.get(runtime.lane.isp, 0)
+        if plan is None or budget <= 0:
+            return 0
+        return min(budget, plan.share, max(1, math.ceil(runtime.pace / 30)))
+
+    def claimed(self, isp: str, count: int) -> None:
+        self.budget[isp] = self.budget.get(isp, 0) - count
