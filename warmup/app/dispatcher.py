@@ -128,7 +128,7 @@ class Dispatcher:
             await self._maintain(now)
             await self._apply_late_news(now, record)
         if due or beat:
-            await self._overflow.plan(self.lanes.values(), now)
+            await self._overflow.plan(self.lanes.values(), now, record)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
         async with asyncio.TaskGroup() as group:
             tasks = [

@@ -7,6 +7,7 @@ one), and what each lane holds claimed.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from datetime import datetime, tzinfo
 
 from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore
+from warmup.core.attempt import TickRecord
 from warmup.core.lane import Lane, new_lane
 from warmup.core.overflow import (
     overflow_budget,
@@ -26,6 +28,8 @@ from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
 
 __all__ = ["OverflowPlan", "OverflowPlanner", "plan_overflow"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,8 +106,12 @@ class OverflowPlanner:
         self.plans: dict[str, OverflowPlan] = {}
         self.budget: dict[str, int] = {}
 
-    async def plan(self, runtimes: Iterable[LaneRuntime], now: datetime) -> None:
+    async def plan(
+        self, runtimes: Iterable[LaneRuntime], now: datetime, record: TickRecord
+    ) -> None:
         """Re-plan from the store and set each overflow lane's even pace."""
+        runtimes = list(runtimes)
+        self._trim_warming(runtimes, now, record)
         mine = [r for r in runtimes if r.overflow]
         if not mine:
             return
@@ -128,6 +136,34 @@ class OverflowPlanner:
             )
             if plan.budget > 0:
                 runtime.idle_until = None
+
+    def _trim_warming(
+        self, runtimes: list[LaneRuntime], now: datetime, record: TickRecord
+    ) -> None:
+        """A warming lane of an ISP with overflow IPs holds no more than it will
+        send in its window (a throttle or pause cut that): the rest goes back
+        to the queue, where the overflow plan counts it."""
+        with_overflow = {
+            r.lane.isp
+            for r in runtimes
+            if any(source.overflows_for(r.lane.isp) for source in self.pool)
+        }
+        for runtime in runtimes:
+            if runtime.overflow or runtime.lane.isp not in with_overflow:
+                continue
+            keep = remaining_in_window(
+                runtime.lane, runtime.schedule, now=now, tz=self.tz
+            )
+            back = runtime.hand_back_beyond(keep, record)
+            if back:
+                logger.info(
+                    "lane %s/%s will send only %d more today: %d claimed back "
+                    "for overflow",
+                    runtime.lane.ip,
+                    runtime.lane.isp,
+                    keep,
+                    back,
+                )
 
     def claim_limit(self, runtime: LaneRuntime) -> int:
         """An overflow lane claims its share a little at a time (two minutes of
