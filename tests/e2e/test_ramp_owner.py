@@ -338,10 +338,10 @@ async def test_overflow_takes_up_what_a_throttled_warming_ip_gives_up(
 
     def reply(peer: str, command: str, arg: str) -> str | None:
         warming = sum(1 for _, ip, _ in sink.got if ip == WARMING.address)
-        if command == "RCPT" and peer == WARMING.address and warming == 10:
-            if not throttled:
-                throttled.append(arg)
-                return "421 4.7.28 Our system has detected an unusual rate of mail."
+        first = not throttled and warming == 10
+        if first and command == "RCPT" and peer == WARMING.address:
+            throttled.append(arg)
+            return "421 4.7.28 Our system has detected an unusual rate of mail."
         return sink.reply(peer, command, arg)
 
     pool = [WARMING, OVERFLOW]
