@@ -41,6 +41,7 @@ class OverflowPlan:
     window_start: datetime
     window_end: datetime
     warming_left: int = 0
+    warming_lanes: int = 0
 
     @property
     def share(self) -> int:
@@ -63,11 +64,12 @@ def plan_overflow(
     plans: dict[str, OverflowPlan] = {}
     for isp in isps:
         schedule = schedules.get(isp) or schedules[DEFAULT_ISP]
-        left = taken = overflow_lanes = 0
+        left = taken = overflow_lanes = warming_lanes = 0
         for source in pool:
             if source.overflows_for(isp):
                 overflow_lanes += 1
                 continue
+            warming_lanes += 1
             lane_id, lane = stored.get(
                 (source.address, isp),
                 (None, new_lane(source.address, isp, schedule=schedule)),
@@ -84,6 +86,7 @@ def plan_overflow(
             window_start=start,
             window_end=end,
             warming_left=left,
+            warming_lanes=warming_lanes,
         )
     return plans
 
@@ -128,6 +131,9 @@ class OverflowPlanner:
         for runtime in mine:
             plan = self.plans[runtime.lane.isp]
             self.budget[runtime.lane.isp] = plan.budget
+            if not plan.warming_lanes:  # only warm IPs for this ISP: no one to
+                runtime.pace_cap = None  # share the window with, full rate
+                continue
             runtime.pace_cap = overflow_pace(
                 share=plan.share,
                 held=len(runtime.buffer),
