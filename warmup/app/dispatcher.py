@@ -6,6 +6,11 @@ decides from its state and pacing whether it sends now; due lanes send one
 message each, concurrently; every reply is classified and reacted to before the
 lane's next slot is computed; all of it is recorded in one transaction. ``tick``
 returns when it wants to run next, so a virtual clock can jump straight there.
+
+Every few seconds a tick first beats: it renews this process's heartbeat and IP
+leases (only the owner of an IP sends from it; warmup.app.ownership), notices
+mail queued by other processes, and re-plans overflow from the store
+(warmup.app.overflow).
 """
 
 from __future__ import annotations
