@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter, deque
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -441,3 +442,50 @@ async def test_rolling_hard_bounce_rate_steps_back_once_per_window(
     again = await _engine(store, clock, sender, schedule=fast)
     await _run_until(again, clock, clock.now() + timedelta(minutes=10))
     assert len([e for e in await store.all_events() if e["cause"] == "step_back"]) == 4
+
+
+async def test_mail_queued_by_another_process_is_seen_within_a_beat(
+    store: SQLStore,
+) -> None:
+    """`warmup enqueue` runs in its own process and cannot poke the daemon: the
+    heartbeat sees the queue grow and sends within seconds, not at the next
+    maintenance (an hour away here)."""
+    clock = FakeClock(START + timedelta(hours=1, minutes=5))  # inside the window
+    sender = FakeSender(now=clock.now)
+    engine = await _engine(store, clock, sender)
+    await engine.tick()
+    assert engine.lanes == {}
+    await _queue(store, 2, clock.now())
+    clock.advance(timedelta(seconds=10))  # one beat (ip_lease 30 s / 3)
+    await engine.tick()
+    assert len(sender.sent) == 1
+
+
+async def test_an_isp_with_only_warm_ips_is_sent_at_their_full_rate(
+    store: SQLStore,
+) -> None:
+    """Overflow is spread over the window to share it with warming IPs; with none
+    for the ISP there is nothing to share: ten messages in an all-day window go
+    out at the warm IP's rate (one a minute), not one every 2.4 hours."""
+    clock = FakeClock(START)
+    sender = FakeSender(now=clock.now)
+    schedule = Schedule(
+        isp="gmail",
+        domains=("gmail.com",),
+        steps=(RampStep(first_day=1, last_day=2, per_hour=6),),
+        after_ramp=60,
+    )
+    warm = SourceIP(address="127.0.0.9", helo="warm.test", overflow=("gmail",))
+    base = await _engine(store, clock, sender, schedule)
+    engine = Dispatcher(
+        store=store,
+        sender=sender,
+        resolver=FakeResolver(),
+        clock=clock,
+        settings=replace(base.settings, ips=(warm,), pool=(warm,)),
+        rng=random.Random(1),
+    )
+    await _queue(store, 10, clock.now())
+    await _run_until(engine, clock, START + timedelta(minutes=15))
+    assert len(sender.sent) == 10
+    assert max(m.at for m in sender.sent) - START <= timedelta(minutes=10)

@@ -191,6 +191,10 @@ def test_a_default_schedule_is_required(tmp_path: Path) -> None:
         ),
         ("ips: []\ndelivery: {tls: {starttls: maybe}}\n", "delivery.tls.starttls"),
         (
+            "ips: []\ndelivery: {ip_lease: 1s}\n",
+            "delivery.ip_lease: must be at least 3s",
+        ),
+        (
             "ips: []\nrelay: {allowed_networks: [10.0.0.0/33]}\n",
             "relay.allowed_networks[0]: not a network",
         ),

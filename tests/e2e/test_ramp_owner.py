@@ -189,9 +189,24 @@ async def test_two_processes_on_one_ip_send_one_allowance_and_hand_over(
         _nodes(database_url, 2) as (store_a, store_b),
     ):
         await _queue(store_a, 600, start)
-        args = {"port": server.port, "ips": [WARMING], "pool": [WARMING]}
-        first = _engine(store_a, clock, node="a:1", schedule=schedule, **args)
-        second = _engine(store_b, clock, node="b:2", schedule=schedule, **args)
+        first = _engine(
+            store_a,
+            clock,
+            port=server.port,
+            node="a:1",
+            ips=[WARMING],
+            pool=[WARMING],
+            schedule=schedule,
+        )
+        second = _engine(
+            store_b,
+            clock,
+            port=server.port,
+            node="b:2",
+            ips=[WARMING],
+            pool=[WARMING],
+            schedule=schedule,
+        )
         try:
             await _drive([first, second], clock, start + timedelta(minutes=30))
             assert second.stats.sent == 0
@@ -301,3 +316,55 @@ async def test_overflow_fills_exactly_what_the_warming_ip_will_not_send(
             )
         ]
         assert max(gaps) <= timedelta(seconds=6), max(gaps)
+
+
+async def test_overflow_takes_up_what_a_throttled_warming_ip_gives_up(
+    database_url: str,
+) -> None:
+    """A throttle halves the warming IP's rate for the rest of the window: the next
+    plan sees it (from the store) and the overflow IP sends the difference, so
+    everything but the throttled recipient (kept for its retry on the warming
+    lane) goes out in the window."""
+    schedule = Schedule(
+        isp="gmail",
+        window=Window(start=time(1), end=time(1, 6)),
+        steps=(RampStep(first_day=1, last_day=10, per_hour=600),),
+        after_ramp=3600,
+    )
+    opens = datetime(2030, 1, 2, 1, 0, tzinfo=UTC)
+    clock = FakeClock(opens - timedelta(minutes=1))
+    sink = Sink(clock)
+    throttled: list[str] = []
+
+    def reply(peer: str, command: str, arg: str) -> str | None:
+        warming = sum(1 for _, ip, _ in sink.got if ip == WARMING.address)
+        first = not throttled and warming == 10
+        if first and command == "RCPT" and peer == WARMING.address:
+            throttled.append(arg)
+            return "421 4.7.28 Our system has detected an unusual rate of mail."
+        return sink.reply(peer, command, arg)
+
+    pool = [WARMING, OVERFLOW]
+    async with (
+        ScriptedSMTPServer(reply_for=reply) as server,
+        _nodes(database_url, 1) as (store,),
+    ):
+        await _queue(store, 180, clock.now())
+        engine = _engine(
+            store,
+            clock,
+            port=server.port,
+            node="a:1",
+            ips=pool,
+            pool=pool,
+            schedule=schedule,
+        )
+        try:
+            await _drive([engine], clock, opens + timedelta(minutes=10))
+        finally:
+            await _close(engine)
+        by_ip = Counter(peer for _, peer, _ in sink.got)
+        assert throttled
+        assert by_ip[WARMING.address] < 45  # half rate after the throttle
+        assert by_ip[WARMING.address] + by_ip[OVERFLOW.address] == 179
+        assert await store.count_recipients() == {"delivered": 179, "queued": 1}

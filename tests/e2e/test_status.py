@@ -6,6 +6,8 @@ import json
 import shutil
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from warmup.cli import cli
-from warmup.cli.status_cmd import status
+from warmup.cli.status_cmd import lane_record, status
+from warmup.core.lane import Lane
+from warmup.core.model import LaneState
+from warmup.core.schedule import RampStep, Schedule
 
 IPS = {"127.0.0.2", "127.0.0.3"}
 ISPS = {"gmail", "microsoft", "yahoo", "apple"}
@@ -247,3 +252,30 @@ def test_last_event_reply_is_shortened_in_the_table(project: Path) -> None:
     assert "throttle · 421 4.7.28 Our system" in row
     assert "…" in row
     assert reply.strip() not in row
+
+
+def test_an_idle_reset_shows_before_the_lane_next_sends() -> None:
+    """Idle past the schedule's idle_reset, an overflow lane as much as any: status
+    shows ramp day 1 and its allowance now, not the day it will never send at."""
+    schedule = Schedule(
+        isp="gmail",
+        steps=(
+            RampStep(first_day=1, last_day=3, per_hour=60),
+            RampStep(first_day=4, last_day=9, per_hour=600),
+        ),
+    )
+    now = datetime(2030, 3, 1, tzinfo=UTC)
+    idle = Lane(
+        ip="127.0.0.9",
+        isp="gmail",
+        state=LaneState.warmed,
+        ramp_day=10,
+        last_sent_at=now - timedelta(days=31),
+    )
+    record = lane_record(idle, 600.0, schedule, None, now=now)
+    assert (record["ramp_day"], record["state"]) == (1, "ramping")
+    assert record["allowance_per_hour"] == 60
+    assert record["idle_reset"] is True
+    fresh = replace(idle, last_sent_at=now - timedelta(days=1))
+    record = lane_record(fresh, 600.0, schedule, None, now=now)
+    assert (record["ramp_day"], record["idle_reset"]) == (10, False)

@@ -6,13 +6,17 @@ decides from its state and pacing whether it sends now; due lanes send one
 message each, concurrently; every reply is classified and reacted to before the
 lane's next slot is computed; all of it is recorded in one transaction. ``tick``
 returns when it wants to run next, so a virtual clock can jump straight there.
+
+Every few seconds a tick first beats: it renews this process's heartbeat and IP
+leases (only the owner of an IP sends from it; warmup.app.ownership), notices
+mail queued by other processes, and re-plans overflow from the store
+(warmup.app.overflow).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,9 +27,9 @@ from warmup.app.dmarc import auth_verdicts
 from warmup.app.domains import DomainRouter
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
-from warmup.app.overflow import OverflowPlan, plan_overflow
-from warmup.app.ownership import IPOwnership, Processes
-from warmup.app.ports import Clock, EngineStore, NodeProcess, Resolver, Sender
+from warmup.app.overflow import OverflowPlanner
+from warmup.app.ownership import Processes, ip_ownership
+from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.recording import record_until_stored
 from warmup.app.render import Renderer
 from warmup.app.sign import Held, MessageSigner
@@ -34,7 +38,6 @@ from warmup.core.backoff import UNREACHABLE
 from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
-from warmup.core.overflow import overflow_pace
 from warmup.core.routing import DEFAULT_ISP
 from warmup.core.schedule import Schedule
 from warmup.core.settings import (
@@ -138,9 +141,19 @@ class Dispatcher:
         self._quiet_until: datetime | None = None  # lane store errors unlogged
         self._queued: dict[str, int] = {}
         self._campaign_scoped = settings.unsubscribe.scope is UnsubscribeScope.campaign
-        self._overflow_budget: dict[str, int] = {}
-        self._overflow: dict[str, OverflowPlan] = {}
-        self._ownership = _ownership(store, settings, processes)
+        self._overflow = OverflowPlanner(
+            store,
+            pool=settings.pool or settings.ips,
+            schedules=settings.schedules,
+            tz=settings.tz,
+        )
+        self._ownership = ip_ownership(
+            store,
+            claimer=settings.node,
+            ips=[source.address for source in settings.ips],
+            lease=settings.delivery.ip_lease,
+            processes=processes,
+        )
         # A claim's lease covers its sending time plus the configured margin plus
         # the longest one SMTP transaction may take (every timeout in a row); the
         # rest of a buffer is handed back before the margin runs out.
@@ -163,7 +176,7 @@ class Dispatcher:
             await self._apply_late_news(now, record)
             await self._check_auth(now, record)
         if due or beat:
-            await self._plan_overflow(now)
+            await self._overflow.plan(self.lanes.values(), now, record)
         await self._controls.poll(now, self.lanes.values(), record)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
         async with asyncio.TaskGroup() as group:
@@ -276,7 +289,7 @@ class Dispatcher:
         isp = runtime.lane.isp
         limit = runtime.claim_size(self.settings.delivery.batch_size)
         if runtime.overflow:
-            limit = min(limit, self._overflow_claim(runtime))
+            limit = min(limit, self._overflow.claim_limit(runtime))
             if limit <= 0:
                 return
         lease_until = now + runtime.lease_for(limit, self._lease_margin)
@@ -290,9 +303,7 @@ class Dispatcher:
         )
         runtime.lease_until = lease_until
         if runtime.overflow:
-            self._overflow_budget[isp] = self._overflow_budget.get(isp, 0) - len(
-                claimed
-            )
+            self._overflow.claimed(isp, len(claimed))
         if not claimed:
             return
         if runtime.idle_until is not None:  # mail again after an idle spell
@@ -320,15 +331,6 @@ class Dispatcher:
                 runtime.buffer.append(item)
         runtime.idle_until = None
 
-    def _overflow_claim(self, runtime: LaneRuntime) -> int:
-        """An overflow lane claims its share of the budget a little at a time (two
-        minutes of its pace), so the plan can change as warming lanes do."""
-        plan = self._overflow.get(runtime.lane.isp)
-        budget = self._overflow_budget.get(runtime.lane.isp, 0)
-        if plan is None or budget <= 0:
-            return 0
-        return min(budget, plan.share, max(1, math.ceil(runtime.pace / 30)))
-
     async def _beat(self, now: datetime, record: TickRecord) -> bool:
         """Heartbeat and IP leases when due (warmup.app.ownership); True if it ran.
 
@@ -337,6 +339,7 @@ class Dispatcher:
         """
         if not self._ownership.due(now):
             return False
+        self._ownership.ips = [source.address for source in self.settings.ips]
         change = await self._ownership.beat(now)
         for key, runtime in list(self.lanes.items()):
             if runtime.lane.ip in change.lost:
@@ -473,34 +476,6 @@ class Dispatcher:
             await self._outcomes.load_window(runtime, now)
             self.lanes[(source.address, isp)] = runtime
 
-    async def _plan_overflow(self, now: datetime) -> None:
-        """Overflow lanes take what the warming lanes will really not send in
-        today's window, over every node (core.overflow), spread evenly."""
-        mine = [r for r in self.lanes.values() if r.overflow]
-        if not mine:
-            return
-        self._overflow = plan_overflow(
-            isps=sorted({r.lane.isp for r in mine}),
-            queued=await self.store.queued_isps(),
-            lanes=await self.store.all_lanes(),
-            held=await self.store.claims_per_lane(),
-            pool=self.settings.pool or self.settings.ips,
-            schedules=self.settings.schedules,
-            tz=self.settings.tz,
-            now=now,
-        )
-        for runtime in mine:
-            plan = self._overflow[runtime.lane.isp]
-            self._overflow_budget[runtime.lane.isp] = plan.budget
-            runtime.pace_cap = overflow_pace(
-                share=plan.share,
-                held=len(runtime.buffer),
-                now=max(now, plan.window_start),
-                window_end=plan.window_end,
-            )
-            if plan.budget > 0:
-                runtime.idle_until = None
-
     # -- shutdown ----------------------------------------------------------------
 
     async def finish(self) -> TickRecord:
@@ -523,22 +498,3 @@ class Dispatcher:
         await self.store.release_claims(self.settings.node, now)
         await self._ownership.leave(now)
         return record
-
-
-def _ownership(
-    store: EngineStore, settings: EngineSettings, processes: Processes | None
-) -> IPOwnership:
-    claimer = settings.node
-    me = NodeProcess(
-        claimer=claimer,
-        node=claimer.rpartition(":")[0] or claimer,
-        machine=processes.machine if processes is not None else "",
-        pid=processes.pid if processes is not None else 0,
-    )
-    return IPOwnership(
-        store,
-        me,
-        [source.address for source in settings.ips],
-        settings.delivery.ip_lease,
-        processes,
-    )

@@ -231,6 +231,16 @@ class LaneRuntime:
             record.released.extend((c.id, self.lease_until) for c in self.buffer)
         self.buffer.clear()
 
+    def hand_back_beyond(self, keep: int, record: TickRecord) -> int:
+        """Return the least engaged claimed mail beyond ``keep`` (what the lane
+        will still send today), so overflow can take it; how many went back."""
+        extra = max(len(self.buffer) - max(keep, 0), 0)
+        if not extra or self.lease_until is None:
+            return 0
+        for _ in range(extra):
+            record.released.append((self.buffer.pop().id, self.lease_until))
+        return extra
+
     def mark_idle(self, now: datetime) -> None:
         self.idle_until = now + _IDLE_RECHECK
 

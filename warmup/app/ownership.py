@@ -19,7 +19,7 @@ from typing import Protocol
 
 from warmup.app.ports import IPOwner, NodeProcess, OwnershipStore
 
-__all__ = ["IPOwnership", "OwnershipChange", "Processes"]
+__all__ = ["IPOwnership", "OwnershipChange", "Processes", "ip_ownership"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,3 +126,21 @@ class IPOwnership:
                 logger.info("IP %s is ours: sending from it", ip)
         for ip in sorted(lost):
             logger.warning("lost IP %s to another process: stopped sending from it", ip)
+
+
+def ip_ownership(
+    store: OwnershipStore,
+    *,
+    claimer: str,
+    ips: Sequence[str],
+    lease: timedelta,
+    processes: Processes | None,
+) -> IPOwnership:
+    """The ownership of the process named ``claimer`` (``node:pid``)."""
+    me = NodeProcess(
+        claimer=claimer,
+        node=claimer.rpartition(":")[0] or claimer,
+        machine=processes.machine if processes is not None else "",
+        pid=processes.pid if processes is not None else 0,
+    )
+    return IPOwnership(store, me, ips, lease, processes)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -66,9 +66,7 @@ class OwnershipOps(QueueOps):
                     )
                 released = await self._free_lapsed_claims(conn, now)
                 owned, waiting, taken = await self._take_ips(conn, me, ips, now)
-                await conn.execute(
-                    delete(nodes).where(nodes.c.alive_until < now - _FORGET_AFTER)
-                )
+                await self._forget_lapsed(conn, now)
                 mark = (await conn.execute(select(func.max(recipients.c.id)))).scalar()
         except SQLAlchemyError as exc:
             raise StoreError("renewing the IP leases", describe(exc)) from exc
@@ -100,7 +98,10 @@ class OwnershipOps(QueueOps):
 
     async def _free_lapsed_claims(self, conn: AsyncConnection, now: datetime) -> int:
         """Claims of processes whose heartbeat lapsed go back to the queue."""
-        lapsed = select(nodes.c.claimer).where(nodes.c.alive_until < now)
+        query = select(nodes.c.claimer).where(nodes.c.alive_until < now)
+        lapsed = list((await conn.execute(query)).scalars())
+        if not lapsed:
+            return 0  # the usual beat: one lookup in a small table
         result = await conn.execute(
             update(recipients)
             .where(recipients.c.state == _SENDING, recipients.c.claimed_by.in_(lapsed))
@@ -113,6 +114,20 @@ class OwnershipOps(QueueOps):
             )
         )
         return int(result.rowcount)
+
+    async def _forget_lapsed(self, conn: AsyncConnection, now: datetime) -> None:
+        """A lapsed process whose claims are back and whose IPs are taken is gone
+        (kept while an IP still names it, so status can say it lapsed)."""
+        named = select(ip_leases.c.claimer)
+        await conn.execute(
+            delete(nodes).where(
+                nodes.c.alive_until < now,
+                or_(
+                    nodes.c.claimer.not_in(named),
+                    nodes.c.alive_until < now - _FORGET_AFTER,
+                ),
+            )
+        )
 
     async def _take_ips(
         self, conn: AsyncConnection, me: NodeProcess, ips: Sequence[str], now: datetime
