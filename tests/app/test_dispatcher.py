@@ -52,6 +52,7 @@ async def _engine(
     sender: FakeSender,
     schedule: Schedule = SCHEDULE,
     resolver: FakeResolver | None = None,
+    ip_lease: timedelta = timedelta(seconds=30),
 ) -> Dispatcher:
     """The engine; with a ``resolver`` it delivers by MX instead of a route."""
     routes = (
@@ -60,7 +61,7 @@ async def _engine(
     settings = EngineSettings(
         schedules={"gmail": schedule, "default": DEFAULT},
         ips=IPS,
-        delivery=DeliverySettings(routes=routes, batch_size=20),
+        delivery=DeliverySettings(routes=routes, batch_size=20, ip_lease=ip_lease),
         return_path="bounces@bounce.test",
         verp_secret=b"k",
         tz=TZ,

@@ -121,7 +121,9 @@ async def test_a_lane_that_cannot_claim_logs_a_line_a_minute(
     clock = FakeClock(WINDOW - timedelta(minutes=30))  # maintenance due after 30 min
     await _queue(store, 40, clock.now())
     sender = FakeSender(now=clock.now)
-    engine = await _engine(store, clock, sender)
+    # The heartbeat fails too (it frees lapsed claims in ``recipients``): a
+    # lease long enough that the IPs stay provably ours through the outage.
+    engine = await _engine(store, clock, sender, ip_lease=timedelta(hours=1))
     await _run_until(engine, clock, WINDOW)  # lanes made, nothing claimed yet
     await _rename(store, "recipients", "recipients_away")
     caplog.set_level(logging.WARNING)
@@ -162,6 +164,54 @@ async def test_a_tick_that_fails_on_the_store_is_one_line_in_the_runner(
     failed = [r for r in caplog.records if "tick failed" in r.getMessage()]
     assert len(failed) >= 2
     assert all(r.exc_info is None and r.levelno == logging.WARNING for r in failed)
-    assert "database error during returning claims to the queue" in (
-        failed[0].getMessage()
+    # Maintenance is tried again at the next tick, not a maintenance period later.
+    assert all(
+        "database error during expiring past deadlines" in r.getMessage()
+        for r in failed
     )
+    # The heartbeat fails at every tick too: one line for the whole outage (and
+    # one when the store is back, before finish()).
+    beats = [r for r in caplog.records if r.name == "warmup.app.ownership"]
+    assert all(r.exc_info is None for r in beats)
+    assert [r.getMessage().split(":")[0] for r in beats] == [
+        "cannot renew the IP leases",
+        f"IP leases renewed again (the store was away since {START.isoformat()[:13]}",
+    ]
+    assert "not sending from any IP until the store answers" in beats[0].getMessage()
+
+
+async def test_a_node_that_cannot_renew_its_ip_leases_stops_when_they_run_out(
+    store: SQLStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The heartbeat table away, the rest of the store fine: the node sends on
+    only while its last heartbeat holds (another node may take its IPs after),
+    then stops with its claims handed back, and starts again once a beat works."""
+    lease = timedelta(minutes=25)
+    clock = FakeClock(WINDOW)
+    await _queue(store, 40, clock.now())
+    sender = FakeSender(now=clock.now)
+    engine = await _engine(store, clock, sender, ip_lease=lease)
+    await engine.tick()  # beats, makes the lanes, each sends once
+    assert len(sender.sent) == 2
+    await _rename(store, "nodes", "nodes_away")
+    caplog.set_level(logging.INFO)
+    await _run_until(engine, clock, WINDOW + timedelta(hours=2))
+    assert [m.at - WINDOW for m in sender.sent] == [
+        timedelta(minutes=m) for m in (0, 0, 10, 10, 20, 20)
+    ]
+    assert engine.lanes == {}
+    assert "sending" not in await _states(store)  # the buffers went back
+    lines = [r for r in caplog.records if r.name == "warmup.app.ownership"]
+    assert all(r.exc_info is None for r in lines)
+    assert len(lines) == 2
+    assert "cannot renew the IP leases: database error" in lines[0].getMessage()
+    until = (WINDOW + lease).isoformat()
+    assert f"sending from them until {until} at most" in lines[0].getMessage()
+    assert lines[1].getMessage() == (
+        "IP leases of 127.0.0.2, 127.0.0.3 ran out while the store is away: "
+        "stopped sending from them"
+    )
+    await _rename(store, "nodes_away", "nodes")
+    await _run_until(engine, clock, clock.now() + timedelta(minutes=30))
+    assert len(sender.sent) > 6
+    assert {m.source for m in sender.sent[6:]} == {"127.0.0.2", "127.0.0.3"}

@@ -172,9 +172,13 @@ class Dispatcher:
         due = self._next_maintenance is None or now >= self._next_maintenance
         if due or self._poked:
             self._poked = False
-            await self._maintain(now)
-            await self._apply_late_news(now, record)
-            await self._check_auth(now, record)
+            try:
+                await self._maintain(now)
+                await self._apply_late_news(now, record)
+                await self._check_auth(now, record)
+            except StoreError:  # the runner logs it; again next tick, not next beat
+                self._poked = True
+                raise
         if due or beat:
             await self._overflow.plan(self.lanes.values(), now, record)
         await self._controls.poll(now, self.lanes.values(), record)

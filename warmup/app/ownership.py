@@ -7,6 +7,10 @@ holds it, and takes it over only when that holder's heartbeat lapses (or, on the
 same machine, at once when its process is gone). A lapsed process's claims go
 back to the queue at the same beat, so a killed node's work moves on within
 ``ip_lease`` plus one beat.
+
+A beat the store cannot answer is one log line, not a crash: the process keeps
+sending from its IPs only until the heartbeat it last wrote runs out (after
+that another node may take them over), then stops until a beat succeeds again.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from warmup.app.ports import IPOwner, NodeProcess, OwnershipStore
+from warmup.core.errors import StoreError
 
 __all__ = ["IPOwnership", "OwnershipChange", "Processes", "ip_ownership"]
 
@@ -53,6 +58,10 @@ class IPOwnership:
     _queue_mark: int | None = None
     # The holder last reported per IP we wait for: said once, not every beat.
     _told: dict[str, str] = field(default_factory=dict)
+    # The ``alive_until`` of the last heartbeat the store took: the IPs are
+    # provably ours until then, and no longer once beats fail.
+    proven_until: datetime | None = None
+    _outage_since: datetime | None = None
 
     @property
     def every(self) -> timedelta:
@@ -62,10 +71,20 @@ class IPOwnership:
         return self.next_beat is None or now >= self.next_beat
 
     async def beat(self, now: datetime) -> OwnershipChange:
-        dead = await self._gone_locally(now)
-        beat = await self.store.heartbeat(
-            self.me, self.ips, now=now, alive_until=now + self.lease, dead=dead
-        )
+        try:
+            dead = await self._gone_locally(now)
+            beat = await self.store.heartbeat(
+                self.me, self.ips, now=now, alive_until=now + self.lease, dead=dead
+            )
+        except StoreError as exc:  # tried again next tick (next_beat unchanged)
+            return self._unproven(now, exc)
+        if self._outage_since is not None:
+            logger.warning(
+                "IP leases renewed again (the store was away since %s)",
+                self._outage_since.isoformat(),
+            )
+            self._outage_since = None
+        self.proven_until = now + self.lease
         self.next_beat = now + self.every
         gained, lost = beat.owned - self.owned, self.owned - beat.owned
         self.owned = beat.owned
@@ -80,6 +99,30 @@ class IPOwnership:
         return OwnershipChange(
             gained=gained, lost=lost, released=beat.released, queue_changed=changed
         )
+
+    def _unproven(self, now: datetime, exc: StoreError) -> OwnershipChange:
+        """The store is away: the IPs stay ours only while our last heartbeat
+        holds; past it another node may have taken them, so stop sending."""
+        held = self.proven_until is not None and now < self.proven_until
+        lost = frozenset() if held else self.owned
+        self.owned -= lost
+        if self._outage_since is None:
+            self._outage_since = now
+            until = self.proven_until if held and self.owned else None
+            logger.warning(
+                "cannot renew the IP leases: %s; %s",
+                exc,
+                f"sending from them until {until.isoformat()} at most"
+                if until is not None
+                else "not sending from any IP until the store answers",
+            )
+        elif lost:
+            logger.warning(
+                "IP leases of %s ran out while the store is away: stopped "
+                "sending from them",
+                ", ".join(sorted(lost)),
+            )
+        return OwnershipChange(lost=lost)
 
     async def leave(self, now: datetime) -> None:
         await self.store.leave(self.me.claimer, now)

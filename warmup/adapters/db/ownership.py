@@ -37,8 +37,11 @@ class OwnershipOps(QueueOps):
         query = select(nodes).where(
             nodes.c.machine == machine, nodes.c.alive_until >= now
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        except SQLAlchemyError as exc:
+            raise StoreError("reading this machine's processes", describe(exc)) from exc
         return [
             NodeProcess(claimer=r.claimer, node=r.node, machine=r.machine, pid=r.pid)
             for r in rows
