@@ -7,7 +7,6 @@ import asyncio
 import mailbox
 import random
 import threading
-from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,17 +50,24 @@ async def _queue(store: SQLStore, count: int, now: datetime) -> None:
     await store.insert_recipients(campaign.id, rows, ["gmail"] * count, now)
 
 
-def _engine(store: SQLStore, clock: FakeClock, sender: FakeSender) -> Dispatcher:
+def _engine(
+    store: SQLStore,
+    clock: FakeClock,
+    sender: FakeSender,
+    *,
+    ip: str = "127.0.0.2",
+    node: str = "test-node",
+) -> Dispatcher:
     settings = EngineSettings(
         schedules={"gmail": GMAIL, "default": DEFAULT},
-        ips=(SourceIP(address="127.0.0.2", helo="a.test"),),
+        ips=(SourceIP(address=ip, helo="a.test"),),
         delivery=DeliverySettings(
             routes={"gmail": Route(host="127.0.0.1", port=2525)}, batch_size=20
         ),
         return_path="bounces@bounce.test",
         verp_secret=b"k",
         tz=UTC,
-        node="test-node",
+        node=node,
         maintenance_every=timedelta(hours=1),
         idle_wake=timedelta(hours=1),
     )
@@ -272,9 +278,10 @@ async def test_late_news_waits_for_the_owning_node_even_with_no_mail_queued(
     )
     assert [fresh for _, fresh in result.events] == [True]
     (before,) = await _rows(store, lanes)
-    other = _engine(store, clock, FakeSender(now=clock.now))
-    other.settings = replace(
-        other.settings, ips=(SourceIP(address="127.0.0.9", helo="b.test"),)
+    # Another node, with an IP of its own (its settings fixed when it starts:
+    # the heartbeat claims the IPs it was built with).
+    other = _engine(
+        store, clock, FakeSender(now=clock.now), ip="127.0.0.9", node="other-node"
     )
     clock.advance(timedelta(minutes=5))
     await other.tick()

@@ -343,7 +343,6 @@ class Dispatcher:
         """
         if not self._ownership.due(now):
             return False
-        self._ownership.ips = [source.address for source in self.settings.ips]
         change = await self._ownership.beat(now)
         for key, runtime in list(self.lanes.items()):
             if runtime.lane.ip in change.lost:
