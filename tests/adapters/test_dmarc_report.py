@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -16,6 +16,7 @@ from tests.dmarc_samples import (
     report_xml,
     zipped,
 )
+from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dmarc_report import read_report, reports_in_mail
 from warmup.core.dmarc import DMARCRow
 from warmup.core.errors import InputError, UnsafeInputError
@@ -140,3 +141,29 @@ def test_an_encrypted_zip_is_unreadable_not_a_crash() -> None:
         data[at] |= 0x01
     with pytest.raises(InputError, match="not a readable zip"):
         read_report(bytes(data), source="enc.zip")
+
+
+# The store keeps counts in 32-bit columns (PostgreSQL INTEGER).
+_MOST = 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [record("127.0.0.2", _MOST + 1)],
+        [record("127.0.0.2", 10**30)],  # SQLite: a raw OverflowError in the driver
+        [record("127.0.0.2", _MOST), record("127.0.0.2", 1)],  # merged past it
+    ],
+)
+def test_counts_the_store_cannot_hold_are_refused(records: list[str]) -> None:
+    """A stranger's report with a count past the columns' range must be a clear
+    refusal, not a database error on every retry of the mail that carries it."""
+    with pytest.raises(InputError, match="count"):
+        read_report(report_xml(DAY, records), source="big.xml")
+
+
+async def test_the_largest_count_read_is_stored(store: SQLStore) -> None:
+    report = read_report(
+        report_xml(DAY, [record("127.0.0.2", _MOST)]), source="most.xml"
+    )
+    assert await store.save_dmarc(report, datetime(2030, 3, 2, tzinfo=UTC)) == 1

@@ -50,6 +50,9 @@ _REPORT_TYPES = frozenset(
 )
 _REPORT_SUFFIXES = (".xml", ".xml.gz", ".gz", ".zip")
 _ZIP_MEMBERS = 8
+# The most messages one row may count, after merging: what the store's 32-bit
+# columns hold (a real report counts thousands; a larger one is hostile).
+_MOST_MESSAGES = 2**31 - 1
 
 
 def is_report_file(name: str, head: bytes) -> bool:
@@ -159,14 +162,18 @@ def _report(root: Element, source: str) -> DMARCReport:
     if not org or not report_id:
         raise InputError(source, "report_metadata lacks org_name or report_id")
     policy = next(iter(_all(root, "policy_published")), None)
-    rows = [_row(record, begin, source) for record in _all(root, "record")]
+    rows = merge_rows(_row(record, begin, source) for record in _all(root, "record"))
+    if any(row.messages > _MOST_MESSAGES for row in rows):
+        raise InputError(
+            source, f"a record's row/count (summed per IP) is over {_MOST_MESSAGES}"
+        )
     return DMARCReport(
         org=org[:255],
         report_id=report_id,
         begin=begin,
         end=end,
         policy_domain=_text(policy, "domain").lower(),
-        rows=merge_rows(rows),
+        rows=rows,
     )
 
 
