@@ -180,3 +180,31 @@ def test_parse_when(text: str, expected: datetime) -> None:
 def test_parse_when_says_what_it_expected() -> None:
     with pytest.raises(ValueError, match="'tomorrow'"):
         parse_when("tomorrow", now=NOW, tz=UTC)
+
+
+def test_a_short_operator_pause_does_not_cut_short_an_isps_block() -> None:
+    """A lane paused for a day by a block, then paused an hour by the operator:
+    the operator's hour ending must not send at full rate 23 hours before the
+    ISP's pause ends; the block's own resume (at a cut rate) still happens."""
+    day = NOW + timedelta(days=1)
+    blocked, _ = on_reply(
+        LANE, Verdict.block, now=NOW, schedule=SCHEDULE, next_window=day
+    )
+    assert blocked.paused_until is not None and not blocked.operator
+    hour = NOW + timedelta(hours=1)
+    lane, events = apply_controls(
+        blocked, [_control(3, until=hour)], now=NOW, schedule=SCHEDULE
+    )
+    assert [e.cause for e in events] == ["operator_pause"]
+    assert lane.state is LaneState.paused
+    assert lane.paused_until == blocked.paused_until and not lane.operator
+    assert resume(lane, now=hour, schedule=SCHEDULE) == (lane, [])
+    back, events = resume(lane, now=blocked.paused_until, schedule=SCHEDULE)
+    assert [e.cause for e in events] == ["resume"]
+    assert back.state is LaneState.backed_off and back.factor < 1.0
+    # A longer operator pause takes over, and still ends when the operator said.
+    longer = NOW + timedelta(days=2)
+    lane, _ = apply_controls(
+        blocked, [_control(4, until=longer)], now=NOW, schedule=SCHEDULE
+    )
+    assert lane.operator and lane.paused_until == longer

@@ -372,7 +372,20 @@ def auth_failing_event(lane: Lane, auth: AuthDay, now: datetime) -> LaneEvent:
 def operator_pause(
     lane: Lane, *, now: datetime, until: datetime | None, detail: str
 ) -> tuple[Lane, list[LaneEvent]]:
-    """Rule 8: pause for the operator, keeping the lane's rate for the resume."""
+    """Rule 8: pause for the operator, keeping the lane's rate for the resume.
+
+    A lane the ISP's replies paused for longer than the operator asks stays
+    under that pause (on record): the operator's end must not lift it early.
+    """
+    if (
+        lane.state is LaneState.paused
+        and not lane.operator
+        and until is not None
+        and lane.paused_until is not None
+        and lane.paused_until >= until
+    ):
+        note = f"{detail}; already paused until {lane.paused_until.isoformat()}"
+        return lane, [_event(lane, lane, now, "operator_pause", note)]
     paused = replace(lane, state=LaneState.paused, paused_until=until, operator=True)
     return paused, [_event(lane, paused, now, "operator_pause", detail)]
 
