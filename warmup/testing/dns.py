@@ -6,8 +6,9 @@
      "1.2.0.192.in-addr.arpa": {"PTR": ["mta1.example.com."]}}
 
 A name that is absent answers NXDOMAIN; a present name without the asked type
-answers NOERROR with no records. Names are matched case-insensitively. Answers
-over 512 bytes are truncated over UDP, so clients retry over TCP.
+answers NOERROR with no records; a name in ``silent`` is never answered (the
+client times out). Names are matched case-insensitively. Answers over 512 bytes
+are truncated over UDP, so clients retry over TCP.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Self
 
 import dns.flags
@@ -38,20 +39,26 @@ class ZoneServer:
     """``async with ZoneServer(zone) as server``: ``server.port`` (same for UDP
     and TCP) on ``host``; ``server.queries`` lists (name, type) asked."""
 
-    def __init__(self, zone: Zone, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, zone: Zone, host: str = "127.0.0.1", silent: Collection[str] = ()
+    ) -> None:
         self.zone = {_key(name): dict(types) for name, types in zone.items()}
+        self.silent = {_key(name) for name in silent}
         self.host = host
         self.port = 0
         self.queries: list[tuple[str, str]] = []
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
 
-    def answer(self, wire: bytes, *, udp: bool) -> bytes:
+    def answer(self, wire: bytes, *, udp: bool) -> bytes | None:
+        """The response's wire form; None for a name that gets no answer."""
         query = dns.message.from_wire(wire)
         question = query.question[0]
         name = _key(str(question.name))
         rdtype = dns.rdatatype.to_text(question.rdtype)
         self.queries.append((name, rdtype))
+        if name in self.silent:
+            return None
         response = dns.message.make_response(query)
         types = self.zone.get(name)
         if types is None:
@@ -78,7 +85,9 @@ class ZoneServer:
                 self.transport: Any = transport
 
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-                self.transport.sendto(server.answer(data, udp=True), addr)
+                response = server.answer(data, udp=True)
+                if response is not None:
+                    self.transport.sendto(response, addr)
 
         transport, _ = await loop.create_datagram_endpoint(
             _UDP, local_addr=(self.host, self.port)
@@ -93,6 +102,8 @@ class ZoneServer:
             for _ in range(100):  # bounded: a client asks a few questions at most
                 size = struct.unpack("!H", await reader.readexactly(2))[0]
                 data = self.answer(await reader.readexactly(size), udp=False)
+                if data is None:
+                    break
                 writer.write(struct.pack("!H", len(data)) + data)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
