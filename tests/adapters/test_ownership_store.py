@@ -4,13 +4,17 @@ take-over only after a lapse, and no claims or lane writes for a non-owner."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
 
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import Heartbeat, NodeProcess, TemplateRecord
 from warmup.core.attempt import LaneRecord, TickRecord
+from warmup.core.errors import StoreError
 from warmup.core.lane import DayStats, Lane
 from warmup.core.recipient import parse_recipient_row
 
@@ -124,3 +128,25 @@ async def test_two_processes_racing_for_a_lapsed_ip_one_wins(
     finally:
         await other.close()
     assert sorted(len(b.owned) for b in beats) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("table", "read"),
+    [
+        ("controls", lambda s: s.control_version()),
+        ("controls", lambda s: s.controls_after(0)),
+        ("campaigns", lambda s: s.cancelled_campaign_ids()),
+        ("lanes", lambda s: s.all_lanes()),
+        ("recipients", lambda s: s.claims_per_lane()),
+        ("ip_leases", lambda s: s.ip_owners()),
+    ],
+)
+async def test_reads_of_the_tick_fail_as_store_errors(
+    store: SQLStore, table: str, read: Callable[[SQLStore], Awaitable[object]]
+) -> None:
+    """What the dispatcher reads each beat (controls, overflow plan, owners):
+    a database error is the StoreError the runner logs as one line."""
+    async with store.engine.begin() as conn:
+        await conn.execute(text(f"ALTER TABLE {table} RENAME TO {table}_away"))
+    with pytest.raises(StoreError, match="database error during"):
+        await read(store)

@@ -23,6 +23,7 @@ from warmup.adapters.db.store import SQLStore
 from warmup.adapters.metrics import MetricsExporter
 from warmup.app.runner import run_until_stopped
 from warmup.core.attempt import SendOutcome
+from warmup.core.errors import StoreError
 from warmup.core.settings import SourceIP
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeSender
@@ -215,3 +216,19 @@ async def test_a_node_that_cannot_renew_its_ip_leases_stops_when_they_run_out(
     await _run_until(engine, clock, clock.now() + timedelta(minutes=30))
     assert len(sender.sent) > 6
     assert {m.source for m in sender.sent[6:]} == {"127.0.0.2", "127.0.0.3"}
+
+
+async def test_the_controls_poll_fails_as_a_store_error_not_a_traceback(
+    store: SQLStore,
+) -> None:
+    """The operator controls are read every two seconds: a database error there
+    is the StoreError the runner logs as one line, like every other read."""
+    clock = FakeClock(WINDOW)
+    await _queue(store, 4, clock.now())
+    engine = await _engine(store, clock, FakeSender(now=clock.now))
+    await engine.tick()
+    await _rename(store, "controls", "controls_away")
+    clock.advance(timedelta(seconds=5))
+    with pytest.raises(StoreError, match="database error during reading the"):
+        await engine.tick()
+    await _rename(store, "controls_away", "controls")

@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.failure import translated
 from warmup.adapters.db.queue import DEADLINE_PASSED, QueueOps
 from warmup.adapters.db.schema import (
     campaigns,
@@ -22,7 +21,7 @@ from warmup.adapters.db.schema import (
     recipients,
 )
 from warmup.core.control import Control, ControlAction
-from warmup.core.errors import InputError, StoreError
+from warmup.core.errors import InputError
 from warmup.core.model import RecipientState
 
 __all__ = ["ControlOps"]
@@ -48,6 +47,7 @@ def _control(row: Any) -> Control:
 class ControlOps(QueueOps):
     """Mixed into SQLStore."""
 
+    @translated("saving the control")
     async def add_control(
         self,
         *,
@@ -69,11 +69,8 @@ class ControlOps(QueueOps):
             "actor": actor,
             "at": now,
         }
-        try:
-            async with self._begin() as conn:
-                new_id = await self._log(conn, values)
-        except SQLAlchemyError as exc:
-            raise StoreError("saving the control", describe(exc)) from exc
+        async with self._begin() as conn:
+            new_id = await self._log(conn, values)
         return Control(
             id=new_id,
             action=action,
@@ -89,22 +86,26 @@ class ControlOps(QueueOps):
         statement = insert(controls).values(**values).returning(controls.c.id)
         return int((await conn.execute(statement)).scalar_one())
 
+    @translated("reading the operator controls")
     async def control_version(self) -> int:
         """The newest control's id (0: none yet): one cheap indexed read."""
         async with self.engine.connect() as conn:
             found = await conn.execute(select(func.max(controls.c.id)))
             return int(found.scalar_one() or 0)
 
+    @translated("reading the operator controls")
     async def controls_after(self, seen: int) -> list[Control]:
         query = select(controls).where(controls.c.id > seen).order_by(controls.c.id)
         async with self.engine.connect() as conn:
             return [_control(row) for row in (await conn.execute(query)).all()]
 
+    @translated("reading the cancelled campaigns")
     async def cancelled_campaign_ids(self) -> set[int]:
         query = select(campaigns.c.id).where(campaigns.c.cancelled_at.is_not(None))
         async with self.engine.connect() as conn:
             return {int(i) for i in (await conn.execute(query)).scalars()}
 
+    @translated("changing the campaign")
     async def set_campaign_cancelled(
         self, name: str, *, cancel: bool, actor: str, reason: str, now: datetime
     ) -> int:
@@ -113,27 +114,24 @@ class ControlOps(QueueOps):
         to drop (it sees the control within seconds)."""
         action = ControlAction.cancel if cancel else ControlAction.resume_campaign
         old, new = (_QUEUED, _CANCELLED) if cancel else (_CANCELLED, _QUEUED)
-        try:
-            async with self._begin() as conn:
-                campaign_id = await self._campaign_id(conn, name)
-                await conn.execute(
-                    update(campaigns)
-                    .where(campaigns.c.id == campaign_id)
-                    .values(cancelled_at=now if cancel else None)
+        async with self._begin() as conn:
+            campaign_id = await self._campaign_id(conn, name)
+            await conn.execute(
+                update(campaigns)
+                .where(campaigns.c.id == campaign_id)
+                .values(cancelled_at=now if cancel else None)
+            )
+            moved = await conn.execute(
+                update(recipients)
+                .where(
+                    recipients.c.campaign_id == campaign_id,
+                    recipients.c.state == old,
                 )
-                moved = await conn.execute(
-                    update(recipients)
-                    .where(
-                        recipients.c.campaign_id == campaign_id,
-                        recipients.c.state == old,
-                    )
-                    .values(state=new, next_attempt_at=now, updated_at=now)
-                )
-                values = {"action": action.value, "campaign": name, "actor": actor}
-                await self._log(conn, values | {"reason": reason or None, "at": now})
-                return int(moved.rowcount)
-        except SQLAlchemyError as exc:
-            raise StoreError("changing the campaign", describe(exc)) from exc
+                .values(state=new, next_attempt_at=now, updated_at=now)
+            )
+            values = {"action": action.value, "campaign": name, "actor": actor}
+            await self._log(conn, values | {"reason": reason or None, "at": now})
+            return int(moved.rowcount)
 
     async def _campaign_id(self, conn: AsyncConnection, name: str) -> int:
         query = select(campaigns.c.id).where(campaigns.c.name == name)
@@ -142,6 +140,7 @@ class ControlOps(QueueOps):
             raise InputError("campaign", f"no campaign called {name!r}")
         return int(found)
 
+    @translated("expiring past deadlines")
     async def expire_deadlines(self, now: datetime) -> int:
         """Queued recipients whose deadline has passed expire (unsent)."""
         expire = (
@@ -157,14 +156,12 @@ class ControlOps(QueueOps):
                 updated_at=now,
             )
         )
-        try:
-            async with self._begin() as conn:
-                return int((await conn.execute(expire)).rowcount)
-        except SQLAlchemyError as exc:
-            raise StoreError("expiring past deadlines", describe(exc)) from exc
+        async with self._begin() as conn:
+            return int((await conn.execute(expire)).rowcount)
 
     # -- reading -----------------------------------------------------------------
 
+    @translated("reading the campaigns")
     async def campaign_rows(self, name: str | None = None) -> list[dict[str, Any]]:
         """Campaigns (or one) with their recipient counts per state."""
         counts = (

@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.failure import translated
 from warmup.adapters.db.schema import dmarc_rows
 from warmup.adapters.db.unsubscribe import UnsubscribeOps
 from warmup.core.dmarc import AuthDay, DMARCReport, report_key
-from warmup.core.errors import StoreError
 
 __all__ = ["DMARCOps"]
 
@@ -20,6 +18,7 @@ __all__ = ["DMARCOps"]
 class DMARCOps(UnsubscribeOps):
     """Mixed into SQLStore."""
 
+    @translated("saving a DMARC report")
     async def save_dmarc(self, report: DMARCReport, now: datetime) -> int:
         """Store a report's rows; returns how many were new (0: seen before)."""
         if not report.rows:
@@ -52,15 +51,13 @@ class DMARCOps(UnsubscribeOps):
             .returning(dmarc_rows.c.id)
         )
         added = 0
-        try:
-            async with self._begin() as conn:
-                for row in rows:
-                    result = await conn.execute(statement.values(**row))
-                    added += len(result.all())
-        except SQLAlchemyError as exc:
-            raise StoreError("saving a DMARC report", describe(exc)) from exc
+        async with self._begin() as conn:
+            for row in rows:
+                result = await conn.execute(statement.values(**row))
+                added += len(result.all())
         return added
 
+    @translated("reading DMARC figures")
     async def auth_days(
         self, ips: Sequence[str] | None = None, since: date | None = None
     ) -> list[AuthDay]:
@@ -82,11 +79,8 @@ class DMARCOps(UnsubscribeOps):
             query = query.where(c.source_ip.in_(list(ips)))
         if since is not None:
             query = query.where(c.day >= since)
-        try:
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-        except SQLAlchemyError as exc:
-            raise StoreError("reading DMARC figures", describe(exc)) from exc
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
         return [
             AuthDay(
                 ip=str(ip),

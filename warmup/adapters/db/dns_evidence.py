@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.failure import translated
 from warmup.adapters.db.queue import QueueOps
 from warmup.adapters.db.schema import dns_evidence
 from warmup.core.dns_evidence import DeadEvidence
-from warmup.core.errors import StoreError
 
 __all__ = ["DNSEvidenceOps"]
 
@@ -22,28 +20,27 @@ _CHUNK = 500
 class DNSEvidenceOps(QueueOps):
     """Evidence rows shared by every node, so a restart or another node keeps it."""
 
+    @translated("reading DNS evidence")
     async def dns_evidence(
         self, domains: Sequence[str]
     ) -> dict[str, tuple[DeadEvidence, datetime]]:
         """The evidence and next lookup instant of those ``domains`` that have any."""
         found: dict[str, tuple[DeadEvidence, datetime]] = {}
-        try:
-            async with self.engine.connect() as conn:
-                for start in range(0, len(domains), _CHUNK):
-                    chunk = list(domains[start : start + _CHUNK])
-                    query = select(dns_evidence).where(dns_evidence.c.domain.in_(chunk))
-                    for row in (await conn.execute(query)).all():
-                        evidence = DeadEvidence(
-                            error=row.error,
-                            first_at=row.first_at,
-                            last_at=row.last_at,
-                            lookups=row.lookups,
-                        )
-                        found[str(row.domain)] = (evidence, row.next_check_at)
-        except SQLAlchemyError as exc:
-            raise StoreError("reading DNS evidence", describe(exc)) from exc
+        async with self.engine.connect() as conn:
+            for start in range(0, len(domains), _CHUNK):
+                chunk = list(domains[start : start + _CHUNK])
+                query = select(dns_evidence).where(dns_evidence.c.domain.in_(chunk))
+                for row in (await conn.execute(query)).all():
+                    evidence = DeadEvidence(
+                        error=row.error,
+                        first_at=row.first_at,
+                        last_at=row.last_at,
+                        lookups=row.lookups,
+                    )
+                    found[str(row.domain)] = (evidence, row.next_check_at)
         return found
 
+    @translated("saving DNS evidence")
     async def save_dns_evidence(
         self, domain: str, evidence: DeadEvidence, next_check_at: datetime
     ) -> None:
@@ -59,17 +56,12 @@ class DNSEvidenceOps(QueueOps):
             .values(domain=domain, **values)
             .on_conflict_do_update(index_elements=["domain"], set_=values)
         )
-        try:
-            async with self._begin() as conn:
-                await conn.execute(statement)
-        except SQLAlchemyError as exc:
-            raise StoreError("saving DNS evidence", describe(exc)) from exc
+        async with self._begin() as conn:
+            await conn.execute(statement)
 
+    @translated("forgetting DNS evidence")
     async def forget_dns_evidence(self, domain: str) -> None:
-        try:
-            async with self._begin() as conn:
-                await conn.execute(
-                    delete(dns_evidence).where(dns_evidence.c.domain == domain)
-                )
-        except SQLAlchemyError as exc:
-            raise StoreError("forgetting DNS evidence", describe(exc)) from exc
+        async with self._begin() as conn:
+            await conn.execute(
+                delete(dns_evidence).where(dns_evidence.c.domain == domain)
+            )

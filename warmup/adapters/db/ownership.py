@@ -13,14 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.failure import translated
 from warmup.adapters.db.queue import QueueOps
 from warmup.adapters.db.schema import ip_leases, nodes, recipients
 from warmup.app.ports import Heartbeat, IPOwner, NodeProcess
-from warmup.core.errors import StoreError
 from warmup.core.model import RecipientState
 
 __all__ = ["OwnershipOps"]
@@ -33,20 +31,19 @@ _FORGET_AFTER = timedelta(days=1)
 class OwnershipOps(QueueOps):
     """Mixed into SQLStore."""
 
+    @translated("reading this machine's processes")
     async def local_processes(self, machine: str, now: datetime) -> list[NodeProcess]:
         query = select(nodes).where(
             nodes.c.machine == machine, nodes.c.alive_until >= now
         )
-        try:
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-        except SQLAlchemyError as exc:
-            raise StoreError("reading this machine's processes", describe(exc)) from exc
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
         return [
             NodeProcess(claimer=r.claimer, node=r.node, machine=r.machine, pid=r.pid)
             for r in rows
         ]
 
+    @translated("renewing the IP leases")
     async def heartbeat(
         self,
         me: NodeProcess,
@@ -56,23 +53,18 @@ class OwnershipOps(QueueOps):
         alive_until: datetime,
         dead: Sequence[str] = (),
     ) -> Heartbeat:
-        try:
-            async with self._begin() as conn:
-                await self._renew(conn, me, now, alive_until)
-                if dead:
-                    await conn.execute(
-                        update(nodes)
-                        .where(
-                            nodes.c.claimer.in_(list(dead)), nodes.c.alive_until >= now
-                        )
-                        .values(alive_until=now - timedelta(microseconds=1))
-                    )
-                released = await self._free_lapsed_claims(conn, now)
-                owned, waiting, taken = await self._take_ips(conn, me, ips, now)
-                await self._forget_lapsed(conn, now)
-                mark = (await conn.execute(select(func.max(recipients.c.id)))).scalar()
-        except SQLAlchemyError as exc:
-            raise StoreError("renewing the IP leases", describe(exc)) from exc
+        async with self._begin() as conn:
+            await self._renew(conn, me, now, alive_until)
+            if dead:
+                await conn.execute(
+                    update(nodes)
+                    .where(nodes.c.claimer.in_(list(dead)), nodes.c.alive_until >= now)
+                    .values(alive_until=now - timedelta(microseconds=1))
+                )
+            released = await self._free_lapsed_claims(conn, now)
+            owned, waiting, taken = await self._take_ips(conn, me, ips, now)
+            await self._forget_lapsed(conn, now)
+            mark = (await conn.execute(select(func.max(recipients.c.id)))).scalar()
         return Heartbeat(
             owned=frozenset(owned),
             waiting=waiting,
@@ -179,20 +171,18 @@ class OwnershipOps(QueueOps):
         rows = (await conn.execute(query.order_by(ip_leases.c.ip))).all()
         return {r.ip: _owner(r) for r in rows}
 
+    @translated("giving up the IP leases")
     async def leave(self, claimer: str, now: datetime) -> None:
-        try:
-            async with self._begin() as conn:
-                await conn.execute(
-                    delete(ip_leases).where(ip_leases.c.claimer == claimer)
-                )
-                await conn.execute(delete(nodes).where(nodes.c.claimer == claimer))
-        except SQLAlchemyError as exc:
-            raise StoreError("giving up the IP leases", describe(exc)) from exc
+        async with self._begin() as conn:
+            await conn.execute(delete(ip_leases).where(ip_leases.c.claimer == claimer))
+            await conn.execute(delete(nodes).where(nodes.c.claimer == claimer))
 
+    @translated("reading the IP owners")
     async def ip_owners(self) -> list[IPOwner]:
         async with self.engine.connect() as conn:
             return list((await self._holders(conn, None)).values())
 
+    @translated("counting claims per lane")
     async def claims_per_lane(self) -> dict[int, int]:
         query = (
             select(recipients.c.lane_id, func.count())

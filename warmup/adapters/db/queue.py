@@ -303,6 +303,7 @@ class QueueOps:
             await conn.execute(forget)
             return count
 
+    @translated("deferring a domain")
     async def defer_domain(
         self, domain: str, reply: str, until: datetime, now: datetime
     ) -> int:
@@ -731,6 +732,7 @@ class QueueOps:
         async with self.engine.connect() as conn:
             return [dict(row._mapping) for row in (await conn.execute(query)).all()]
 
+    @translated("reading the lanes")
     async def all_lanes(self) -> list[tuple[int, Lane, float]]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(lanes).order_by(lanes.c.id))).all()

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.failure import translated
 from warmup.adapters.db.feedback import FeedbackOps
 from warmup.adapters.db.schema import campaign_suppressions, recipients
-from warmup.core.errors import StoreError
 from warmup.core.suppression import Suppression
 
 __all__ = ["UnsubscribeOps"]
@@ -22,20 +20,17 @@ _CHUNK = 2000
 class UnsubscribeOps(FeedbackOps):
     """Mixed into SQLStore."""
 
+    @translated("finding the unsubscribing recipient")
     async def unsubscribe_target(self, recipient_id: int) -> tuple[str, int] | None:
         """(address, campaign id) of a recipient row, or None if there is none."""
         query = select(recipients.c.address, recipients.c.campaign_id).where(
             recipients.c.id == recipient_id
         )
-        try:
-            async with self.engine.connect() as conn:
-                row = (await conn.execute(query)).first()
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                "finding the unsubscribing recipient", describe(exc)
-            ) from exc
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
         return None if row is None else (str(row.address), int(row.campaign_id))
 
+    @translated("adding a campaign unsubscribe")
     async def add_campaign_suppression(
         self, campaign_id: int, entry: Suppression
     ) -> bool:
@@ -52,13 +47,11 @@ class UnsubscribeOps(FeedbackOps):
             .on_conflict_do_nothing(index_elements=["campaign_id", "address"])
             .returning(campaign_suppressions.c.id)
         )
-        try:
-            async with self._begin() as conn:
-                added = (await conn.execute(statement)).all()
-        except SQLAlchemyError as exc:
-            raise StoreError("adding a campaign unsubscribe", describe(exc)) from exc
+        async with self._begin() as conn:
+            added = (await conn.execute(statement)).all()
         return bool(added)
 
+    @translated("checking campaign unsubscribes")
     async def campaign_suppressed(
         self, pairs: Sequence[tuple[int, str]]
     ) -> set[tuple[int, str]]:
@@ -66,27 +59,22 @@ class UnsubscribeOps(FeedbackOps):
         wanted = set(pairs)
         addresses = sorted({address for _, address in wanted})
         found: set[tuple[int, str]] = set()
-        try:
-            async with self.engine.connect() as conn:
-                for start in range(0, len(addresses), _CHUNK):
-                    query = select(
-                        campaign_suppressions.c.campaign_id,
-                        campaign_suppressions.c.address,
-                    ).where(
-                        campaign_suppressions.c.address.in_(
-                            addresses[start : start + _CHUNK]
-                        )
+        async with self.engine.connect() as conn:
+            for start in range(0, len(addresses), _CHUNK):
+                query = select(
+                    campaign_suppressions.c.campaign_id,
+                    campaign_suppressions.c.address,
+                ).where(
+                    campaign_suppressions.c.address.in_(
+                        addresses[start : start + _CHUNK]
                     )
-                    rows = (await conn.execute(query)).all()
-                    found.update((int(c), str(a)) for c, a in rows)
-        except SQLAlchemyError as exc:
-            raise StoreError("checking campaign unsubscribes", describe(exc)) from exc
+                )
+                rows = (await conn.execute(query)).all()
+                found.update((int(c), str(a)) for c, a in rows)
         return found & wanted
 
+    @translated("checking campaign unsubscribes")
     async def any_campaign_suppressions(self) -> bool:
         query = select(campaign_suppressions.c.id).limit(1)
-        try:
-            async with self.engine.connect() as conn:
-                return (await conn.execute(query)).first() is not None
-        except SQLAlchemyError as exc:
-            raise StoreError("checking campaign unsubscribes", describe(exc)) from exc
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
