@@ -107,3 +107,62 @@ async def test_multipart_form_posts_work_too() -> None:
     async with serving(store) as address:
         assert (await http(address, raw))[0] == 200
     assert len(store.suppressed) == 1
+
+
+async def test_a_chunked_body_past_the_limit_is_refused_without_reading_it() -> None:
+    """No Content-Length to refuse up front: the reader stops at the limit."""
+    store = MemoryStore()
+    chunk = b"a" * 4000
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(50))
+    raw = (
+        f"POST /u/{TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode() + body
+    async with serving(store) as address:
+        status, _ = await asyncio.wait_for(http(address, raw), 10)
+        assert status == 413
+        # A well-formed request after it is served as usual.
+        assert (await http(address, request("POST", f"/u/{TOKEN}", ONE_CLICK)))[
+            0
+        ] == 200
+    assert len(store.suppressed) == 1
+
+
+async def test_a_flood_of_clicks_waits_for_the_store_and_loses_none() -> None:
+    """Many parallel clicks on a slow store: at most a few reach it at once, and
+    every one is answered (200 for ours, 404 for forged)."""
+    store = SlowStore()
+    forged = TOKEN[:-1] + ("0" if TOKEN[-1] != "0" else "1")
+    async with serving(store) as address:
+        answers = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    http(address, request("POST", f"/u/{token}", ONE_CLICK))
+                    for token in [TOKEN, forged] * 30
+                )
+            ),
+            30,
+        )
+    assert [status for status, _ in answers] == [200, 404] * 30
+    assert len(store.suppressed) == 30
+    assert store.most_at_once <= 8
+
+
+class SlowStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_once = 0
+        self.most_at_once = 0
+
+    async def unsubscribe_target(self, recipient_id: int) -> tuple[str, int] | None:
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            for _ in range(1_000):  # bounded: a slow database, others pile up
+                if self.at_once > 8:
+                    break
+                await asyncio.sleep(0)
+            return await super().unsubscribe_target(recipient_id)
+        finally:
+            self.at_once -= 1
