@@ -109,7 +109,8 @@ def _text(rdata: object, rdtype: str) -> str:
         strings: tuple[bytes, ...] = rdata.strings  # type: ignore[attr-defined]
         return b"".join(strings).decode("utf-8", errors="replace")
     if rdtype == "MX":
-        exchange = str(rdata.exchange).rstrip(".").lower()  # type: ignore[attr-defined]
+        # The root stays "." (a null MX, RFC 7505), not an empty host name.
+        exchange = str(rdata.exchange).rstrip(".").lower() or "."  # type: ignore[attr-defined]
         return f"{rdata.preference} {exchange}"  # type: ignore[attr-defined]
     return str(rdata).rstrip(".").lower()
 
