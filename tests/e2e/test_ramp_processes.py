@@ -10,14 +10,13 @@ import asyncio
 import json
 import math
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from tests.e2e.helpers import enqueue_via_cli
-from tests.e2e.test_daemon import ENV, _states
+from tests.e2e.test_daemon import _start, _states
 from warmup.cli import cli
 from warmup.testing.smtp import ScriptedSMTPServer
 
@@ -76,21 +75,6 @@ def _project(directory: Path, database: str, port: int) -> Path:
         "bounces: {return_path: bounces@bounce.test}\n"
     )
     return config
-
-
-async def _start(config: Path, log: Path) -> asyncio.subprocess.Process:
-    with log.open("ab") as handle:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "warmup",
-            "-c",
-            str(config),
-            "run",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=handle,
-            env=ENV,
-        )
 
 
 async def _status(config: Path) -> list[dict[str, object]]:
