@@ -94,6 +94,8 @@ class TickStats:
 
 
 _STORE_LOG_EVERY = timedelta(minutes=1)
+# A maintenance the store failed is tried again this soon, not a period later.
+_MAINTENANCE_RETRY = timedelta(seconds=10)
 
 
 class Dispatcher:
@@ -176,8 +178,10 @@ class Dispatcher:
                 await self._maintain(now)
                 await self._apply_late_news(now, record)
                 await self._check_auth(now, record)
-            except StoreError:  # the runner logs it; again next tick, not next beat
-                self._poked = True
+            except StoreError:  # the runner logs it; lanes send in between
+                self._next_maintenance = now + min(
+                    self.settings.maintenance_every, _MAINTENANCE_RETRY
+                )
                 raise
         if due or beat:
             await self._overflow.plan(self.lanes.values(), now, record)
