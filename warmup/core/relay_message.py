@@ -23,6 +23,7 @@ __all__ = [
     "DEADLINE_HEADER",
     "PreparedMessage",
     "header_names",
+    "header_value",
     "parse_deadline",
     "prepare_message",
     "received_field",
@@ -128,6 +129,15 @@ def received_field(
         f"Received: from {_safe(helo or '')} ([{_safe(peer_ip)}])\r\n"
         f"\tby {_safe(hostname)} with {protocol}; {format_datetime(now)}\r\n"
     )
+
+
+def header_value(content: bytes, name: str) -> str | None:
+    """The first ``name`` header field's unfolded value (e.g. the Message-ID)."""
+    wanted = name.lower()
+    for field_name, field in _fields(content)[0]:
+        if field_name == wanted:
+            return _value(field)
+    return None
 
 
 def header_names(content: bytes) -> frozenset[str]:

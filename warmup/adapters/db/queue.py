@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from warmup.adapters.db.failure import describe
+from warmup.adapters.db.outbox import insert_outcome_events, outcome_rows
 from warmup.adapters.db.schema import (
     UTCDateTime,
     attempts,
@@ -437,6 +438,15 @@ class QueueOps:
     ) -> None:
         if tick.attempts:
             await self._record_sends(conn, tick, now)
+        to_db = self._instant_binder()
+        outcomes = outcome_rows(tick, to_db(now), to_db)
+        if outcomes:  # the outbox, in the outcome's own transaction
+            await self._executemany(
+                conn,
+                "insert outcome events",
+                partial(insert_outcome_events, self._dialect),
+                outcomes,
+            )
         if tick.dropped:
             await conn.execute(
                 update(recipients)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from warmup.adapters.db.controls import ControlOps
+from warmup.adapters.db.events import EventOps
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.feedback import FeedbackOps
 from warmup.adapters.db.queue import suppression_row
@@ -136,7 +137,7 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(FeedbackOps, ControlOps, TraceOps):
+class SQLStore(FeedbackOps, ControlOps, EventOps, TraceOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
