@@ -9,6 +9,7 @@ from warmup.cli.bounces_cmd import bounces
 from warmup.cli.classify_cmd import classify
 from warmup.cli.control_cmds import campaign, pause, resume
 from warmup.cli.demo_cmd import demo
+from warmup.cli.events_cmd import events
 from warmup.cli.logs import FORMATS, configure_logging
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.relay_cmds import relay
@@ -73,6 +74,7 @@ _COMMANDS = (
     resume,
     campaign,
     trace,
+    events,
 )
 for command in _COMMANDS:
     cli.add_command(command)
