@@ -19,6 +19,7 @@ from warmup.app.ingest import BounceIntake
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
 from warmup.cli.engine import build_dispatcher, node_name, owned_ips, verp_secret
+from warmup.cli.outbound import shipping, webhook_secrets
 from warmup.cli.relay_cmds import relaying
 from warmup.config import Config
 
@@ -41,6 +42,7 @@ def run(ctx: click.Context) -> None:
     node = node_name(config)
     if not owned_ips(config, node):
         fail(f"no source IPs for node {node!r}: set `node:` or ips[].host", EXIT_CONFIG)
+    webhook_secrets(config)  # before anything starts: exit 2 if one is missing
     run_async(_run(config, secret))
 
 
@@ -107,6 +109,7 @@ async def _run(config: Config, secret: bytes) -> None:
                 bounce_sink=bounce_sink,
                 on_queued=queued,
             ),
+            shipping(config, store=store, clock=clock),
         ):
             await run_until_stopped(dispatcher, stop, jobs.wake)
     finally:

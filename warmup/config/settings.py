@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from warmup.config.outbound import read_event_log, read_webhooks
 from warmup.config.reader import Context, Node, parse_yaml
 from warmup.config.schedules import read_rate_limits
 from warmup.core.address import AddressError, parse_address
@@ -17,6 +18,7 @@ from warmup.core.schedule import RateLimits, Schedule
 from warmup.core.settings import (
     BounceSettings,
     DeliverySettings,
+    EventLogSettings,
     MetricsSettings,
     RelaySettings,
     RetryPolicy,
@@ -24,6 +26,7 @@ from warmup.core.settings import (
     SourceIP,
     Timeouts,
     TLSSettings,
+    WebhookSettings,
 )
 
 __all__ = ["Config", "Settings", "parse_settings"]
@@ -49,6 +52,8 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     thresholds: RateLimits = field(default_factory=RateLimits)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    events: EventLogSettings = field(default_factory=EventLogSettings)
+    webhooks: tuple[WebhookSettings, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +84,8 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         relay=_relay(root.child("relay")),
         thresholds=_thresholds(root.child("thresholds")),
         metrics=_metrics(root.child("metrics")),
+        events=read_event_log(root.child("events")),
+        webhooks=read_webhooks(root),
     )
     root.finish()
     return settings

@@ -8,6 +8,8 @@ is its outbox row number: stable, unique per database, increasing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from warmup.core.feedback import Effect
@@ -15,10 +17,16 @@ from warmup.core.model import RecipientState
 
 __all__ = [
     "EVENT_FIELDS",
+    "DeliveryCursor",
     "EventType",
+    "after_failure",
+    "after_success",
     "attempt_event",
     "report_event",
 ]
+
+_FIRST_RETRY = timedelta(seconds=2)
+_LONGEST_RETRY = timedelta(minutes=10)
 
 
 class EventType(StrEnum):
@@ -72,3 +80,36 @@ def attempt_event(state: RecipientState) -> EventType:
 def report_event(effect: Effect) -> EventType | None:
     """The event of a late report about one of our sends (None: no outcome)."""
     return _BY_EFFECT.get(effect)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryCursor:
+    """How far one consumer of the outbox (a webhook, the log) got."""
+
+    name: str
+    last_id: int = 0
+    failures: int = 0  # failed deliveries in a row
+    next_try_at: datetime | None = None
+    failing_since: datetime | None = None
+
+
+def after_success(cursor: DeliveryCursor, last_id: int) -> DeliveryCursor:
+    return replace(
+        cursor, last_id=last_id, failures=0, next_try_at=None, failing_since=None
+    )
+
+
+def after_failure(
+    cursor: DeliveryCursor, *, now: datetime, retry_for: timedelta, last_id: int
+) -> tuple[DeliveryCursor, bool]:
+    """Back off exponentially (2 s, 4 s, … at most 10 min); once the endpoint has
+    failed for ``retry_for``, give the batch up: (cursor, gave_up)."""
+    since = cursor.failing_since or now
+    if now - since >= retry_for:
+        return after_success(cursor, last_id), True
+    failures = cursor.failures + 1
+    delay = min(_FIRST_RETRY * 2 ** min(failures - 1, 20), _LONGEST_RETRY)
+    failed = replace(
+        cursor, failures=failures, next_try_at=now + delay, failing_since=since
+    )
+    return failed, False

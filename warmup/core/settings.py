@@ -8,6 +8,7 @@ from datetime import timedelta
 __all__ = [
     "BounceSettings",
     "DeliverySettings",
+    "EventLogSettings",
     "MetricsSettings",
     "RelaySettings",
     "RetryPolicy",
@@ -15,6 +16,7 @@ __all__ = [
     "SourceIP",
     "TLSSettings",
     "Timeouts",
+    "WebhookSettings",
 ]
 
 
@@ -136,3 +138,25 @@ class MetricsSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 9108
     refresh: timedelta = timedelta(seconds=15)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventLogSettings:
+    """The accounting log: outcome events as JSON lines, rotated by size."""
+
+    log: str | None = None  # None: no log
+    rotate_bytes: int = 100_000_000
+    keep: int = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookSettings:
+    """One endpoint that gets outcome events by HTTP POST (see adapters.webhook)."""
+
+    url: str
+    secret_env: str | None = None  # HMAC-SHA256 key; None: unsigned
+    events: tuple[str, ...] = ()  # event types; empty: every type
+    format: str = "json"  # "json" | "listmonk"
+    retry_for: timedelta = timedelta(hours=24)
+    batch: int = 100
+    timeout: timedelta = timedelta(seconds=10)

@@ -15,8 +15,9 @@ from warmup.adapters.db.failure import describe
 from warmup.adapters.db.queue import QueueOps
 from warmup.adapters.db.schema import event_cursors, events
 from warmup.core.errors import StoreError
+from warmup.core.event import DeliveryCursor
 
-__all__ = ["Cursor", "EventOps"]
+__all__ = ["EventOps"]
 
 
 def _event(row: Any) -> dict[str, Any]:
@@ -34,26 +35,6 @@ def _event(row: Any) -> dict[str, Any]:
         "reason": row.reason,
         "source": row.source,
     }
-
-
-class Cursor:
-    """A consumer's place in the outbox and its retry state."""
-
-    __slots__ = ("failing_since", "failures", "last_id", "name", "next_try_at")
-
-    def __init__(
-        self,
-        name: str,
-        last_id: int,
-        failures: int = 0,
-        next_try_at: datetime | None = None,
-        failing_since: datetime | None = None,
-    ) -> None:
-        self.name = name
-        self.last_id = last_id
-        self.failures = failures
-        self.next_try_at = next_try_at
-        self.failing_since = failing_since
 
 
 class EventOps(QueueOps):
@@ -86,18 +67,24 @@ class EventOps(QueueOps):
             found = await conn.execute(select(events.c.id).order_by(events.c.id.desc()))
             return int(found.scalars().first() or 0)
 
-    async def cursor(self, name: str) -> Cursor:
+    async def cursor(self, name: str) -> DeliveryCursor:
         """The consumer's cursor; a new consumer starts at the first event."""
         query = select(event_cursors).where(event_cursors.c.name == name)
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
-            return Cursor(name, 0)
-        return Cursor(
-            name, int(row.last_id), row.failures, row.next_try_at, row.failing_since
+            return DeliveryCursor(name=name)
+        return DeliveryCursor(
+            name=name,
+            last_id=int(row.last_id),
+            failures=int(row.failures),
+            next_try_at=row.next_try_at,
+            failing_since=row.failing_since,
         )
 
-    async def save_cursor(self, cursor: Cursor, error: str | None = None) -> None:
+    async def save_cursor(
+        self, cursor: DeliveryCursor, error: str | None = None
+    ) -> None:
         values = {
             "last_id": cursor.last_id,
             "failures": cursor.failures,
