@@ -40,20 +40,32 @@ class EventLog:
         self.name = f"log:{self.path}"
 
     async def deliver(self, events: Sequence[Mapping[str, Any]], now: datetime) -> None:
-        text = "".join(event_line(e) for e in events).encode()
+        lines = [event_line(e).encode() for e in events]
         try:
-            await asyncio.to_thread(self._append, text)
+            await asyncio.to_thread(self._append, lines)
         except OSError as exc:
             raise DeliveryError(self.name, f"{exc.strerror}: {exc.filename}") from exc
 
-    def _append(self, data: bytes) -> None:
-        size = self.path.stat().st_size if self.path.exists() else 0
-        if size and size + len(data) > self.rotate_bytes:
-            self._rotate()
-        with self.path.open("ab") as out:
-            out.write(data)
+    def _append(self, lines: list[bytes]) -> None:
+        """Append the lines, starting a new file whenever the next line would
+        take this one past ``rotate_bytes``; fsync before returning."""
+        out = self.path.open("ab")
+        try:
+            size = out.tell()
+            for line in lines:
+                if size and size + len(line) > self.rotate_bytes:
+                    out.flush()
+                    os.fsync(out.fileno())
+                    out.close()
+                    self._rotate()
+                    out = self.path.open("ab")
+                    size = 0
+                out.write(line)
+                size += len(line)
             out.flush()
             os.fsync(out.fileno())
+        finally:
+            out.close()
 
     def _rotate(self) -> None:
         oldest = self.path.with_name(f"{self.path.name}.{self.keep}")
