@@ -156,3 +156,35 @@ async def test_a_relayed_deadline_holds_at_claim_and_expires_unsent(
     assert claimed == []
     assert await store.expire_deadlines(late) == 1
     assert await store.count_recipients() == {"expired": 1}
+
+
+async def test_a_suppressed_relayed_recipient_is_an_event_with_the_message_id(
+    store: SQLStore,
+) -> None:
+    await store.add_suppressions(
+        [make_suppression("gone@gmail.com", reason="hard", source="t", now=NOW)]
+    )
+    content = b"Message-ID: <abc.1@shop.example>\r\nSubject: x\r\n\r\nhi\r\n"
+    await SQLSubmissions(store).commit_message(_message(content=content))
+    events = await store.read_events()
+    assert [(e["type"], e["recipient"]) for e in events] == [
+        ("suppressed", "gone@gmail.com")
+    ]
+    (event,) = events
+    assert event["message_id"] == "<abc.1@shop.example>"
+    assert (event["campaign"], event["source"]) == ("spring", "relay")
+
+
+async def test_addresses_refused_at_enqueue_are_suppressed_events(
+    store: SQLStore,
+) -> None:
+    template = TemplateRecord(name="t", sha256="d" * 64, content=b"Subject: x\r\n\r\n")
+    campaign = await store.ensure_campaign("autumn", template, NOW)
+    await store.record_refused(
+        campaign.id, ["a@x.example", "b@x.example"], NOW, "enqueue"
+    )
+    events = await store.read_events(types=["suppressed"])
+    assert [(e["recipient"], e["campaign"], e["source"]) for e in events] == [
+        ("a@x.example", "autumn", "enqueue"),
+        ("b@x.example", "autumn", "enqueue"),
+    ]

@@ -80,6 +80,12 @@ class Store(Protocol):
         """
         ...
 
+    async def record_refused(
+        self, campaign_id: int, addresses: Sequence[str], now: datetime, source: str
+    ) -> None:
+        """A ``suppressed`` outcome event per address refused before queueing."""
+        ...
+
     async def suppressed_keys(self, keys: Sequence[str]) -> set[str]:
         """Which of these suppression keys (addresses or @domains) are present."""
         ...

@@ -13,9 +13,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.queue import QueueOps
-from warmup.adapters.db.schema import event_cursors, events
+from warmup.adapters.db.schema import campaigns, event_cursors, events
 from warmup.core.errors import StoreError
-from warmup.core.event import DeliveryCursor
+from warmup.core.event import DeliveryCursor, EventType
 
 __all__ = ["EventOps"]
 
@@ -61,6 +61,34 @@ class EventOps(QueueOps):
                 return [_event(row) for row in (await conn.execute(query)).all()]
         except SQLAlchemyError as exc:
             raise StoreError("reading events", describe(exc)) from exc
+
+    async def record_refused(
+        self, campaign_id: int, addresses: Sequence[str], now: datetime, source: str
+    ) -> None:
+        """``suppressed`` events for addresses refused before they were queued
+        (they have no recipient row; the refusal is their only record)."""
+        if not addresses:
+            return
+        name = (
+            select(campaigns.c.name)
+            .where(campaigns.c.id == campaign_id)
+            .scalar_subquery()
+        )
+        rows = [
+            {
+                "type": EventType.suppressed.value,
+                "at": now,
+                "recipient": address,
+                "reason": "suppressed",
+                "source": source,
+            }
+            for address in addresses
+        ]
+        try:
+            async with self._begin() as conn:
+                await conn.execute(events.insert().values(campaign=name), rows)
+        except SQLAlchemyError as exc:
+            raise StoreError("recording refused recipients", describe(exc)) from exc
 
     async def last_event_id(self) -> int:
         async with self.engine.connect() as conn:
