@@ -18,6 +18,7 @@ import pytest
 
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.event_log import EventLog
+from warmup.adapters.metrics import MetricsExporter
 from warmup.adapters.webhook import Webhook
 from warmup.app.ports import TemplateRecord
 from warmup.app.shipping import Shipper
@@ -229,3 +230,21 @@ async def test_the_accounting_log_gets_every_event_and_rotates(
     lines = [json.loads(x) for f in files for x in f.read_text().splitlines()]
     assert {e["id"] for e in lines} <= set(range(1, 51))
     assert 50 in {e["id"] for e in lines}  # the newest are kept
+
+
+async def test_the_backlog_is_a_metric_per_consumer(
+    store: SQLStore, receiver: Receiver
+) -> None:
+    await _outcomes(store)
+    clock = FakeClock(NOW)
+    hook = _hook(receiver, batch=20)
+    exporter = MetricsExporter(store, clock, consumers=[hook.name])
+    sample = ("warmup_event_backlog", {"consumer": hook.name})
+    try:
+        assert await exporter.refresh()
+        assert exporter.registry.get_sample_value(*sample) == 50
+        await Shipper(store, [hook], clock).ship(hook)
+        assert await exporter.refresh()
+        assert exporter.registry.get_sample_value(*sample) == 30
+    finally:
+        await hook.close()

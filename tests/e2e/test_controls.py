@@ -171,6 +171,17 @@ async def test_pause_one_lane_stops_it_at_the_next_beat_and_resume_restarts_it(
     assert "paused by " in pause["detail"] and "incident 7" in pause["detail"]
     counts = await daemon.store.count_recipients()
     assert "suppressed" not in counts  # an operator act suppresses no one
+    shown = [json.loads(x) for x in (await daemon.cli("status", "--json")).splitlines()]
+    paused = [o for o in shown if o["kind"] == "lane" and o["operator_paused"]]
+    assert [(o["ip"], o["isp"], o["state"]) for o in paused] == [
+        ("127.0.0.2", "gmail", "paused")
+    ]
+    wide = await asyncio.to_thread(
+        CliRunner(env={"COLUMNS": "250"}).invoke,
+        cli,
+        ["-c", str(daemon.config), "status"],
+    )
+    assert "paused by operator until resumed" in wide.output
 
     await daemon.cli("resume", "--ip", "127.0.0.2", "--isp", "gmail")
     await daemon.run_for(timedelta(seconds=2))

@@ -22,6 +22,8 @@ LANE_FIELDS = {
     "ip",
     "isp",
     "state",
+    "paused_until",
+    "operator_paused",
     "problem",
     "ramp_day",
     "last_ramp_day",

@@ -37,7 +37,11 @@ class EventLog:
         self.path = Path(settings.log)
         self.rotate_bytes = settings.rotate_bytes
         self.keep = settings.keep
-        self.name = f"log:{self.path}"
+        self.name = self.name_for(settings.log)
+
+    @staticmethod
+    def name_for(path: str) -> str:
+        return f"log:{Path(path)}"
 
     async def deliver(self, events: Sequence[Mapping[str, Any]], now: datetime) -> None:
         lines = [event_line(e).encode() for e in events]

@@ -72,19 +72,21 @@ class Webhook:
     def __init__(self, settings: WebhookSettings, secret: bytes | None) -> None:
         self.settings = settings
         self.secret = secret
-        self.name = f"webhook:{settings.url}"
-        listmonk = settings.format == "listmonk"
-        wanted = set(settings.events) or (
-            {"bounced", "complained"} if listmonk else set()
-        )
-        if listmonk:
-            wanted &= set(_LISTMONK_TYPES)
+        self.name = self.name_for(settings.url)
+        wanted = set(settings.events)
+        if settings.format == "listmonk":
+            wanted = (wanted or set(_LISTMONK_TYPES)) & set(_LISTMONK_TYPES)
         self.types = frozenset(wanted)
         self.retry_for = settings.retry_for
         self.batch = settings.batch
         self._client = httpx.AsyncClient(
             timeout=settings.timeout.total_seconds(), follow_redirects=False
         )
+
+    @staticmethod
+    def name_for(url: str) -> str:
+        """The consumer's name (its cursor), without credentials in the URL."""
+        return f"webhook:{_without_credentials(url)}"
 
     async def deliver(self, events: Sequence[Mapping[str, Any]], now: datetime) -> None:
         if self.settings.format == "listmonk":

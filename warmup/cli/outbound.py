@@ -17,7 +17,7 @@ from warmup.app.shipping import EventSink, Shipper
 from warmup.cli.common import EXIT_CONFIG, fail
 from warmup.config import Config
 
-__all__ = ["build_sinks", "shipping", "webhook_secrets"]
+__all__ = ["build_sinks", "consumer_names", "shipping", "webhook_secrets"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,13 @@ def webhook_secrets(config: Config) -> list[bytes | None]:
             )
         secrets.append(value.encode())
     return secrets
+
+
+def consumer_names(config: Config) -> list[str]:
+    """The names of the configured consumers (their cursors in the store)."""
+    names = [Webhook.name_for(hook.url) for hook in config.settings.webhooks]
+    log = config.settings.events.log
+    return ([EventLog.name_for(log)] if log is not None else []) + names
 
 
 def build_sinks(config: Config) -> tuple[list[EventSink], list[Webhook]]:

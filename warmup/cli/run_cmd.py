@@ -19,7 +19,7 @@ from warmup.app.ingest import BounceIntake
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
 from warmup.cli.engine import build_dispatcher, node_name, owned_ips, verp_secret
-from warmup.cli.outbound import shipping, webhook_secrets
+from warmup.cli.outbound import consumer_names, shipping, webhook_secrets
 from warmup.cli.relay_cmds import relaying
 from warmup.config import Config
 
@@ -101,7 +101,13 @@ async def _run(config: Config, secret: bytes) -> None:
         owned = [ip.address for ip in dispatcher.settings.ips]
         metrics = config.settings.metrics
         async with (
-            exporting(metrics, store=store, clock=clock, ips=owned),
+            exporting(
+                metrics,
+                store=store,
+                clock=clock,
+                ips=owned,
+                consumers=consumer_names(config),
+            ),
             relaying(
                 config,
                 store=store,

@@ -16,6 +16,7 @@ from rich.table import Table
 from warmup.adapters.db.reporting import campaign_summary, last_events
 from warmup.adapters.db.store import SQLStore
 from warmup.cli.common import config_from, echo_json, out_console, run_async
+from warmup.cli.outbound import consumer_names
 from warmup.config import Config
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
@@ -32,6 +33,8 @@ JSON_HELP = """
 \b
 --json prints one object per lane, problems first, with kind "lane" and:
   ip, isp, state        ramping | warmed | backed_off | paused
+  paused_until          when a pause ends (null: not paused, or until resumed)
+  operator_paused       whether an operator paused it (`warmup pause`)
   problem               paused | backed_off | high_rates | null
                         (high_rates: a day of at least min_sample sends
                         over the schedule's advance limits)
@@ -49,6 +52,9 @@ JSON_HELP = """
 then one object with kind "campaigns" and campaigns, a list of objects:
   name, queued, sending, pending (queued + sending), delivered, bounced,
   suppressed, expired, total
+then, with webhooks or an accounting log configured, one object with kind
+  "events" and backlog: per consumer (webhook:URL, log:PATH) the outcome
+  events it has still to take
 """
 
 
@@ -56,6 +62,7 @@ then one object with kind "campaigns" and campaigns, a list of objects:
 class Snapshot:
     lanes: list[dict[str, Any]]
     campaigns: list[dict[str, Any]]
+    backlog: dict[str, int]  # outcome events each consumer has still to take
 
 
 def _pct(count: int, total: int) -> float:
@@ -89,6 +96,8 @@ def lane_record(
         "ip": lane.ip,
         "isp": lane.isp,
         "state": lane.state.value,
+        "paused_until": lane.paused_until,
+        "operator_paused": lane.operator,
         "problem": _problem(lane, schedule),
         "ramp_day": lane.ramp_day,
         "last_ramp_day": schedule.last_day,
@@ -128,7 +137,11 @@ async def _snapshot(
         schedule = config.schedules.get(lane.isp) or config.schedules["default"]
         records.append(lane_record(lane, saved, schedule, events.get(lane_id)))
     records.sort(key=_sort_key)
-    return Snapshot(lanes=records, campaigns=await campaign_summary(store))
+    return Snapshot(
+        lanes=records,
+        campaigns=await campaign_summary(store),
+        backlog=await store.backlog(consumer_names(config)),
+    )
 
 
 def _shorten(text: str | None, width: int = REPLY_WIDTH) -> str:
@@ -148,6 +161,17 @@ def _event_cell(event: dict[str, Any] | None, tz: tzinfo) -> str:
     return " · ".join(part for part in parts if part)
 
 
+def _state_cell(record: dict[str, Any], tz: tzinfo) -> str:
+    """The state; a pause says by whom and until when."""
+    if record["state"] != "paused":
+        return str(record["state"])
+    who = "paused by operator" if record["operator_paused"] else "paused"
+    until: datetime | None = record["paused_until"]
+    if until is None:
+        return f"{who} until resumed" if record["operator_paused"] else who
+    return f"{who} until {until.astimezone(tz):%m-%d %H:%M}"
+
+
 _STYLES = {"paused": "bold red", "backed_off": "yellow", "high_rates": "magenta"}
 
 
@@ -162,7 +186,7 @@ def _lane_table(records: list[dict[str, Any]], tz: tzinfo) -> Table:
         table.add_row(
             r["ip"],
             r["isp"],
-            r["state"],
+            _state_cell(r, tz),
             f"{r['ramp_day']}/{r['last_ramp_day']}",
             f"{r['allowance_per_hour']:g}/{r['schedule_per_hour']}",
             f"{r['sent']}/{r['planned']}",
@@ -188,13 +212,23 @@ def _campaign_table(campaigns: list[dict[str, Any]]) -> Table:
 
 
 def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
-    return Group(_lane_table(snapshot.lanes, tz), _campaign_table(snapshot.campaigns))
+    parts: list[Any] = [
+        _lane_table(snapshot.lanes, tz),
+        _campaign_table(snapshot.campaigns),
+    ]
+    parts.extend(
+        f"outcome events waiting for {name}: {count:,}"
+        for name, count in snapshot.backlog.items()
+    )
+    return Group(*parts)
 
 
 def _print_json(snapshot: Snapshot) -> None:
     for record in snapshot.lanes:
         echo_json(record)
     echo_json({"kind": "campaigns", "campaigns": snapshot.campaigns})
+    if snapshot.backlog:  # only with webhooks or an accounting log configured
+        echo_json({"kind": "events", "backlog": snapshot.backlog})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
