@@ -19,7 +19,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from warmup.adapters.db.failure import describe
-from warmup.adapters.db.outbox import insert_outcome_events, outcome_rows
+from warmup.adapters.db.outbox import (
+    insert_outcome_events,
+    insert_recipient_events,
+    outcome_rows,
+)
 from warmup.adapters.db.schema import (
     UTCDateTime,
     attempts,
@@ -35,6 +39,7 @@ from warmup.adapters.db.schema import (
 )
 from warmup.core.attempt import Claimed, TickRecord
 from warmup.core.errors import StoreError
+from warmup.core.event import EventType
 from warmup.core.lane import DayStats, Lane
 from warmup.core.model import LaneState, RecipientState
 from warmup.core.suppression import Suppression, make_suppression
@@ -265,13 +270,17 @@ class QueueOps:
 
     async def fail_domain(self, domain: str, reply: str, now: datetime) -> int:
         """A domain that cannot receive mail: its queued recipients bounce."""
+        dead = (
+            recipients.c.domain == domain,
+            recipients.c.isp.is_(None),
+            recipients.c.state == _QUEUED,
+        )
+        events = insert_recipient_events(
+            EventType.bounced, now, "dns", reply, *dead, reason="hostunknown"
+        )
         statement = (
             update(recipients)
-            .where(
-                recipients.c.domain == domain,
-                recipients.c.isp.is_(None),
-                recipients.c.state == _QUEUED,
-            )
+            .where(*dead)
             .values(
                 state=RecipientState.bounced.value, last_reply=reply, updated_at=now
             )
@@ -280,6 +289,7 @@ class QueueOps:
             "@" + domain, reason="hostunknown", source="dns", now=now
         )
         async with self._begin() as conn:
+            await conn.execute(events)
             count = int((await conn.execute(statement)).rowcount)
             await conn.execute(
                 self._insert(suppressions).on_conflict_do_nothing(
