@@ -188,3 +188,31 @@ async def test_addresses_refused_at_enqueue_are_suppressed_events(
         ("a@x.example", "autumn", "enqueue"),
         ("b@x.example", "autumn", "enqueue"),
     ]
+
+
+async def test_a_prioritised_relayed_message_is_claimed_first(
+    store: SQLStore,
+) -> None:
+    submissions = SQLSubmissions(store)
+    plain = _message(content=b"Subject: plain\r\n\r\n")
+    await submissions.commit_message(plain)
+    urgent = RelayedMessage(
+        campaign="spring",
+        content=b"Subject: urgent\r\n\r\n",
+        mail_from=plain.mail_from,
+        peer=plain.peer,
+        auth_user=None,
+        received_at=NOW,
+        recipients=[(ANN, "gmail")],
+        priority=2e12,
+    )
+    filed = await submissions.commit_message(urgent)
+    (first,) = await store.claim(
+        lane_id=await _lane(store),
+        isp="gmail",
+        limit=1,
+        now=NOW,
+        claimer="n:1",
+        lease_until=NOW + timedelta(minutes=5),
+    )
+    assert first.message_id == filed.message_id

@@ -214,6 +214,7 @@ class RelayedMessage:
     received_at: datetime
     recipients: Sequence[tuple[Address, str | None]]  # and ISP (None: by MX)
     deadline: datetime | None = None  # not sent by then: expired
+    priority: float = -1.0  # claim order, higher first (X-Warmup-Priority)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -207,7 +207,7 @@ def _recipient_rows(
                     "domain": address.domain,
                     "isp": None if suppressed else isp,
                     "state": state.value,
-                    "priority": -1.0,
+                    "priority": message.priority,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "queued_at": now,
