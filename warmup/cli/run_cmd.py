@@ -16,6 +16,7 @@ from warmup.adapters.scheduler import CalendarJobs
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import SystemClock
 from warmup.app.ingest import BounceIntake
+from warmup.app.ports import Clock
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
 from warmup.cli.engine import build_dispatcher, node_name, owned_ips, verp_secret
@@ -88,6 +89,7 @@ async def _run(config: Config, secret: bytes) -> None:
         secret=secret,
     )
     _poll_bounce_mailbox(config, bounces, jobs)
+    _prune(config, store, clock, jobs)
 
     async def bounce_sink(data: bytes, recipient: str) -> None:
         await bounces.ingest(data, source="relay", envelope_to=(recipient,))
@@ -123,6 +125,22 @@ async def _run(config: Config, secret: bytes) -> None:
         await sender.close()
         await store.close()
         logger.info("warmup run: stopped after %d sends", dispatcher.stats.sent)
+
+
+def _prune(config: Config, store: SQLStore, clock: Clock, jobs: CalendarJobs) -> None:
+    """retention: old relayed bodies emptied, old attempts deleted, in batches."""
+    settings = config.settings.retention
+
+    async def prune() -> None:
+        bodies, attempts = await store.prune(settings, clock.now())
+        if bodies or attempts:
+            logger.info(
+                "retention: emptied %d message bodies, deleted %d attempts",
+                bodies,
+                attempts,
+            )
+
+    jobs.every("retention", settings.every, prune)
 
 
 def _poll_bounce_mailbox(

@@ -1,4 +1,5 @@
-"""``events:`` and ``webhooks:`` of config.yaml: where outcome events go."""
+"""``events:`` and ``webhooks:`` of config.yaml (where outcome events go), and
+``retention:`` (how long what is no longer needed is kept)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from urllib.parse import urlsplit
 from warmup.config.reader import Node
 from warmup.core.duration import parse_duration
 from warmup.core.event import EventType
-from warmup.core.settings import EventLogSettings, WebhookSettings
+from warmup.core.settings import EventLogSettings, RetentionSettings, WebhookSettings
 
-__all__ = ["read_event_log", "read_webhooks"]
+__all__ = ["read_event_log", "read_retention", "read_webhooks"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FORMATS = ("json", "listmonk")
@@ -78,3 +79,17 @@ def read_webhooks(root: Node) -> tuple[WebhookSettings, ...]:
         )
         node.finish()
     return tuple(hooks)
+
+
+def read_retention(node: Node) -> RetentionSettings:
+    base = RetentionSettings()
+    result = RetentionSettings(
+        message_bodies=node.value(
+            "message_bodies", base.message_bodies, _duration_positive
+        ),
+        attempts=node.value("attempts", base.attempts, _duration_positive),
+        every=node.value("every", base.every, _duration_positive),
+        batch=node.integer("batch", base.batch, minimum=1),
+    )
+    node.finish()
+    return result

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from warmup.config.outbound import read_event_log, read_webhooks
+from warmup.config.outbound import read_event_log, read_retention, read_webhooks
 from warmup.config.reader import Context, Node, parse_yaml
 from warmup.config.schedules import read_rate_limits
 from warmup.core.address import AddressError, parse_address
@@ -21,6 +21,7 @@ from warmup.core.settings import (
     EventLogSettings,
     MetricsSettings,
     RelaySettings,
+    RetentionSettings,
     RetryPolicy,
     Route,
     SourceIP,
@@ -54,6 +55,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     events: EventLogSettings = field(default_factory=EventLogSettings)
     webhooks: tuple[WebhookSettings, ...] = ()
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +88,7 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         metrics=_metrics(root.child("metrics")),
         events=read_event_log(root.child("events")),
         webhooks=read_webhooks(root),
+        retention=read_retention(root.child("retention")),
     )
     root.finish()
     return settings

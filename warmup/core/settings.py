@@ -11,6 +11,7 @@ __all__ = [
     "EventLogSettings",
     "MetricsSettings",
     "RelaySettings",
+    "RetentionSettings",
     "RetryPolicy",
     "Route",
     "SourceIP",
@@ -160,3 +161,14 @@ class WebhookSettings:
     retry_for: timedelta = timedelta(hours=24)
     batch: int = 100
     timeout: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionSettings:
+    """How long what is no longer needed is kept; pruned every ``every`` by
+    `warmup run`, at most ``batch`` rows per statement."""
+
+    message_bodies: timedelta = timedelta(days=7)  # after its last recipient is final
+    attempts: timedelta = timedelta(days=180)
+    every: timedelta = timedelta(hours=1)
+    batch: int = 1000

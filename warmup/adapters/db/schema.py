@@ -226,6 +226,7 @@ recipients = Table(
         postgresql_where=text("deadline_at IS NOT NULL"),
     ),
     Index(None, "address"),
+    Index(None, "message_id"),
 )
 
 attempts = Table(

@@ -26,6 +26,7 @@ from warmup.adapters.db.events import EventOps
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.feedback import FeedbackOps
 from warmup.adapters.db.queue import suppression_row
+from warmup.adapters.db.retention import RetentionOps
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
 from warmup.adapters.db.trace import TraceOps
 from warmup.app.ports import CampaignRef, TemplateRecord
@@ -137,7 +138,7 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(FeedbackOps, ControlOps, EventOps, TraceOps):
+class SQLStore(FeedbackOps, ControlOps, EventOps, RetentionOps, TraceOps):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:

@@ -85,6 +85,9 @@ def upgrade() -> None:
         sa.Column("deadline_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index(
+        op.f("ix_recipients_message_id"), "recipients", ["message_id"], unique=False
+    )
+    op.create_index(
         "ix_recipients_deadline_at",
         "recipients",
         ["deadline_at"],
@@ -96,6 +99,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_recipients_deadline_at", table_name="recipients")
+    op.drop_index(op.f("ix_recipients_message_id"), table_name="recipients")
     with op.batch_alter_table("recipients", schema=None) as batch_op:
         batch_op.drop_column("deadline_at")
     # SQLite's table copy drops expression indexes it cannot reflect: recreate it.
