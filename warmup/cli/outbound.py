@@ -14,7 +14,6 @@ from warmup.adapters.event_log import EventLog
 from warmup.adapters.webhook import Webhook
 from warmup.app.ports import Clock
 from warmup.app.shipping import EventSink, Shipper
-from warmup.cli.common import EXIT_CONFIG, fail
 from warmup.config import Config
 
 __all__ = ["build_sinks", "consumer_names", "shipping", "webhook_secrets"]
@@ -23,7 +22,9 @@ logger = logging.getLogger(__name__)
 
 
 def webhook_secrets(config: Config) -> list[bytes | None]:
-    """Each webhook's signing key (exit 2 when one named is not set)."""
+    """Each webhook's signing key; an empty key for one whose ``secret_env`` is
+    not set: that webhook is not shipped to (unsigned would be worse), loudly,
+    and its events wait in the outbox until a restart with the key."""
     secrets: list[bytes | None] = []
     for index, hook in enumerate(config.settings.webhooks):
         if hook.secret_env is None:
@@ -31,10 +32,12 @@ def webhook_secrets(config: Config) -> list[bytes | None]:
             continue
         value = os.environ.get(hook.secret_env, "")
         if not value:
-            fail(
-                f"set the signing key in ${hook.secret_env} "
-                f"(webhooks[{index}].secret_env)",
-                EXIT_CONFIG,
+            logger.error(
+                "webhooks[%d]: $%s (secret_env) is not set: not sending events to "
+                "%s; they wait in the outbox",
+                index,
+                hook.secret_env,
+                Webhook.name_for(hook.url),
             )
         secrets.append(value.encode())
     return secrets
@@ -57,6 +60,7 @@ def build_sinks(config: Config) -> tuple[list[EventSink], list[Webhook]]:
         for hook, secret in zip(
             config.settings.webhooks, webhook_secrets(config), strict=True
         )
+        if secret != b""  # its key is missing: said at start, not shipped
     ]
     return [*sinks, *hooks], hooks
 

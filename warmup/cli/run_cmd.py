@@ -20,7 +20,7 @@ from warmup.app.ports import Clock
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
 from warmup.cli.engine import build_dispatcher, node_name, owned_ips, verp_secret
-from warmup.cli.outbound import consumer_names, shipping, webhook_secrets
+from warmup.cli.outbound import consumer_names, shipping
 from warmup.cli.relay_cmds import relaying
 from warmup.config import Config
 
@@ -43,7 +43,6 @@ def run(ctx: click.Context) -> None:
     node = node_name(config)
     if not owned_ips(config, node):
         fail(f"no source IPs for node {node!r}: set `node:` or ips[].host", EXIT_CONFIG)
-    webhook_secrets(config)  # before anything starts: exit 2 if one is missing
     run_async(_run(config, secret))
 
 
