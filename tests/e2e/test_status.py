@@ -24,6 +24,7 @@ LANE_FIELDS = {
     "state",
     "paused_until",
     "operator_paused",
+    "opens_at",
     "problem",
     "ramp_day",
     "last_ramp_day",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import click
@@ -15,11 +15,13 @@ from rich.table import Table
 
 from warmup.adapters.db.reporting import campaign_summary, last_events
 from warmup.adapters.db.store import SQLStore
+from warmup.app.clock import SystemClock
 from warmup.cli.common import config_from, echo_json, out_console, run_async
 from warmup.cli.outbound import consumer_names
 from warmup.config import Config
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
+from warmup.core.pacing import next_window_open, window_containing
 from warmup.core.schedule import Schedule
 
 __all__ = ["lane_record", "status"]
@@ -34,6 +36,7 @@ JSON_HELP = """
 --json prints one object per lane, problems first, with kind "lane" and:
   ip, isp, state        ramping | warmed | backed_off | paused
   paused_until          when a pause ends (null: not paused, or until resumed)
+  opens_at              when its sending window opens, if it is closed now
   operator_paused       whether an operator paused it (`warmup pause`)
   problem               paused | backed_off | high_rates | null
                         (high_rates: a day of at least min_sample sends
@@ -85,8 +88,21 @@ def _problem(lane: Lane, schedule: Schedule) -> str | None:
     return None
 
 
+def _opens_at(schedule: Schedule, now: datetime | None, tz: tzinfo) -> Any:
+    """When the lane's sending window opens next, if it is closed at ``now``."""
+    if now is None or window_containing(now, schedule.window, tz) is not None:
+        return None
+    return next_window_open(now, schedule.window, tz)
+
+
 def lane_record(
-    lane: Lane, allowance: float, schedule: Schedule, event: dict[str, Any] | None
+    lane: Lane,
+    allowance: float,
+    schedule: Schedule,
+    event: dict[str, Any] | None,
+    *,
+    now: datetime | None = None,
+    tz: tzinfo = UTC,
 ) -> dict[str, Any]:
     """One lane's status as the JSON object ``--json`` prints."""
     stats = lane.stats
@@ -98,6 +114,7 @@ def lane_record(
         "state": lane.state.value,
         "paused_until": lane.paused_until,
         "operator_paused": lane.operator,
+        "opens_at": _opens_at(schedule, now, tz),
         "problem": _problem(lane, schedule),
         "ramp_day": lane.ramp_day,
         "last_ramp_day": schedule.last_day,
@@ -130,12 +147,17 @@ async def _snapshot(
     store: SQLStore, config: Config, ips: tuple[str, ...], isps: tuple[str, ...]
 ) -> Snapshot:
     events = await last_events(store)
+    now = SystemClock().now()
     records = []
     for lane_id, lane, saved in await store.all_lanes():
         if (ips and lane.ip not in ips) or (isps and lane.isp not in isps):
             continue
         schedule = config.schedules.get(lane.isp) or config.schedules["default"]
-        records.append(lane_record(lane, saved, schedule, events.get(lane_id)))
+        records.append(
+            lane_record(
+                lane, saved, schedule, events.get(lane_id), now=now, tz=config.tz
+            )
+        )
     records.sort(key=_sort_key)
     return Snapshot(
         lanes=records,
@@ -161,10 +183,18 @@ def _event_cell(event: dict[str, Any] | None, tz: tzinfo) -> str:
     return " · ".join(part for part in parts if part)
 
 
-def _state_cell(record: dict[str, Any], tz: tzinfo) -> str:
-    """The state; a pause says by whom and until when."""
+def _state_cell(record: dict[str, Any], tz: tzinfo, now: datetime) -> str:
+    """The state; a pause says by whom and until when, a closed window when it
+    opens ("ramping, closed, opens 01:00 Asia/Tokyo, in 5 h")."""
     if record["state"] != "paused":
-        return str(record["state"])
+        opens: datetime | None = record["opens_at"]
+        if opens is None:
+            return str(record["state"])
+        hours = (opens - now).total_seconds() / 3600
+        wait = f", in {hours:.0f} h" if hours >= 1 else ""
+        return (
+            f"{record['state']}, closed, opens {opens.astimezone(tz):%H:%M} {tz}{wait}"
+        )
     who = "paused by operator" if record["operator_paused"] else "paused"
     until: datetime | None = record["paused_until"]
     if until is None:
@@ -175,7 +205,7 @@ def _state_cell(record: dict[str, Any], tz: tzinfo) -> str:
 _STYLES = {"paused": "bold red", "backed_off": "yellow", "high_rates": "magenta"}
 
 
-def _lane_table(records: list[dict[str, Any]], tz: tzinfo) -> Table:
+def _lane_table(records: list[dict[str, Any]], tz: tzinfo, now: datetime) -> Table:
     table = Table(title=f"lanes ({len(records)})")
     for name in ("ip", "isp", "state", "day", "allowance/h", "sent/planned"):
         table.add_column(name, justify="right" if "/" in name else "left")
@@ -186,7 +216,7 @@ def _lane_table(records: list[dict[str, Any]], tz: tzinfo) -> Table:
         table.add_row(
             r["ip"],
             r["isp"],
-            _state_cell(r, tz),
+            _state_cell(r, tz, now),
             f"{r['ramp_day']}/{r['last_ramp_day']}",
             f"{r['allowance_per_hour']:g}/{r['schedule_per_hour']}",
             f"{r['sent']}/{r['planned']}",
@@ -213,7 +243,7 @@ def _campaign_table(campaigns: list[dict[str, Any]]) -> Table:
 
 def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
     parts: list[Any] = [
-        _lane_table(snapshot.lanes, tz),
+        _lane_table(snapshot.lanes, tz, SystemClock().now()),
         _campaign_table(snapshot.campaigns),
     ]
     parts.extend(
