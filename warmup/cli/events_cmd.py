@@ -21,6 +21,7 @@ from warmup.cli.common import (
 )
 from warmup.config import Config
 from warmup.core.control import parse_when
+from warmup.core.duration import parse_duration
 from warmup.core.event import EVENT_FIELDS, EventType
 
 __all__ = ["event_json", "events"]
@@ -51,7 +52,8 @@ def _line(event: dict[str, Any]) -> str:
     detail = event["reply"] or event["source"] or ""
     return (
         f"{event['id']:>6} {at} {event['type']:<12} {event['recipient']} "
-        f"[{escape(event['campaign'] or '')}]{where} {escape(detail[:100])}"
+        f"{escape('[' + (event['campaign'] or '') + ']')}{where} "
+        f"{escape(detail[:100])}"
     )
 
 
@@ -110,12 +112,13 @@ def events(
     start = None
     if since is not None:
         now = SystemClock().now()
-        try:
-            ahead = parse_when(since, now=now, tz=config.tz)
-        except ValueError as exc:
-            fail(f"--since: {exc}", EXIT_CONFIG)
-        # A duration counts back from now; a date-time is taken as written.
-        start = now - (ahead - now) if ahead > now else ahead
+        try:  # a duration counts back from now; a date-time is taken as written
+            start = now - parse_duration(since)
+        except ValueError:
+            try:
+                start = parse_when(since, now=now, tz=config.tz)
+            except ValueError as exc:
+                fail(f"--since: {exc}", EXIT_CONFIG)
     try:
         run_async(_show(config, start, types, follow, as_json))
     except KeyboardInterrupt:
