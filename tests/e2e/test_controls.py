@@ -306,6 +306,8 @@ async def test_trace_tells_each_step_of_a_deferred_then_dsn_bounced_address(
         json.loads(line)
         for line in (await daemon.cli("trace", address, "--json")).splitlines()
     ]
+    assert [s["step"] for s in steps if s["step"] == "event"] == ["event"] * 3
+    steps = [s for s in steps if s["step"] != "event"]
     assert [s["step"] for s in steps] == [
         "enqueued",
         "attempt",
