@@ -289,6 +289,15 @@ async def _watch(
 ) -> None:
     assert request.watch is not None
     shown = 1
+    console = out_console()
+    if not console.is_terminal:  # a pipe: a fresh table each time, in order
+        console.print(_render(snapshot, config.tz))
+        while request.iterations is None or shown < request.iterations:
+            await asyncio.sleep(request.watch)
+            snapshot = await _snapshot(store, config, request.ips, request.isps)
+            console.print(_render(snapshot, config.tz))
+            shown += 1
+        return
     with Live(_render(snapshot, config.tz), console=out_console()) as live:
         while request.iterations is None or shown < request.iterations:
             await asyncio.sleep(request.watch)
