@@ -304,3 +304,18 @@ async def test_recorded_retry_instants_compare_like_any_other(
         ).one()
     assert (row.attempted_at, row.reply, row.code) == (sent_at, "452 4.2.2 full", 452)
     assert row.attempted_at.tzinfo == UTC
+
+
+async def test_a_dead_domain_bounces_its_recipients_with_events(
+    store: SQLStore,
+) -> None:
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    batch = [_recipient("a@gone.test"), _recipient("b@gone.test")]
+    await store.insert_recipients(campaign.id, batch, [None, None], NOW)
+    assert await store.fail_domain("gone.test", "no mail for gone.test", NOW) == 2
+    events = await store.read_events()
+    assert [(e["type"], e["recipient"], e["source"]) for e in events] == [
+        ("bounced", "a@gone.test", "dns"),
+        ("bounced", "b@gone.test", "dns"),
+    ]
+    assert {e["reason"] for e in events} == {"hostunknown"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
-from warmup.adapters.db.schema import campaigns
+from warmup.adapters.db.schema import attempts, campaigns, recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.db.submission import SQLSubmissions
 from warmup.app.ports import FiledMessage, RelayedMessage, TemplateRecord
@@ -15,6 +15,7 @@ from warmup.core.address import Address
 from warmup.core.errors import StoreError
 from warmup.core.lane import Lane
 from warmup.core.recipient import NewRecipient
+from warmup.core.settings import RetentionSettings
 from warmup.core.suppression import make_suppression
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
@@ -156,3 +157,103 @@ async def test_a_relayed_deadline_holds_at_claim_and_expires_unsent(
     assert claimed == []
     assert await store.expire_deadlines(late) == 1
     assert await store.count_recipients() == {"expired": 1}
+
+
+async def test_a_suppressed_relayed_recipient_is_an_event_with_the_message_id(
+    store: SQLStore,
+) -> None:
+    await store.add_suppressions(
+        [make_suppression("gone@gmail.com", reason="hard", source="t", now=NOW)]
+    )
+    content = b"Message-ID: <abc.1@shop.example>\r\nSubject: x\r\n\r\nhi\r\n"
+    await SQLSubmissions(store).commit_message(_message(content=content))
+    events = await store.read_events()
+    assert [(e["type"], e["recipient"]) for e in events] == [
+        ("suppressed", "gone@gmail.com")
+    ]
+    (event,) = events
+    assert event["message_id"] == "<abc.1@shop.example>"
+    assert (event["campaign"], event["source"]) == ("spring", "relay")
+
+
+async def test_addresses_refused_at_enqueue_are_suppressed_events(
+    store: SQLStore,
+) -> None:
+    template = TemplateRecord(name="t", sha256="d" * 64, content=b"Subject: x\r\n\r\n")
+    campaign = await store.ensure_campaign("autumn", template, NOW)
+    await store.record_refused(
+        campaign.id, ["a@x.example", "b@x.example"], NOW, "enqueue"
+    )
+    events = await store.read_events(types=["suppressed"])
+    assert [(e["recipient"], e["campaign"], e["source"]) for e in events] == [
+        ("a@x.example", "autumn", "enqueue"),
+        ("b@x.example", "autumn", "enqueue"),
+    ]
+
+
+async def test_a_prioritised_relayed_message_is_claimed_first(
+    store: SQLStore,
+) -> None:
+    submissions = SQLSubmissions(store)
+    plain = _message(content=b"Subject: plain\r\n\r\n")
+    await submissions.commit_message(plain)
+    urgent = RelayedMessage(
+        campaign="spring",
+        content=b"Subject: urgent\r\n\r\n",
+        mail_from=plain.mail_from,
+        peer=plain.peer,
+        auth_user=None,
+        received_at=NOW,
+        recipients=[(ANN, "gmail")],
+        priority=2e12,
+    )
+    filed = await submissions.commit_message(urgent)
+    (first,) = await store.claim(
+        lane_id=await _lane(store),
+        isp="gmail",
+        limit=1,
+        now=NOW,
+        claimer="n:1",
+        lease_until=NOW + timedelta(minutes=5),
+    )
+    assert first.message_id == filed.message_id
+
+
+async def test_retention_empties_final_bodies_and_old_attempts_in_batches(
+    store: SQLStore,
+) -> None:
+    submissions = SQLSubmissions(store)
+    done = await submissions.commit_message(_message(content=b"Subject: 1\r\n\r\n"))
+    queued = await submissions.commit_message(_message(content=b"Subject: 2\r\n\r\n"))
+    lane = await _lane(store)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(recipients)
+            .where(recipients.c.message_id == done.message_id)
+            .values(state="delivered", updated_at=NOW)
+        )
+        await conn.execute(
+            insert(attempts),
+            [
+                {
+                    "recipient_id": 1,
+                    "lane_id": lane,
+                    "attempted_at": NOW + timedelta(minutes=i),
+                    "verdict": "delivered",
+                    "reason": "ok",
+                }
+                for i in range(25)
+            ],
+        )
+    settings = RetentionSettings(
+        message_bodies=timedelta(days=7), attempts=timedelta(days=180), batch=10
+    )
+    assert await store.prune(settings, NOW + timedelta(days=6)) == (0, 0)
+    assert await store.prune(settings, NOW + timedelta(days=8)) == (1, 0)
+    assert await store.message_for(done.message_id) == b""
+    assert await store.message_for(queued.message_id) == b"Subject: 2\r\n\r\n"
+    later = NOW + timedelta(days=181)
+    assert await store.prune(settings, later) == (0, 25)  # three batches
+    async with store.engine.connect() as conn:
+        left = await conn.execute(select(func.count()).select_from(attempts))
+        assert left.scalar_one() == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -29,14 +29,13 @@ class MemoryStore:
             raise StoreError("finding an unsubscribe", "connection refused")
         return ("ann@shop.test", 2) if recipient_id == 7 else None
 
-    async def add_suppressions(self, entries: Sequence[Suppression]) -> int:
-        self.suppressed.extend(entries)
-        return len(entries)
-
-    async def add_campaign_suppression(
-        self, campaign_id: int, entry: Suppression
+    async def unsubscribe(
+        self, recipient_id: int, entry: Suppression, *, campaign_id: int | None
     ) -> bool:
-        raise AssertionError("scope is global here")
+        assert campaign_id is None, "scope is global here"
+        new = entry.address not in {s.address for s in self.suppressed}
+        self.suppressed.append(entry)
+        return new
 
 
 @asynccontextmanager

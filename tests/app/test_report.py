@@ -249,3 +249,27 @@ def test_one_summary_per_isp() -> None:
     assert (gmail.throttle_events, gmail.pauses, gmail.step_backs) == (1, 1, 0)
     assert gmail.rate("hard") == pytest.approx(7 / 370)
     assert gmail.rate("deferred") == pytest.approx(14 / 370)
+
+
+def test_a_day_rolled_up_at_shutdown_then_sending_on_counts_the_live_figures() -> None:
+    """SIGTERM writes today's row; after the restart the lane goes on counting
+    the same day: the report takes the live counters, as status and metrics do."""
+    stopped = _row("127.0.0.2", "gmail", date(2030, 1, 3), attempted=40, delivered=40)
+    lane = _lane(
+        "127.0.0.2",
+        "gmail",
+        ramp_day=3,
+        day=date(2030, 1, 3),
+        stats=DayStats(attempted=55, delivered=54, throttle=1),
+    )
+    report = build_report(
+        history=[stopped],
+        events=[],
+        lanes=[(1, lane, 20.0)],
+        schedules={"gmail": GMAIL, "default": DEFAULT},
+        tz=TZ,
+        now=NOW,
+    )
+    (today,) = report.lanes[0].days
+    assert today.counts["attempted"] == 55 and today.counts["throttle"] == 1
+    assert report.counts["attempted"] == 55

@@ -131,3 +131,23 @@ def test_configure_logging_leaves_logging_set_up_by_others_alone() -> None:
         root.addHandler(other)
         assert configure_logging("debug", "json") is None
         assert root.handlers == [other]
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", False), ("debug", True)])
+def test_the_schedulers_job_chatter_is_debug(
+    level: str, shown: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stderr = io.StringIO()
+    with _bare_root():
+        assert configure_logging(level, "text") is not None
+        monkeypatch.setattr(sys, "stderr", stderr)
+        logging.getLogger("apscheduler.executors.default").info(
+            'Running job "beat" (scheduled at 2030-01-01)'
+        )
+        logging.getLogger("apscheduler.scheduler").warning("job missed by 5 s")
+        logging.getLogger("warmup.app.dispatcher").info("returned 3 recipients")
+    err = stderr.getvalue()
+    assert ("Running job" in err) is shown
+    if shown:
+        assert "DEBUG apscheduler.executors.default" in err
+    assert "job missed by 5 s" in err and "returned 3 recipients" in err

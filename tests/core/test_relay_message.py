@@ -153,3 +153,36 @@ def test_a_bad_deadline_header_is_refused() -> None:
     assert isinstance(refusal, Refusal)
     assert refusal.reply.startswith("550 5.6.0 Bad X-Warmup-Deadline header")
     assert "'soon'" in refusal.reply
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("high", 2e12),
+        ("LOW", -1.0),
+        ("normal", NOW.timestamp()),
+        ("0", 1e12),
+        ("72.5", 1e12 + 72.5),
+    ],
+)
+def test_the_priority_header_orders_relayed_mail(value: str, expected: float) -> None:
+    raw = b"From: a@b.example\r\nX-Warmup-Priority: " + value.encode() + b"\r\n\r\n"
+    prepared = prepare_message(
+        raw,
+        campaign_header="X-Warmup-Campaign",
+        trace_header="X-Warmup-Id",
+        received=RECEIVED,
+        now=NOW,
+    )
+    assert isinstance(prepared, PreparedMessage)
+    assert prepared.priority == expected
+    assert b"priority" not in prepared.content.lower()
+
+
+@pytest.mark.parametrize("value", [b"urgent", b"101", b"-3"])
+def test_a_bad_priority_header_is_refused(value: bytes) -> None:
+    refusal = _prepare(
+        b"From: a@b.example\r\nX-Warmup-Priority: " + value + b"\r\n\r\n"
+    )
+    assert isinstance(refusal, Refusal)
+    assert refusal.reply.startswith("550 5.6.0 Bad X-Warmup-Priority header")

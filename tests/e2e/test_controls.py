@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -86,6 +87,10 @@ class Daemon:
         return Counter(
             (ip, rcpt.rpartition("@")[2]) for ip, rcpt, at in self.sent if at >= moment
         )
+
+    async def events(self, *args: str) -> list[dict[str, Any]]:
+        output = await self.cli("events", "--json", *args)
+        return [json.loads(line) for line in output.splitlines()]
 
     async def cli(self, *args: str) -> str:
         result = await asyncio.to_thread(
@@ -166,6 +171,17 @@ async def test_pause_one_lane_stops_it_at_the_next_beat_and_resume_restarts_it(
     assert "paused by " in pause["detail"] and "incident 7" in pause["detail"]
     counts = await daemon.store.count_recipients()
     assert "suppressed" not in counts  # an operator act suppresses no one
+    shown = [json.loads(x) for x in (await daemon.cli("status", "--json")).splitlines()]
+    paused = [o for o in shown if o["kind"] == "lane" and o["operator_paused"]]
+    assert [(o["ip"], o["isp"], o["state"]) for o in paused] == [
+        ("127.0.0.2", "gmail", "paused")
+    ]
+    wide = await asyncio.to_thread(
+        CliRunner(env={"COLUMNS": "250"}).invoke,
+        cli,
+        ["-c", str(daemon.config), "status"],
+    )
+    assert "paused by operator until resumed" in wide.output
 
     await daemon.cli("resume", "--ip", "127.0.0.2", "--isp", "gmail")
     await daemon.run_for(timedelta(seconds=2))
@@ -210,6 +226,10 @@ async def test_campaign_cancel_sends_nothing_more_even_of_held_claims(
     sent_total = len(daemon.sent)
     assert shown["delivered"] == sent_total
     assert shown["cancelled"] == 600 - sent_total
+    cancelled = await daemon.events("--type", "cancelled")
+    assert len(cancelled) == 600 - sent_total
+    assert {e["recipient"] for e in cancelled}.isdisjoint(r for _, r, _ in daemon.sent)
+    assert all(e["campaign"] == "spring" for e in cancelled)
 
     await daemon.cli("campaign", "resume", "spring")
     await daemon.run_for(timedelta(seconds=2))
@@ -248,6 +268,9 @@ async def test_what_is_not_sent_by_the_deadline_expires_unsent(
     shown = json.loads(await daemon.cli("campaign", "show", "flash", "--json"))
     assert shown["delivered"] == len(flash)
     assert shown["expired"] == 200 - len(flash)
+    expired = await daemon.events("--type", "expired")
+    assert len(expired) == 200 - len(flash)
+    assert {e["source"] for e in expired} == {"deadline"}
     assert shown["queued"] == shown["sending"] == 0
 
 
@@ -283,6 +306,8 @@ async def test_trace_tells_each_step_of_a_deferred_then_dsn_bounced_address(
         json.loads(line)
         for line in (await daemon.cli("trace", address, "--json")).splitlines()
     ]
+    assert [s["step"] for s in steps if s["step"] == "event"] == ["event"] * 3
+    steps = [s for s in steps if s["step"] != "event"]
     assert [s["step"] for s in steps] == [
         "enqueued",
         "attempt",
@@ -303,6 +328,27 @@ async def test_trace_tells_each_step_of_a_deferred_then_dsn_bounced_address(
     assert report["outcome"] == "suppressed" and report["found_by"] == "verp"
     assert suppressed["reason"] == "userunknown"
     assert "attempt" in lines and "450 4.2.1" in lines and "late_report" in lines
+
+    # The same story as outcome events, one per outcome, with stable ids.
+    every = await daemon.events()
+    assert len({e["id"] for e in every}) == len(every)
+    assert [e["id"] for e in every] == sorted(e["id"] for e in every)
+    assert sum(e["type"] == "delivered" for e in every) == len(daemon.sent)
+    mine = [e for e in every if e["recipient"] == address]
+    assert [e["type"] for e in mine] == ["deferred", "delivered", "bounced"]
+    deferred_event, delivered_event, bounced_event = mine
+    assert deferred_event["reply"].startswith("450 4.2.1")
+    assert deferred_event["isp"] == "gmail" and deferred_event["source"] == "smtp"
+    assert delivered_event["ip"] == delivered["ip"]
+    assert delivered_event["campaign"] == "spring"
+    assert (bounced_event["status"], bounced_event["reason"]) == (
+        "5.1.1",
+        "userunknown",
+    )
+    assert bounced_event["source"] == "maildir:dsn"
+    assert bounced_event["ip"] == delivered["ip"]  # the lane that sent it
+    only = await daemon.events("--type", "bounced")
+    assert [e["id"] for e in only] == [bounced_event["id"]]
 
 
 async def test_trace_of_an_unknown_address_says_so(daemon: Daemon) -> None:

@@ -169,10 +169,23 @@ async def test_submitted_campaign_goes_out_through_the_ramp(tmp_path: Path) -> N
             await _drive(engine, clock, lambda: gmail.received >= 2 and other.received)
             await engine.finish()
             summary = await campaign_summary(store)
+            events = await store.read_events()
         finally:
             await sender.close()
             await store.close()
     assert gmail.received == 2
+    # Each outcome of relayed mail is an event carrying the client's Message-ID.
+    outcomes = {(e["type"], e["recipient"]) for e in events}
+    assert outcomes == {
+        ("suppressed", "gone@gmail.com"),
+        ("delivered", "ann@gmail.com"),
+        ("delivered", "bob@gmail.com"),
+        ("delivered", "carol@example.net"),
+        ("bounced", "boss@shop.example"),  # its domain has no MX
+    }
+    carol = next(e for e in events if e["recipient"] == "carol@example.net")
+    assert carol["message_id"] == "<carol.example.net@shop.example>"
+    assert all(e["message_id"] for e in events)
     assert [(s["name"], s["delivered"], s["suppressed"]) for s in summary] == [
         ("spring", 3, 1)
     ]

@@ -29,6 +29,9 @@ LANE_FIELDS = {
     "idle_reset",
     "isp",
     "state",
+    "paused_until",
+    "operator_paused",
+    "opens_at",
     "problem",
     "ramp_day",
     "last_ramp_day",
@@ -212,7 +215,8 @@ def test_table_lists_lanes_and_campaigns(project: Path) -> None:
 def test_watch_refreshes_a_bounded_number_of_times(project: Path) -> None:
     result = run_status(project, "--watch", "0.1", "--watch-iterations", "2")
     assert result.exit_code == 0, result.output
-    assert "lanes (8)" in result.output
+    # Not a terminal: one whole table per refresh, not a redraw in place.
+    assert result.output.count("lanes (8)") == 2
 
 
 def test_watch_and_json_do_not_mix(project: Path) -> None:

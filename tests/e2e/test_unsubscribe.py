@@ -191,6 +191,11 @@ async def test_one_click_post_suppresses_and_the_next_campaign_skips(
         assert await s.suppressed() == {"ann@shop.test": ("unsubscribe", "one-click")}
         # The same click again: still 200, still one entry.
         assert (await http(s.http, request("POST", path, ONE_CLICK)))[0] == 200
+        # One outcome event for the campaign tool, written with the suppression.
+        unsubscribed = await s.store.read_events(types=["unsubscribed"])
+        assert [(e["recipient"], e["campaign"], e["source"]) for e in unsubscribed] == [
+            ("ann@shop.test", "spring", "one-click")
+        ]
 
         before = len(s.server.received)
         summary = await s.deliver("summer")
@@ -245,6 +250,11 @@ async def test_many_parallel_clicks_suppress_once(
         statuses = [status for status, _ in answers]
         assert statuses == [200, 200, 404] * 40
         assert set(await s.suppressed()) == {"ann@shop.test", "bob@shop.test"}
+        events = await s.store.read_events(types=["unsubscribed"])
+        assert sorted(e["recipient"] for e in events) == [
+            "ann@shop.test",
+            "bob@shop.test",
+        ]
 
 
 async def test_campaign_scope_stops_only_the_campaign_mailed(

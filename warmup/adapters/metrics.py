@@ -84,6 +84,7 @@ class _Snapshot:
     queue: QueueTotals | None = None
     refreshed_at: datetime | None = None
     oldest_pending_age: timedelta | None = None
+    event_backlog: dict[str, int] = field(default_factory=dict)
 
 
 def _none() -> int:
@@ -197,6 +198,14 @@ def _queue_metrics(snapshot: _Snapshot) -> Iterator[Metric]:
         "Age of the oldest queued or sending recipient (0 when none).",
         value=age.total_seconds() if age is not None else 0.0,
     )
+    backlog = GaugeMetricFamily(
+        "warmup_event_backlog",
+        "Outcome events not yet taken by each consumer (webhook, accounting log).",
+        labels=["consumer"],
+    )
+    for name, count in sorted(snapshot.event_backlog.items()):
+        backlog.add_metric([name], count)
+    yield backlog
     assert snapshot.refreshed_at is not None
     yield GaugeMetricFamily(
         "warmup_metrics_refreshed_timestamp_seconds",
@@ -209,11 +218,17 @@ class MetricsExporter:
     """The metrics of one `warmup run`: a registry, refreshed from the store."""
 
     def __init__(
-        self, store: SQLStore, clock: Clock, *, ips: Collection[str] | None = None
+        self,
+        store: SQLStore,
+        clock: Clock,
+        *,
+        ips: Collection[str] | None = None,
+        consumers: Collection[str] = (),
     ) -> None:
         self._store = store
         self._clock = clock
         self._ips = None if ips is None else frozenset(ips)
+        self._consumers = tuple(consumers)
         self._state = _State()
         self.address: tuple[str, int] | None = None  # where serve() listens
         self.registry = CollectorRegistry(auto_describe=False)
@@ -231,6 +246,7 @@ class MetricsExporter:
         try:
             lanes = await lane_totals(self._store)
             queue = await queue_totals(self._store)
+            backlog = await self._store.backlog(self._consumers)
         except Exception:
             self._state.refresh_errors += 1
             logger.warning("metrics: reading the database failed", exc_info=True)
@@ -243,6 +259,7 @@ class MetricsExporter:
             queue=queue,
             refreshed_at=now,
             oldest_pending_age=max(now - oldest, timedelta(0)) if oldest else None,
+            event_backlog=backlog,
         )
         return True
 
@@ -274,6 +291,7 @@ async def exporting(
     store: SQLStore,
     clock: Clock,
     ips: Collection[str] | None = None,
+    consumers: Collection[str] = (),
 ) -> AsyncIterator[MetricsExporter | None]:
     """Serve metrics for the duration of the block (nothing when not enabled).
 
@@ -283,7 +301,7 @@ async def exporting(
     if not settings.enabled:
         yield None
         return
-    exporter = MetricsExporter(store, clock, ips=ips)
+    exporter = MetricsExporter(store, clock, ips=ips, consumers=consumers)
     await exporter.refresh()
     server = await exporter.serve(settings.listen_host, settings.listen_port)
     assert exporter.address is not None

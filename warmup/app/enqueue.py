@@ -41,10 +41,16 @@ async def enqueue_rows(
         keys = await store.suppressed_keys(
             sorted(lookup_keys(r.address for r in valid))
         )
-        sendable = [
-            r for r in valid if r.address not in keys and "@" + r.domain not in keys
-        ]
-        report.suppressed += len(valid) - len(sendable)
+        sendable: list[NewRecipient] = []
+        refused: list[str] = []
+        for r in valid:
+            if r.address in keys or "@" + r.domain in keys:
+                refused.append(r.address)
+            else:
+                sendable.append(r)
+        report.suppressed += len(refused)
+        if refused:  # their outcome: refused as already suppressed
+            await store.record_refused(campaign_id, refused, now, "enqueue")
         inserted = await store.insert_recipients(
             campaign_id,
             sendable,

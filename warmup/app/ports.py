@@ -88,6 +88,12 @@ class Store(Protocol):
         """
         ...
 
+    async def record_refused(
+        self, campaign_id: int, addresses: Sequence[str], now: datetime, source: str
+    ) -> None:
+        """A ``suppressed`` outcome event per address refused before queueing."""
+        ...
+
     async def suppressed_keys(self, keys: Sequence[str]) -> set[str]:
         """Which of these suppression keys (addresses or @domains) are present."""
         ...
@@ -336,6 +342,7 @@ class RelayedMessage:
     received_at: datetime
     recipients: Sequence[tuple[Address, str | None]]  # and ISP (None: by MX)
     deadline: datetime | None = None  # not sent by then: expired
+    priority: float = -1.0  # claim order, higher first (X-Warmup-Priority)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -272,7 +272,13 @@ def build_report(
         schedule = schedules.get(lane.isp) or schedules.get("default")
         lane_days = days.get((lane.ip, lane.isp), [])
         current = _current_day(lane, schedule)
-        if current is not None and all(d.day != current.day for d in lane_days):
+        if current is not None:
+            # A row for the lane's current day was written at a shutdown, and the
+            # lane counted on after the restart: its plan, the live counts.
+            stored = [d for d in lane_days if d.day == current.day]
+            if stored:
+                current = replace(stored[0], counts=current.counts)
+            lane_days = [d for d in lane_days if d.day != current.day]
             lane_days.append(current)
         reports.append(
             LaneReport(

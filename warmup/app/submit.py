@@ -110,6 +110,7 @@ class SubmissionIntake:
                 received_at=now,
                 recipients=[(a, self.isp_of(a.domain)) for a in relayed],
                 deadline=prepared.deadline,
+                priority=-1.0 if prepared.priority is None else prepared.priority,
             )
         )
         if filed.queued and self.on_queued is not None:
@@ -137,6 +138,7 @@ class SubmissionIntake:
             campaign_header=self.settings.campaign_header,
             trace_header=TRACE_HEADER,
             received=received,
+            now=now,
         )
 
     def _campaign_of(self, user: str | None) -> str:

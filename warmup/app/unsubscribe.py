@@ -35,11 +35,12 @@ class UnsubscribeStore(Protocol):
         """(address, campaign id) of a recipient row, or None."""
         ...
 
-    async def add_suppressions(self, entries: Sequence[Suppression]) -> int: ...
-
-    async def add_campaign_suppression(
-        self, campaign_id: int, entry: Suppression
-    ) -> bool: ...
+    async def unsubscribe(
+        self, recipient_id: int, entry: Suppression, *, campaign_id: int | None
+    ) -> bool:
+        """Suppress and write the ``unsubscribed`` event at once; False if it
+        was already so."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,10 +104,10 @@ class Unsubscriber:
             )
         except AddressError:  # pragma: no cover - queued addresses are valid
             return None
-        if self._scope is UnsubscribeScope.campaign:
-            new = await self._store.add_campaign_suppression(campaign_id, entry)
-        else:
-            new = await self._store.add_suppressions([entry]) > 0
+        scoped = self._scope is UnsubscribeScope.campaign
+        new = await self._store.unsubscribe(
+            token.recipient_id, entry, campaign_id=campaign_id if scoped else None
+        )
         logger.info(
             "unsubscribed %s (%s, campaign %d, %s)%s",
             mask_address(address),

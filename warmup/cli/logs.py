@@ -106,6 +106,22 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _QuietScheduler(logging.Filter):
+    """APScheduler's per-job chatter ("Running job …", "… executed
+    successfully") is DEBUG, not INFO: at INFO the log says what the operator
+    needs. Its warnings and errors pass as they are."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("apscheduler") and record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.level <= logging.DEBUG
+        return True
+
+
 class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is at the time (click's test runner
     swaps it), like logging's last-resort handler."""
@@ -137,6 +153,7 @@ def configure_logging(level: str, log_format: str) -> logging.Handler | None:
         root.removeHandler(handler)
     handler = _StderrHandler()
     handler.setFormatter(JSONFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(_QuietScheduler(logging.getLevelName(level.upper())))
     root.addHandler(handler)
     root.setLevel(level.upper())
     return handler

@@ -12,6 +12,7 @@ from warmup.cli.demo_cmd import demo
 from warmup.cli.dkim_cmds import dkim
 from warmup.cli.dmarc_cmd import dmarc
 from warmup.cli.doctor_cmd import doctor
+from warmup.cli.events_cmd import events
 from warmup.cli.options import WarmupGroup, apply_logging
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.relay_cmds import relay
@@ -57,6 +58,7 @@ _COMMANDS = (
     campaign,
     trace,
     doctor,
+    events,
 )
 for command in _COMMANDS:
     cli.add_command(command)

@@ -19,6 +19,7 @@ from warmup.adapters.unsubscribe_http import serving_unsubscribe
 from warmup.app.clock import SystemClock
 from warmup.app.domains import recheck_dns_suppressions
 from warmup.app.ingest import BounceIntake
+from warmup.app.ports import Clock
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
 from warmup.cli.engine import (
@@ -29,6 +30,7 @@ from warmup.cli.engine import (
     owned_ips,
     verp_secret,
 )
+from warmup.cli.outbound import consumer_names, shipping
 from warmup.cli.relay_cmds import relaying
 from warmup.config import Config
 from warmup.core.feedback import Reporter
@@ -118,6 +120,7 @@ async def _run(config: Config, secret: bytes) -> None:
             routes=config.settings.delivery.routes,
         ),
     )
+    _prune(config, store, clock, jobs)
 
     async def bounce_sink(data: bytes, recipient: str, reporter: Reporter) -> None:
         await bounces.ingest(
@@ -133,7 +136,13 @@ async def _run(config: Config, secret: bytes) -> None:
         owned = [ip.address for ip in dispatcher.settings.ips]
         metrics = config.settings.metrics
         async with (
-            exporting(metrics, store=store, clock=clock, ips=owned) as exporter,
+            exporting(
+                metrics,
+                store=store,
+                clock=clock,
+                ips=owned,
+                consumers=consumer_names(config),
+            ) as exporter,
             relaying(
                 config,
                 store=store,
@@ -142,6 +151,7 @@ async def _run(config: Config, secret: bytes) -> None:
                 on_queued=queued,
             ) as relay,
             serving_unsubscribe(config.settings.unsubscribe, unsubscriber),
+            shipping(config, store=store, clock=clock),
         ):
             if exporter is not None:
                 exporter.count_store_failures(
@@ -157,6 +167,22 @@ async def _run(config: Config, secret: bytes) -> None:
         await sender.close()
         await store.close()
         logger.info("warmup run: stopped after %d sends", dispatcher.stats.sent)
+
+
+def _prune(config: Config, store: SQLStore, clock: Clock, jobs: CalendarJobs) -> None:
+    """retention: old relayed bodies emptied, old attempts deleted, in batches."""
+    settings = config.settings.retention
+
+    async def prune() -> None:
+        bodies, attempts = await store.prune(settings, clock.now())
+        if bodies or attempts:
+            logger.info(
+                "retention: emptied %d message bodies, deleted %d attempts",
+                bodies,
+                attempts,
+            )
+
+    jobs.every("retention", settings.every, prune)
 
 
 def _poll_bounce_mailbox(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, replace
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import click
@@ -18,11 +18,13 @@ from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
 from warmup.app.ports import IPOwner
 from warmup.cli.common import config_from, echo_json, out_console, run_async
+from warmup.cli.outbound import consumer_names
 from warmup.cli.status_auth import auth_records, auth_table
 from warmup.config import Config
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
 from warmup.core.overflow import idle_reset_due
+from warmup.core.pacing import next_window_open, window_containing
 from warmup.core.schedule import Schedule
 
 __all__ = ["lane_record", "status"]
@@ -42,6 +44,9 @@ JSON_HELP = """
   idle_reset            true: idle past the schedule's idle_reset, the
                         lane restarts at ramp day 1 before it next sends
                         (ramp_day and allowance already show that)
+  paused_until          when a pause ends (null: not paused, or until resumed)
+  opens_at              when its sending window opens, if it is closed now
+  operator_paused       whether an operator paused it (`warmup pause`)
   problem               paused | backed_off | high_rates | null
                         (high_rates: a day of at least min_sample sends
                         over the schedule's advance limits)
@@ -66,6 +71,9 @@ then, once DMARC aggregate reports were ingested, one object with kind
   ip, day (latest reported), messages, dmarc_pass_pct, dkim_aligned_pct,
   spf_aligned_pct (that day, 0-100), days, messages_total,
   dmarc_pass_pct_total (every day read), auth_failing (ramp held)
+then, with webhooks or an accounting log configured, one object with kind
+  "events" and backlog: per consumer (webhook:URL, log:PATH) the outcome
+  events it has still to take
 """
 
 
@@ -75,6 +83,7 @@ class Snapshot:
     campaigns: list[dict[str, Any]]
     held: list[dict[str, Any]]
     auth: list[dict[str, Any]]
+    backlog: dict[str, int]  # outcome events each consumer has still to take
 
 
 def _pct(count: int, total: int) -> float:
@@ -108,6 +117,13 @@ def _owner(owner: IPOwner | None, now: datetime) -> dict[str, Any] | None:
     }
 
 
+def _opens_at(schedule: Schedule, now: datetime | None, tz: tzinfo) -> Any:
+    """When the lane's sending window opens next, if it is closed at ``now``."""
+    if now is None or window_containing(now, schedule.window, tz) is not None:
+        return None
+    return next_window_open(now, schedule.window, tz)
+
+
 def lane_record(
     lane: Lane,
     allowance: float,
@@ -116,6 +132,7 @@ def lane_record(
     *,
     owner: IPOwner | None = None,
     now: datetime | None = None,
+    tz: tzinfo = UTC,
 ) -> dict[str, Any]:
     """One lane's status as the JSON object ``--json`` prints."""
     idle = now is not None and idle_reset_due(lane, schedule, now)
@@ -129,6 +146,9 @@ def lane_record(
         "ip": lane.ip,
         "isp": lane.isp,
         "state": lane.state.value,
+        "paused_until": lane.paused_until,
+        "operator_paused": lane.operator,
+        "opens_at": _opens_at(schedule, now, tz),
         "problem": _problem(lane, schedule),
         "ramp_day": lane.ramp_day,
         "last_ramp_day": schedule.last_day,
@@ -177,6 +197,7 @@ async def _snapshot(
             events.get(lane_id),
             owner=owners.get(lane.ip),
             now=now,
+            tz=config.tz,
         )
         records.append(record)
     records.sort(key=_sort_key)
@@ -186,6 +207,7 @@ async def _snapshot(
         campaigns=await campaign_summary(store),
         held=await held_messages(store),
         auth=auth,
+        backlog=await store.backlog(consumer_names(config)),
     )
 
 
@@ -206,6 +228,25 @@ def _event_cell(event: dict[str, Any] | None, tz: tzinfo) -> str:
     return " · ".join(part for part in parts if part)
 
 
+def _state_cell(record: dict[str, Any], tz: tzinfo, now: datetime) -> str:
+    """The state; a pause says by whom and until when, a closed window when it
+    opens ("ramping, closed, opens 01:00 Asia/Tokyo, in 5 h")."""
+    if record["state"] != "paused":
+        opens: datetime | None = record["opens_at"]
+        if opens is None:
+            return str(record["state"])
+        hours = (opens - now).total_seconds() / 3600
+        wait = f", in {hours:.0f} h" if hours >= 1 else ""
+        return (
+            f"{record['state']}, closed, opens {opens.astimezone(tz):%H:%M} {tz}{wait}"
+        )
+    who = "paused by operator" if record["operator_paused"] else "paused"
+    until: datetime | None = record["paused_until"]
+    if until is None:
+        return f"{who} until resumed" if record["operator_paused"] else who
+    return f"{who} until {until.astimezone(tz):%m-%d %H:%M}"
+
+
 _STYLES = {"paused": "bold red", "backed_off": "yellow", "high_rates": "magenta"}
 
 
@@ -216,7 +257,7 @@ def _owner_cell(owner: dict[str, Any] | None) -> str:
     return process if owner["alive"] else f"{process} (lapsed)"
 
 
-def _lane_table(records: list[dict[str, Any]], tz: tzinfo) -> Table:
+def _lane_table(records: list[dict[str, Any]], tz: tzinfo, now: datetime) -> Table:
     table = Table(title=f"lanes ({len(records)})")
     for name in ("ip", "owner", "isp", "state", "day", "allowance/h", "sent/planned"):
         table.add_column(name, justify="right" if "/" in name else "left")
@@ -228,7 +269,7 @@ def _lane_table(records: list[dict[str, Any]], tz: tzinfo) -> Table:
             r["ip"],
             _owner_cell(r["owner"]),
             r["isp"],
-            r["state"],
+            _state_cell(r, tz, now),
             f"{r['ramp_day']}/{r['last_ramp_day']}"
             + (" idle" if r["idle_reset"] else ""),
             f"{r['allowance_per_hour']:g}/{r['schedule_per_hour']}",
@@ -265,11 +306,18 @@ def _held_table(held: list[dict[str, Any]]) -> Table:
 
 
 def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
-    parts = [_lane_table(snapshot.lanes, tz), _campaign_table(snapshot.campaigns)]
+    parts: list[Any] = [
+        _lane_table(snapshot.lanes, tz, SystemClock().now()),
+        _campaign_table(snapshot.campaigns),
+    ]
     if snapshot.held:
         parts.append(_held_table(snapshot.held))
     if snapshot.auth:
         parts.append(auth_table(snapshot.auth))
+    parts.extend(
+        f"outcome events waiting for {name}: {count:,}"
+        for name, count in snapshot.backlog.items()
+    )
     return Group(*parts)
 
 
@@ -281,6 +329,8 @@ def _print_json(snapshot: Snapshot) -> None:
         echo_json({"kind": "held", "held": snapshot.held})
     if snapshot.auth:
         echo_json({"kind": "authentication", "ips": snapshot.auth})
+    if snapshot.backlog:  # only with webhooks or an accounting log configured
+        echo_json({"kind": "events", "backlog": snapshot.backlog})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -311,6 +361,15 @@ async def _watch(
 ) -> None:
     assert request.watch is not None
     shown = 1
+    console = out_console()
+    if not console.is_terminal:  # a pipe: a fresh table each time, in order
+        console.print(_render(snapshot, config.tz))
+        while request.iterations is None or shown < request.iterations:
+            await asyncio.sleep(request.watch)
+            snapshot = await _snapshot(store, config, request.ips, request.isps)
+            console.print(_render(snapshot, config.tz))
+            shown += 1
+        return
     with Live(_render(snapshot, config.tz), console=out_console()) as live:
         while request.iterations is None or shown < request.iterations:
             await asyncio.sleep(request.watch)

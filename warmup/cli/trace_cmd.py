@@ -16,8 +16,9 @@ __all__ = ["trace"]
 JSON_HELP = """
 \b
 --json prints one object per step, oldest first: at, step (enqueued |
-submitted | attempt | late_report | suppressed), detail, and the step's fields
-(campaign, state, ip, isp, verdict, reason, reply, status, outcome, source).
+submitted | attempt | late_report | suppressed | event), detail, and the step's
+fields (campaign, state, ip, isp, verdict, reason, reply, status, outcome,
+source; for an outcome event its event_id and type).
 """
 
 
@@ -28,7 +29,8 @@ submitted | attempt | late_report | suppressed), detail, and the step's fields
 def trace(ctx: click.Context, address: str, as_json: bool) -> None:
     """Everything that happened to ADDRESS: queued or submitted (which campaign,
     deadline, state now), each attempt (time, IP, ISP, verdict, reply), late
-    bounces and complaints, and its suppression with the source."""
+    bounces and complaints, its suppression with the source, and the outcome
+    events written for it (see `warmup events`)."""
     try:
         normalised = parse_address(address).address
     except AddressError as exc:

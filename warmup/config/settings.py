@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from warmup.config.auth import read_dkim, read_nameservers
+from warmup.config.outbound import read_event_log, read_retention, read_webhooks
 from warmup.config.reader import Context, Node, parse_yaml
 from warmup.config.schedules import read_rate_limits
 from warmup.core.address import AddressError, parse_address
@@ -22,14 +23,17 @@ from warmup.core.settings import (
     DKIMSettings,
     DMARCSettings,
     DNSSettings,
+    EventLogSettings,
     MetricsSettings,
     RelaySettings,
+    RetentionSettings,
     RetryPolicy,
     Route,
     SourceIP,
     Timeouts,
     TLSSettings,
     UnsubscribeSettings,
+    WebhookSettings,
 )
 from warmup.core.unsubscribe import UnsubscribeScope
 
@@ -63,6 +67,9 @@ class Settings:
     dns: DNSSettings = field(default_factory=DNSSettings)
     unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
     dmarc: DMARCSettings = field(default_factory=DMARCSettings)
+    events: EventLogSettings = field(default_factory=EventLogSettings)
+    webhooks: tuple[WebhookSettings, ...] = ()
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +107,9 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         dns=_dns(root.child("dns")),
         unsubscribe=_unsubscribe(root.child("unsubscribe")),
         dmarc=_dmarc(root.child("dmarc")),
+        events=read_event_log(root.child("events")),
+        webhooks=read_webhooks(root),
+        retention=read_retention(root.child("retention")),
     )
     root.finish()
     return settings

@@ -23,9 +23,12 @@ __all__ = [
     "DEADLINE_HEADER",
     "MAX_FIELD_BYTES",
     "MAX_HEADER_BYTES",
+    "PRIORITY_HEADER",
     "PreparedMessage",
     "header_names",
+    "header_value",
     "parse_deadline",
+    "parse_priority",
     "prepare_message",
     "received_field",
     "with_headers",
@@ -42,7 +45,12 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: What is not sent by this instant expires unsent (RFC 5322 date or ISO 8601;
 #: UTC unless it names a zone).
 DEADLINE_HEADER = "X-Warmup-Deadline"
-_ALWAYS_REMOVED = frozenset({"bcc", "resent-bcc", DEADLINE_HEADER.lower()})
+#: Sending order against other queued mail (see :func:`parse_priority`).
+PRIORITY_HEADER = "X-Warmup-Priority"
+_ALWAYS_REMOVED = frozenset(
+    {"bcc", "resent-bcc", DEADLINE_HEADER.lower(), PRIORITY_HEADER.lower()}
+)
+_SCORED = 1e12  # core.routing.engagement_priority: a list score s sorts as 1e12 + s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +58,27 @@ class PreparedMessage:
     content: bytes
     campaign: str | None  # the campaign header's value, if there was one
     deadline: datetime | None = None  # X-Warmup-Deadline, if there was one
+    priority: float | None = None  # X-Warmup-Priority, if there was one
+
+
+def parse_priority(text: str, *, now: datetime) -> float:
+    """An X-Warmup-Priority value as a claim priority (higher first):
+
+    ``high`` before every list row, ``low`` after every one (as relayed mail
+    without the header), ``normal`` like a recipient engaged ``now``, and a number
+    0-100 like a list row with that ``score``. ValueError naming the value.
+    """
+    word = text.strip().lower()
+    named = {"high": 2 * _SCORED, "normal": now.timestamp(), "low": -1.0}
+    if word in named:
+        return named[word]
+    try:
+        score = float(word)
+    except ValueError:
+        score = -1.0
+    if not 0 <= score <= 100:
+        raise ValueError(f"expected high, normal, low or 0-100, got {text!r}")
+    return _SCORED + score
 
 
 def parse_deadline(text: str) -> datetime:
@@ -116,10 +145,16 @@ def _value(field: bytes) -> str:
 
 
 def prepare_message(
-    raw: bytes, *, campaign_header: str, trace_header: str, received: str
+    raw: bytes,
+    *,
+    campaign_header: str,
+    trace_header: str,
+    received: str,
+    now: datetime | None = None,
 ) -> PreparedMessage | Refusal:
     """Clean a submitted message (see the module docstring); ``received`` is the
     trace field to put on top, from :func:`received_field`."""
+    now = now or datetime.fromtimestamp(0, UTC)
     fields, rest = _fields(raw)
     if not fields:
         return Refusal(550, "5.6.0", "The message has no header section")
@@ -129,6 +164,7 @@ def prepare_message(
     wanted = campaign_header.lower()
     campaign: str | None = None
     deadline: datetime | None = None
+    priority: float | None = None
     for name, field in fields:
         if name == wanted and campaign is None:
             try:
@@ -140,10 +176,17 @@ def prepare_message(
                 deadline = parse_deadline(_value(field))
             except ValueError as exc:
                 return Refusal(550, "5.6.0", f"Bad {DEADLINE_HEADER} header: {exc}")
+        elif name == PRIORITY_HEADER.lower() and priority is None:
+            try:
+                priority = parse_priority(_value(field), now=now)
+            except ValueError as exc:
+                return Refusal(550, "5.6.0", f"Bad {PRIORITY_HEADER} header: {exc}")
     dropped = _ALWAYS_REMOVED | {wanted, trace_header.lower()}
     kept = [field for name, field in fields if name not in dropped]
     content = b"".join([received.encode("ascii"), *kept, rest])
-    return PreparedMessage(content=content, campaign=campaign, deadline=deadline)
+    return PreparedMessage(
+        content=content, campaign=campaign, deadline=deadline, priority=priority
+    )
 
 
 def _safe(name: str) -> str:
@@ -159,6 +202,15 @@ def received_field(
         f"Received: from {_safe(helo or '')} ([{_safe(peer_ip)}])\r\n"
         f"\tby {_safe(hostname)} with {protocol}; {format_datetime(now)}\r\n"
     )
+
+
+def header_value(content: bytes, name: str) -> str | None:
+    """The first ``name`` header field's unfolded value (e.g. the Message-ID)."""
+    wanted = name.lower()
+    for field_name, field in _fields(content)[0]:
+        if field_name == wanted:
+            return _value(field)
+    return None
 
 
 def header_names(content: bytes) -> frozenset[str]:

@@ -14,14 +14,17 @@ __all__ = [
     "DMARCSettings",
     "DNSSettings",
     "DeliverySettings",
+    "EventLogSettings",
     "MetricsSettings",
     "RelaySettings",
+    "RetentionSettings",
     "RetryPolicy",
     "Route",
     "SourceIP",
     "TLSSettings",
     "Timeouts",
     "UnsubscribeSettings",
+    "WebhookSettings",
 ]
 
 
@@ -224,3 +227,36 @@ class DMARCSettings:
     min_pass_rate: float = 0.98
     # Largest report accepted after decompression (bytes).
     max_report_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventLogSettings:
+    """The accounting log: outcome events as JSON lines, rotated by size."""
+
+    log: str | None = None  # None: no log
+    rotate_bytes: int = 100_000_000
+    keep: int = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookSettings:
+    """One endpoint that gets outcome events by HTTP POST (see adapters.webhook)."""
+
+    url: str
+    secret_env: str | None = None  # HMAC-SHA256 key; None: unsigned
+    events: tuple[str, ...] = ()  # event types; empty: every type
+    format: str = "json"  # "json" | "listmonk"
+    retry_for: timedelta = timedelta(hours=24)
+    batch: int = 100
+    timeout: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionSettings:
+    """How long what is no longer needed is kept; pruned every ``every`` by
+    `warmup run`, at most ``batch`` rows per statement."""
+
+    message_bodies: timedelta = timedelta(days=7)  # after its last recipient is final
+    attempts: timedelta = timedelta(days=180)
+    every: timedelta = timedelta(hours=1)
+    batch: int = 1000

@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.failure import translated
+from warmup.adapters.db.outbox import insert_recipient_events
 from warmup.adapters.db.queue import DEADLINE_PASSED, QueueOps
 from warmup.adapters.db.schema import (
     campaigns,
@@ -22,6 +23,7 @@ from warmup.adapters.db.schema import (
 )
 from warmup.core.control import Control, ControlAction
 from warmup.core.errors import InputError
+from warmup.core.event import EventType
 from warmup.core.model import RecipientState
 
 __all__ = ["ControlOps"]
@@ -116,6 +118,17 @@ class ControlOps(QueueOps):
         old, new = (_QUEUED, _CANCELLED) if cancel else (_CANCELLED, _QUEUED)
         async with self._begin() as conn:
             campaign_id = await self._campaign_id(conn, name)
+            if cancel:
+                await conn.execute(
+                    insert_recipient_events(
+                        EventType.cancelled,
+                        now,
+                        f"campaign cancelled by {actor}",
+                        reason or None,
+                        recipients.c.campaign_id == campaign_id,
+                        recipients.c.state == old,
+                    )
+                )
             await conn.execute(
                 update(campaigns)
                 .where(campaigns.c.id == campaign_id)
@@ -143,13 +156,17 @@ class ControlOps(QueueOps):
     @translated("expiring past deadlines")
     async def expire_deadlines(self, now: datetime) -> int:
         """Queued recipients whose deadline has passed expire (unsent)."""
+        late = (
+            recipients.c.deadline_at.is_not(None),
+            recipients.c.deadline_at <= now,
+            recipients.c.state == _QUEUED,
+        )
+        events = insert_recipient_events(
+            EventType.expired, now, "deadline", DEADLINE_PASSED, *late
+        )
         expire = (
             update(recipients)
-            .where(
-                recipients.c.deadline_at.is_not(None),
-                recipients.c.deadline_at <= now,
-                recipients.c.state == _QUEUED,
-            )
+            .where(*late)
             .values(
                 state=RecipientState.expired.value,
                 last_reply=DEADLINE_PASSED,
@@ -157,6 +174,7 @@ class ControlOps(QueueOps):
             )
         )
         async with self._begin() as conn:
+            await conn.execute(events)
             return int((await conn.execute(expire)).rowcount)
 
     # -- reading -----------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.failure import describe
+from warmup.adapters.db.outbox import insert_recipient_events
 from warmup.adapters.db.queue import QueueOps, suppression_row
 from warmup.adapters.db.schema import (
     attempts,
@@ -27,6 +28,7 @@ from warmup.adapters.db.schema import (
     suppressions,
 )
 from warmup.core.errors import StoreError
+from warmup.core.event import report_event
 from warmup.core.feedback import (
     Effect,
     FeedbackEvent,
@@ -141,6 +143,20 @@ class FeedbackOps(QueueOps):
         )
         if inserted.first() is None:
             return False
+        kind = report_event(event.effect)
+        if kind is not None and event.recipient_id is not None:
+            await conn.execute(
+                insert_recipient_events(
+                    kind,
+                    event.received_at,
+                    _text(event.source, 512),
+                    _text(event.reply, 2000),
+                    recipients.c.id == event.recipient_id,
+                    status=_text(event.status, 16),
+                    reason=_text(event.reason, 32),
+                    lane_id=event.lane_id,
+                )
+            )
         if event.suppression is not None:
             await conn.execute(
                 self._insert(suppressions)

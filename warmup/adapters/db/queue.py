@@ -19,6 +19,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from warmup.adapters.db.failure import describe, translated
+from warmup.adapters.db.outbox import (
+    insert_outcome_events,
+    insert_recipient_events,
+    outcome_rows,
+)
 from warmup.adapters.db.schema import (
     UTCDateTime,
     attempts,
@@ -36,6 +41,7 @@ from warmup.adapters.db.schema import (
 )
 from warmup.core.attempt import Claimed, TickRecord
 from warmup.core.errors import StoreError
+from warmup.core.event import EventType
 from warmup.core.lane import DayStats, Lane
 from warmup.core.model import LaneState, RecipientState
 from warmup.core.suppression import Suppression, make_suppression
@@ -276,13 +282,17 @@ class QueueOps:
     @translated("failing a domain")
     async def fail_domain(self, domain: str, reply: str, now: datetime) -> int:
         """A domain that cannot receive mail: its queued recipients bounce."""
+        dead = (
+            recipients.c.domain == domain,
+            recipients.c.isp.is_(None),
+            recipients.c.state == _QUEUED,
+        )
+        events = insert_recipient_events(
+            EventType.bounced, now, "dns", reply, *dead, reason="hostunknown"
+        )
         statement = (
             update(recipients)
-            .where(
-                recipients.c.domain == domain,
-                recipients.c.isp.is_(None),
-                recipients.c.state == _QUEUED,
-            )
+            .where(*dead)
             .values(
                 state=RecipientState.bounced.value, last_reply=reply, updated_at=now
             )
@@ -291,6 +301,7 @@ class QueueOps:
             "@" + domain, reason="hostunknown", source="dns", now=now
         )
         async with self._begin() as conn:
+            await conn.execute(events)
             count = int((await conn.execute(statement)).rowcount)
             await conn.execute(
                 self._insert(suppressions).on_conflict_do_nothing(
@@ -477,6 +488,15 @@ class QueueOps:
     ) -> None:
         if tick.attempts:
             await self._record_sends(conn, tick, now)
+        to_db = self._instant_binder()
+        outcomes = outcome_rows(tick, to_db(now), to_db)
+        if outcomes:  # the outbox, in the outcome's own transaction
+            await self._executemany(
+                conn,
+                "insert outcome events",
+                partial(insert_outcome_events, self._dialect),
+                outcomes,
+            )
         if tick.dropped:
             await conn.execute(
                 update(recipients)

@@ -39,6 +39,8 @@ __all__ = [
     "controls",
     "dmarc_rows",
     "dns_evidence",
+    "event_cursors",
+    "events",
     "ip_leases",
     "lane_days",
     "lane_events",
@@ -123,6 +125,8 @@ messages = Table(
     Column("peer", String(64), nullable=False),
     Column("auth_user", String(255)),
     Column("received_at", UTCDateTime, nullable=False),
+    # The client's Message-ID, for the outcome events of its recipients.
+    Column("client_message_id", Text),
 )
 
 lanes = Table(
@@ -227,6 +231,7 @@ recipients = Table(
         postgresql_where=text("deadline_at IS NOT NULL"),
     ),
     Index(None, "address"),
+    Index(None, "message_id"),
 )
 
 attempts = Table(
@@ -298,6 +303,39 @@ dns_evidence = Table(
     Column("last_at", UTCDateTime, nullable=False),
     Column("lookups", Integer, nullable=False),
     Column("next_check_at", UTCDateTime, nullable=False),
+)
+
+# The outbox of outcome events (warmup.core.event), written in the transaction
+# of the outcome; ``id`` is the event's stable id.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("recipient_id", BigID),
+    Column("campaign", String(255)),
+    Column("recipient", String(320)),
+    Column("message_id", Text),
+    Column("ip", String(64)),
+    Column("isp", String(64)),
+    Column("reply", Text),
+    Column("status", String(16)),
+    Column("reason", String(32)),
+    Column("source", String(512)),
+)
+
+# How far each consumer of the outbox (the accounting log, each webhook) got,
+# and its retry state.
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("name", String(512), primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("next_try_at", UTCDateTime),
+    Column("failing_since", UTCDateTime),
+    Column("last_error", Text),
 )
 
 # Bounces and complaints that arrived after the send (DSN, NDR, ARF), one row per

@@ -24,9 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from warmup.adapters.db.controls import ControlOps
 from warmup.adapters.db.dmarc import DMARCOps
 from warmup.adapters.db.dns_evidence import DNSEvidenceOps
+from warmup.adapters.db.events import EventOps
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.ownership import OwnershipOps
 from warmup.adapters.db.queue import suppression_row
+from warmup.adapters.db.retention import RetentionOps
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
 from warmup.adapters.db.trace import TraceOps
 from warmup.adapters.private_file import create_private
@@ -149,7 +151,15 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(DMARCOps, OwnershipOps, ControlOps, TraceOps, DNSEvidenceOps):
+class SQLStore(
+    DMARCOps,
+    OwnershipOps,
+    ControlOps,
+    EventOps,
+    RetentionOps,
+    TraceOps,
+    DNSEvidenceOps,
+):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:

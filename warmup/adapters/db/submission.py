@@ -23,11 +23,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.failure import describe
+from warmup.adapters.db.outbox import insert_recipient_events
 from warmup.adapters.db.schema import campaigns, messages, recipients, suppressions
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import FiledMessage, RelayedMessage
 from warmup.core.errors import StoreError
+from warmup.core.event import EventType
 from warmup.core.model import RecipientState
+from warmup.core.relay_message import header_value
 from warmup.core.suppression import lookup_keys
 
 __all__ = ["SQLSubmissions"]
@@ -92,6 +95,17 @@ class SQLSubmissions:
                 rows, filed = _recipient_rows(batch, ids, message_ids, found)
                 if rows:
                     await conn.execute(insert(recipients), rows)
+                if any(f.suppressed for f in filed):  # their outcome events
+                    await conn.execute(
+                        insert_recipient_events(
+                            EventType.suppressed,
+                            batch[0].received_at,
+                            "relay",
+                            None,
+                            recipients.c.message_id.in_(message_ids),
+                            recipients.c.state == RecipientState.suppressed.value,
+                        )
+                    )
         except SQLAlchemyError as exc:
             raise StoreError("accepting messages", describe(exc)) from exc
         except Exception as exc:  # e.g. a driver's UnicodeEncodeError: no caller
@@ -165,6 +179,8 @@ def _message_row(message: RelayedMessage, campaign_id: int) -> dict[str, Any]:
         "peer": message.peer[:64],
         "auth_user": message.auth_user,
         "received_at": message.received_at,
+        "client_message_id": (header_value(message.content, "Message-ID") or "")[:998]
+        or None,
     }
 
 
@@ -191,7 +207,7 @@ def _recipient_rows(
                     "domain": address.domain,
                     "isp": None if suppressed else isp,
                     "state": state.value,
-                    "priority": -1.0,
+                    "priority": message.priority,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "queued_at": now,

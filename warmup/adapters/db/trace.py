@@ -13,6 +13,7 @@ from warmup.adapters.db.schema import (
     attempts,
     bounce_events,
     campaigns,
+    events,
     lanes,
     messages,
     recipients,
@@ -38,6 +39,7 @@ class TraceOps:
             steps += await _attempts(conn, address)
             steps += await _reports(conn, address)
             steps += await _suppressions(conn, address)
+            steps += await _events(conn, address)
         return sorted(steps, key=lambda s: (s["at"], s["order"]))
 
 
@@ -138,6 +140,22 @@ async def _suppressions(conn: AsyncConnection, address: str) -> list[dict[str, A
             f"{row.address} suppressed ({row.reason}, source {row.source})",
             order=3,
             reason=row.reason,
+            source=row.source,
+        )
+        for row in (await conn.execute(query)).all()
+    ]
+
+
+async def _events(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+    query = select(events).where(events.c.recipient == address)
+    return [
+        _step(
+            row.at,
+            "event",
+            f"outcome event {row.id}: {row.type} ({row.source})",
+            order=4,
+            event_id=row.id,
+            type=row.type,
             source=row.source,
         )
         for row in (await conn.execute(query)).all()

@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.failure import translated
 from warmup.adapters.db.feedback import FeedbackOps
-from warmup.adapters.db.schema import campaign_suppressions, recipients
+from warmup.adapters.db.outbox import insert_recipient_events
+from warmup.adapters.db.queue import suppression_row
+from warmup.adapters.db.schema import campaign_suppressions, recipients, suppressions
+from warmup.core.event import EventType
 from warmup.core.suppression import Suppression
 
 __all__ = ["UnsubscribeOps"]
@@ -30,26 +34,38 @@ class UnsubscribeOps(FeedbackOps):
             row = (await conn.execute(query)).first()
         return None if row is None else (str(row.address), int(row.campaign_id))
 
+    @translated("recording an unsubscribe")
+    async def unsubscribe(
+        self, recipient_id: int, entry: Suppression, *, campaign_id: int | None
+    ) -> bool:
+        """Suppress ``entry`` (in one campaign when ``campaign_id`` is given) and,
+        if that is new, write the recipient's ``unsubscribed`` outcome event in the
+        same transaction; False if it was already so (a repeated click)."""
+        async with self._begin() as conn:
+            if campaign_id is None:
+                new = await _suppress(conn, self, entry)
+            else:
+                new = await _suppress_in(conn, self, campaign_id, entry)
+            if new:
+                await conn.execute(
+                    insert_recipient_events(
+                        EventType.unsubscribed,
+                        entry.created_at,
+                        entry.source,
+                        None,
+                        recipients.c.id == recipient_id,
+                        reason=entry.reason,
+                    )
+                )
+        return new
+
     @translated("adding a campaign unsubscribe")
     async def add_campaign_suppression(
         self, campaign_id: int, entry: Suppression
     ) -> bool:
         """Stop mailing ``entry.address`` in one campaign; False if already so."""
-        statement = (
-            self._insert(campaign_suppressions)
-            .values(
-                campaign_id=campaign_id,
-                address=entry.address,
-                reason=entry.reason,
-                source=entry.source,
-                created_at=entry.created_at,
-            )
-            .on_conflict_do_nothing(index_elements=["campaign_id", "address"])
-            .returning(campaign_suppressions.c.id)
-        )
         async with self._begin() as conn:
-            added = (await conn.execute(statement)).all()
-        return bool(added)
+            return await _suppress_in(conn, self, campaign_id, entry)
 
     @translated("checking campaign unsubscribes")
     async def campaign_suppressed(
@@ -78,3 +94,33 @@ class UnsubscribeOps(FeedbackOps):
         query = select(campaign_suppressions.c.id).limit(1)
         async with self.engine.connect() as conn:
             return (await conn.execute(query)).first() is not None
+
+
+async def _suppress(
+    conn: AsyncConnection, ops: FeedbackOps, entry: Suppression
+) -> bool:
+    statement = (
+        ops._insert(suppressions)
+        .values(**suppression_row(entry))
+        .on_conflict_do_nothing(index_elements=["address"])
+        .returning(suppressions.c.address)
+    )
+    return bool((await conn.execute(statement)).all())
+
+
+async def _suppress_in(
+    conn: AsyncConnection, ops: FeedbackOps, campaign_id: int, entry: Suppression
+) -> bool:
+    statement = (
+        ops._insert(campaign_suppressions)
+        .values(
+            campaign_id=campaign_id,
+            address=entry.address,
+            reason=entry.reason,
+            source=entry.source,
+            created_at=entry.created_at,
+        )
+        .on_conflict_do_nothing(index_elements=["campaign_id", "address"])
+        .returning(campaign_suppressions.c.id)
+    )
+    return bool((await conn.execute(statement)).all())

@@ -1,0 +1,136 @@
+"""The outbox of outcome events (see warmup.core.event) read back, and the
+cursors of the consumers that ship them (accounting log, webhooks). Writing them
+is warmup.adapters.db.outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from warmup.adapters.db.failure import describe
+from warmup.adapters.db.queue import QueueOps
+from warmup.adapters.db.schema import campaigns, event_cursors, events
+from warmup.core.errors import StoreError
+from warmup.core.event import DeliveryCursor, EventType
+
+__all__ = ["EventOps"]
+
+
+def _event(row: Any) -> dict[str, Any]:
+    return {
+        "id": int(row.id),
+        "type": row.type,
+        "at": row.at,
+        "campaign": row.campaign,
+        "recipient": row.recipient,
+        "message_id": row.message_id,
+        "ip": row.ip,
+        "isp": row.isp,
+        "reply": row.reply,
+        "status": row.status,
+        "reason": row.reason,
+        "source": row.source,
+    }
+
+
+class EventOps(QueueOps):
+    """Mixed into SQLStore."""
+
+    async def read_events(
+        self,
+        *,
+        after: int = 0,
+        since: datetime | None = None,
+        types: Sequence[str] = (),
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Events with an id over ``after`` (and at or after ``since``, of
+        ``types``), oldest first."""
+        query = select(events).where(events.c.id > after)
+        if since is not None:
+            query = query.where(events.c.at >= since)
+        if types:
+            query = query.where(events.c.type.in_(list(types)))
+        query = query.order_by(events.c.id).limit(limit)
+        try:
+            async with self.engine.connect() as conn:
+                return [_event(row) for row in (await conn.execute(query)).all()]
+        except SQLAlchemyError as exc:
+            raise StoreError("reading events", describe(exc)) from exc
+
+    async def record_refused(
+        self, campaign_id: int, addresses: Sequence[str], now: datetime, source: str
+    ) -> None:
+        """``suppressed`` events for addresses refused before they were queued
+        (they have no recipient row; the refusal is their only record)."""
+        if not addresses:
+            return
+        name = (
+            select(campaigns.c.name)
+            .where(campaigns.c.id == campaign_id)
+            .scalar_subquery()
+        )
+        rows = [
+            {
+                "type": EventType.suppressed.value,
+                "at": now,
+                "recipient": address,
+                "reason": "suppressed",
+                "source": source,
+            }
+            for address in addresses
+        ]
+        try:
+            async with self._begin() as conn:
+                await conn.execute(events.insert().values(campaign=name), rows)
+        except SQLAlchemyError as exc:
+            raise StoreError("recording refused recipients", describe(exc)) from exc
+
+    async def last_event_id(self) -> int:
+        async with self.engine.connect() as conn:
+            found = await conn.execute(select(events.c.id).order_by(events.c.id.desc()))
+            return int(found.scalars().first() or 0)
+
+    async def cursor(self, name: str) -> DeliveryCursor:
+        """The consumer's cursor; a new consumer starts at the first event."""
+        query = select(event_cursors).where(event_cursors.c.name == name)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return DeliveryCursor(name=name)
+        return DeliveryCursor(
+            name=name,
+            last_id=int(row.last_id),
+            failures=int(row.failures),
+            next_try_at=row.next_try_at,
+            failing_since=row.failing_since,
+        )
+
+    async def save_cursor(
+        self, cursor: DeliveryCursor, error: str | None = None
+    ) -> None:
+        values = {
+            "last_id": cursor.last_id,
+            "failures": cursor.failures,
+            "next_try_at": cursor.next_try_at,
+            "failing_since": cursor.failing_since,
+            "last_error": error,
+        }
+        statement = self._insert(event_cursors).values(name=cursor.name, **values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["name"], set_=values
+        )
+        try:
+            async with self._begin() as conn:
+                await conn.execute(statement)
+        except SQLAlchemyError as exc:
+            raise StoreError("saving an event cursor", describe(exc)) from exc
+
+    async def backlog(self, names: Sequence[str]) -> dict[str, int]:
+        """Events each consumer has still to ship."""
+        last = await self.last_event_id()
+        return {name: last - (await self.cursor(name)).last_id for name in names}

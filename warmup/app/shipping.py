@@ -1,0 +1,128 @@
+"""Shipping outcome events from the outbox to their consumers: webhooks and the
+accounting log. Each consumer has its own cursor in the store and its own task,
+so a dead endpoint never slows sending nor another consumer.
+
+At least once: the cursor moves only after a consumer took a batch, so a crash
+in between sends that batch again, with the same event ids. A consumer failing
+for longer than its ``retry_for`` gives that batch up, loudly (the events stay in
+the outbox: `warmup events` shows them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from warmup.app.ports import Clock
+from warmup.core.errors import WarmupError
+from warmup.core.event import DeliveryCursor, after_failure, after_success
+
+__all__ = ["DeliveryError", "EventSink", "EventStore", "Shipper"]
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveryError(WarmupError, ConnectionError):
+    """A consumer did not take a batch of events."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        self.name = name
+        self.detail = detail
+        super().__init__(f"events to {name} not delivered: {detail}")
+
+
+class EventSink(Protocol):
+    name: str  # unique: names the cursor
+    types: frozenset[str]  # the event types it wants; empty: every type
+    retry_for: timedelta
+    batch: int
+
+    async def deliver(self, events: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        """Take the events or raise DeliveryError."""
+        ...
+
+
+class EventStore(Protocol):
+    async def read_events(
+        self,
+        *,
+        after: int = 0,
+        since: datetime | None = None,
+        types: Sequence[str] = (),
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]: ...
+
+    async def cursor(self, name: str) -> DeliveryCursor: ...
+
+    async def save_cursor(
+        self, cursor: DeliveryCursor, error: str | None = None
+    ) -> None: ...
+
+
+class Shipper:
+    def __init__(
+        self,
+        store: EventStore,
+        sinks: Sequence[EventSink],
+        clock: Clock,
+        every: timedelta = timedelta(seconds=1),
+    ) -> None:
+        self.store = store
+        self.sinks = list(sinks)
+        self.clock = clock
+        self.every = every
+
+    async def ship(self, sink: EventSink) -> int:
+        """One step for ``sink``: deliver its next batch if it is due; returns
+        how many events it took (0: nothing due, nothing new, or a failure)."""
+        now = self.clock.now()
+        cursor = await self.store.cursor(sink.name)
+        if cursor.next_try_at is not None and now < cursor.next_try_at:
+            return 0
+        read = await self.store.read_events(after=cursor.last_id, limit=sink.batch)
+        if not read:
+            return 0
+        wanted = [e for e in read if not sink.types or e["type"] in sink.types]
+        last_id = int(read[-1]["id"])
+        if not wanted:  # nothing for this consumer: just move on
+            await self.store.save_cursor(after_success(cursor, last_id))
+            return 0
+        try:
+            await sink.deliver(wanted, now)
+        except DeliveryError as exc:
+            failed, gave_up = after_failure(
+                cursor, now=now, retry_for=sink.retry_for, last_id=last_id
+            )
+            if gave_up:
+                logger.error(
+                    "%s; failing since %s: gave up %d events (ids %d-%d)",
+                    exc,
+                    cursor.failing_since,
+                    len(wanted),
+                    wanted[0]["id"],
+                    last_id,
+                )
+            else:
+                logger.warning("%s; next try at %s", exc, failed.next_try_at)
+            await self.store.save_cursor(failed, error=exc.detail)
+            return 0
+        await self.store.save_cursor(after_success(cursor, last_id))
+        return len(wanted)
+
+    async def run(self, sink: EventSink, stop: asyncio.Event) -> None:
+        """Ship to ``sink`` until ``stop``; a batch goes as soon as the last one
+        was taken, else the next look is ``every`` later."""
+        while not stop.is_set():
+            try:
+                taken = await self.ship(sink)
+            except WarmupError:
+                logger.exception("shipping events to %s failed", sink.name)
+                taken = 0
+            if taken:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.every.total_seconds())
