@@ -6,7 +6,7 @@ from __future__ import annotations
 import mailbox
 import re
 import sqlite3
-from datetime import date
+from datetime import timedelta
 from email import message_from_bytes
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from tests.e2e.helpers import enqueue_via_cli
 from tests.e2e.test_daemon import Tracker, _start, _stop, _write_project
 from tests.e2e.test_daemon_bounces import _until
 from tests.e2e.test_unsubscribe import ONE_CLICK, http, request
+from warmup.app.clock import SystemClock
 from warmup.testing.smtp import ScriptedSMTPServer
 
 
@@ -71,8 +72,11 @@ async def test_run_serves_one_click_and_reads_mail_for_it(tmp_path: Path) -> Non
 
             box = mailbox.Maildir(box_path, create=True)
             box.add(f"To: {links['bob@gmail.com'][1]}\nSubject: u\n\nstop\n".encode())
+            # Yesterday on the daemon's (real) clock: mailed reports dated in
+            # the future are refused.
+            yesterday = SystemClock().now().date() - timedelta(days=1)
             xml = report_xml(
-                date(2030, 1, 1), [record("127.0.0.2", 120, dkim="fail", spf="fail")]
+                yesterday, [record("127.0.0.2", 120, dkim="fail", spf="fail")]
             )
             box.add(report_mail(gzipped(xml), "gmail.test!gmail.com!1!2.xml.gz"))
             await _until(

@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 # How far back the engine reads DMARC figures (reports come a day or two late).
 AUTH_LOOKBACK = timedelta(days=14)
+# Mailed reports (from anyone) beginning later than this from now are refused
+# (clocks and time zones differ by hours, not days). `warmup dmarc ingest` takes
+# the operator's files as they are.
+_AHEAD = timedelta(days=1)
 # Mails up to this size are read on the loop; larger ones in a thread.
 _INLINE_BYTES = 64 * 1024
 
@@ -87,6 +91,16 @@ class DMARCIntake:
             return "dmarc_refused"
         if not reports:
             return None
+        ahead = [r for r in reports if r.begin > self._clock.now() + _AHEAD]
+        if ahead:  # stored, its day would stay the latest judged one until then
+            logger.warning(
+                "%s: DMARC report %r from %s begins %s, in the future: refused",
+                source,
+                ahead[0].report_id,
+                ahead[0].org,
+                ahead[0].begin.isoformat(),
+            )
+            return "dmarc_refused"
         for report in reports:
             await self.save(report)
         return "dmarc"
