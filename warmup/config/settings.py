@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from warmup.config.auth import read_dkim, read_nameservers
 from warmup.config.reader import Context, Node, parse_yaml
+from warmup.config.reputation import read_reputation
 from warmup.config.schedules import read_rate_limits
 from warmup.core.address import AddressError, parse_address
 from warmup.core.duration import parse_duration
@@ -24,6 +25,7 @@ from warmup.core.settings import (
     DNSSettings,
     MetricsSettings,
     RelaySettings,
+    ReputationSettings,
     RetryPolicy,
     Route,
     SourceIP,
@@ -63,6 +65,7 @@ class Settings:
     dns: DNSSettings = field(default_factory=DNSSettings)
     unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
     dmarc: DMARCSettings = field(default_factory=DMARCSettings)
+    reputation: ReputationSettings = field(default_factory=ReputationSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +103,7 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         dns=_dns(root.child("dns")),
         unsubscribe=_unsubscribe(root.child("unsubscribe")),
         dmarc=_dmarc(root.child("dmarc")),
+        reputation=read_reputation(root.child("reputation")),
     )
     root.finish()
     return settings

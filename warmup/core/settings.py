@@ -15,9 +15,12 @@ __all__ = [
     "DNSSettings",
     "DeliverySettings",
     "MetricsSettings",
+    "PostmasterSettings",
     "RelaySettings",
+    "ReputationSettings",
     "RetryPolicy",
     "Route",
+    "SNDSSettings",
     "SourceIP",
     "TLSSettings",
     "Timeouts",
@@ -224,3 +227,44 @@ class DMARCSettings:
     min_pass_rate: float = 0.98
     # Largest report accepted after decompression (bytes).
     max_report_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostmasterSettings:
+    """Google Postmaster Tools (API v1); off while ``credentials_file`` is None."""
+
+    # A file holding an OAuth 2.0 access token (scope postmaster.readonly), read
+    # at every fetch so an outside job can refresh it.
+    credentials_file: str | None = None
+    domains: tuple[str, ...] = ()
+    endpoint: str = "https://gmailpostmastertools.googleapis.com"
+
+    @property
+    def enabled(self) -> bool:
+        return self.credentials_file is not None and bool(self.domains)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SNDSSettings:
+    """Microsoft SNDS automated data access; off while ``key_env`` is None."""
+
+    key_env: str | None = None
+    endpoint: str = "https://sendersupport.olc.protection.outlook.com/snds/data.aspx"
+
+    @property
+    def enabled(self) -> bool:
+        return self.key_env is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReputationSettings:
+    """The ISPs' own reputation data, fetched daily (core.reputation)."""
+
+    google_postmaster: PostmasterSettings = field(default_factory=PostmasterSettings)
+    snds: SNDSSettings = field(default_factory=SNDSSettings)
+    # Each HTTP request gives up after this long.
+    timeout: timedelta = timedelta(seconds=30)
+
+    @property
+    def enabled(self) -> bool:
+        return self.google_postmaster.enabled or self.snds.enabled
