@@ -106,13 +106,20 @@ class LaneRuntime:
         self.set_hold("dmarc", None if auth is None else auth_hold(auth), now, record)
 
     def set_hold(
-        self, source: str, hold: RampHold | None, now: datetime, record: TickRecord
+        self,
+        source: str,
+        hold: RampHold | None,
+        now: datetime,
+        record: TickRecord,
+        *,
+        announce: bool = True,
     ) -> None:
-        """What ``source`` says holds the ramp now; a new hold is an event."""
+        """What ``source`` says holds the ramp now; a new hold is an event
+        (unless another event tells it, ``announce=False``)."""
         if hold is None:
             self.holds.pop(source, None)
             return
-        if hold != self.holds.get(source):
+        if announce and hold != self.holds.get(source):
             record.events.append((self.id, ramp_hold_event(self.lane, hold, now)))
         self.holds[source] = hold
 

@@ -27,6 +27,7 @@ from warmup.adapters.db.dns_evidence import DNSEvidenceOps
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.ownership import OwnershipOps
 from warmup.adapters.db.queue import suppression_row
+from warmup.adapters.db.reputation import ReputationOps
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
 from warmup.adapters.db.trace import TraceOps
 from warmup.adapters.private_file import create_private
@@ -149,7 +150,9 @@ def _upgrade(connection: Connection) -> None:
             raise StoreError("open", f"migration broke a foreign key: {tuple(broken)}")
 
 
-class SQLStore(DMARCOps, OwnershipOps, ControlOps, TraceOps, DNSEvidenceOps):
+class SQLStore(
+    DMARCOps, OwnershipOps, ControlOps, TraceOps, DNSEvidenceOps, ReputationOps
+):
     """The Store port over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
