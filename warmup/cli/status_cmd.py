@@ -17,8 +17,10 @@ from warmup.adapters.db.reporting import campaign_summary, held_messages, last_e
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
 from warmup.app.ports import IPOwner
+from warmup.app.reputation import LOOKBACK, latest_figures
 from warmup.cli.common import config_from, echo_json, out_console, run_async
 from warmup.cli.status_auth import auth_records, auth_table
+from warmup.cli.status_reputation import reputation_records, reputation_table
 from warmup.config import Config
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
@@ -66,6 +68,11 @@ then, once DMARC aggregate reports were ingested, one object with kind
   ip, day (latest reported), messages, dmarc_pass_pct, dkim_aligned_pct,
   spf_aligned_pct (that day, 0-100), days, messages_total,
   dmarc_pass_pct_total (every day read), auth_failing (ramp held)
+then, once reputation data was fetched (the last 7 days), one object with kind
+"reputation" and figures, a list of objects (latest day per domain and per IP):
+  source (postmaster, snds), domain, ip, day, spam_rate_pct, domain_reputation,
+  ip_reputation (sample IP -> category), filter_result, complaint_rate_pct,
+  trap_hits, action (pause, hold or null), causes
 """
 
 
@@ -75,6 +82,7 @@ class Snapshot:
     campaigns: list[dict[str, Any]]
     held: list[dict[str, Any]]
     auth: list[dict[str, Any]]
+    reputation: list[dict[str, Any]]
 
 
 def _pct(count: int, total: int) -> float:
@@ -186,6 +194,21 @@ async def _snapshot(
         campaigns=await campaign_summary(store),
         held=await held_messages(store),
         auth=auth,
+        reputation=await _reputation(store, config, ips, now),
+    )
+
+
+async def _reputation(
+    store: SQLStore, config: Config, ips: tuple[str, ...], now: datetime
+) -> list[dict[str, Any]]:
+    postmaster, snds = latest_figures(
+        *await store.reputation_days(since=(now - LOOKBACK).date())
+    )
+    pool = [ip.address for ip in config.settings.ips]
+    if ips:
+        snds = [row for row in snds if row.ip in ips]
+    return reputation_records(
+        postmaster, snds, [ip for ip in pool if ip in ips or not ips]
     )
 
 
@@ -270,6 +293,8 @@ def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
         parts.append(_held_table(snapshot.held))
     if snapshot.auth:
         parts.append(auth_table(snapshot.auth))
+    if snapshot.reputation:
+        parts.append(reputation_table(snapshot.reputation))
     return Group(*parts)
 
 
@@ -281,6 +306,8 @@ def _print_json(snapshot: Snapshot) -> None:
         echo_json({"kind": "held", "held": snapshot.held})
     if snapshot.auth:
         echo_json({"kind": "authentication", "ips": snapshot.auth})
+    if snapshot.reputation:
+        echo_json({"kind": "reputation", "figures": snapshot.reputation})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
