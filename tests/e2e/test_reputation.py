@@ -109,10 +109,14 @@ class Engine:
 
 
 def _pm(fake: FakeReputationServer, day: date, rate: float) -> None:
-    fake.postmaster["shop.test"] = [
-        traffic_stats("shop.test", day - timedelta(days=1), spam_rate=0.0002),
-        traffic_stats("shop.test", day, spam_rate=rate),
-    ]
+    """Postmaster Tools now says ``rate`` for ``day`` (days before stay)."""
+    days = fake.postmaster.setdefault(
+        "shop.test",
+        [traffic_stats("shop.test", day - timedelta(days=1), spam_rate=0.0002)],
+    )
+    name = traffic_stats("shop.test", day, spam_rate=rate)["name"]
+    days[:] = [d for d in days if d["name"] != name]
+    days.append(traffic_stats("shop.test", day, spam_rate=rate))
 
 
 async def test_postmaster_and_snds_pause_hold_and_release_the_right_lanes(
@@ -228,3 +232,12 @@ async def _scenario(run: Engine, fake: FakeReputationServer, config: Path) -> No
     lanes = await run.lanes()
     assert lanes[(IP2, "gmail")][1] == 2 and lanes[(IP3, "gmail")][1] == 2
     assert (await run.events(IP2, "gmail"))[-1][0] == "advance"
+    await run.engine.finish()
+    page = config.parent / "report.html"
+    made = await cli_run(config, "report", "--html", str(page))
+    assert made.exit_code == 0, made.output
+    text = await asyncio.to_thread(page.read_text)
+    assert '<table id="reputation"' in text
+    assert "<td>2030-03-01</td><td>spam 0.35%; domain HIGH</td><td>pauses" in text
+    assert "<td>2030-03-02</td><td>spam 0.15%; domain HIGH</td><td>holds" in text
+    assert "<td>RED; complaints 2.5%; trap hits 4</td><td>pauses</td>" in text
