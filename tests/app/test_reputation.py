@@ -62,6 +62,9 @@ async def test_figures_are_stored_revised_and_read_back(store: SQLStore) -> None
         spam_rate=0.002,
         domain_reputation="MEDIUM",
         ip_reputation={IP: "LOW", "10.0.0.1": "HIGH"},
+        spf_rate=1.0,
+        dkim_rate=0.98,
+        dmarc_rate=0.97,
     )
     assert await store.save_reputation(
         [day], [_snds(D1, "RED"), _snds(None, "RED")], NOW

@@ -238,6 +238,11 @@ async def _scenario(run: Engine, fake: FakeReputationServer, config: Path) -> No
     assert made.exit_code == 0, made.output
     text = await asyncio.to_thread(page.read_text)
     assert '<table id="reputation"' in text
-    assert "<td>2030-03-01</td><td>spam 0.35%; domain HIGH</td><td>pauses" in text
-    assert "<td>2030-03-02</td><td>spam 0.15%; domain HIGH</td><td>holds" in text
+    auth = "SPF 100.0% DKIM 100.0% DMARC 100.0%"
+    assert (
+        f"<td>2030-03-01</td><td>spam 0.35%; domain HIGH; {auth}</td><td>pauses" in text
+    )
+    assert (
+        f"<td>2030-03-02</td><td>spam 0.15%; domain HIGH; {auth}</td><td>holds" in text
+    )
     assert "<td>RED; complaints 2.5%; trap hits 4</td><td>pauses</td>" in text

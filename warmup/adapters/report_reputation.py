@@ -30,7 +30,16 @@ def _postmaster_cells(day: PostmasterDay) -> tuple[str, ...]:
     decided = decide_reputation(postmaster=[day], ips_of_domain={day.domain: ["*"]})
     spam = "" if day.spam_rate is None else f"spam {day.spam_rate:.2%}"
     ips = ", ".join(f"{ip} {c}" for ip, c in sorted((day.ip_reputation or {}).items()))
-    parts = [spam, f"domain {day.domain_reputation or '?'}", ips]
+    auth = " ".join(
+        f"{name} {rate:.1%}"
+        for name, rate in (
+            ("SPF", day.spf_rate),
+            ("DKIM", day.dkim_rate),
+            ("DMARC", day.dmarc_rate),
+        )
+        if rate is not None
+    )
+    parts = [spam, f"domain {day.domain_reputation or '?'}", ips, auth]
     figures = "; ".join(part for part in parts if part)
     effect = _effect({d.action for d in decided})
     return ("Postmaster Tools", day.domain, day.day.isoformat(), figures, effect)

@@ -38,10 +38,11 @@ def fetch(ctx: click.Context, as_json: bool) -> None:
     Microsoft SNDS (reputation.snds) now, store the figures and print them:
     the table `warmup status` shows, or with --json one object per figure
     (source postmaster|snds, domain, ip, day, spam_rate_pct, domain_reputation,
-    ip_reputation, filter_result, complaint_rate_pct, trap_hits, action
-    pause|hold|null, causes) and one {"source": "error", "feed", "error"} per
-    feed that could not be read. `warmup run` does the same every day.
-    Exit code 1 if a feed could not be read.
+    ip_reputation, spf_pct, dkim_pct, dmarc_pct, filter_result,
+    complaint_rate_pct, trap_hits, action pause|hold|null, causes) and one
+    {"source": "error", "feed", "error"} per feed that could not be read.
+    `warmup run` does the same every day. Exit code 1 if a feed could not be
+    read.
     """
     config = config_from(ctx)
     if not config.settings.reputation.enabled:

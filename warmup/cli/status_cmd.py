@@ -71,7 +71,8 @@ then, once DMARC aggregate reports were ingested, one object with kind
 then, once reputation data was fetched (the last 7 days), one object with kind
 "reputation" and figures, a list of objects (latest day per domain and per IP):
   source (postmaster, snds), domain, ip, day, spam_rate_pct, domain_reputation,
-  ip_reputation (sample IP -> category), filter_result, complaint_rate_pct,
+  ip_reputation (sample IP -> category), spf_pct, dkim_pct, dmarc_pct
+  (Postmaster's authentication success), filter_result, complaint_rate_pct,
   trap_hits, action (pause, hold or null), causes
 """
 

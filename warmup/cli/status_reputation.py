@@ -39,6 +39,9 @@ def postmaster_record(day: PostmasterDay, ips: Sequence[str]) -> dict[str, Any]:
         "spam_rate_pct": _pct(day.spam_rate),
         "domain_reputation": day.domain_reputation,
         "ip_reputation": dict(sorted((day.ip_reputation or {}).items())),
+        "spf_pct": _pct(day.spf_rate),
+        "dkim_pct": _pct(day.dkim_rate),
+        "dmarc_pct": _pct(day.dmarc_rate),
         "filter_result": None,
         "complaint_rate_pct": None,
         "trap_hits": None,
@@ -57,6 +60,9 @@ def snds_record(row: SNDSRow) -> dict[str, Any]:
         "spam_rate_pct": None,
         "domain_reputation": None,
         "ip_reputation": {},
+        "spf_pct": None,
+        "dkim_pct": None,
+        "dmarc_pct": None,
         "filter_result": row.filter_result,
         "complaint_rate_pct": _pct(row.complaint_rate),
         "trap_hits": row.trap_hits,
@@ -80,6 +86,11 @@ def _figures(r: dict[str, Any]) -> str:
             f"spam {r['spam_rate_pct']}%" if r["spam_rate_pct"] is not None else "",
             f"domain {r['domain_reputation']}" if r["domain_reputation"] else "",
             *(f"{ip} {cat}" for ip, cat in r["ip_reputation"].items()),
+            *(
+                f"{key.removesuffix('_pct').upper()} {r[key]}%"
+                for key in ("spf_pct", "dkim_pct", "dmarc_pct")
+                if r[key] is not None
+            ),
         ]
     else:
         complaints = r["complaint_rate_pct"]
