@@ -246,3 +246,30 @@ async def _scenario(run: Engine, fake: FakeReputationServer, config: Path) -> No
         f"<td>2030-03-02</td><td>spam 0.15%; domain HIGH; {auth}</td><td>holds" in text
     )
     assert "<td>RED; complaints 2.5%; trap hits 4</td><td>pauses</td>" in text
+
+
+async def test_fetch_says_what_is_missing_and_which_feed_failed(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARMUP_SNDS_KEY", "snds-key-1")
+    fake = FakeReputationServer(token="another-token")
+    fake.snds_csv = snds_line(IP3, D1, "YELLOW")
+    async with serving_reputation(fake):
+        config = _project(tmp_path, database_url, fake.url)
+        bare = tmp_path / "bare.yaml"
+        text = (await asyncio.to_thread(config.read_text)).split("reputation:")[0]
+        await asyncio.to_thread(bare.write_text, text)
+        off = await cli_run(bare, "reputation", "fetch")
+        assert off.exit_code == 2 and "nothing to fetch" in off.stderr
+        result = await cli_run(config, "reputation", "fetch", "--json")
+        table = await cli_run(config, "reputation", "fetch")
+    assert result.exit_code == 1
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [(x["source"], x.get("action")) for x in lines] == [
+        ("snds", "hold"),
+        ("error", None),
+    ]
+    assert lines[1]["feed"] == "Google Postmaster Tools (shop.test)"
+    assert lines[1]["error"].startswith("HTTP 401")
+    assert table.exit_code == 1 and "YELLOW" in table.stdout
+    assert "error: could not read Google Postmaster Tools" in table.stderr
