@@ -16,11 +16,14 @@ from click.testing import CliRunner, Result
 from tests.e2e.helpers import enqueue_via_cli
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.reputation_feeds import HTTPReputationFeeds
+from warmup.adapters.scheduler import CalendarJobs
+from warmup.app.clock import SystemClock
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import MXAnswer
 from warmup.app.reputation import fetch_reputation
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
+from warmup.cli.run_cmd import _fetch_reputation_daily
 from warmup.config import Config, load_config
 from warmup.core.model import LaneState
 from warmup.testing.clock import FakeClock
@@ -273,3 +276,28 @@ async def test_fetch_says_what_is_missing_and_which_feed_failed(
     assert lines[1]["error"].startswith("HTTP 401")
     assert table.exit_code == 1 and "YELLOW" in table.stdout
     assert "error: could not read Google Postmaster Tools" in table.stderr
+
+
+async def test_the_daemon_fetches_daily_and_a_failure_does_not_escape(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARMUP_SNDS_KEY", "snds-key-1")
+    fake = FakeReputationServer()
+    fake.snds_csv = snds_line(IP3, D1, "RED")
+    async with serving_reputation(fake):
+        config = load_config(_project(tmp_path, database_url, fake.url))
+        store = await SQLStore.open(config.settings.database)
+        jobs = CalendarJobs(tz=config.tz, schedules=[], beat=timedelta(minutes=1))
+        try:
+            _fetch_reputation_daily(config, store, SystemClock(), jobs)
+            assert "reputation-fetch" in jobs.job_names()
+            job = jobs._scheduler.get_job("reputation-fetch")
+            await job.func()  # what the scheduler runs at 07:00
+            fake.token = "rotated"  # the token file is stale now: one feed fails
+            await job.func()  # logged, not raised
+            assert jobs.fired["reputation-fetch"] == 2
+            _, snds = await store.reputation_days()
+            assert [(r.ip, r.filter_result) for r in snds] == [(IP3, "RED")]
+        finally:
+            jobs.shutdown()
+            await store.close()
