@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from warmup.core.errors import FetchError
 from warmup.core.lane import (
     DayStats,
     Lane,
@@ -15,6 +16,7 @@ from warmup.core.lane import (
 )
 from warmup.core.model import LaneState
 from warmup.core.schedule import RampStep, Schedule
+from warmup.core.settings import PostmasterSettings, ReputationSettings, SNDSSettings
 
 NOW = datetime(2030, 1, 2, 0, 5, tzinfo=UTC)
 D1, D2 = date(2030, 1, 1), date(2030, 1, 2)
@@ -71,3 +73,18 @@ def test_it_never_shortens_a_pause_nor_touches_an_operator_pause() -> None:
     short = Lane(ip="a", isp="gmail", state=LaneState.paused, paused_until=NOW)
     longer, events = reputation_pause(short, now=NOW, until=until, detail="f")
     assert longer.paused_until == until and [e.cause for e in events] == ["reputation"]
+
+
+def test_reputation_settings_are_on_only_with_credentials() -> None:
+    google = PostmasterSettings(credentials_file="t", domains=("shop.example",))
+    assert not ReputationSettings().enabled
+    assert not PostmasterSettings(credentials_file="t").enabled  # no domain
+    assert ReputationSettings(google_postmaster=google).enabled
+    assert ReputationSettings(snds=SNDSSettings(key_env="K")).enabled
+
+
+def test_a_fetch_error_names_the_feed_and_why() -> None:
+    error = FetchError("Microsoft SNDS", "HTTP 403: Access denied")
+    assert isinstance(error, ConnectionError)
+    assert str(error) == "could not read Microsoft SNDS: HTTP 403: Access denied"
+    assert (error.source, error.detail) == ("Microsoft SNDS", "HTTP 403: Access denied")

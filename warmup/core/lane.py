@@ -64,7 +64,6 @@ __all__ = [
     "LaneEvent",
     "RampHold",
     "WindowCounts",
-    "auth_failing_event",
     "auth_hold",
     "close_day",
     "is_unauthenticated",
@@ -391,11 +390,6 @@ def ramp_hold_event(lane: Lane, hold: RampHold, now: datetime) -> LaneEvent:
     """The lane's ramp holds until the figure is clean again (rule 5)."""
     detail = f"{hold.detail}: ramp day {lane.ramp_day} held until a clean day"
     return _event(lane, lane, now, hold.cause, detail)
-
-
-def auth_failing_event(lane: Lane, auth: AuthDay, now: datetime) -> LaneEvent:
-    """The lane's IP fails DMARC: its ramp holds until a clean day (rule 5)."""
-    return ramp_hold_event(lane, auth_hold(auth), now)
 
 
 def reputation_pause(
