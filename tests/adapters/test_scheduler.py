@@ -32,3 +32,23 @@ async def test_jobs_are_registered_and_the_beat_wakes_the_loop() -> None:
     finally:
         jobs.shutdown()
     assert jobs.fired["maintenance"] >= 1
+
+
+async def test_a_daily_job_is_registered_at_its_local_time() -> None:
+    tz = ZoneInfo("Asia/Tokyo")
+    jobs = CalendarJobs(tz=tz, schedules=[], beat=timedelta(minutes=1))
+    runs: list[int] = []
+
+    async def work() -> None:
+        runs.append(1)
+
+    jobs.daily("reputation-fetch", time(7, 0), work)
+    assert "reputation-fetch" in jobs.job_names()
+    jobs.start()
+    try:
+        job = jobs._scheduler.get_job("reputation-fetch")
+        fire_at = job.next_run_time.astimezone(tz)
+        assert (fire_at.hour, fire_at.minute, fire_at.second) == (7, 0, 0)
+    finally:
+        jobs.shutdown()
+    assert runs == []  # nothing runs before its time

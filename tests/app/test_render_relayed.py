@@ -51,7 +51,18 @@ async def test_client_message_id_and_date_are_kept() -> None:
     mail_from, message = await renderer.render(_claimed(1), NOW)
     trace = mail_from.partition("+")[2].partition("@")[0]
     assert mail_from.endswith("@bounce.test")
-    assert message == f"{TRACE_HEADER}: {trace}\r\n".encode() + content
+    feedback = b"Feedback-ID: 1:bounce.test\r\n"
+    assert message == f"{TRACE_HEADER}: {trace}\r\n".encode() + feedback + content
+
+
+async def test_a_client_feedback_id_is_kept_else_ours_is_added() -> None:
+    own = b"Feedback-ID: spring:shop\r\nSubject: s\r\n\r\nbody\r\n"
+    renderer = _renderer(_Messages({1: own, 2: b"Subject: s\r\n\r\nbody\r\n"}))
+    kept = (await renderer.render(_claimed(1), NOW))[1]
+    added = (await renderer.render(_claimed(2), NOW))[1]
+    assert kept.count(b"Feedback-ID:") == 1 and b"Feedback-ID: spring:shop" in kept
+    # Gmail's feedback loop: campaign id, then the sender id (the bounce domain).
+    assert b"\r\nFeedback-ID: 1:bounce.test\r\n" in added
 
 
 async def test_missing_message_id_and_date_are_added_per_recipient() -> None:

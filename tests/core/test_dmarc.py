@@ -15,7 +15,7 @@ from warmup.core.dmarc import (
     merge_rows,
     report_key,
 )
-from warmup.core.lane import DayStats, Lane, close_day, on_reply
+from warmup.core.lane import DayStats, Lane, auth_hold, close_day, on_reply
 from warmup.core.model import LaneState, Verdict
 
 D1, D2, D3 = date(2030, 1, 1), date(2030, 1, 2), date(2030, 1, 3)
@@ -83,7 +83,12 @@ def test_a_failing_ip_holds_its_ramp_at_day_close(
 ) -> None:
     lane = Lane(ip="a", isp="gmail", ramp_day=2, day=D1, stats=stats, last_sent_at=NOW)
     closed, events = close_day(
-        lane, new_day=D2, now=NOW, planned=240, schedule=SCHEDULE, auth=auth
+        lane,
+        new_day=D2,
+        now=NOW,
+        planned=240,
+        schedule=SCHEDULE,
+        holds=() if auth is None else (auth_hold(auth),),
     )
     assert [e.cause for e in events] == [cause]
     assert closed.ramp_day == ramp_day and closed.day == D2

@@ -36,8 +36,8 @@ def _stats(spam: float, *, low: tuple[str, ...] = ()) -> dict[str, Any]:
             "not a group",
         ],
         "spfSuccessRatio": 1,
-        "dkimSuccessRatio": 1,
-        "dmarcSuccessRatio": 1,
+        "dkimSuccessRatio": 0.995,
+        "dmarcSuccessRatio": True,  # not a number: no figure
     }
 
 
@@ -49,6 +49,9 @@ def test_traffic_stats_are_read() -> None:
         spam_rate=0.0035,
         domain_reputation="HIGH",
         ip_reputation={"203.0.113.10": "HIGH", "203.0.113.11": "LOW"},
+        spf_rate=1.0,
+        dkim_rate=0.995,
+        dmarc_rate=None,
     )
     assert parse_traffic_stats("example.com", {"name": "nonsense"}) is None
     bare = parse_traffic_stats("example.com", {"name": "d/trafficStats/20261201"})

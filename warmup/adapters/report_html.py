@@ -22,6 +22,7 @@ from warmup.adapters.report_charts import (
     overview_figure,
     timeline_figure,
 )
+from warmup.adapters.report_reputation import reputation_section
 from warmup.app.report import ISPSummary, Report
 
 __all__ = ["render_html"]
@@ -185,6 +186,7 @@ def render_html(report: Report, *, title: str = "warmup report") -> str:
         _isp_table(report.isps),
         _chart(overview_figure(report), "chart-overview", "overview"),
         *_auth_section(report),
+        *reputation_section(report),
         "<h2>Lane events</h2>",
         '<p class="note">Each lane\'s state over time; markers are lane events '
         "(hover for the reply that caused them).</p>",

@@ -5,7 +5,8 @@ Each node runs its own AsyncIOScheduler with the in-memory job store (sharing a
 they wake the run loop at calendar instants — local midnight, every window's
 opening and closing, and a periodic maintenance beat (lease sweep, retries due,
 routing) — and the dispatcher does the rest on its next tick. The one job that
-works itself is a poll added with :meth:`CalendarJobs.every` (the bounce mailbox).
+work themselves are added with :meth:`CalendarJobs.every` (the bounce mailbox
+poll, the DNS re-check) and :meth:`CalendarJobs.daily` (the reputation fetch).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta, tzinfo
+from datetime import time, timedelta, tzinfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -34,6 +35,7 @@ class CalendarJobs:
     ) -> None:
         self.wake = asyncio.Event()
         self.fired: dict[str, int] = {}
+        self._tz = tz
         self._scheduler = AsyncIOScheduler(timezone=tz)
         self._add("day-boundary", CronTrigger(hour=0, minute=0, timezone=tz))
         self._add("maintenance", IntervalTrigger(seconds=beat.total_seconds()))
@@ -70,17 +72,32 @@ class CalendarJobs:
     ) -> None:
         """Run ``work`` every ``interval``; a failure is
         logged and the job runs again at its next turn."""
+        trigger = IntervalTrigger(seconds=interval.total_seconds())
+        self._add_work(name, trigger, work, f"in {interval}")
 
+    def daily(self, name: str, at: time, work: Callable[[], Awaitable[object]]) -> None:
+        """Run ``work`` every day at ``at`` (the scheduler's time zone); a
+        failure is logged and the job runs again the next day."""
+        trigger = CronTrigger(hour=at.hour, minute=at.minute, timezone=self._tz)
+        self._add_work(name, trigger, work, "tomorrow")
+
+    def _add_work(
+        self,
+        name: str,
+        trigger: object,
+        work: Callable[[], Awaitable[object]],
+        again: str,
+    ) -> None:
         async def run() -> None:
             self.fired[name] = self.fired.get(name, 0) + 1
             try:
                 await work()
             except Exception:
-                logger.exception("job %s failed; trying again in %s", name, interval)
+                logger.exception("job %s failed; trying again %s", name, again)
 
         self._scheduler.add_job(
             run,
-            IntervalTrigger(seconds=interval.total_seconds()),
+            trigger,
             id=name,
             name=name,
             coalesce=True,

@@ -32,6 +32,7 @@ from warmup.app.ownership import Processes, ip_ownership
 from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.recording import record_until_stored
 from warmup.app.render import Renderer
+from warmup.app.reputation import apply_reputation
 from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
@@ -44,6 +45,7 @@ from warmup.core.settings import (
     DeliverySettings,
     DMARCSettings,
     DNSSettings,
+    ReputationSettings,
     SourceIP,
     UnsubscribeSettings,
 )
@@ -80,6 +82,7 @@ class EngineSettings:
     unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
     dmarc: DMARCSettings = field(default_factory=DMARCSettings)
     dns: DNSSettings = field(default_factory=DNSSettings)
+    reputation: ReputationSettings = field(default_factory=ReputationSettings)
 
 
 @dataclass(slots=True)
@@ -455,6 +458,15 @@ class Dispatcher:
         verdicts = await auth_verdicts(self.store, ips, self.settings.dmarc, now)
         for runtime in self.lanes.values():
             runtime.set_auth(verdicts.get(runtime.source.address), now, record)
+        if self.settings.reputation.enabled:  # the ISPs' own data (app.reputation)
+            await apply_reputation(
+                self.store,
+                self.lanes.values(),
+                ips=[ip.address for ip in self.settings.pool or self.settings.ips],
+                settings=self.settings.reputation,
+                now=now,
+                record=record,
+            )
 
     async def _route(self, now: datetime) -> None:
         # DNS answers are evidence (core/dns_evidence.py); routes are never looked up.

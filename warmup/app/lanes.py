@@ -13,10 +13,13 @@ from warmup.core.dmarc import AuthDay
 from warmup.core.lane import (
     Lane,
     LaneEvent,
-    auth_failing_event,
+    RampHold,
+    auth_hold,
     close_day,
     judge_window,
     lane_rate,
+    ramp_hold_event,
+    reputation_pause,
     resume,
 )
 from warmup.core.model import LaneState
@@ -73,8 +76,11 @@ class LaneRuntime:
     # when the lane is loaded.
     window: RollingWindow = field(init=False)
     dirty: bool = False
-    # The IP's failing DMARC day while its authentication fails (core.dmarc).
-    auth: AuthDay | None = None
+    # What holds the ramp now, by source ("dmarc": the IP's failing DMARC day,
+    # core.dmarc; "reputation": the ISP's own data, core.reputation).
+    holds: dict[str, RampHold] = field(default_factory=dict)
+    # The reputation pause this process applied last (one pause per figure).
+    reputation_paused: str | None = None
 
     def __post_init__(self) -> None:
         self.window = RollingWindow(self.schedule.reactions.rates.window)
@@ -97,9 +103,37 @@ class LaneRuntime:
 
     def set_auth(self, auth: AuthDay | None, now: datetime, record: TickRecord) -> None:
         """What the IP's DMARC reports say now; a newly failing day is an event."""
-        if auth is not None and auth != self.auth:
-            record.events.append((self.id, auth_failing_event(self.lane, auth, now)))
-        self.auth = auth
+        self.set_hold("dmarc", None if auth is None else auth_hold(auth), now, record)
+
+    def set_hold(
+        self,
+        source: str,
+        hold: RampHold | None,
+        now: datetime,
+        record: TickRecord,
+        *,
+        announce: bool = True,
+    ) -> None:
+        """What ``source`` says holds the ramp now; a new hold is an event
+        (unless another event tells it, ``announce=False``)."""
+        if hold is None:
+            self.holds.pop(source, None)
+            return
+        if announce and hold != self.holds.get(source):
+            record.events.append((self.id, ramp_hold_event(self.lane, hold, now)))
+        self.holds[source] = hold
+
+    def pause_for_reputation(
+        self, detail: str, until: datetime, now: datetime, record: TickRecord
+    ) -> None:
+        """The ISP's own data says stop (core.lane rule 9), once per figure."""
+        if detail == self.reputation_paused:
+            return
+        self.reputation_paused = detail
+        lane, events = reputation_pause(self.lane, now=now, until=until, detail=detail)
+        if lane.state is LaneState.paused and lane is not self.lane:
+            self.hand_back(record)
+        self._update(lane, events, record)
 
     def snapshot(self) -> LaneRecord:
         return LaneRecord(lane_id=self.id, lane=self.lane, allowance_per_hour=self.rate)
@@ -139,7 +173,7 @@ class LaneRuntime:
             now=now,
             planned=self.planned,
             schedule=self.schedule,
-            auth=self.auth,
+            holds=tuple(self.holds[source] for source in sorted(self.holds)),
         )
         self._update(lane, events, record)
         self.max_minute = 0

@@ -16,6 +16,7 @@ from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
 from warmup.core.model import Verdict
 from warmup.core.recipient import NewRecipient
+from warmup.core.reputation import PostmasterDay, SNDSRow
 from warmup.core.settings import SourceIP
 from warmup.core.suppression import Suppression
 
@@ -270,6 +271,12 @@ class EngineStore(Store, OwnershipStore, Protocol):
         self, ips: Sequence[str] | None = None, since: date | None = None
     ) -> list[AuthDay]:
         """Per source IP x day, what the DMARC aggregate reports say."""
+
+    async def reputation_days(
+        self, since: date | None = None
+    ) -> tuple[list[PostmasterDay], list[SNDSRow]]:
+        """The ISPs' own figures (app.reputation) from ``since`` on."""
+        ...
 
     async def control_version(self) -> int:
         """The newest operator control's id (0: none)."""

@@ -1,5 +1,10 @@
 """Per-recipient messages: the campaign's template or the relayed message, VERP
-envelope, trace headers."""
+envelope, trace headers.
+
+Every message carries ``Feedback-ID: CAMPAIGN:SENDER`` (Gmail's feedback loop:
+Postmaster Tools reports spam rates per identifier), CAMPAIGN the campaign's id
+and SENDER the bounce domain; a template or relayed message with its own
+Feedback-ID keeps it. It is added before DKIM signing, which signs it."""
 
 from __future__ import annotations
 
@@ -116,6 +121,8 @@ class Renderer:
         ]
         if "to" not in template.headers:
             headers.append(("To", claimed.address))
+        if "feedback-id" not in template.headers:
+            headers.append(("Feedback-ID", self._feedback_id(claimed)))
         headers.extend(self._unsubscribe_headers(claimed, template.headers))
         values = dict(claimed.fields)
         values.setdefault("email", claimed.address)
@@ -143,9 +150,15 @@ class Renderer:
             headers.append(("Message-ID", f"<{trace}@{self._domain}>"))
         if "date" not in names:
             headers.append(("Date", self._date_header(now)))
+        if "feedback-id" not in names:
+            headers.append(("Feedback-ID", self._feedback_id(claimed)))
         if self._unsubscribe_relayed:
             headers.extend(self._unsubscribe_headers(claimed, names))
         return with_headers(content, headers)
+
+    def _feedback_id(self, claimed: Claimed) -> str:
+        """Gmail's Feedback-ID: identifiers then the sender id, colon-separated."""
+        return f"{claimed.campaign_id}:{self._domain}"
 
     def _unsubscribe_headers(
         self, claimed: Claimed, present: Collection[str]

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from warmup.core.address import mask_addresses
 from warmup.core.dmarc import AuthDay
 from warmup.core.lane import Lane
+from warmup.core.reputation import PostmasterDay, SNDSRow
 from warmup.core.schedule import Advance, RateLimits, Schedule
 
 __all__ = [
@@ -57,6 +58,10 @@ class ReportSource(Protocol):
     async def auth_days(
         self, ips: Sequence[str] | None = None, since: date | None = None
     ) -> list[AuthDay]: ...
+
+    async def reputation_days(
+        self, since: date | None = None
+    ) -> tuple[list[PostmasterDay], list[SNDSRow]]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,6 +173,9 @@ class Report:
     # under which an IP's ramps hold (core.dmarc).
     auth: tuple[AuthDay, ...] = ()
     auth_min_pass_rate: float = 0.98
+    # The ISPs' own figures (app.reputation), every stored day.
+    postmaster: tuple[PostmasterDay, ...] = ()
+    snds: tuple[SNDSRow, ...] = ()
 
     @property
     def events(self) -> tuple[EventRow, ...]:
@@ -257,6 +265,7 @@ def build_report(
     now: datetime,
     auth: Sequence[AuthDay] = (),
     auth_min_pass_rate: float = 0.98,
+    reputation: tuple[Sequence[PostmasterDay], Sequence[SNDSRow]] = ((), ()),
 ) -> Report:
     """Shape the store's rows into a :class:`Report` (pure)."""
     days: dict[tuple[str, str], list[DayRow]] = {}
@@ -302,6 +311,8 @@ def build_report(
         _assemble(reports, tz, now),
         auth=tuple(sorted(auth, key=lambda a: (a.ip, a.day))),
         auth_min_pass_rate=auth_min_pass_rate,
+        postmaster=tuple(reputation[0]),
+        snds=tuple(reputation[1]),
     )
 
 
@@ -406,4 +417,5 @@ async def gather_report(
         now=now,
         auth=await source.auth_days(),
         auth_min_pass_rate=auth_min_pass_rate,
+        reputation=await source.reputation_days(),
     )

@@ -86,6 +86,7 @@ def build_dispatcher(
         pool=tuple(config.settings.ips),
         unsubscribe=config.settings.unsubscribe,
         dmarc=config.settings.dmarc,
+        reputation=config.settings.reputation,
         dns=config.settings.dns,
     )
     return Dispatcher(

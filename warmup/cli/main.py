@@ -17,6 +17,7 @@ from warmup.cli.options import WarmupGroup, apply_logging
 from warmup.cli.queue_cmds import enqueue
 from warmup.cli.relay_cmds import relay
 from warmup.cli.report_cmd import report
+from warmup.cli.reputation_cmd import reputation
 from warmup.cli.run_cmd import run
 from warmup.cli.schedule_cmds import check, plan, schedule
 from warmup.cli.status_cmd import status
@@ -59,6 +60,7 @@ _COMMANDS = (
     trace,
     doctor,
     events,
+    reputation,
 )
 for command in _COMMANDS:
     cli.add_command(command)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import timedelta
+from datetime import time, timedelta
 
 import click
 
@@ -13,6 +13,7 @@ from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dns import DNSResolver
 from warmup.adapters.mailboxes import MaildirInbox
 from warmup.adapters.metrics import exporting
+from warmup.adapters.reputation_feeds import HTTPReputationFeeds
 from warmup.adapters.scheduler import CalendarJobs
 from warmup.adapters.smtp import SMTPSender
 from warmup.adapters.unsubscribe_http import serving_unsubscribe
@@ -20,6 +21,7 @@ from warmup.app.clock import SystemClock
 from warmup.app.domains import recheck_dns_suppressions
 from warmup.app.ingest import BounceIntake
 from warmup.app.ports import Clock
+from warmup.app.reputation import fetch_reputation
 from warmup.app.runner import run_until_stopped
 from warmup.cli.common import EXIT_CONFIG, config_from, fail, run_async
 from warmup.cli.engine import (
@@ -41,6 +43,9 @@ logger = logging.getLogger(__name__)
 #: How often DNS suppressions are looked at; each is looked up once it is
 #: ``dns.recheck_after`` old.
 DNS_RECHECK_EVERY = timedelta(days=1)
+#: When (local time) the ISPs' reputation data is fetched each day: Postmaster
+#: Tools and SNDS publish the previous day's figures during the night (UTC).
+REPUTATION_FETCH_AT = time(7, 0)
 
 
 @click.command()
@@ -109,6 +114,7 @@ async def _run(config: Config, secret: bytes) -> None:
     )
     unsubscriber = build_unsubscriber(config, store=store, clock=clock, secret=secret)
     _poll_bounce_mailbox(config, bounces, jobs)
+    _fetch_reputation_daily(config, store, clock, jobs)
     jobs.every(
         "dns-recheck",
         DNS_RECHECK_EVERY,
@@ -197,3 +203,20 @@ def _poll_bounce_mailbox(
     logger.info(
         "polling the bounce mailbox %s every %s", settings.maildir, settings.poll_every
     )
+
+
+def _fetch_reputation_daily(
+    config: Config, store: SQLStore, clock: Clock, jobs: CalendarJobs
+) -> None:
+    """reputation: fetch Postmaster Tools and SNDS every day (failures are
+    logged by fetch_reputation, one line each; the daemon goes on)."""
+    settings = config.settings.reputation
+    if not settings.enabled:
+        return
+    feeds = HTTPReputationFeeds(settings)
+    jobs.daily(
+        "reputation-fetch",
+        REPUTATION_FETCH_AT,
+        lambda: fetch_reputation(feeds, store, settings, clock.now()),
+    )
+    logger.info("fetching reputation data daily at %s", REPUTATION_FETCH_AT)

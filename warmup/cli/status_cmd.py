@@ -17,9 +17,11 @@ from warmup.adapters.db.reporting import campaign_summary, held_messages, last_e
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
 from warmup.app.ports import IPOwner
+from warmup.app.reputation import LOOKBACK, latest_figures
 from warmup.cli.common import config_from, echo_json, out_console, run_async
 from warmup.cli.outbound import consumer_names
 from warmup.cli.status_auth import auth_records, auth_table
+from warmup.cli.status_reputation import reputation_records, reputation_table
 from warmup.config import Config
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
@@ -74,6 +76,12 @@ then, once DMARC aggregate reports were ingested, one object with kind
 then, with webhooks or an accounting log configured, one object with kind
   "events" and backlog: per consumer (webhook:URL, log:PATH) the outcome
   events it has still to take
+then, once reputation data was fetched (the last 7 days), one object with kind
+"reputation" and figures, a list of objects (latest day per domain and per IP):
+  source (postmaster, snds), domain, ip, day, spam_rate_pct, domain_reputation,
+  ip_reputation (sample IP -> category), spf_pct, dkim_pct, dmarc_pct
+  (Postmaster's authentication success), filter_result, complaint_rate_pct,
+  trap_hits, action (pause, hold or null), causes
 """
 
 
@@ -84,6 +92,7 @@ class Snapshot:
     held: list[dict[str, Any]]
     auth: list[dict[str, Any]]
     backlog: dict[str, int]  # outcome events each consumer has still to take
+    reputation: list[dict[str, Any]]
 
 
 def _pct(count: int, total: int) -> float:
@@ -208,6 +217,21 @@ async def _snapshot(
         held=await held_messages(store),
         auth=auth,
         backlog=await store.backlog(consumer_names(config)),
+        reputation=await _reputation(store, config, ips, now),
+    )
+
+
+async def _reputation(
+    store: SQLStore, config: Config, ips: tuple[str, ...], now: datetime
+) -> list[dict[str, Any]]:
+    postmaster, snds = latest_figures(
+        *await store.reputation_days(since=(now - LOOKBACK).date())
+    )
+    pool = [ip.address for ip in config.settings.ips]
+    if ips:
+        snds = [row for row in snds if row.ip in ips]
+    return reputation_records(
+        postmaster, snds, [ip for ip in pool if ip in ips or not ips]
     )
 
 
@@ -318,6 +342,8 @@ def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
         f"outcome events waiting for {name}: {count:,}"
         for name, count in snapshot.backlog.items()
     )
+    if snapshot.reputation:
+        parts.append(reputation_table(snapshot.reputation))
     return Group(*parts)
 
 
@@ -331,6 +357,8 @@ def _print_json(snapshot: Snapshot) -> None:
         echo_json({"kind": "authentication", "ips": snapshot.auth})
     if snapshot.backlog:  # only with webhooks or an accounting log configured
         echo_json({"kind": "events", "backlog": snapshot.backlog})
+    if snapshot.reputation:
+        echo_json({"kind": "reputation", "figures": snapshot.reputation})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ from warmup.config.reader import Node
 from warmup.core.dkim import DEFAULT_HEADERS
 from warmup.core.settings import DKIMKeySettings, DKIMSettings
 
-__all__ = ["read_dkim", "read_nameservers"]
+__all__ = ["domain_name", "read_dkim", "read_nameservers"]
 
 _UNSIGNED = ("hold", "send")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -19,7 +19,8 @@ _SELECTOR = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _HEADER = re.compile(r"^[!-9;-~]{1,76}$")
 
 
-def _domain(raw: Any) -> str:
+def domain_name(raw: Any) -> str:
+    """A DNS domain name, lower-cased, without the final dot."""
     text = str(raw).strip().rstrip(".").lower()
     if not _DOMAIN.match(text):
         raise ValueError(f"not a domain name like 'example.com', got {raw!r}")
@@ -53,7 +54,7 @@ def read_dkim(node: Node) -> DKIMSettings:
     seen: set[tuple[str, str]] = set()
     for entry in node.children("keys"):
         key = DKIMKeySettings(
-            domain=entry.value("domain", "", _domain, required=True),
+            domain=entry.value("domain", "", domain_name, required=True),
             selector=entry.value("selector", "", _selector, required=True),
             key=entry.string("key", required=True),
             headers=_headers(entry),

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from warmup.config.auth import read_dkim, read_nameservers
 from warmup.config.outbound import read_event_log, read_retention, read_webhooks
 from warmup.config.reader import Context, Node, parse_yaml
+from warmup.config.reputation import read_reputation
 from warmup.config.schedules import read_rate_limits
 from warmup.core.address import AddressError, parse_address
 from warmup.core.duration import parse_duration
@@ -26,6 +27,7 @@ from warmup.core.settings import (
     EventLogSettings,
     MetricsSettings,
     RelaySettings,
+    ReputationSettings,
     RetentionSettings,
     RetryPolicy,
     Route,
@@ -70,6 +72,7 @@ class Settings:
     events: EventLogSettings = field(default_factory=EventLogSettings)
     webhooks: tuple[WebhookSettings, ...] = ()
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    reputation: ReputationSettings = field(default_factory=ReputationSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +113,7 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         events=read_event_log(root.child("events")),
         webhooks=read_webhooks(root),
         retention=read_retention(root.child("retention")),
+        reputation=read_reputation(root.child("reputation")),
     )
     root.finish()
     return settings

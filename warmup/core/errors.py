@@ -8,7 +8,8 @@ the builtin it behaves like, so callers can catch either::
     ├── InputError(ValueError)         a user-supplied file cannot be used at all
     │   ├── TemplateError              a message template cannot be parsed or rendered
     │   └── UnsafeInputError           refused as an attack: XML/zip bomb, entities
-    └── StoreError(RuntimeError)       the database could not do what was asked
+    ├── StoreError(RuntimeError)       the database could not do what was asked
+    └── FetchError(ConnectionError)    an ISP's reputation feed could not be read
 
 An SMTP 4xx/5xx reply is never an exception: it is a value.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 __all__ = [
     "ConfigError",
     "ConfigIssue",
+    "FetchError",
     "InputError",
     "StoreError",
     "TemplateError",
@@ -84,3 +86,12 @@ class StoreError(WarmupError, RuntimeError):
         self.operation = operation
         self.detail = detail
         super().__init__(f"database error during {operation}: {detail}")
+
+
+class FetchError(WarmupError, ConnectionError):
+    """An ISP's reputation feed (Postmaster Tools, SNDS) could not be read."""
+
+    def __init__(self, source: str, detail: str) -> None:
+        self.source = source
+        self.detail = detail
+        super().__init__(f"could not read {source}: {detail}")

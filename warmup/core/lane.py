@@ -20,9 +20,11 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
    advances the ramp day when it met ``advance`` (enough volume, hard-bounce,
    deferral and complaint rates under the limits), else the day is repeated. A lane
    idle for ``idle_reset`` starts again at day 1. Past the last step the lane is
-   ``warmed``. While the IP's DMARC reports say its authentication fails
-   (:mod:`warmup.core.dmarc`), a day that met ``advance`` is repeated all the
-   same, with the event ``auth_failing``.
+   ``warmed``. While a :class:`RampHold` stands, a day that met ``advance`` is
+   repeated all the same, with the hold's event: ``auth_failing`` while the IP's
+   DMARC reports say its authentication fails (:mod:`warmup.core.dmarc`),
+   ``reputation_hold`` while the ISP's own data on the IP is poor
+   (:mod:`warmup.core.reputation`).
 6. Late news. A bounce or complaint that arrives after the 250 counts on the day it
    arrives: a failure replaces one delivery of that day (the attempt is not counted
    twice; with no delivery yet it counts as an attempt), a complaint adds to the
@@ -39,10 +41,14 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
    (an automatic one too) back to the lane's rate before it, backed off if its
    factor was cut. Both are lane events even when nothing changes, so each act
    is on record. An operator pause that reaches ``until`` ends the same way.
+9. Reputation. The ISP's own data saying stop (:func:`reputation_pause`) pauses
+   the lane for ``until`` with cause ``reputation`` and the figure; it never
+   shortens a longer pause and never touches an operator pause.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -56,8 +62,9 @@ __all__ = [
     "DayStats",
     "Lane",
     "LaneEvent",
+    "RampHold",
     "WindowCounts",
-    "auth_failing_event",
+    "auth_hold",
     "close_day",
     "is_unauthenticated",
     "judge_window",
@@ -67,6 +74,8 @@ __all__ = [
     "on_reply",
     "operator_pause",
     "operator_resume",
+    "ramp_hold_event",
+    "reputation_pause",
     "resume",
 ]
 
@@ -363,10 +372,35 @@ def resume(
     return step, [_event(lane, step, now, "recovering", f"allowance x{factor:.2f}")]
 
 
-def auth_failing_event(lane: Lane, auth: AuthDay, now: datetime) -> LaneEvent:
-    """The lane's IP fails DMARC: its ramp holds until a clean day (rule 5)."""
-    detail = f"{auth.describe()}: ramp day {lane.ramp_day} held until a clean day"
-    return _event(lane, lane, now, "auth_failing", detail)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RampHold:
+    """Why a lane's ramp may not advance now (rule 5): the event's cause and the
+    figure that holds it."""
+
+    cause: str
+    detail: str
+
+
+def auth_hold(auth: AuthDay) -> RampHold:
+    """The IP's failing DMARC day as a hold (event ``auth_failing``)."""
+    return RampHold(cause="auth_failing", detail=auth.describe())
+
+
+def ramp_hold_event(lane: Lane, hold: RampHold, now: datetime) -> LaneEvent:
+    """The lane's ramp holds until the figure is clean again (rule 5)."""
+    detail = f"{hold.detail}: ramp day {lane.ramp_day} held until a clean day"
+    return _event(lane, lane, now, hold.cause, detail)
+
+
+def reputation_pause(
+    lane: Lane, *, now: datetime, until: datetime, detail: str
+) -> tuple[Lane, list[LaneEvent]]:
+    """Rule 9: the ISP's own data says stop (``detail``: the figure)."""
+    if lane.state is LaneState.paused and (
+        lane.operator or lane.paused_until is None or lane.paused_until >= until
+    ):
+        return lane, []
+    return _pause(lane, now, until, "reputation", "", note=detail)
 
 
 def operator_pause(
@@ -417,10 +451,10 @@ def close_day(
     now: datetime,
     planned: int,
     schedule: Schedule,
-    auth: AuthDay | None = None,
+    holds: Sequence[RampHold] = (),
 ) -> tuple[Lane, list[LaneEvent]]:
-    """Judge the finished day and start ``new_day`` (rule 5); ``auth``: the IP's
-    failing DMARC day, if its authentication currently fails."""
+    """Judge the finished day and start ``new_day`` (rule 5); ``holds``: what
+    keeps the ramp from advancing now (a failing DMARC day, poor ISP data)."""
     if lane.day is None or lane.day == new_day:
         return replace(lane, day=new_day), []
     stats, advance, limits = lane.stats, schedule.advance, schedule.reactions.rates
@@ -432,8 +466,8 @@ def close_day(
         state = LaneState.paused if lane.operator else LaneState.ramping
         reset = replace(fresh, ramp_day=1, state=state, factor=1.0)
         return reset, [_event(lane, reset, now, "idle_reset", "back to ramp day 1")]
-    if auth is not None and _met(stats, planned, advance, limits):
-        return fresh, [auth_failing_event(fresh, auth, now)]
+    if holds and _met(stats, planned, advance, limits):
+        return fresh, [ramp_hold_event(fresh, hold, now) for hold in holds]
     if _met(stats, planned, advance, limits):
         ahead = replace(fresh, ramp_day=lane.ramp_day + 1)
         ahead = replace(ahead, state=_state_after_day(ahead, schedule))

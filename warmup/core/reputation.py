@@ -5,9 +5,10 @@ Rules:
 1. Parsing never invents a figure: a field that is absent or unreadable stays None,
    and a row without an IP (SNDS) or a day (Postmaster) is skipped.
 2. Google Postmaster Tools (API v1, ``domains.trafficStats``) reports per sending
-   domain and day: the user-reported spam ratio, the domain's reputation, and IP
+   domain and day: the user-reported spam ratio, the domain's reputation, IP
    reputations as categories with *sample* IPs (an IP missing from the samples is
-   unknown, not good). https://developers.google.com/gmail/postmaster/reference/rest/
+   unknown, not good), and the SPF, DKIM and DMARC success ratios (shown, not
+   decided on: DMARC reports judge authentication, core.dmarc). https://developers.google.com/gmail/postmaster/reference/rest/
 3. Microsoft SNDS (the automated data feed, one CSV line per IP and activity
    period): filter result GREEN / YELLOW / RED, complaint rate, trap hits.
    https://sendersupport.olc.protection.outlook.com/snds/FAQ.aspx
@@ -62,6 +63,9 @@ class PostmasterDay:
     spam_rate: float | None = None
     domain_reputation: str | None = None
     ip_reputation: Mapping[str, str] | None = None  # sample IP -> category
+    spf_rate: float | None = None
+    dkim_rate: float | None = None
+    dmarc_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,15 +99,24 @@ def parse_traffic_stats(domain: str, data: Mapping[str, Any]) -> PostmasterDay |
             category = str(group.get("reputation", "")).upper()
             for ip in group.get("sampleIps") or ():
                 ips[str(ip)] = category
-    spam = data.get("userReportedSpamRatio")
     reputation = data.get("domainReputation")
     return PostmasterDay(
         domain=domain.lower(),
         day=day,
-        spam_rate=float(spam) if isinstance(spam, int | float) else None,
+        spam_rate=_ratio(data.get("userReportedSpamRatio")),
         domain_reputation=str(reputation).upper() if reputation else None,
         ip_reputation=ips,
+        spf_rate=_ratio(data.get("spfSuccessRatio")),
+        dkim_rate=_ratio(data.get("dkimSuccessRatio")),
+        dmarc_rate=_ratio(data.get("dmarcSuccessRatio")),
     )
+
+
+def _ratio(value: object) -> float | None:
+    """A JSON number (never a bool); anything else is no figure (rule 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def parse_snds(text: str) -> tuple[SNDSRow, ...]:

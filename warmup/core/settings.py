@@ -16,10 +16,13 @@ __all__ = [
     "DeliverySettings",
     "EventLogSettings",
     "MetricsSettings",
+    "PostmasterSettings",
     "RelaySettings",
+    "ReputationSettings",
     "RetentionSettings",
     "RetryPolicy",
     "Route",
+    "SNDSSettings",
     "SourceIP",
     "TLSSettings",
     "Timeouts",
@@ -260,3 +263,44 @@ class RetentionSettings:
     attempts: timedelta = timedelta(days=180)
     every: timedelta = timedelta(hours=1)
     batch: int = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostmasterSettings:
+    """Google Postmaster Tools (API v1); off while ``credentials_file`` is None."""
+
+    # A file holding an OAuth 2.0 access token (scope postmaster.readonly), read
+    # at every fetch so an outside job can refresh it.
+    credentials_file: str | None = None
+    domains: tuple[str, ...] = ()
+    endpoint: str = "https://gmailpostmastertools.googleapis.com"
+
+    @property
+    def enabled(self) -> bool:
+        return self.credentials_file is not None and bool(self.domains)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SNDSSettings:
+    """Microsoft SNDS automated data access; off while ``key_env`` is None."""
+
+    key_env: str | None = None
+    endpoint: str = "https://sendersupport.olc.protection.outlook.com/snds/data.aspx"
+
+    @property
+    def enabled(self) -> bool:
+        return self.key_env is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReputationSettings:
+    """The ISPs' own reputation data, fetched daily (core.reputation)."""
+
+    google_postmaster: PostmasterSettings = field(default_factory=PostmasterSettings)
+    snds: SNDSSettings = field(default_factory=SNDSSettings)
+    # Each HTTP request gives up after this long.
+    timeout: timedelta = timedelta(seconds=30)
+
+    @property
+    def enabled(self) -> bool:
+        return self.google_postmaster.enabled or self.snds.enabled

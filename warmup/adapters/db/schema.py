@@ -49,6 +49,7 @@ __all__ = [
     "metadata",
     "nodes",
     "recipients",
+    "reputation_days",
     "suppressions",
     "templates",
 ]
@@ -433,4 +434,30 @@ dmarc_rows = Table(
     Column("received_at", UTCDateTime, nullable=False),
     UniqueConstraint("report_key", "source_ip", "day", "header_from"),
     Index(None, "source_ip", "day"),
+)
+
+# The ISPs' own reputation data (core.reputation), one row per source x domain x
+# IP x day: Google Postmaster Tools per sending domain (``ip`` empty; the sample
+# IPs' categories in ``ip_reputation`` as JSON), Microsoft SNDS per IP (``domain``
+# empty). A later fetch of the same day replaces the figures (they get revised).
+reputation_days = Table(
+    "reputation_days",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("source", String(16), nullable=False),
+    Column("domain", String(255), nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("spam_rate", Float, nullable=True),
+    Column("domain_reputation", String(16), nullable=True),
+    Column("ip_reputation", Text, nullable=True),
+    Column("spf_rate", Float, nullable=True),
+    Column("dkim_rate", Float, nullable=True),
+    Column("dmarc_rate", Float, nullable=True),
+    Column("filter_result", String(16), nullable=True),
+    Column("complaint_rate", Float, nullable=True),
+    Column("trap_hits", Integer, nullable=True),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "domain", "ip", "day"),
+    Index(None, "day"),
 )

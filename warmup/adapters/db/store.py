@@ -28,6 +28,7 @@ from warmup.adapters.db.events import EventOps
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.ownership import OwnershipOps
 from warmup.adapters.db.queue import suppression_row
+from warmup.adapters.db.reputation import ReputationOps
 from warmup.adapters.db.retention import RetentionOps
 from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
 from warmup.adapters.db.trace import TraceOps
@@ -159,6 +160,7 @@ class SQLStore(
     RetentionOps,
     TraceOps,
     DNSEvidenceOps,
+    ReputationOps,
 ):
     """The Store port over one SQLAlchemy async engine."""
 

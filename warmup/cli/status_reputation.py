@@ -1,0 +1,122 @@
+"""The reputation part of ``warmup status`` and ``warmup reputation fetch``: the
+ISPs' own figures (latest day per domain and per IP) and what they decide."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+
+from warmup.core.reputation import (
+    PostmasterDay,
+    ReputationAction,
+    SNDSRow,
+    decide_reputation,
+)
+
+__all__ = ["postmaster_record", "reputation_records", "reputation_table", "snds_record"]
+
+
+def _pct(rate: float | None) -> float | None:
+    return None if rate is None else round(100.0 * rate, 3)
+
+
+def _action(actions: set[ReputationAction]) -> str | None:
+    for action in (ReputationAction.pause, ReputationAction.hold):
+        if action in actions:
+            return action.value
+    return None
+
+
+def postmaster_record(day: PostmasterDay, ips: Sequence[str]) -> dict[str, Any]:
+    decisions = decide_reputation(postmaster=[day], ips_of_domain={day.domain: ips})
+    return {
+        "source": "postmaster",
+        "domain": day.domain,
+        "ip": None,
+        "day": day.day.isoformat(),
+        "spam_rate_pct": _pct(day.spam_rate),
+        "domain_reputation": day.domain_reputation,
+        "ip_reputation": dict(sorted((day.ip_reputation or {}).items())),
+        "spf_pct": _pct(day.spf_rate),
+        "dkim_pct": _pct(day.dkim_rate),
+        "dmarc_pct": _pct(day.dmarc_rate),
+        "filter_result": None,
+        "complaint_rate_pct": None,
+        "trap_hits": None,
+        "action": _action({d.action for d in decisions}),
+        "causes": sorted({d.cause for d in decisions}),
+    }
+
+
+def snds_record(row: SNDSRow) -> dict[str, Any]:
+    decisions = decide_reputation(snds=[row], ips_of_domain={})
+    return {
+        "source": "snds",
+        "domain": None,
+        "ip": row.ip,
+        "day": None if row.day is None else row.day.isoformat(),
+        "spam_rate_pct": None,
+        "domain_reputation": None,
+        "ip_reputation": {},
+        "spf_pct": None,
+        "dkim_pct": None,
+        "dmarc_pct": None,
+        "filter_result": row.filter_result,
+        "complaint_rate_pct": _pct(row.complaint_rate),
+        "trap_hits": row.trap_hits,
+        "action": _action({d.action for d in decisions}),
+        "causes": sorted({d.cause for d in decisions}),
+    }
+
+
+def reputation_records(
+    postmaster: Sequence[PostmasterDay], snds: Sequence[SNDSRow], ips: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One JSON object per figure, Postmaster domains first."""
+    return [postmaster_record(day, ips) for day in postmaster] + [
+        snds_record(row) for row in snds
+    ]
+
+
+def _figures(r: dict[str, Any]) -> str:
+    if r["source"] == "postmaster":
+        parts = [
+            f"spam {r['spam_rate_pct']}%" if r["spam_rate_pct"] is not None else "",
+            f"domain {r['domain_reputation']}" if r["domain_reputation"] else "",
+            *(f"{ip} {cat}" for ip, cat in r["ip_reputation"].items()),
+            *(
+                f"{key.removesuffix('_pct').upper()} {r[key]}%"
+                for key in ("spf_pct", "dkim_pct", "dmarc_pct")
+                if r[key] is not None
+            ),
+        ]
+    else:
+        complaints = r["complaint_rate_pct"]
+        parts = [
+            r["filter_result"] or "",
+            f"complaints {complaints}%" if complaints is not None else "",
+            f"trap hits {r['trap_hits']}" if r["trap_hits"] is not None else "",
+        ]
+    return ", ".join(part for part in parts if part)
+
+
+_STYLES = {"pause": "bold red", "hold": "yellow"}
+
+
+def reputation_table(records: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title="reputation (Google Postmaster Tools, Microsoft SNDS)")
+    for name in ("source", "domain / ip", "day", "figures", "ramp"):
+        table.add_column(name, overflow="fold")
+    for r in records:
+        action = r["action"]
+        table.add_row(
+            r["source"],
+            r["domain"] or r["ip"],
+            r["day"] or "?",
+            _figures(r),
+            {"pause": "paused", "hold": "held"}.get(action or "", ""),
+            style=_STYLES.get(action or ""),
+        )
+    return table
