@@ -144,12 +144,17 @@ class ControlOps(QueueOps):
 
     async def expire_deadlines(self, now: datetime) -> int:
         """Queued recipients whose deadline has passed expire (unsent)."""
+        # Through the deadline index, not the state one: SQLite, without
+        # statistics, would pick ``state = queued`` and read the whole queue at
+        # every maintenance beat. ``state || ''`` keeps the check off any index.
+        past = select(recipients.c.id).where(
+            recipients.c.deadline_at.is_not(None), recipients.c.deadline_at <= now
+        )
         expire = (
             update(recipients)
             .where(
-                recipients.c.deadline_at.is_not(None),
-                recipients.c.deadline_at <= now,
-                recipients.c.state == _QUEUED,
+                recipients.c.id.in_(past.scalar_subquery()),
+                recipients.c.state.concat("") == _QUEUED,
             )
             .values(
                 state=RecipientState.expired.value,

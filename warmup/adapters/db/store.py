@@ -160,7 +160,13 @@ class SQLStore(DMARCOps, OwnershipOps, ControlOps, TraceOps, DNSEvidenceOps):
     async def open(cls, url: str) -> SQLStore:
         """Connect, apply pending migrations, and return the store."""
         _check_sqlite_directory(url)
-        engine = create_async_engine(async_url(url), pool_pre_ping=True)
+        # A pre-ping is a round trip before every checkout: worth it for a server
+        # that may drop idle connections, not for a SQLite file (each round trip
+        # there is a hop to aiosqlite's thread; the demo's ticks are made of them).
+        driver_url = async_url(url)
+        engine = create_async_engine(
+            driver_url, pool_pre_ping=not driver_url.startswith("sqlite")
+        )
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
