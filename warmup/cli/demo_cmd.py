@@ -173,6 +173,9 @@ class PhaseTimer:
         phases = {name: round(value, 2) for name, value in self._phases.items()}
         phases["other"] = round(self.elapsed() - sum(self._phases.values()), 2)
         phases["total"] = round(self.elapsed(), 2)
+        # CPU seconds of this process (not the simulated ISPs' child): on a
+        # shared machine, steadier than the wall figures.
+        phases["cpu"] = round(walltime.process_time(), 2)
         return phases
 
 
