@@ -305,6 +305,22 @@ async def test_a_batch_saves_first_when_a_mail_is_about_a_recipient_it_changed(
     assert states[sent[1].recipient] == "bounced"
 
 
+async def test_the_same_report_twice_in_one_batch_is_saved_once(
+    store: SQLStore,
+) -> None:
+    """Reports about no recipient of ours share a transaction; the repeat's key
+    is already taken within it."""
+    clock = FakeClock(START)
+    dsn = _dsn(clock, "postmaster@bounce.test", "stranger@gmail.com")
+    saves = _CountingSaves(store)
+    first, again = await _intake(store, clock).ingest_batch([("a", dsn), ("b", dsn)])
+    assert saves.calls == [2]
+    assert not isinstance(first, Exception) and not isinstance(again, Exception)
+    assert [fresh for _, fresh in first.events] == [True]
+    assert [fresh for _, fresh in again.events] == [False]
+    assert len(await _rows(store, bounce_events)) == 1
+
+
 async def test_a_store_failure_leaves_every_mail_of_the_batch_unseen(
     store: SQLStore, tmp_path: Path
 ) -> None:
