@@ -235,7 +235,7 @@ class _CountingSaves:
     def __init__(self, store: SQLStore) -> None:
         self.calls: list[int] = []
         self._real = store.save_feedback
-        store.save_feedback = self  # type: ignore[method-assign,assignment]
+        store.save_feedback = self  # type: ignore[method-assign]
 
     async def __call__(self, events: Any, now: datetime) -> list[bool]:
         self.calls.append(len(events))
