@@ -2,15 +2,16 @@
 
 The dispatcher on the virtual clock, as ``warmup run`` drives it (one slot per
 lane per tick, each tick at the earliest wake-up), over real SMTP to a minimal
-sink in a child process, from IPs on 127.0.0.0/8 (``--ips`` of them, 8 ISPs
-each: 2, 20 and 200 IPs). Each size runs in its own process, so its peak memory
-is its own. Per size: tick CPU per send (this process's CPU, SQLite's thread
-and SMTP included), ticks, peak RSS, and pacing: the busiest 60 s of any lane
-against ceil(R/60)+1, and the sends against R x span (within 1 %). Ratios are
-against the smallest size of the same run. Prints figures, asserts nothing.
+sink in a child process, from IPs on 127.0.0.0/8 (``--ips`` of them, ``--isps``
+ISPs each, 8 by default: 2, 20 and 200 IPs). Each size runs in its own
+process, so its peak memory is its own. Per size: tick CPU per send (this
+process's CPU, SQLite's thread and SMTP included), ticks, peak RSS, and pacing:
+the busiest 60 s of any lane against ceil(R/60)+1, and the sends against
+R x span (within 1 %). Ratios are against the smallest size of the same run.
+Prints figures, asserts nothing.
 
-    .venv/bin/python -m bench.lanes [--ips 2 20 200] [--per-hour 30]
-                                    [--minutes 30] [--rounds 1]
+    .venv/bin/python -m bench.lanes [--ips 2 20 200] [--isps 8] [--per-hour 30]
+                                    [--minutes 30] [--rounds 1] [--mixed]
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ from warmup.core.settings import (
 )
 from warmup.core.template import parse_template
 
-ISPS = [f"isp{n}" for n in range(8)]
+
+def _isps(count: int) -> list[str]:
+    return [f"isp{n}" for n in range(count)]
+
+
 TEMPLATE = b"From: shop@example.test\r\nTo: {{ email }}\r\nSubject: Hello\r\n\r\n" + (
     b"Hello there, this is the body of a typical short campaign message.\r\n" * 20
 )
@@ -71,14 +76,14 @@ def _schedule(isp: str, per_hour: int) -> Schedule:
     )
 
 
-async def _project(directory: Path, per_isp: int) -> SQLStore:
+async def _project(directory: Path, per_isp: int, isps: list[str]) -> SQLStore:
     store = await SQLStore.open(f"sqlite:///{directory / 'lanes.db'}")
     template = parse_template(TEMPLATE)
     record = TemplateRecord(name="l.eml", sha256="l" * 64, content=TEMPLATE)
     campaign = await store.ensure_campaign("lanes", record, START)
     rows = (
-        SourceRow(line=i, values={"email": f"u{i}@{ISPS[i % 8]}.test"})
-        for i in range(per_isp * len(ISPS))
+        SourceRow(line=i, values={"email": f"u{i}@{isps[i % len(isps)]}.test"})
+        for i in range(per_isp * len(isps))
     )
     await enqueue_rows(
         store,
@@ -100,6 +105,7 @@ def _engine(
     per_hour: int,
     batch: int,
     mixed: bool,
+    isps: list[str],
 ) -> tuple[Dispatcher, SMTPSender]:
     sender = SMTPSender(
         timeouts=TIMEOUTS,
@@ -112,13 +118,13 @@ def _engine(
     # (as with lanes at different ramp days or throttled) instead of together.
     schedules = {
         isp: _schedule(isp, per_hour + (k if mixed else 0))
-        for k, isp in enumerate(ISPS)
+        for k, isp in enumerate(isps)
     }
     settings = EngineSettings(
         schedules=schedules | {"default": _schedule("default", 1)},
         ips=[SourceIP(address=_ip(n), helo=f"m{n}.test") for n in range(ips)],
         delivery=DeliverySettings(
-            routes={isp: Route(host="127.0.0.1", port=port) for isp in ISPS},
+            routes={isp: Route(host="127.0.0.1", port=port) for isp in isps},
             timeouts=TIMEOUTS,
             # What a lane sends in the run: each lane claims its own share.
             batch_size=batch,
@@ -145,16 +151,17 @@ class _NoDNS:
 
 
 async def _one_size(
-    port: int, ips: int, per_hour: int, minutes: int, mixed: bool
+    port: int, ips: int, per_hour: int, minutes: int, mixed: bool, isp_count: int
 ) -> dict[str, Any]:
+    isps = _isps(isp_count)
     span = timedelta(minutes=minutes)
     # The span and the warm-up minute, and a little more.
-    top = per_hour + (len(ISPS) if mixed else 0)
+    top = per_hour + (len(isps) if mixed else 0)
     batch = math.ceil(top * (span + timedelta(minutes=1)) / timedelta(hours=1)) + 2
     with tempfile.TemporaryDirectory() as tmp:
-        store = await _project(Path(tmp), per_isp=ips * batch + 20)
+        store = await _project(Path(tmp), per_isp=ips * batch + 20, isps=isps)
         clock = VirtualClock(START)
-        engine, sender = _engine(store, clock, port, ips, per_hour, batch, mixed)
+        engine, sender = _engine(store, clock, port, ips, per_hour, batch, mixed, isps)
         sent: dict[tuple[str, str], list[datetime]] = defaultdict(list)
         original = sender.send
 
@@ -182,8 +189,8 @@ async def _one_size(
         await store.close()
     total = sum(len(v) for v in sent.values())
     measured = total - warm
-    lanes = ips * len(ISPS)
-    rates = [per_hour + (k if mixed else 0) for k in range(len(ISPS))]
+    lanes = ips * len(isps)
+    rates = [per_hour + (k if mixed else 0) for k in range(len(isps))]
     expected = sum(rates) * ips * span / timedelta(hours=1)
     return {
         "ips": ips,
@@ -211,14 +218,23 @@ def _busiest(moments: list[datetime]) -> int:
 
 
 def _child(
-    port: int, ips: int, per_hour: int, minutes: int, mixed: bool, out: Any
+    port: int,
+    sizes: tuple[int, int],
+    per_hour: int,
+    minutes: int,
+    mixed: bool,
+    out: Any,
 ) -> None:
-    out.put(asyncio.run(_one_size(port, ips, per_hour, minutes, mixed)))
+    ips, isps = sizes
+    out.put(asyncio.run(_one_size(port, ips, per_hour, minutes, mixed, isps)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ips", type=int, nargs="+", default=[2, 20, 200])
+    parser.add_argument(
+        "--isps", type=int, nargs="+", default=[8], help="one, or one per --ips"
+    )
     parser.add_argument("--per-hour", type=int, default=30)
     parser.add_argument("--minutes", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
@@ -226,42 +242,45 @@ def main() -> None:
         "--mixed", action="store_true", help="ISP k at per-hour + k (slots apart)"
     )
     args = parser.parse_args()
+    isps = args.isps * len(args.ips) if len(args.isps) == 1 else args.isps
+    sizes: list[tuple[int, int]] = list(zip(args.ips, isps, strict=True))
     context = multiprocessing.get_context("spawn")
     ports: Any = context.Queue()
     sink = context.Process(target=_serve, args=(ports,), daemon=True)
     sink.start()
     port = ports.get(timeout=30)
-    best: dict[int, dict[str, Any]] = {}
+    best: dict[tuple[int, int], dict[str, Any]] = {}
     try:
         for _ in range(args.rounds):  # interleaved; the best CPU figure is kept
-            for ips in args.ips:
+            for size in sizes:
                 out: Any = context.Queue()
                 child = context.Process(
                     target=_child,
-                    args=(port, ips, args.per_hour, args.minutes, args.mixed, out),
+                    args=(port, size, args.per_hour, args.minutes, args.mixed, out),
                 )
                 child.start()
                 figures = out.get(timeout=3600)
                 child.join()
-                kept = best.get(ips)
+                kept = best.get(size)
                 if kept is None or figures["cpu_per_send_ms"] < kept["cpu_per_send_ms"]:
-                    best[ips] = figures
+                    best[size] = figures
     finally:
         sink.terminate()
-    base = best[args.ips[0]]
+    base = best[sizes[0]]
     print(
         f"{args.per_hour}/h per lane{' (+k for ISP k)' if args.mixed else ''}, "
         f"{args.minutes} virtual minutes (+1 warm-up), "
         f"best of {args.rounds} interleaved round(s)"
     )
     print(
-        "lanes | sends (expected) | ticks | CPU/send ms (x smallest) | CPU/tick ms "
-        "| wall s | peak RSS MB | busiest 60 s (limit)"
+        "IPs x ISPs = lanes | sends (expected) | ticks | CPU/send ms (x smallest) "
+        "| CPU/tick ms | wall s | peak RSS MB | busiest 60 s (limit)"
     )
-    for ips in args.ips:
-        f = best[ips]
+    for size in sizes:
+        f = best[size]
         print(
-            f"{f['lanes']:>5} | {f['sends']:,} ({f['expected']:,.0f}, "
+            f"{size[0]} x {size[1]} = {f['lanes']:>5} | "
+            f"{f['sends']:,} ({f['expected']:,.0f}, "
             f"{f['sends'] / f['expected'] - 1:+.2%}) | {f['ticks']:,} | "
             f"{f['cpu_per_send_ms']:.2f} "
             f"({f['cpu_per_send_ms'] / base['cpu_per_send_ms']:.2f}x) | "
