@@ -135,8 +135,6 @@ class Dispatcher:
         )
         self._next_maintenance: datetime | None = None
         self._poked = False
-        # Each lane's wake-up as its last drive said (see tick).
-        self._wakes: dict[tuple[str, str], datetime] = {}
         # A tick's results until they are written: finish() writes them if the
         # tick was cancelled on shutdown, so finished sends are not repeated.
         self._unrecorded: TickRecord | None = None
@@ -172,12 +170,6 @@ class Dispatcher:
         record = TickRecord(claimer=self.settings.node)
         beat = await self._beat(now, record)
         due = self._next_maintenance is None or now >= self._next_maintenance
-        # Lanes are driven when their last wake-up has come, or when something
-        # outside them may have moved it earlier: maintenance and late news, a
-        # poke (new mail, an IP gained at the beat), the overflow plan, or a
-        # control that changed the lane (it is dirty then).
-        overflow = beat and any(r.overflow for r in self.lanes.values())
-        everyone = due or self._poked or overflow
         if due or self._poked:
             self._poked = False
             await self._maintain(now)
@@ -187,19 +179,12 @@ class Dispatcher:
             await self._overflow.plan(self.lanes.values(), now, record)
         await self._controls.poll(now, self.lanes.values(), record)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
-        driven = [
-            (key, runtime)
-            for key, runtime in self.lanes.items()
-            if everyone or runtime.dirty or self._wakes.get(key, now) <= now
-        ]
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(self._drive_safely(runtime, now, record))
-                for _, runtime in driven
+                for runtime in self.lanes.values()
             ]
-        for (key, _), task in zip(driven, tasks, strict=True):
-            self._wakes[key] = task.result()
-        wakes.extend(self._wakes[key] for key in self.lanes)
+        wakes.extend(task.result() for task in tasks)
         for runtime in self.lanes.values():
             if runtime.dirty:
                 record.lanes[runtime.id] = runtime.snapshot()
