@@ -167,14 +167,14 @@ async def test_a_mail_that_cannot_be_handled_is_skipped_not_retried_forever(
     still in the maildir) and the next mails are handled."""
     clock, sent = await _delivered(store, 2)
     intake = _intake(store, clock)
-    real = intake.ingest
+    real = intake._stage
 
-    async def ingest(data: bytes, **kwargs: object) -> object:
+    async def stage(data: bytes, **kwargs: object) -> object:
         if b"poison" in data:
             raise ValueError("a parser bug")
         return await real(data, **kwargs)  # type: ignore[arg-type]
 
-    intake.ingest = ingest  # type: ignore[method-assign,assignment]
+    intake._stage = stage  # type: ignore[method-assign,assignment]
     box = mailbox.Maildir(tmp_path / "box")
     box.add(_dsn(clock, sent[0].sender, sent[0].recipient) + b"poison\n")
     box.add(_dsn(clock, sent[1].sender, sent[1].recipient))
@@ -233,6 +233,120 @@ async def test_a_store_failure_leaves_the_mail_for_the_next_poll(
     with pytest.raises(StoreError):
         await intake.drain(inbox)
     assert len(inbox.unseen()) == 1
+
+
+class _CountingSaves:
+    """Counts the store's save_feedback calls (one per transaction)."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self.calls: list[int] = []
+        self._real = store.save_feedback
+        store.save_feedback = self  # type: ignore[method-assign]
+
+    async def __call__(self, events: Any, now: datetime) -> list[bool]:
+        self.calls.append(len(events))
+        return await self._real(events, now)
+
+
+async def test_a_drain_saves_many_mails_in_one_transaction(
+    store: SQLStore, tmp_path: Path
+) -> None:
+    """One commit per mail was the intake's cost; the effects stay those of
+    each mail on its own, and every mail is marked seen."""
+    clock, sent = await _delivered(store, 6)
+    box = mailbox.Maildir(tmp_path / "box")
+    for message in sent:
+        box.add(_dsn(clock, message.sender, message.recipient))
+    box.add(_dsn(clock, sent[0].sender, sent[0].recipient))  # the same report again
+    saves = _CountingSaves(store)
+    inbox = MaildirInbox(tmp_path / "box")
+    counts = await _intake(store, clock).drain(inbox)
+    assert counts == {"bounce": 7}
+    # Six mails in one commit; the repeat is about a recipient the batch
+    # changed, so the six were saved before it was looked at.
+    assert saves.calls == [6, 1]
+    assert inbox.unseen() == []
+    events = await _rows(store, bounce_events)
+    assert len(events) == 6  # the repeated report acted once
+    assert sorted(r["address"] for r in await _rows(store, suppressions)) == sorted(
+        m.recipient for m in sent
+    )
+    states = {r["address"]: r["state"] for r in await _rows(store, recipients)}
+    assert {states[m.recipient] for m in sent} == {"bounced"}
+
+
+async def test_a_batch_saves_first_when_a_mail_is_about_a_recipient_it_changed(
+    store: SQLStore, tmp_path: Path
+) -> None:
+    """A soft bounce then a hard one for the same recipient: the second is
+    looked up after the first is saved, exactly as one mail at a time."""
+    clock, sent = await _delivered(store, 2)
+    soft = _dsn(
+        clock, sent[0].sender, sent[0].recipient, diagnostic="452 4.2.2 mailbox full"
+    )
+    hard = _dsn(clock, sent[0].sender, sent[0].recipient)
+    other = _dsn(clock, sent[1].sender, sent[1].recipient)
+    one_by_one = [
+        await _intake(store, clock).ingest(mail, source="s") for mail in (soft, hard)
+    ]
+    expected = {r["address"]: r["state"] for r in await _rows(store, recipients)}
+    # The same two mails (plus one about another recipient) into a fresh state:
+    # undo what the first pass saved.
+    async with store.engine.begin() as conn:
+        await conn.execute(bounce_events.delete())
+        await conn.execute(suppressions.delete())
+        await conn.execute(recipients.update().values(state="delivered"))
+    saves = _CountingSaves(store)
+    batched = await _intake(store, clock).ingest_batch(
+        [("a", soft), ("b", hard), ("c", other)]
+    )
+    assert saves.calls == [1, 2]  # saved before the second mail about sent[0]
+    for first, again in zip(one_by_one, batched[:2], strict=True):
+        assert not isinstance(again, Exception)
+        assert [(e.effect, fresh) for e, fresh in again.events] == [
+            (e.effect, fresh) for e, fresh in first.events
+        ]
+    states = {r["address"]: r["state"] for r in await _rows(store, recipients)}
+    assert states[sent[0].recipient] == expected[sent[0].recipient]
+    assert states[sent[1].recipient] == "bounced"
+
+
+async def test_the_same_report_twice_in_one_batch_is_saved_once(
+    store: SQLStore,
+) -> None:
+    """Reports about no recipient of ours share a transaction; the repeat's key
+    is already taken within it."""
+    clock = FakeClock(START)
+    dsn = _dsn(clock, "postmaster@bounce.test", "stranger@gmail.com")
+    saves = _CountingSaves(store)
+    first, again = await _intake(store, clock).ingest_batch([("a", dsn), ("b", dsn)])
+    assert saves.calls == [2]
+    assert not isinstance(first, Exception) and not isinstance(again, Exception)
+    assert [fresh for _, fresh in first.events] == [True]
+    assert [fresh for _, fresh in again.events] == [False]
+    assert len(await _rows(store, bounce_events)) == 1
+
+
+async def test_a_store_failure_leaves_every_mail_of_the_batch_unseen(
+    store: SQLStore, tmp_path: Path
+) -> None:
+    clock, sent = await _delivered(store, 3)
+    box = mailbox.Maildir(tmp_path / "box")
+    for message in sent:
+        box.add(_dsn(clock, message.sender, message.recipient))
+    inbox = MaildirInbox(tmp_path / "box")
+
+    async def save_feedback(*_: object) -> list[bool]:
+        raise StoreError("saving bounces", "database is away")
+
+    real = store.save_feedback
+    store.save_feedback = save_feedback  # type: ignore[method-assign,assignment]
+    with pytest.raises(StoreError):
+        await _intake(store, clock).drain(inbox)
+    assert len(inbox.unseen()) == 3
+    store.save_feedback = real  # type: ignore[method-assign]
+    assert await _intake(store, clock).drain(inbox) == {"bounce": 3}
+    assert inbox.unseen() == []
 
 
 async def test_a_nul_in_the_report_is_saved(store: SQLStore) -> None:

@@ -51,6 +51,11 @@ def test_demo_runs_and_writes_its_summary(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(out.read_text())
     assert summary["sent_to_suppressed"] == 0
+    timings = summary["timings"]  # the phases, in wall seconds
+    phases = ("setup", "list_load", "simulation", "report", "other")
+    assert set(timings) == {*phases, "total", "cpu"}
+    assert all(timings[name] >= 0 for name in phases)
+    assert abs(sum(timings[name] for name in phases) - timings["total"]) < 0.1
     assert summary["days"]
     assert set(summary["days"][0]) >= DAY_FIELDS
     lanes = {(d["ip"], d["isp"]) for d in summary["days"]}

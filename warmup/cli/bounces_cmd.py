@@ -174,23 +174,46 @@ async def _ingest(
             secret=secret,
             handlers=mail_handlers(config, store=store, clock=clock, secret=secret),
         )
-        # Reading is synchronous; the mails are read one by one and each
-        # awaited before the next, so memory stays flat on a large mbox.
+        # Reading is synchronous; the mails are read a batch at a time (one
+        # transaction each), so memory stays flat on a large mbox.
         for path in paths:
+            batch: list[tuple[str, bytes]] = []
             try:
-                for source, data in mails_in(path):
-                    result = await intake.ingest(data, source=source)
-                    if result.held:
-                        held[result.held] += 1
-                    for line in ingest_lines(result):
-                        counts[str(line["outcome"])] += 1
-                        echo_json(line)
+                for mail in mails_in(path):
+                    batch.append(mail)
+                    if len(batch) >= intake.batch_size:
+                        ok &= await _ingest_batch(intake, batch, counts, held)
+                        batch.clear()
             except (OSError, mailbox.Error) as exc:
                 click.echo(f"{path}: cannot read: {exc}", err=True)
                 ok = False
+            ok &= await _ingest_batch(intake, batch, counts, held)
     finally:
         await store.close()
     return counts, held, ok
+
+
+async def _ingest_batch(
+    intake: BounceIntake,
+    batch: list[tuple[str, bytes]],
+    counts: Counter[str],
+    held: Counter[str],
+) -> bool:
+    """Ingest and print one batch; False if a mail could not be handled."""
+    ok = True
+    for (source, _), result in zip(
+        batch, await intake.ingest_batch(batch), strict=True
+    ):
+        if isinstance(result, Exception):
+            click.echo(f"{source}: cannot handle this mail: {result}", err=True)
+            ok = False
+            continue
+        if result.held:
+            held[result.held] += 1
+        for line in ingest_lines(result):
+            counts[str(line["outcome"])] += 1
+            echo_json(line)
+    return ok
 
 
 bounces.add_command(parse)

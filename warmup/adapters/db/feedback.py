@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -107,37 +107,52 @@ class FeedbackOps(QueueOps):
         flag per event: whether it was new."""
         try:
             async with self._begin() as conn:
+                if self._dialect == "sqlite" and len(events) > 1:
+                    return await self._save_many(conn, events, now)
                 fresh = [await self._save_one(conn, event, now) for event in events]
         except SQLAlchemyError as exc:
             raise StoreError("saving bounces", describe(exc)) from exc
         return fresh
 
+    async def _save_many(
+        self, conn: AsyncConnection, events: Sequence[FeedbackEvent], now: datetime
+    ) -> list[bool]:
+        """The same for a batch on SQLite, in a few statements instead of two per
+        report: the write transaction is the only writer (BEGIN IMMEDIATE), so
+        the keys read here are the keys there are; a key twice in the batch
+        acts once, as one by one."""
+        known = select(bounce_events.c.key).where(
+            bounce_events.c.key.in_({event.key for event in events})
+        )
+        seen = set((await conn.execute(known)).scalars())
+        fresh = []
+        for event in events:
+            fresh.append(event.key not in seen)
+            seen.add(event.key)
+        new = [event for event, is_new in zip(events, fresh, strict=True) if is_new]
+        if not new:
+            return fresh
+        await conn.execute(insert(bounce_events), [_event_row(e, now) for e in new])
+        rows = [suppression_row(e.suppression) for e in new if e.suppression]
+        if rows:
+            await conn.execute(
+                self._insert(suppressions).on_conflict_do_nothing(
+                    index_elements=["address"]
+                ),
+                rows,
+            )
+        for event in new:
+            await self._apply_state(conn, event, now)
+        return fresh
+
     async def _save_one(
         self, conn: AsyncConnection, event: FeedbackEvent, now: datetime
     ) -> bool:
-        row = {
-            "key": event.key,
-            "received_at": event.received_at,
-            "source": _text(event.source, 512),
-            "kind": _text(event.kind, 16),
-            "address": _text(event.address, 320),
-            "action": _text(event.action, 16),
-            "status": _text(event.status, 16),
-            "verdict": event.verdict.value,
-            "reason": _text(event.reason, 32),
-            "reply": _text(event.reply, 2000),
-            "found_by": event.found_by.value if event.found_by else None,
-            "recipient_id": event.recipient_id,
-            "attempt": event.attempt,
-            "lane_id": event.lane_id,
-            "outcome": event.effect.value,
-            "applied_at": None if event.lane_pending else now,
-        }
-        insert = self._insert(bounce_events).values(**row)
+        insert_ = self._insert(bounce_events).values(**_event_row(event, now))
         # RETURNING, not rowcount: only a row actually inserted comes back,
         # on both backends.
         inserted = await conn.execute(
-            insert.on_conflict_do_nothing(index_elements=["key"]).returning(
+            insert_.on_conflict_do_nothing(index_elements=["key"]).returning(
                 bounce_events.c.id
             )
         )
@@ -163,6 +178,13 @@ class FeedbackOps(QueueOps):
                 .values(**suppression_row(event.suppression))
                 .on_conflict_do_nothing(index_elements=["address"])
             )
+        await self._apply_state(conn, event, now)
+        return True
+
+    async def _apply_state(
+        self, conn: AsyncConnection, event: FeedbackEvent, now: datetime
+    ) -> None:
+        """The recipient's new state, if the report sets one."""
         if event.new_state is not None and event.recipient_id is not None:
             values: dict[str, Any] = {
                 "state": event.new_state.value,
@@ -180,7 +202,6 @@ class FeedbackOps(QueueOps):
                 )
                 .values(**values)
             )
-        return True
 
     async def pending_lane_news(
         self, ips: Sequence[str], limit: int = 1000
@@ -268,6 +289,27 @@ class FeedbackOps(QueueOps):
         query = select(bounce_events).order_by(bounce_events.c.id)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+
+def _event_row(event: FeedbackEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "key": event.key,
+        "received_at": event.received_at,
+        "source": _text(event.source, 512),
+        "kind": _text(event.kind, 16),
+        "address": _text(event.address, 320),
+        "action": _text(event.action, 16),
+        "status": _text(event.status, 16),
+        "verdict": event.verdict.value,
+        "reason": _text(event.reason, 32),
+        "reply": _text(event.reply, 2000),
+        "found_by": event.found_by.value if event.found_by else None,
+        "recipient_id": event.recipient_id,
+        "attempt": event.attempt,
+        "lane_id": event.lane_id,
+        "outcome": event.effect.value,
+        "applied_at": None if event.lane_pending else now,
+    }
 
 
 def _text(value: str, limit: int) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, event, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from warmup.adapters.db.controls import ControlOps
 from warmup.adapters.db.dmarc import DMARCOps
@@ -172,7 +172,13 @@ class SQLStore(
     async def open(cls, url: str) -> SQLStore:
         """Connect, apply pending migrations, and return the store."""
         _check_sqlite_directory(url)
-        engine = create_async_engine(async_url(url), pool_pre_ping=True)
+        # A pre-ping is a round trip before every checkout: worth it for a server
+        # that may drop idle connections, not for a SQLite file (each round trip
+        # there is a hop to aiosqlite's thread; the demo's ticks are made of them).
+        driver_url = async_url(url)
+        engine = create_async_engine(
+            driver_url, pool_pre_ping=not driver_url.startswith("sqlite")
+        )
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -305,6 +311,8 @@ class SQLStore(
         datetimes included), so skipping SQLAlchemy's bind processing is safe.
         """
         async with self._begin() as conn:
+            if self._dialect == "sqlite":
+                return await self._sqlite_insert_counted(conn, statement, rows)
             if self._dialect != "postgresql":
                 result = await conn.execute(statement, rows)
                 return int(result.rowcount)
@@ -318,6 +326,33 @@ class SQLStore(
             async with driver.cursor() as cursor:
                 await cursor.executemany(sql, rows)
                 return int(cursor.rowcount)
+
+    async def _sqlite_insert_counted(
+        self, conn: AsyncConnection, statement: Any, rows: list[dict[str, Any]]
+    ) -> int:
+        """The same on SQLite: the driver's executemany (its rowcount counts only
+        rows inserted), instants converted once as UTCDateTime would bind them;
+        SQLAlchemy's per-value bind processing was most of `warmup enqueue`'s
+        and the demo's list load."""
+        compiled = statement.compile(
+            dialect=self.engine.dialect, column_keys=list(rows[0])
+        )
+        names = tuple(compiled.positiontup or ())
+        to_db = self._instant_binder()
+        params = [
+            tuple(
+                to_db(value) if isinstance(value, datetime) else value
+                for value in (row[name] for name in names)
+            )
+            for row in rows
+        ]
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        cursor = await driver.executemany(compiled.string, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            await cursor.close()
 
     async def count_recipients(self, campaign_id: int | None = None) -> dict[str, int]:
         """Recipients per state (of one campaign, or all)."""
