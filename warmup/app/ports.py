@@ -231,10 +231,6 @@ class EngineStore(Store, OwnershipStore, Protocol):
 
     async def release_claims(self, claimer: str, now: datetime) -> int: ...
 
-    async def release_node_claims(
-        self, node: str, current: str, now: datetime
-    ) -> int: ...
-
     async def template_for(self, campaign_id: int) -> bytes: ...
 
     async def message_for(self, message_id: int) -> bytes:

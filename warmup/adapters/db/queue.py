@@ -426,17 +426,6 @@ class QueueOps:
         """On shutdown: everything this worker claimed and did not send."""
         return await self._requeue_claimed(now, recipients.c.claimed_by == claimer)
 
-    async def release_node_claims(self, node: str, current: str, now: datetime) -> int:
-        """At start-up: claims of this node's earlier (dead) processes go back.
-
-        Each node runs one `warmup run`; its claimers are named ``node:pid``.
-        """
-        return await self._requeue_claimed(
-            now,
-            recipients.c.claimed_by.like(f"{node}:%"),
-            recipients.c.claimed_by != current,
-        )
-
     @translated("reading a template")
     async def template_for(self, campaign_id: int) -> bytes:
         query = (
