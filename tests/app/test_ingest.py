@@ -229,7 +229,7 @@ async def test_a_store_failure_leaves_the_mail_for_the_next_poll(
     async def save_feedback(*_: object) -> list[bool]:
         raise StoreError("saving bounces", "database is away")
 
-    store.save_feedback = save_feedback  # type: ignore[method-assign,assignment]
+    store.save_feedback = save_feedback  # type: ignore[assignment]
     with pytest.raises(StoreError):
         await intake.drain(inbox)
     assert len(inbox.unseen()) == 1
@@ -241,7 +241,7 @@ class _CountingSaves:
     def __init__(self, store: SQLStore) -> None:
         self.calls: list[int] = []
         self._real = store.save_feedback
-        store.save_feedback = self  # type: ignore[method-assign]
+        store.save_feedback = self
 
     async def __call__(self, events: Any, now: datetime) -> list[bool]:
         self.calls.append(len(events))
@@ -340,11 +340,11 @@ async def test_a_store_failure_leaves_every_mail_of_the_batch_unseen(
         raise StoreError("saving bounces", "database is away")
 
     real = store.save_feedback
-    store.save_feedback = save_feedback  # type: ignore[method-assign,assignment]
+    store.save_feedback = save_feedback  # type: ignore[assignment]
     with pytest.raises(StoreError):
         await _intake(store, clock).drain(inbox)
     assert len(inbox.unseen()) == 3
-    store.save_feedback = real  # type: ignore[method-assign]
+    store.save_feedback = real
     assert await _intake(store, clock).drain(inbox) == {"bounce": 3}
     assert inbox.unseen() == []
 

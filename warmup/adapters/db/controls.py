@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from warmup.adapters.db.failure import translated
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.outbox import insert_recipient_events
-from warmup.adapters.db.queue import DEADLINE_PASSED, QueueOps
+from warmup.adapters.db.rows import DEADLINE_PASSED
 from warmup.adapters.db.schema import (
     campaigns,
     controls,
@@ -26,7 +26,7 @@ from warmup.core.errors import InputError
 from warmup.core.event import EventType
 from warmup.core.model import RecipientState
 
-__all__ = ["ControlOps"]
+__all__ = ["SQLControls"]
 
 _QUEUED = RecipientState.queued.value
 _CANCELLED = RecipientState.cancelled.value
@@ -46,10 +46,12 @@ def _control(row: Any) -> Control:
     )
 
 
-class ControlOps(QueueOps):
-    """Mixed into SQLStore."""
+class SQLControls:
+    """Operator controls (pause, resume, cancel) and campaign rows."""
 
-    @translated("saving the control")
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
     async def add_control(
         self,
         *,
@@ -71,7 +73,7 @@ class ControlOps(QueueOps):
             "actor": actor,
             "at": now,
         }
-        async with self._begin() as conn:
+        async with self.db.begin() as conn:
             new_id = await self._log(conn, values)
         return Control(
             id=new_id,
@@ -88,26 +90,22 @@ class ControlOps(QueueOps):
         statement = insert(controls).values(**values).returning(controls.c.id)
         return int((await conn.execute(statement)).scalar_one())
 
-    @translated("reading the operator controls")
     async def control_version(self) -> int:
         """The newest control's id (0: none yet): one cheap indexed read."""
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             found = await conn.execute(select(func.max(controls.c.id)))
             return int(found.scalar_one() or 0)
 
-    @translated("reading the operator controls")
     async def controls_after(self, seen: int) -> list[Control]:
         query = select(controls).where(controls.c.id > seen).order_by(controls.c.id)
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             return [_control(row) for row in (await conn.execute(query)).all()]
 
-    @translated("reading the cancelled campaigns")
     async def cancelled_campaign_ids(self) -> set[int]:
         query = select(campaigns.c.id).where(campaigns.c.cancelled_at.is_not(None))
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             return {int(i) for i in (await conn.execute(query)).scalars()}
 
-    @translated("changing the campaign")
     async def set_campaign_cancelled(
         self, name: str, *, cancel: bool, actor: str, reason: str, now: datetime
     ) -> int:
@@ -116,7 +114,7 @@ class ControlOps(QueueOps):
         to drop (it sees the control within seconds)."""
         action = ControlAction.cancel if cancel else ControlAction.resume_campaign
         old, new = (_QUEUED, _CANCELLED) if cancel else (_CANCELLED, _QUEUED)
-        async with self._begin() as conn:
+        async with self.db.begin() as conn:
             campaign_id = await self._campaign_id(conn, name)
             if cancel:
                 await conn.execute(
@@ -153,7 +151,6 @@ class ControlOps(QueueOps):
             raise InputError("campaign", f"no campaign called {name!r}")
         return int(found)
 
-    @translated("expiring past deadlines")
     async def expire_deadlines(self, now: datetime) -> int:
         """Queued recipients whose deadline has passed expire (unsent)."""
         # Through the deadline index, not the state one: SQLite, without
@@ -178,13 +175,12 @@ class ControlOps(QueueOps):
                 updated_at=now,
             )
         )
-        async with self._begin() as conn:
+        async with self.db.begin() as conn:
             await conn.execute(events)
             return int((await conn.execute(expire)).rowcount)
 
     # -- reading -----------------------------------------------------------------
 
-    @translated("reading the campaigns")
     async def campaign_rows(self, name: str | None = None) -> list[dict[str, Any]]:
         """Campaigns (or one) with their recipient counts per state."""
         counts = (
@@ -201,7 +197,7 @@ class ControlOps(QueueOps):
         )
         if name is not None:
             query = query.where(campaigns.c.name == name)
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         found: dict[int, dict[str, Any]] = {}
         for row in rows:

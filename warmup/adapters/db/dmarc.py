@@ -7,18 +7,19 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 
-from warmup.adapters.db.failure import translated
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import dmarc_rows
-from warmup.adapters.db.unsubscribe import UnsubscribeOps
 from warmup.core.dmarc import AuthDay, DMARCReport, report_key
 
-__all__ = ["DMARCOps"]
+__all__ = ["SQLDMARC"]
 
 
-class DMARCOps(UnsubscribeOps):
-    """Mixed into SQLStore."""
+class SQLDMARC:
+    """DMARC aggregate reports and the authentication figures read from them."""
 
-    @translated("saving a DMARC report")
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
     async def save_dmarc(self, report: DMARCReport, now: datetime) -> int:
         """Store a report's rows; returns how many were new (0: seen before)."""
         if not report.rows:
@@ -44,20 +45,19 @@ class DMARCOps(UnsubscribeOps):
             for row in report.rows
         ]
         statement = (
-            self._insert(dmarc_rows)
+            self.db.insert(dmarc_rows)
             .on_conflict_do_nothing(
                 index_elements=["report_key", "source_ip", "day", "header_from"]
             )
             .returning(dmarc_rows.c.id)
         )
         added = 0
-        async with self._begin() as conn:
+        async with self.db.begin() as conn:
             for row in rows:
                 result = await conn.execute(statement.values(**row))
                 added += len(result.all())
         return added
 
-    @translated("reading DMARC figures")
     async def auth_days(
         self, ips: Sequence[str] | None = None, since: date | None = None
     ) -> list[AuthDay]:
@@ -79,7 +79,7 @@ class DMARCOps(UnsubscribeOps):
             query = query.where(c.source_ip.in_(list(ips)))
         if since is not None:
             query = query.where(c.day >= since)
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             AuthDay(

@@ -7,26 +7,27 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 
-from warmup.adapters.db.failure import translated
-from warmup.adapters.db.queue import QueueOps
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import dns_evidence
 from warmup.core.dns_evidence import DeadEvidence
 
-__all__ = ["DNSEvidenceOps"]
+__all__ = ["SQLDNSEvidence"]
 
 _CHUNK = 500
 
 
-class DNSEvidenceOps(QueueOps):
+class SQLDNSEvidence:
     """Evidence rows shared by every node, so a restart or another node keeps it."""
 
-    @translated("reading DNS evidence")
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
     async def dns_evidence(
         self, domains: Sequence[str]
     ) -> dict[str, tuple[DeadEvidence, datetime]]:
         """The evidence and next lookup instant of those ``domains`` that have any."""
         found: dict[str, tuple[DeadEvidence, datetime]] = {}
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             for start in range(0, len(domains), _CHUNK):
                 chunk = list(domains[start : start + _CHUNK])
                 query = select(dns_evidence).where(dns_evidence.c.domain.in_(chunk))
@@ -40,7 +41,6 @@ class DNSEvidenceOps(QueueOps):
                     found[str(row.domain)] = (evidence, row.next_check_at)
         return found
 
-    @translated("saving DNS evidence")
     async def save_dns_evidence(
         self, domain: str, evidence: DeadEvidence, next_check_at: datetime
     ) -> None:
@@ -52,16 +52,15 @@ class DNSEvidenceOps(QueueOps):
             "next_check_at": next_check_at,
         }
         statement = (
-            self._insert(dns_evidence)
+            self.db.insert(dns_evidence)
             .values(domain=domain, **values)
             .on_conflict_do_update(index_elements=["domain"], set_=values)
         )
-        async with self._begin() as conn:
+        async with self.db.begin() as conn:
             await conn.execute(statement)
 
-    @translated("forgetting DNS evidence")
     async def forget_dns_evidence(self, domain: str) -> None:
-        async with self._begin() as conn:
+        async with self.db.begin() as conn:
             await conn.execute(
                 delete(dns_evidence).where(dns_evidence.c.domain == domain)
             )

@@ -9,15 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
-from warmup.adapters.db.failure import describe
-from warmup.adapters.db.queue import QueueOps
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import campaigns, event_cursors, events
-from warmup.core.errors import StoreError
 from warmup.core.event import DeliveryCursor, EventType
 
-__all__ = ["EventOps"]
+__all__ = ["SQLEvents"]
 
 
 def _event(row: Any) -> dict[str, Any]:
@@ -37,8 +34,11 @@ def _event(row: Any) -> dict[str, Any]:
     }
 
 
-class EventOps(QueueOps):
-    """Mixed into SQLStore."""
+class SQLEvents:
+    """The outcome events outbox and the delivery cursors that read it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def read_events(
         self,
@@ -56,11 +56,8 @@ class EventOps(QueueOps):
         if types:
             query = query.where(events.c.type.in_(list(types)))
         query = query.order_by(events.c.id).limit(limit)
-        try:
-            async with self.engine.connect() as conn:
-                return [_event(row) for row in (await conn.execute(query)).all()]
-        except SQLAlchemyError as exc:
-            raise StoreError("reading events", describe(exc)) from exc
+        async with self.db.engine.connect() as conn:
+            return [_event(row) for row in (await conn.execute(query)).all()]
 
     async def record_refused(
         self, campaign_id: int, addresses: Sequence[str], now: datetime, source: str
@@ -84,21 +81,18 @@ class EventOps(QueueOps):
             }
             for address in addresses
         ]
-        try:
-            async with self._begin() as conn:
-                await conn.execute(events.insert().values(campaign=name), rows)
-        except SQLAlchemyError as exc:
-            raise StoreError("recording refused recipients", describe(exc)) from exc
+        async with self.db.begin() as conn:
+            await conn.execute(events.insert().values(campaign=name), rows)
 
     async def last_event_id(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             found = await conn.execute(select(events.c.id).order_by(events.c.id.desc()))
             return int(found.scalars().first() or 0)
 
     async def cursor(self, name: str) -> DeliveryCursor:
         """The consumer's cursor; a new consumer starts at the first event."""
         query = select(event_cursors).where(event_cursors.c.name == name)
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return DeliveryCursor(name=name)
@@ -120,15 +114,12 @@ class EventOps(QueueOps):
             "failing_since": cursor.failing_since,
             "last_error": error,
         }
-        statement = self._insert(event_cursors).values(name=cursor.name, **values)
+        statement = self.db.insert(event_cursors).values(name=cursor.name, **values)
         statement = statement.on_conflict_do_update(
             index_elements=["name"], set_=values
         )
-        try:
-            async with self._begin() as conn:
-                await conn.execute(statement)
-        except SQLAlchemyError as exc:
-            raise StoreError("saving an event cursor", describe(exc)) from exc
+        async with self.db.begin() as conn:
+            await conn.execute(statement)
 
     async def backlog(self, names: Sequence[str]) -> dict[str, int]:
         """Events each consumer has still to ship."""

@@ -13,12 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.outbox import insert_recipient_events
-from warmup.adapters.db.queue import QueueOps, suppression_row
+from warmup.adapters.db.rows import suppression_row
 from warmup.adapters.db.schema import (
     attempts,
     bounce_events,
@@ -27,7 +26,6 @@ from warmup.adapters.db.schema import (
     recipients,
     suppressions,
 )
-from warmup.core.errors import StoreError
 from warmup.core.event import report_event
 from warmup.core.feedback import (
     Effect,
@@ -37,13 +35,16 @@ from warmup.core.feedback import (
 )
 from warmup.core.model import RecipientState, Verdict
 
-__all__ = ["FeedbackOps"]
+__all__ = ["SQLFeedback"]
 
 _DELIVERED = RecipientState.delivered.value
 
 
-class FeedbackOps(QueueOps):
-    """Mixed into SQLStore."""
+class SQLFeedback:
+    """Asynchronous bounces and complaints and their effects."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def sent_recipient(self, recipient_id: int) -> SentRecipient | None:
         """The recipient and the lane of its latest delivered send (else latest)."""
@@ -82,11 +83,8 @@ class FeedbackOps(QueueOps):
             )
             .limit(1)
         )
-        try:
-            async with self.engine.connect() as conn:
-                row = (await conn.execute(query)).first()
-        except SQLAlchemyError as exc:
-            raise StoreError("looking up the original send", describe(exc)) from exc
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
         if row is None:
             return None
         return SentRecipient(
@@ -105,13 +103,10 @@ class FeedbackOps(QueueOps):
     ) -> list[bool]:
         """Save each event whose key is new and apply its recipient effects; one
         flag per event: whether it was new."""
-        try:
-            async with self._begin() as conn:
-                if self._dialect == "sqlite" and len(events) > 1:
-                    return await self._save_many(conn, events, now)
-                fresh = [await self._save_one(conn, event, now) for event in events]
-        except SQLAlchemyError as exc:
-            raise StoreError("saving bounces", describe(exc)) from exc
+        async with self.db.begin() as conn:
+            if self.db.dialect == "sqlite" and len(events) > 1:
+                return await self._save_many(conn, events, now)
+            fresh = [await self._save_one(conn, event, now) for event in events]
         return fresh
 
     async def _save_many(
@@ -136,7 +131,7 @@ class FeedbackOps(QueueOps):
         rows = [suppression_row(e.suppression) for e in new if e.suppression]
         if rows:
             await conn.execute(
-                self._insert(suppressions).on_conflict_do_nothing(
+                self.db.insert(suppressions).on_conflict_do_nothing(
                     index_elements=["address"]
                 ),
                 rows,
@@ -148,7 +143,7 @@ class FeedbackOps(QueueOps):
     async def _save_one(
         self, conn: AsyncConnection, event: FeedbackEvent, now: datetime
     ) -> bool:
-        insert_ = self._insert(bounce_events).values(**_event_row(event, now))
+        insert_ = self.db.insert(bounce_events).values(**_event_row(event, now))
         # RETURNING, not rowcount: only a row actually inserted comes back,
         # on both backends.
         inserted = await conn.execute(
@@ -174,7 +169,7 @@ class FeedbackOps(QueueOps):
             )
         if event.suppression is not None:
             await conn.execute(
-                self._insert(suppressions)
+                self.db.insert(suppressions)
                 .values(**suppression_row(event.suppression))
                 .on_conflict_do_nothing(index_elements=["address"])
             )
@@ -224,11 +219,8 @@ class FeedbackOps(QueueOps):
             .order_by(bounce_events.c.id)
             .limit(limit)
         )
-        try:
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-        except SQLAlchemyError as exc:
-            raise StoreError("reading pending bounces", describe(exc)) from exc
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
         return [
             PendingLaneNews(
                 id=r.id,
@@ -255,39 +247,36 @@ class FeedbackOps(QueueOps):
             )
             .scalar_subquery()
         )
-        try:
-            async with self.engine.connect() as conn:
-                reacted = (await conn.execute(select(last_reaction))).scalar()
-                start = max(since, reacted) if reacted is not None else since
-                sent = await conn.execute(
-                    select(attempts.c.attempted_at, attempts.c.verdict).where(
-                        attempts.c.lane_id == lane_id,
-                        attempts.c.attempted_at > start,
-                    )
+        async with self.db.engine.connect() as conn:
+            reacted = (await conn.execute(select(last_reaction))).scalar()
+            start = max(since, reacted) if reacted is not None else since
+            sent = await conn.execute(
+                select(attempts.c.attempted_at, attempts.c.verdict).where(
+                    attempts.c.lane_id == lane_id,
+                    attempts.c.attempted_at > start,
                 )
-                late = await conn.execute(
-                    select(bounce_events.c.applied_at, bounce_events.c.verdict).where(
-                        bounce_events.c.lane_id == lane_id,
-                        bounce_events.c.applied_at > start,
-                        bounce_events.c.verdict.in_(
-                            [Verdict.hard.value, Verdict.feedback.value]
-                        ),
-                        bounce_events.c.outcome.in_(
-                            [Effect.suppress.value, Effect.complaint.value]
-                        ),
-                    )
+            )
+            late = await conn.execute(
+                select(bounce_events.c.applied_at, bounce_events.c.verdict).where(
+                    bounce_events.c.lane_id == lane_id,
+                    bounce_events.c.applied_at > start,
+                    bounce_events.c.verdict.in_(
+                        [Verdict.hard.value, Verdict.feedback.value]
+                    ),
+                    bounce_events.c.outcome.in_(
+                        [Effect.suppress.value, Effect.complaint.value]
+                    ),
                 )
-                rows = [(at, Verdict(v), False) for at, v in sent.all()]
-                rows += [(at, Verdict(v), True) for at, v in late.all()]
-        except SQLAlchemyError as exc:
-            raise StoreError("reading a lane's recent outcomes", describe(exc)) from exc
+            )
+            rows = [(at, Verdict(v), False) for at, v in sent.all()]
+            rows += [(at, Verdict(v), True) for at, v in late.all()]
         rows.sort(key=lambda row: row[0])
         return rows
 
     async def feedback_events(self) -> list[dict[str, Any]]:
         """Every saved report, oldest first (for reports and tests)."""
         query = select(bounce_events).order_by(bounce_events.c.id)
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(query)).all()]
 
 

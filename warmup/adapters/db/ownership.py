@@ -15,35 +15,35 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from warmup.adapters.db.failure import translated
-from warmup.adapters.db.queue import QueueOps
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import ip_leases, nodes, recipients
 from warmup.app.ports import Heartbeat, IPOwner, NodeProcess
 from warmup.core.model import RecipientState
 
-__all__ = ["OwnershipOps"]
+__all__ = ["SQLOwnership"]
 
 _SENDING = RecipientState.sending.value
 # Rows of processes dead this long are dropped (their IPs and claims went long ago).
 _FORGET_AFTER = timedelta(days=1)
 
 
-class OwnershipOps(QueueOps):
-    """Mixed into SQLStore."""
+class SQLOwnership:
+    """Node processes and the IP leases they hold."""
 
-    @translated("reading this machine's processes")
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
     async def local_processes(self, machine: str, now: datetime) -> list[NodeProcess]:
         query = select(nodes).where(
             nodes.c.machine == machine, nodes.c.alive_until >= now
         )
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             NodeProcess(claimer=r.claimer, node=r.node, machine=r.machine, pid=r.pid)
             for r in rows
         ]
 
-    @translated("renewing the IP leases")
     async def heartbeat(
         self,
         me: NodeProcess,
@@ -53,7 +53,7 @@ class OwnershipOps(QueueOps):
         alive_until: datetime,
         dead: Sequence[str] = (),
     ) -> Heartbeat:
-        async with self._begin() as conn:
+        async with self.db.begin() as conn:
             await self._renew(conn, me, now, alive_until)
             if dead:
                 await conn.execute(
@@ -84,7 +84,7 @@ class OwnershipOps(QueueOps):
             "started_at": now,
             "alive_until": until,
         }
-        statement = self._insert(nodes).values(**values)
+        statement = self.db.insert(nodes).values(**values)
         await conn.execute(
             statement.on_conflict_do_update(
                 index_elements=["claimer"], set_={"alive_until": until}
@@ -129,7 +129,7 @@ class OwnershipOps(QueueOps):
     ) -> tuple[set[str], dict[str, IPOwner], dict[str, str]]:
         if ips:
             await conn.execute(
-                self._insert(ip_leases)
+                self.db.insert(ip_leases)
                 .values([{"ip": ip, "claimer": me.claimer, "since": now} for ip in ips])
                 .on_conflict_do_nothing(index_elements=["ip"])
             )
@@ -171,25 +171,22 @@ class OwnershipOps(QueueOps):
         rows = (await conn.execute(query.order_by(ip_leases.c.ip))).all()
         return {r.ip: _owner(r) for r in rows}
 
-    @translated("giving up the IP leases")
     async def leave(self, claimer: str, now: datetime) -> None:
-        async with self._begin() as conn:
+        async with self.db.begin() as conn:
             await conn.execute(delete(ip_leases).where(ip_leases.c.claimer == claimer))
             await conn.execute(delete(nodes).where(nodes.c.claimer == claimer))
 
-    @translated("reading the IP owners")
     async def ip_owners(self) -> list[IPOwner]:
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             return list((await self._holders(conn, None)).values())
 
-    @translated("counting claims per lane")
     async def claims_per_lane(self) -> dict[int, int]:
         query = (
             select(recipients.c.lane_id, func.count())
             .where(recipients.c.state == _SENDING, recipients.c.lane_id.is_not(None))
             .group_by(recipients.c.lane_id)
         )
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             return {int(lane): int(n) for lane, n in (await conn.execute(query)).all()}
 
 

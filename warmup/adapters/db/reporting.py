@@ -1,108 +1,179 @@
-"""Read-only queries behind ``warmup status`` and reports.
+"""Read-only queries behind ``warmup status``, reports and the demo's checks.
 
-Plain async functions over an open :class:`SQLStore`; they never write.
+They never write. The module-level functions keep the old call shape
+(``campaign_summary(store)``) for the CLI.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import func, or_, select
 
-from warmup.adapters.db.failure import describe
-from warmup.adapters.db.schema import campaigns, lane_events, recipients
-from warmup.adapters.db.store import SQLStore
+from warmup.adapters.db.database import Database
+from warmup.adapters.db.rows import lane_from_row
+from warmup.adapters.db.schema import (
+    attempts,
+    campaigns,
+    lane_days,
+    lane_events,
+    lanes,
+    recipients,
+    suppressions,
+)
 from warmup.app.sign import HELD_PREFIX
-from warmup.core.errors import StoreError
+from warmup.core.lane import Lane
 from warmup.core.model import RecipientState
 
-__all__ = ["campaign_summary", "held_messages", "last_events"]
+if TYPE_CHECKING:
+    from warmup.adapters.db.store import SQLStore
+
+__all__ = ["SQLReporting", "campaign_summary", "held_messages", "last_events"]
 
 _STATES = tuple(state.value for state in RecipientState)
 
 
-async def last_events(store: SQLStore) -> dict[int, dict[str, Any]]:
-    """The newest lane event of every lane that has one, keyed by lane id.
+class SQLReporting:
+    """Lanes, their history and events, campaign counts: read back for people."""
 
-    Each value has ``at``, ``cause``, ``old_state``, ``new_state``, ``reply``
-    and ``detail``.
-    """
-    newest = (
-        select(func.max(lane_events.c.id).label("id"))
-        .group_by(lane_events.c.lane_id)
-        .subquery()
-    )
-    query = select(
-        lane_events.c.lane_id,
-        lane_events.c.at,
-        lane_events.c.cause,
-        lane_events.c.old_state,
-        lane_events.c.new_state,
-        lane_events.c.reply,
-        lane_events.c.detail,
-    ).join(newest, newest.c.id == lane_events.c.id)
-    try:
-        async with store.engine.connect() as conn:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def lane_history(self) -> list[dict[str, Any]]:
+        """Every lane-day roll-up with its lane's ip and isp, oldest first."""
+        query = (
+            select(lanes.c.ip, lanes.c.isp, lane_days)
+            .join(lanes, lanes.c.id == lane_days.c.lane_id)
+            .order_by(lanes.c.ip, lanes.c.isp, lane_days.c.day)
+        )
+        async with self.db.engine.connect() as conn:
+            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+
+    async def all_lanes(self) -> list[tuple[int, Lane, float]]:
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(select(lanes).order_by(lanes.c.id))).all()
+        return [
+            (int(r.id), lane_from_row(r), float(r.allowance_per_hour)) for r in rows
+        ]
+
+    async def all_events(self) -> list[dict[str, Any]]:
+        query = (
+            select(
+                lanes.c.ip,
+                lanes.c.isp,
+                lane_events.c.at,
+                lane_events.c.cause,
+                lane_events.c.old_state,
+                lane_events.c.new_state,
+                lane_events.c.detail,
+                lane_events.c.reply,
+            )
+            .join(lanes, lanes.c.id == lane_events.c.lane_id)
+            .order_by(lane_events.c.id)
+        )
+        async with self.db.engine.connect() as conn:
+            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+
+    async def sent_to_suppressed(self) -> int:
+        """Attempts made to an address suppressed *before* the attempt (must be 0)."""
+        query = (
+            select(func.count())
+            .select_from(attempts)
+            .join(recipients, recipients.c.id == attempts.c.recipient_id)
+            .join(
+                suppressions,
+                or_(
+                    suppressions.c.address == recipients.c.address,
+                    suppressions.c.address == "@" + recipients.c.domain,
+                ),
+            )
+            .where(suppressions.c.created_at < attempts.c.attempted_at)
+        )
+        async with self.db.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def last_events(self) -> dict[int, dict[str, Any]]:
+        """The newest lane event of every lane that has one, keyed by lane id.
+
+        Each value has ``at``, ``cause``, ``old_state``, ``new_state``, ``reply``
+        and ``detail``.
+        """
+        newest = (
+            select(func.max(lane_events.c.id).label("id"))
+            .group_by(lane_events.c.lane_id)
+            .subquery()
+        )
+        query = select(
+            lane_events.c.lane_id,
+            lane_events.c.at,
+            lane_events.c.cause,
+            lane_events.c.old_state,
+            lane_events.c.new_state,
+            lane_events.c.reply,
+            lane_events.c.detail,
+        ).join(newest, newest.c.id == lane_events.c.id)
+        async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-    except SQLAlchemyError as exc:
-        raise StoreError("reading lane events", describe(exc)) from exc
-    found: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        event = dict(row._mapping)
-        found[int(event.pop("lane_id"))] = event
-    return found
+        found: dict[int, dict[str, Any]] = {}
+        for row in rows:
+            event = dict(row._mapping)
+            found[int(event.pop("lane_id"))] = event
+        return found
+
+    async def campaign_summary(self) -> list[dict[str, Any]]:
+        """Recipients per state of every campaign, oldest campaign first.
+
+        Each item has ``name``, one count per recipient state (zero when none),
+        ``pending`` (queued + sending) and ``total``.
+        """
+        query = (
+            select(campaigns.c.id, campaigns.c.name, recipients.c.state, func.count())
+            .join(recipients, recipients.c.campaign_id == campaigns.c.id, isouter=True)
+            .group_by(campaigns.c.id, campaigns.c.name, recipients.c.state)
+            .order_by(campaigns.c.id)
+        )
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        summary: dict[int, dict[str, Any]] = {}
+        for campaign_id, name, state, count in rows:
+            item = summary.setdefault(
+                int(campaign_id), {"name": str(name)} | dict.fromkeys(_STATES, 0)
+            )
+            if state is not None:
+                item[str(state)] = item.get(str(state), 0) + int(count)
+        for item in summary.values():
+            item["pending"] = item["queued"] + item["sending"]
+            item["total"] = sum(item[state] for state in _STATES)
+        return list(summary.values())
+
+    async def held_messages(self) -> list[dict[str, Any]]:
+        """Queued recipients held back unsent (no DKIM key covers their From
+        domain), per campaign and reason: ``campaign``, ``reason``, ``recipients``."""
+        query = (
+            select(campaigns.c.name, recipients.c.last_reply, func.count())
+            .join(recipients, recipients.c.campaign_id == campaigns.c.id)
+            .where(
+                recipients.c.state == RecipientState.queued.value,
+                recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True),
+            )
+            .group_by(campaigns.c.name, recipients.c.last_reply)
+            .order_by(campaigns.c.name, recipients.c.last_reply)
+        )
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            {"campaign": str(name), "reason": str(reply), "recipients": int(count)}
+            for name, reply, count in rows
+        ]
+
+
+async def last_events(store: SQLStore) -> dict[int, dict[str, Any]]:
+    return await store.last_events()
 
 
 async def campaign_summary(store: SQLStore) -> list[dict[str, Any]]:
-    """Recipients per state of every campaign, oldest campaign first.
-
-    Each item has ``name``, one count per recipient state (zero when none),
-    ``pending`` (queued + sending) and ``total``.
-    """
-    query = (
-        select(campaigns.c.id, campaigns.c.name, recipients.c.state, func.count())
-        .join(recipients, recipients.c.campaign_id == campaigns.c.id, isouter=True)
-        .group_by(campaigns.c.id, campaigns.c.name, recipients.c.state)
-        .order_by(campaigns.c.id)
-    )
-    try:
-        async with store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-    except SQLAlchemyError as exc:
-        raise StoreError("counting recipients", describe(exc)) from exc
-    summary: dict[int, dict[str, Any]] = {}
-    for campaign_id, name, state, count in rows:
-        item = summary.setdefault(
-            int(campaign_id), {"name": str(name)} | dict.fromkeys(_STATES, 0)
-        )
-        if state is not None:
-            item[str(state)] = item.get(str(state), 0) + int(count)
-    for item in summary.values():
-        item["pending"] = item["queued"] + item["sending"]
-        item["total"] = sum(item[state] for state in _STATES)
-    return list(summary.values())
+    return await store.campaign_summary()
 
 
 async def held_messages(store: SQLStore) -> list[dict[str, Any]]:
-    """Queued recipients held back unsent (no DKIM key covers their From
-    domain), per campaign and reason: ``campaign``, ``reason``, ``recipients``."""
-    query = (
-        select(campaigns.c.name, recipients.c.last_reply, func.count())
-        .join(recipients, recipients.c.campaign_id == campaigns.c.id)
-        .where(
-            recipients.c.state == RecipientState.queued.value,
-            recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True),
-        )
-        .group_by(campaigns.c.name, recipients.c.last_reply)
-        .order_by(campaigns.c.name, recipients.c.last_reply)
-    )
-    try:
-        async with store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-    except SQLAlchemyError as exc:
-        raise StoreError("counting held recipients", describe(exc)) from exc
-    return [
-        {"campaign": str(name), "reason": str(reply), "recipients": int(count)}
-        for name, reply, count in rows
-    ]
+    return await store.held_messages()

@@ -8,15 +8,12 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
-from warmup.adapters.db.failure import describe
-from warmup.adapters.db.queue import QueueOps
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import reputation_days
-from warmup.core.errors import StoreError
 from warmup.core.reputation import PostmasterDay, SNDSRow
 
-__all__ = ["ReputationOps"]
+__all__ = ["SQLReputation"]
 
 _POSTMASTER, _SNDS = "postmaster", "snds"
 _FIGURES = (
@@ -79,8 +76,11 @@ def _ip_categories(text: str | None) -> dict[str, str]:
     return {str(ip): str(category) for ip, category in data.items()}
 
 
-class ReputationOps(QueueOps):
-    """Mixed into SQLStore."""
+class SQLReputation:
+    """Postmaster and SNDS reputation rows."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def save_reputation(
         self,
@@ -94,17 +94,14 @@ class ReputationOps(QueueOps):
         rows += [_snds_row(row, now) for row in snds if row.day is not None]
         if not rows:
             return 0
-        base = self._insert(reputation_days)
-        try:
-            async with self._begin() as conn:
-                for row in rows:
-                    statement = base.values(**row).on_conflict_do_update(
-                        index_elements=["source", "domain", "ip", "day"],
-                        set_={name: row[name] for name in _FIGURES},
-                    )
-                    await conn.execute(statement)
-        except SQLAlchemyError as exc:
-            raise StoreError("saving reputation data", describe(exc)) from exc
+        base = self.db.insert(reputation_days)
+        async with self.db.begin() as conn:
+            for row in rows:
+                statement = base.values(**row).on_conflict_do_update(
+                    index_elements=["source", "domain", "ip", "day"],
+                    set_={name: row[name] for name in _FIGURES},
+                )
+                await conn.execute(statement)
         return len(rows)
 
     async def reputation_days(
@@ -115,11 +112,8 @@ class ReputationOps(QueueOps):
         query = select(reputation_days).order_by(c.day, c.source, c.domain, c.ip)
         if since is not None:
             query = query.where(c.day >= since)
-        try:
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-        except SQLAlchemyError as exc:
-            raise StoreError("reading reputation data", describe(exc)) from exc
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
         postmaster = [
             PostmasterDay(
                 domain=row.domain,

@@ -9,16 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
-from warmup.adapters.db.failure import describe
-from warmup.adapters.db.queue import QueueOps
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import attempts, messages, recipients
-from warmup.core.errors import StoreError
 from warmup.core.model import RecipientState
 from warmup.core.settings import RetentionSettings
 
-__all__ = ["RetentionOps"]
+__all__ = ["SQLRetention"]
 
 # Recipients whose message may still be sent (a cancelled one may be resumed).
 _LIVE = (
@@ -29,18 +26,18 @@ _LIVE = (
 _MAX_BATCHES = 100  # per run: the next run goes on where this one stopped
 
 
-class RetentionOps(QueueOps):
-    """Mixed into SQLStore."""
+class SQLRetention:
+    """Pruning old relayed bodies and attempts in bounded batches."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def prune(
         self, settings: RetentionSettings, now: datetime
     ) -> tuple[int, int]:
         """Empty old relayed bodies and delete old attempts: (bodies, attempts)."""
-        try:
-            bodies = await self._in_batches(self._empty_bodies, settings, now)
-            rows = await self._in_batches(self._old_attempts, settings, now)
-        except SQLAlchemyError as exc:
-            raise StoreError("pruning", describe(exc)) from exc
+        bodies = await self._in_batches(self._empty_bodies, settings, now)
+        rows = await self._in_batches(self._old_attempts, settings, now)
         return bodies, rows
 
     async def _in_batches(
@@ -51,7 +48,7 @@ class RetentionOps(QueueOps):
     ) -> int:
         total = 0
         for _ in range(_MAX_BATCHES):
-            async with self._begin() as conn:
+            async with self.db.begin() as conn:
                 done = int((await conn.execute(statement_for(settings, now))).rowcount)
             total += done
             if done < settings.batch:

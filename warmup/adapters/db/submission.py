@@ -82,7 +82,7 @@ class SQLSubmissions:
 
     async def _write(self, batch: list[RelayedMessage]) -> list[FiledMessage]:
         try:
-            async with self._store._begin(durable=self._durable) as conn:
+            async with self._store.database.begin(durable=self._durable) as conn:
                 ids = await self._campaign_ids(conn, batch)
                 found = await _suppressed(conn, batch)
                 inserted = await conn.execute(
@@ -134,7 +134,7 @@ class SQLSubmissions:
         if found is None:
             # Two nodes may create it at once: the loser takes the winner's row.
             await conn.execute(
-                self._store._insert(campaigns)
+                self._store.database.insert(campaigns)
                 .values(
                     name=message.campaign,
                     template_id=None,

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import (
     attempts,
     bounce_events,
@@ -20,21 +21,24 @@ from warmup.adapters.db.schema import (
     suppressions,
 )
 
-__all__ = ["TraceOps"]
+__all__ = ["SQLTrace"]
 
 
 def _step(at: Any, step: str, detail: str, **fields: Any) -> dict[str, Any]:
     return {"at": at, "step": step, "detail": detail, **fields}
 
 
-class TraceOps:
-    """Mixed into SQLStore; needs ``engine``."""
+class SQLTrace:
+    """One address's history, step by step."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     engine: AsyncEngine
 
     async def trace(self, address: str) -> list[dict[str, Any]]:
         """Every step known for ``address`` (normalised), oldest first."""
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             steps = await _queued(conn, address)
             steps += await _attempts(conn, address)
             steps += await _reports(conn, address)

@@ -8,44 +8,44 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from warmup.adapters.db.failure import translated
-from warmup.adapters.db.feedback import FeedbackOps
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.outbox import insert_recipient_events
-from warmup.adapters.db.queue import suppression_row
+from warmup.adapters.db.rows import suppression_row
 from warmup.adapters.db.schema import campaign_suppressions, recipients, suppressions
 from warmup.core.event import EventType
 from warmup.core.suppression import Suppression
 
-__all__ = ["UnsubscribeOps"]
+__all__ = ["SQLUnsubscribes"]
 
 _CHUNK = 2000
 
 
-class UnsubscribeOps(FeedbackOps):
-    """Mixed into SQLStore."""
+class SQLUnsubscribes:
+    """List-Unsubscribe requests and campaign-wide unsubscribes."""
 
-    @translated("finding the unsubscribing recipient")
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
     async def unsubscribe_target(self, recipient_id: int) -> tuple[str, int] | None:
         """(address, campaign id) of a recipient row, or None if there is none."""
         query = select(recipients.c.address, recipients.c.campaign_id).where(
             recipients.c.id == recipient_id
         )
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else (str(row.address), int(row.campaign_id))
 
-    @translated("recording an unsubscribe")
     async def unsubscribe(
         self, recipient_id: int, entry: Suppression, *, campaign_id: int | None
     ) -> bool:
         """Suppress ``entry`` (in one campaign when ``campaign_id`` is given) and,
         if that is new, write the recipient's ``unsubscribed`` outcome event in the
         same transaction; False if it was already so (a repeated click)."""
-        async with self._begin() as conn:
+        async with self.db.begin() as conn:
             if campaign_id is None:
-                new = await _suppress(conn, self, entry)
+                new = await _suppress(conn, self.db, entry)
             else:
-                new = await _suppress_in(conn, self, campaign_id, entry)
+                new = await _suppress_in(conn, self.db, campaign_id, entry)
             if new:
                 await conn.execute(
                     insert_recipient_events(
@@ -59,15 +59,13 @@ class UnsubscribeOps(FeedbackOps):
                 )
         return new
 
-    @translated("adding a campaign unsubscribe")
     async def add_campaign_suppression(
         self, campaign_id: int, entry: Suppression
     ) -> bool:
         """Stop mailing ``entry.address`` in one campaign; False if already so."""
-        async with self._begin() as conn:
-            return await _suppress_in(conn, self, campaign_id, entry)
+        async with self.db.begin() as conn:
+            return await _suppress_in(conn, self.db, campaign_id, entry)
 
-    @translated("checking campaign unsubscribes")
     async def campaign_suppressed(
         self, pairs: Sequence[tuple[int, str]]
     ) -> set[tuple[int, str]]:
@@ -75,7 +73,7 @@ class UnsubscribeOps(FeedbackOps):
         wanted = set(pairs)
         addresses = sorted({address for _, address in wanted})
         found: set[tuple[int, str]] = set()
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             for start in range(0, len(addresses), _CHUNK):
                 query = select(
                     campaign_suppressions.c.campaign_id,
@@ -89,18 +87,15 @@ class UnsubscribeOps(FeedbackOps):
                 found.update((int(c), str(a)) for c, a in rows)
         return found & wanted
 
-    @translated("checking campaign unsubscribes")
     async def any_campaign_suppressions(self) -> bool:
         query = select(campaign_suppressions.c.id).limit(1)
-        async with self.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             return (await conn.execute(query)).first() is not None
 
 
-async def _suppress(
-    conn: AsyncConnection, ops: FeedbackOps, entry: Suppression
-) -> bool:
+async def _suppress(conn: AsyncConnection, db: Database, entry: Suppression) -> bool:
     statement = (
-        ops._insert(suppressions)
+        db.insert(suppressions)
         .values(**suppression_row(entry))
         .on_conflict_do_nothing(index_elements=["address"])
         .returning(suppressions.c.address)
@@ -109,10 +104,10 @@ async def _suppress(
 
 
 async def _suppress_in(
-    conn: AsyncConnection, ops: FeedbackOps, campaign_id: int, entry: Suppression
+    conn: AsyncConnection, db: Database, campaign_id: int, entry: Suppression
 ) -> bool:
     statement = (
-        ops._insert(campaign_suppressions)
+        db.insert(campaign_suppressions)
         .values(
             campaign_id=campaign_id,
             address=entry.address,

@@ -1,0 +1,188 @@
+"""Claims with leases: the engine takes due recipients of a lane, and gives back
+what it did not send.
+
+Claims use ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (several nodes share
+one queue); on SQLite the writer lock of BEGIN IMMEDIATE gives the same effect.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from warmup.adapters.db.database import Database
+from warmup.adapters.db.rows import (
+    QUEUED,
+    SENDING,
+    UNCLAIMED,
+    cancelled_campaigns,
+    held_by_another,
+    lane_from_row,
+    lane_row,
+    requeued_state,
+)
+from warmup.adapters.db.schema import (
+    campaigns,
+    lanes,
+    messages,
+    recipients,
+    templates,
+)
+from warmup.core.attempt import Claimed
+from warmup.core.lane import Lane
+
+__all__ = ["SQLClaims"]
+
+
+class SQLClaims:
+    """Lanes, claims and what a claimed recipient needs to be sent."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def ensure_lane(self, initial: Lane, now: datetime) -> tuple[int, Lane]:
+        """The stored lane (ip, isp), created from ``initial`` if new."""
+        async with self.db.begin() as conn:
+            row = await self._lane(conn, initial.ip, initial.isp)
+            if row is None:
+                values = lane_row(initial, 0.0, now) | {
+                    "ip": initial.ip,
+                    "isp": initial.isp,
+                    "created_at": now,
+                }
+                insert = self.db.insert(lanes).values(**values)
+                await conn.execute(insert.on_conflict_do_nothing())
+                row = await self._lane(conn, initial.ip, initial.isp)
+        assert row is not None
+        return int(row.id), lane_from_row(row)
+
+    async def _lane(self, conn: AsyncConnection, ip: str, isp: str) -> Any:
+        query = select(lanes).where(lanes.c.ip == ip, lanes.c.isp == isp)
+        return (await conn.execute(query)).first()
+
+    async def claim(
+        self,
+        *,
+        lane_id: int,
+        isp: str,
+        limit: int,
+        now: datetime,
+        claimer: str,
+        lease_until: datetime,
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due recipients of ``isp``, most engaged first."""
+        due = (
+            select(recipients.c.id)
+            .where(
+                recipients.c.state == QUEUED,
+                recipients.c.isp == isp,
+                recipients.c.next_attempt_at <= now,
+                or_(recipients.c.lane_id.is_(None), recipients.c.lane_id == lane_id),
+                ~held_by_another(
+                    select(lanes.c.ip).where(lanes.c.id == lane_id).scalar_subquery(),
+                    claimer,
+                ),
+                # Never a cancelled campaign's, nor one past its deadline.
+                recipients.c.campaign_id.not_in(cancelled_campaigns()),
+                or_(recipients.c.deadline_at.is_(None), recipients.c.deadline_at > now),
+            )
+            .order_by(recipients.c.priority.desc(), recipients.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(recipients)
+            .where(recipients.c.id.in_(due.scalar_subquery()))
+            .values(
+                state=SENDING,
+                claimed_by=claimer,
+                claimed_until=lease_until,
+                lane_id=lane_id,
+                updated_at=now,
+            )
+            .returning(
+                recipients.c.id,
+                recipients.c.campaign_id,
+                recipients.c.address,
+                recipients.c.domain,
+                recipients.c.fields,
+                recipients.c.attempts,
+                recipients.c.queued_at,
+                recipients.c.priority,
+                recipients.c.message_id,
+                recipients.c.deadline_at,
+            )
+        )
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(statement)).all()
+        claimed = [
+            Claimed(
+                id=r.id,
+                campaign_id=r.campaign_id,
+                address=r.address,
+                domain=r.domain,
+                fields=json.loads(r.fields or "{}"),
+                attempts=r.attempts,
+                queued_at=r.queued_at,
+                priority=r.priority,
+                message_id=r.message_id,
+                deadline_at=r.deadline_at,
+            )
+            for r in rows
+        ]
+        claimed.sort(key=lambda c: (-c.priority, c.id))
+        return claimed
+
+    async def _requeue_claimed(self, now: datetime, *where: Any) -> int:
+        """Claimed rows matching ``where`` back to the queue, unpinned."""
+        statement = (
+            update(recipients)
+            .where(recipients.c.state == SENDING, *where)
+            .values(state=requeued_state(), updated_at=now, **UNCLAIMED)
+        )
+        async with self.db.begin() as conn:
+            return int((await conn.execute(statement)).rowcount)
+
+    async def release_expired_leases(self, now: datetime) -> int:
+        """Claims whose lease ran out (a worker died) go back to the queue."""
+        return await self._requeue_claimed(now, recipients.c.claimed_until < now)
+
+    async def release_claims(self, claimer: str, now: datetime) -> int:
+        """On shutdown: everything this worker claimed and did not send."""
+        return await self._requeue_claimed(now, recipients.c.claimed_by == claimer)
+
+    async def template_for(self, campaign_id: int) -> bytes:
+        query = (
+            select(templates.c.content)
+            .join(campaigns, campaigns.c.template_id == templates.c.id)
+            .where(campaigns.c.id == campaign_id)
+        )
+        async with self.db.engine.connect() as conn:
+            return bytes((await conn.execute(query)).scalar_one())
+
+    async def message_for(self, message_id: int) -> bytes:
+        """A relayed message as stored (see :mod:`warmup.core.relay_message`)."""
+        query = select(messages.c.content).where(messages.c.id == message_id)
+        async with self.db.engine.connect() as conn:
+            return bytes((await conn.execute(query)).scalar_one())
+
+    async def count_expired(self, address: str) -> int:
+        """Expiries of this address since it was last delivered ("in a row")."""
+        delivered = (
+            select(func.max(recipients.c.updated_at))
+            .where(recipients.c.address == address, recipients.c.state == "delivered")
+            .scalar_subquery()
+        )
+        query = select(func.count()).where(
+            recipients.c.address == address,
+            recipients.c.state == "expired",
+            or_(delivered.is_(None), recipients.c.updated_at > delivered),
+        )
+        async with self.db.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    # -- recording ---------------------------------------------------------------
