@@ -60,6 +60,7 @@ class SQLStore:
         self.reputation = SQLReputation(database)
 
     @classmethod
+    @translated("open")
     async def open(cls, url: str) -> SQLStore:
         """Connect, apply pending migrations, and return the store."""
         return cls(await open_engine(url))
