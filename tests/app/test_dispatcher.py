@@ -397,7 +397,7 @@ async def test_a_lane_whose_isp_is_unreachable_holds_then_resumes(
     assert sender.sent == []
     events = [e for e in await store.all_events() if e["cause"] == "unreachable"]
     assert len(events) == 2 * 4
-    assert "holding until" in events[0]["detail"]
+    assert "holding until" in (events[0]["detail"] or "")
     sender.unreachable.clear()
     await _run_until(engine, clock, clock.now() + timedelta(minutes=10))
     # After the 8-min hold each lane delivers again at its full rate.
@@ -437,7 +437,7 @@ async def test_rolling_hard_bounce_rate_steps_back_once_per_window(
     steps = [e for e in await store.all_events() if e["cause"] == "step_back"]
     # ~250 attempts per lane with ~10 % hard: one reaction per 100 in a row.
     assert len(steps) == 2 * 2
-    assert all("over the last 100 attempts" in e["detail"] for e in steps)
+    assert all("over the last 100 attempts" in (e["detail"] or "") for e in steps)
     # A restart: the window holds only what came after the last reaction.
     sender.reply_for = lambda _ip, _rcpt: "250 2.0.0 OK"
     again = await _engine(store, clock, sender, schedule=fast)

@@ -9,7 +9,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
 
 from click.testing import CliRunner
 
@@ -17,6 +16,7 @@ from tests.e2e.helpers import enqueue_via_cli
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
+from warmup.app.store_rows import LaneDayRow, LaneEventRow
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
 from warmup.config import load_config
@@ -71,8 +71,8 @@ async def _drive(engine: Dispatcher, clock: FakeClock, until: datetime) -> None:
 class Run:
     engine: Dispatcher
     config: Path
-    events: list[dict[str, Any]]
-    days: list[dict[str, Any]]
+    events: list[LaneEventRow]
+    days: list[LaneDayRow]
 
 
 async def _run_engine(
@@ -197,7 +197,7 @@ async def test_throttle_backs_off_one_lane_and_block_pauses_it(
     assert other_gaps == {timedelta(minutes=10)}
     events = [e for e in history if e["ip"] == "127.0.0.2"]
     assert events[0]["cause"] == "throttle"
-    assert "4.7.28" in events[0]["reply"]
+    assert "4.7.28" in (events[0]["reply"] or "")
     assert not [e for e in history if e["ip"] == "127.0.0.3"]
     assert (
         engine.lanes[("127.0.0.2", "gmail")].lane.state is LaneState.ramping
@@ -243,7 +243,9 @@ async def test_a_block_pauses_only_that_lane(tmp_path: Path, database_url: str) 
     assert all(
         ip == "127.0.0.2" for ip, cause, _ in events if cause in ("block", "resume")
     )
-    assert "Spamhaus" in next(e["reply"] for e in run.events if e["cause"] == "block")
+    assert "Spamhaus" in next(
+        e["reply"] or "" for e in run.events if e["cause"] == "block"
+    )
     # The blocked recipient was not suppressed: the block was about our IP.
     listed = await asyncio.to_thread(
         CliRunner().invoke, cli, ["-c", str(run.config), "suppress", "list", "--json"]

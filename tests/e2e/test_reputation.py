@@ -105,7 +105,7 @@ class Engine:
 
     async def events(self, ip: str, isp: str) -> list[tuple[str, str]]:
         return [
-            (e["cause"], e["detail"])
+            (e["cause"], e["detail"] or "")
             for e in await self.store.all_events()
             if (e["ip"], e["isp"]) == (ip, isp)
         ]

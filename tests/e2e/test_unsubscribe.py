@@ -372,5 +372,5 @@ async def test_an_unauthenticated_block_pauses_with_cause_authentication(
         events = await s.store.all_events()
         [event] = [e for e in events if e["cause"] == "authentication"]
         assert event["new_state"] == "paused"
-        assert "run `warmup doctor`" in event["detail"]
-        assert "5.7.26" in event["reply"]
+        assert "run `warmup doctor`" in (event["detail"] or "")
+        assert "5.7.26" in (event["reply"] or "")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
 
+from warmup.app.store_rows import LaneDayRow, LaneEventRow
 from warmup.core.address import mask_addresses
 from warmup.core.dmarc import AuthDay
 from warmup.core.lane import Lane
@@ -49,9 +50,9 @@ COUNTS = ("attempted", "delivered", "soft", "hard", "throttle", "block", "compla
 class ReportSource(Protocol):
     """What the report reads (SQLStore has these)."""
 
-    async def lane_history(self) -> list[dict[str, Any]]: ...
+    async def lane_history(self) -> list[LaneDayRow]: ...
 
-    async def all_events(self) -> list[dict[str, Any]]: ...
+    async def all_events(self) -> list[LaneEventRow]: ...
 
     async def all_lanes(self) -> list[tuple[int, Lane, float]]: ...
 

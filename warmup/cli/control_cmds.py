@@ -16,6 +16,7 @@ from rich.table import Table
 
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
+from warmup.app.store_rows import CampaignRow
 from warmup.cli.common import (
     EXIT_CONFIG,
     config_from,
@@ -199,8 +200,8 @@ def campaign() -> None:
     """List campaigns, cancel one everywhere, or resume it."""
 
 
-def _campaign_json(row: dict[str, Any]) -> dict[str, Any]:
-    counts: dict[str, int] = row["counts"]
+def _campaign_json(row: CampaignRow) -> dict[str, Any]:
+    counts = row["counts"]
     return {
         "name": row["name"],
         "state": "cancelled" if row["cancelled_at"] else "active",
@@ -214,7 +215,7 @@ def _campaign_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _print_campaigns(rows: list[dict[str, Any]], as_json: bool) -> None:
+def _print_campaigns(rows: list[CampaignRow], as_json: bool) -> None:
     entries = [_campaign_json(row) for row in rows]
     if as_json:
         for entry in entries:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
 from rich.table import Table
 
 from warmup.adapters.db.store import SQLStore
+from warmup.app.store_rows import FeedbackRow, LaneDayRow
 
 __all__ = ["build_summary", "lane_table", "plain_words"]
 
@@ -54,7 +56,7 @@ async def build_summary(
     }
 
 
-def _late_reports(rows: list[dict[str, Any]]) -> dict[str, int]:
+def _late_reports(rows: list[FeedbackRow]) -> dict[str, int]:
     """Bounces and complaints mailed back after a 250, by what they did."""
     counts: dict[str, int] = defaultdict(int)
     for row in rows:
@@ -62,7 +64,8 @@ def _late_reports(rows: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _day(row: dict[str, Any], start: date) -> dict[str, Any]:
+def _day(row: LaneDayRow, start: date) -> dict[str, Any]:
+    fields: Mapping[str, object] = row
     return {
         "ip": row["ip"],
         "isp": row["isp"],
@@ -70,7 +73,7 @@ def _day(row: dict[str, Any], start: date) -> dict[str, Any]:
         "date": row["day"].isoformat(),
         "ramp_day": row["ramp_day"],
         "allowance_per_hour": round(row["allowance_per_hour"], 2),
-        **{name: row[name] for name in _COUNTS},
+        **{name: fields[name] for name in _COUNTS},
         "max_per_minute": row["max_per_minute"],
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -18,6 +19,7 @@ from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
 from warmup.app.ports import IPOwner
 from warmup.app.reputation import LOOKBACK, latest_figures
+from warmup.app.store_rows import CampaignCounts, HeldRow, LastEvent
 from warmup.cli.common import config_from, echo_json, out_console, run_async
 from warmup.cli.outbound import consumer_names
 from warmup.cli.status_auth import auth_records, auth_table
@@ -88,8 +90,8 @@ then, once reputation data was fetched (the last 7 days), one object with kind
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     lanes: list[dict[str, Any]]
-    campaigns: list[dict[str, Any]]
-    held: list[dict[str, Any]]
+    campaigns: list[CampaignCounts]
+    held: list[HeldRow]
     auth: list[dict[str, Any]]
     backlog: dict[str, int]  # outcome events each consumer has still to take
     reputation: list[dict[str, Any]]
@@ -137,7 +139,7 @@ def lane_record(
     lane: Lane,
     allowance: float,
     schedule: Schedule,
-    event: dict[str, Any] | None,
+    event: LastEvent | None,
     *,
     owner: IPOwner | None = None,
     now: datetime | None = None,
@@ -240,7 +242,7 @@ def _shorten(text: str | None, width: int = REPLY_WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _event_cell(event: dict[str, Any] | None, tz: tzinfo) -> str:
+def _event_cell(event: LastEvent | None, tz: tzinfo) -> str:
     if event is None:
         return ""
     at: datetime = event["at"]
@@ -308,18 +310,19 @@ def _lane_table(records: list[dict[str, Any]], tz: tzinfo, now: datetime) -> Tab
     return table
 
 
-def _campaign_table(campaigns: list[dict[str, Any]]) -> Table:
+def _campaign_table(campaigns: list[CampaignCounts]) -> Table:
     table = Table(title="campaigns")
     table.add_column("name")
     for name in ("pending", *_COUNTS):
         table.add_column(name, justify="right")
     for item in campaigns:
-        counts = (item["pending"], *(item[name] for name in _COUNTS))
+        fields: Mapping[str, object] = item
+        counts = (item["pending"], *(fields[name] for name in _COUNTS))
         table.add_row(item["name"], *(f"{n:,}" for n in counts))
     return table
 
 
-def _held_table(held: list[dict[str, Any]]) -> Table:
+def _held_table(held: list[HeldRow]) -> Table:
     table = Table(title="held back (not sent)", title_style="bold red")
     table.add_column("campaign")
     table.add_column("recipients", justify="right")

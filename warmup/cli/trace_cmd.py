@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from rich.markup import escape
 
+from warmup.app.store_rows import TraceStep
 from warmup.cli.common import EXIT_CONFIG, config_from, echo_json, fail, out_console
 from warmup.cli.control_cmds import with_store
 from warmup.core.address import AddressError, parse_address
@@ -49,6 +48,6 @@ def trace(ctx: click.Context, address: str, as_json: bool) -> None:
         console.print(_line(step), highlight=False)
 
 
-def _line(step: dict[str, Any]) -> str:
+def _line(step: TraceStep) -> str:
     at = step["at"].strftime("%Y-%m-%d %H:%M:%S")
     return f"{at}  [bold]{step['step']:<12}[/] {escape(step['detail'])}"

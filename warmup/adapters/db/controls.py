@@ -21,6 +21,7 @@ from warmup.adapters.db.schema import (
     controls,
     recipients,
 )
+from warmup.app.store_rows import CampaignRow
 from warmup.core.control import Control, ControlAction
 from warmup.core.errors import InputError
 from warmup.core.event import EventType
@@ -181,7 +182,7 @@ class SQLControls:
 
     # -- reading -----------------------------------------------------------------
 
-    async def campaign_rows(self, name: str | None = None) -> list[dict[str, Any]]:
+    async def campaign_rows(self, name: str | None = None) -> list[CampaignRow]:
         """Campaigns (or one) with their recipient counts per state."""
         counts = (
             select(
@@ -199,17 +200,17 @@ class SQLControls:
             query = query.where(campaigns.c.name == name)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, CampaignRow] = {}
         for row in rows:
             entry = found.setdefault(
                 row.id,
-                {
-                    "name": row.name,
-                    "created_at": row.created_at,
-                    "cancelled_at": row.cancelled_at,
-                    "relayed": row.template_id is None,
-                    "counts": {},
-                },
+                CampaignRow(
+                    name=row.name,
+                    created_at=row.created_at,
+                    cancelled_at=row.cancelled_at,
+                    relayed=row.template_id is None,
+                    counts={},
+                ),
             )
             if row.state is not None:
                 entry["counts"][row.state] = int(row.n)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +26,7 @@ from warmup.adapters.db.schema import (
     recipients,
     suppressions,
 )
+from warmup.app.store_rows import FeedbackRow
 from warmup.core.event import report_event
 from warmup.core.feedback import (
     Effect,
@@ -273,11 +274,13 @@ class SQLFeedback:
         rows.sort(key=lambda row: row[0])
         return rows
 
-    async def feedback_events(self) -> list[dict[str, Any]]:
+    async def feedback_events(self) -> list[FeedbackRow]:
         """Every saved report, oldest first (for reports and tests)."""
         query = select(bounce_events).order_by(bounce_events.c.id)
         async with self.db.engine.connect() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+            rows = (await conn.execute(query)).all()
+        # bounce_events' columns are FeedbackRow's keys (a test checks).
+        return [cast(FeedbackRow, dict(r._mapping)) for r in rows]
 
 
 def _event_row(event: FeedbackEvent, now: datetime) -> dict[str, Any]:

@@ -6,7 +6,8 @@ They never write. The module-level functions keep the old call shape
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import func, or_, select
 
@@ -22,6 +23,13 @@ from warmup.adapters.db.schema import (
     suppressions,
 )
 from warmup.app.sign import HELD_PREFIX
+from warmup.app.store_rows import (
+    CampaignCounts,
+    HeldRow,
+    LaneDayRow,
+    LaneEventRow,
+    LastEvent,
+)
 from warmup.core.lane import Lane
 from warmup.core.model import RecipientState
 
@@ -30,7 +38,32 @@ if TYPE_CHECKING:
 
 __all__ = ["SQLReporting", "campaign_summary", "held_messages", "last_events"]
 
-_STATES = tuple(state.value for state in RecipientState)
+
+def _last_event(row: Any) -> LastEvent:
+    return LastEvent(
+        at=row.at,
+        cause=row.cause,
+        old_state=row.old_state,
+        new_state=row.new_state,
+        reply=row.reply,
+        detail=row.detail,
+    )
+
+
+def _counts(name: str, found: Counter[str]) -> CampaignCounts:
+    queued, sending = found[RecipientState.queued], found[RecipientState.sending]
+    return CampaignCounts(
+        name=name,
+        queued=queued,
+        sending=sending,
+        delivered=found[RecipientState.delivered],
+        bounced=found[RecipientState.bounced],
+        suppressed=found[RecipientState.suppressed],
+        expired=found[RecipientState.expired],
+        cancelled=found[RecipientState.cancelled],
+        pending=queued + sending,
+        total=sum(found[state] for state in RecipientState),
+    )
 
 
 class SQLReporting:
@@ -39,7 +72,7 @@ class SQLReporting:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def lane_history(self) -> list[dict[str, Any]]:
+    async def lane_history(self) -> list[LaneDayRow]:
         """Every lane-day roll-up with its lane's ip and isp, oldest first."""
         query = (
             select(lanes.c.ip, lanes.c.isp, lane_days)
@@ -47,7 +80,9 @@ class SQLReporting:
             .order_by(lanes.c.ip, lanes.c.isp, lane_days.c.day)
         )
         async with self.db.engine.connect() as conn:
-            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+            rows = (await conn.execute(query)).all()
+        # The columns are LaneDayRow's keys (a test checks): no copy per field.
+        return [cast(LaneDayRow, dict(row._mapping)) for row in rows]
 
     async def all_lanes(self) -> list[tuple[int, Lane, float]]:
         async with self.db.engine.connect() as conn:
@@ -56,7 +91,7 @@ class SQLReporting:
             (int(r.id), lane_from_row(r), float(r.allowance_per_hour)) for r in rows
         ]
 
-    async def all_events(self) -> list[dict[str, Any]]:
+    async def all_events(self) -> list[LaneEventRow]:
         query = (
             select(
                 lanes.c.ip,
@@ -72,7 +107,10 @@ class SQLReporting:
             .order_by(lane_events.c.id)
         )
         async with self.db.engine.connect() as conn:
-            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+            rows = (await conn.execute(query)).all()
+        return [
+            LaneEventRow(ip=row.ip, isp=row.isp, **_last_event(row)) for row in rows
+        ]
 
     async def sent_to_suppressed(self) -> int:
         """Attempts made to an address suppressed *before* the attempt (must be 0)."""
@@ -92,7 +130,7 @@ class SQLReporting:
         async with self.db.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
-    async def last_events(self) -> dict[int, dict[str, Any]]:
+    async def last_events(self) -> dict[int, LastEvent]:
         """The newest lane event of every lane that has one, keyed by lane id.
 
         Each value has ``at``, ``cause``, ``old_state``, ``new_state``, ``reply``
@@ -114,13 +152,9 @@ class SQLReporting:
         ).join(newest, newest.c.id == lane_events.c.id)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        found: dict[int, dict[str, Any]] = {}
-        for row in rows:
-            event = dict(row._mapping)
-            found[int(event.pop("lane_id"))] = event
-        return found
+        return {int(row.lane_id): _last_event(row) for row in rows}
 
-    async def campaign_summary(self) -> list[dict[str, Any]]:
+    async def campaign_summary(self) -> list[CampaignCounts]:
         """Recipients per state of every campaign, oldest campaign first.
 
         Each item has ``name``, one count per recipient state (zero when none),
@@ -134,19 +168,16 @@ class SQLReporting:
         )
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        summary: dict[int, dict[str, Any]] = {}
+        names: dict[int, str] = {}
+        counts: dict[int, Counter[str]] = {}
         for campaign_id, name, state, count in rows:
-            item = summary.setdefault(
-                int(campaign_id), {"name": str(name)} | dict.fromkeys(_STATES, 0)
-            )
+            names[int(campaign_id)] = str(name)
+            found = counts.setdefault(int(campaign_id), Counter())
             if state is not None:
-                item[str(state)] = item.get(str(state), 0) + int(count)
-        for item in summary.values():
-            item["pending"] = item["queued"] + item["sending"]
-            item["total"] = sum(item[state] for state in _STATES)
-        return list(summary.values())
+                found[str(state)] += int(count)
+        return [_counts(name, counts[key]) for key, name in names.items()]
 
-    async def held_messages(self) -> list[dict[str, Any]]:
+    async def held_messages(self) -> list[HeldRow]:
         """Queued recipients held back unsent (no DKIM key covers their From
         domain), per campaign and reason: ``campaign``, ``reason``, ``recipients``."""
         query = (
@@ -162,18 +193,18 @@ class SQLReporting:
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            {"campaign": str(name), "reason": str(reply), "recipients": int(count)}
+            HeldRow(campaign=str(name), reason=str(reply), recipients=int(count))
             for name, reply, count in rows
         ]
 
 
-async def last_events(store: SQLStore) -> dict[int, dict[str, Any]]:
+async def last_events(store: SQLStore) -> dict[int, LastEvent]:
     return await store.last_events()
 
 
-async def campaign_summary(store: SQLStore) -> list[dict[str, Any]]:
+async def campaign_summary(store: SQLStore) -> list[CampaignCounts]:
     return await store.campaign_summary()
 
 
-async def held_messages(store: SQLStore) -> list[dict[str, Any]]:
+async def held_messages(store: SQLStore) -> list[HeldRow]:
     return await store.held_messages()

@@ -4,7 +4,7 @@ in time order."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -20,12 +20,14 @@ from warmup.adapters.db.schema import (
     recipients,
     suppressions,
 )
+from warmup.app.store_rows import TraceStep
 
 __all__ = ["SQLTrace"]
 
 
-def _step(at: Any, step: str, detail: str, **fields: Any) -> dict[str, Any]:
-    return {"at": at, "step": step, "detail": detail, **fields}
+def _step(at: Any, step: str, detail: str, **fields: Any) -> TraceStep:
+    # The fields are TraceStep's own (a test compares every step's keys).
+    return cast(TraceStep, {"at": at, "step": step, "detail": detail, **fields})
 
 
 class SQLTrace:
@@ -36,7 +38,7 @@ class SQLTrace:
 
     engine: AsyncEngine
 
-    async def trace(self, address: str) -> list[dict[str, Any]]:
+    async def trace(self, address: str) -> list[TraceStep]:
         """Every step known for ``address`` (normalised), oldest first."""
         async with self.db.engine.connect() as conn:
             steps = await _queued(conn, address)
@@ -47,7 +49,7 @@ class SQLTrace:
         return sorted(steps, key=lambda s: (s["at"], s["order"]))
 
 
-async def _queued(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+async def _queued(conn: AsyncConnection, address: str) -> list[TraceStep]:
     query = (
         select(
             recipients,
@@ -85,7 +87,7 @@ async def _queued(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
     return steps
 
 
-async def _attempts(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+async def _attempts(conn: AsyncConnection, address: str) -> list[TraceStep]:
     query = (
         select(attempts, lanes.c.ip, lanes.c.isp)
         .join(recipients, recipients.c.id == attempts.c.recipient_id)
@@ -109,7 +111,7 @@ async def _attempts(conn: AsyncConnection, address: str) -> list[dict[str, Any]]
     ]
 
 
-async def _reports(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+async def _reports(conn: AsyncConnection, address: str) -> list[TraceStep]:
     query = select(bounce_events).where(bounce_events.c.address == address)
     return [
         _step(
@@ -132,7 +134,7 @@ async def _reports(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
     ]
 
 
-async def _suppressions(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+async def _suppressions(conn: AsyncConnection, address: str) -> list[TraceStep]:
     domain = "@" + address.rpartition("@")[2]
     query = select(suppressions).where(
         or_(suppressions.c.address == address, suppressions.c.address == domain)
@@ -150,7 +152,7 @@ async def _suppressions(conn: AsyncConnection, address: str) -> list[dict[str, A
     ]
 
 
-async def _events(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
+async def _events(conn: AsyncConnection, address: str) -> list[TraceStep]:
     query = select(events).where(events.c.recipient == address)
     return [
         _step(

@@ -1,0 +1,70 @@
+"""The store's typed rows match what it reads: the TypedDicts of
+warmup.app.store_rows name exactly the columns and fields returned."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from warmup.adapters.db.schema import bounce_events, lane_days
+from warmup.adapters.db.store import SQLStore
+from warmup.app.ports import TemplateRecord
+from warmup.app.store_rows import (
+    CampaignCounts,
+    FeedbackRow,
+    LaneDayRow,
+    TraceStep,
+)
+from warmup.core.model import RecipientState
+from warmup.core.recipient import NewRecipient
+from warmup.core.suppression import make_suppression
+
+NOON = datetime(2030, 1, 1, 12, tzinfo=UTC)
+
+
+def test_rows_read_whole_tables_name_every_column() -> None:
+    # lane_history and feedback_events return the table's row as it is.
+    assert LaneDayRow.__required_keys__ == {"ip", "isp", *lane_days.c.keys()}
+    assert FeedbackRow.__required_keys__ == set(bounce_events.c.keys())
+
+
+def test_campaign_counts_has_one_count_per_state() -> None:
+    states = {state.value for state in RecipientState}
+    assert CampaignCounts.__required_keys__ == {"name", "pending", "total", *states}
+
+
+async def test_trace_steps_have_only_trace_step_fields(store: SQLStore) -> None:
+    template = TemplateRecord(name="t", sha256="a" * 64, content=b"Subject: x\r\n\r\n")
+    campaign = await store.ensure_campaign("spring", template, NOON)
+    person = NewRecipient(
+        address="a@b.example",
+        domain="b.example",
+        engagement_score=None,
+        engaged_at=None,
+        fields={"email": "a@b.example"},
+    )
+    await store.insert_recipients(campaign.id, [person], ["gmail"], NOON)
+    later = NOON + timedelta(minutes=1)
+    entry = make_suppression("a@b.example", reason="manual", source="cli", now=later)
+    await store.add_suppressions([entry])
+    await store.record_refused(campaign.id, ["a@b.example"], later, "relay")
+    steps = await store.trace("a@b.example")
+    assert [s["step"] for s in steps] == ["enqueued", "suppressed", "event"]
+    for step in steps:
+        assert set(step) <= set(TraceStep.__annotations__), step
+        assert {"at", "step", "detail"} <= set(step)
+    summary = await store.campaign_summary()
+    assert summary == [
+        {
+            "name": "spring",
+            "queued": 1,
+            "sending": 0,
+            "delivered": 0,
+            "bounced": 0,
+            "suppressed": 0,
+            "expired": 0,
+            "cancelled": 0,
+            "pending": 1,
+            "total": 1,
+        }
+    ]
+    assert list(summary[0]) == list(CampaignCounts.__annotations__)  # JSON order
