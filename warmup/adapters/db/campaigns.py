@@ -122,6 +122,6 @@ class SQLCampaigns:
         query = select(recipients.c.state, func.count()).group_by(recipients.c.state)
         if campaign_id is not None:
             query = query.where(recipients.c.campaign_id == campaign_id)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
             return {str(state): int(count) for state, count in rows}

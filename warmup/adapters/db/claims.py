@@ -161,13 +161,13 @@ class SQLClaims:
             .join(campaigns, campaigns.c.template_id == templates.c.id)
             .where(campaigns.c.id == campaign_id)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return bytes((await conn.execute(query)).scalar_one())
 
     async def message_for(self, message_id: int) -> bytes:
         """A relayed message as stored (see :mod:`warmup.core.relay_message`)."""
         query = select(messages.c.content).where(messages.c.id == message_id)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return bytes((await conn.execute(query)).scalar_one())
 
     async def count_expired(self, address: str) -> int:
@@ -182,7 +182,7 @@ class SQLClaims:
             recipients.c.state == "expired",
             or_(delivered.is_(None), recipients.c.updated_at > delivered),
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
     # -- recording ---------------------------------------------------------------

@@ -11,10 +11,10 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.failure import DATABASE_ERRORS, describe
 from warmup.adapters.private_file import create_private
 from warmup.core.errors import StoreError
 
@@ -148,7 +148,7 @@ async def open_engine(url: str) -> AsyncEngine:
         async with immediate.begin() as conn:
             await conn.run_sync(_upgrade)
         await engine.dispose()  # no pooled connection keeps foreign keys off
-    except (SQLAlchemyError, OSError) as exc:
+    except DATABASE_ERRORS as exc:
         await engine.dispose()
         raise StoreError("open", describe(exc)) from exc
     return engine

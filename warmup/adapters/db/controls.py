@@ -93,18 +93,18 @@ class SQLControls:
 
     async def control_version(self) -> int:
         """The newest control's id (0: none yet): one cheap indexed read."""
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             found = await conn.execute(select(func.max(controls.c.id)))
             return int(found.scalar_one() or 0)
 
     async def controls_after(self, seen: int) -> list[Control]:
         query = select(controls).where(controls.c.id > seen).order_by(controls.c.id)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return [_control(row) for row in (await conn.execute(query)).all()]
 
     async def cancelled_campaign_ids(self) -> set[int]:
         query = select(campaigns.c.id).where(campaigns.c.cancelled_at.is_not(None))
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return {int(i) for i in (await conn.execute(query)).scalars()}
 
     async def set_campaign_cancelled(
@@ -198,7 +198,7 @@ class SQLControls:
         )
         if name is not None:
             query = query.where(campaigns.c.name == name)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         found: dict[int, CampaignRow] = {}
         for row in rows:

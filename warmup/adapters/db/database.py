@@ -42,7 +42,7 @@ class Database:
     async def close(self) -> None:
         await self.engine.dispose()
 
-    def connect(self) -> Any:
+    def connect(self) -> AsyncConnection:
         """A read connection (``async with db.connect() as conn``)."""
         return self.engine.connect()
 

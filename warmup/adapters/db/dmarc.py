@@ -79,7 +79,7 @@ class SQLDMARC:
             query = query.where(c.source_ip.in_(list(ips)))
         if since is not None:
             query = query.where(c.day >= since)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             AuthDay(

@@ -27,7 +27,7 @@ class SQLDNSEvidence:
     ) -> dict[str, tuple[DeadEvidence, datetime]]:
         """The evidence and next lookup instant of those ``domains`` that have any."""
         found: dict[str, tuple[DeadEvidence, datetime]] = {}
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             for start in range(0, len(domains), _CHUNK):
                 chunk = list(domains[start : start + _CHUNK])
                 query = select(dns_evidence).where(dns_evidence.c.domain.in_(chunk))

@@ -56,7 +56,7 @@ class SQLEvents:
         if types:
             query = query.where(events.c.type.in_(list(types)))
         query = query.order_by(events.c.id).limit(limit)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return [_event(row) for row in (await conn.execute(query)).all()]
 
     async def record_refused(
@@ -85,14 +85,14 @@ class SQLEvents:
             await conn.execute(events.insert().values(campaign=name), rows)
 
     async def last_event_id(self) -> int:
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             found = await conn.execute(select(events.c.id).order_by(events.c.id.desc()))
             return int(found.scalars().first() or 0)
 
     async def cursor(self, name: str) -> DeliveryCursor:
         """The consumer's cursor; a new consumer starts at the first event."""
         query = select(event_cursors).where(event_cursors.c.name == name)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return DeliveryCursor(name=name)

@@ -84,7 +84,7 @@ class SQLFeedback:
             )
             .limit(1)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
@@ -220,7 +220,7 @@ class SQLFeedback:
             .order_by(bounce_events.c.id)
             .limit(limit)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             PendingLaneNews(
@@ -248,7 +248,7 @@ class SQLFeedback:
             )
             .scalar_subquery()
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             reacted = (await conn.execute(select(last_reaction))).scalar()
             start = max(since, reacted) if reacted is not None else since
             sent = await conn.execute(
@@ -277,7 +277,7 @@ class SQLFeedback:
     async def feedback_events(self) -> list[FeedbackRow]:
         """Every saved report, oldest first (for reports and tests)."""
         query = select(bounce_events).order_by(bounce_events.c.id)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         # bounce_events' columns are FeedbackRow's keys (a test checks).
         return [cast(FeedbackRow, dict(r._mapping)) for r in rows]

@@ -9,18 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import lane_days, lanes, recipients
-from warmup.adapters.db.store import SQLStore
 from warmup.app.sign import HELD_PREFIX
-from warmup.core.errors import StoreError
 from warmup.core.model import RecipientState
 
-__all__ = ["COUNTS", "LaneTotals", "QueueTotals", "lane_totals", "queue_totals"]
+if TYPE_CHECKING:
+    from warmup.adapters.db.store import SQLStore
+
+__all__ = [
+    "COUNTS",
+    "LaneTotals",
+    "QueueTotals",
+    "SQLMetrics",
+    "lane_totals",
+    "queue_totals",
+]
 
 # Per-lane counters, as named in lane_days (and lanes.day_<name>).
 COUNTS = ("attempted", "delivered", "soft", "hard", "throttle", "block", "complaints")
@@ -51,74 +59,84 @@ class QueueTotals:
     held: int = 0  # queued, held back unsent: no DKIM key for the From domain
 
 
-async def lane_totals(store: SQLStore) -> list[LaneTotals]:
-    """Every lane with its lifetime counters, by lane id."""
-    earlier = and_(
-        lane_days.c.lane_id == lanes.c.id,
-        or_(lanes.c.local_day.is_(None), lane_days.c.day != lanes.c.local_day),
-    )
-    summed = [
-        func.coalesce(func.sum(lane_days.c[name]), 0).label(name) for name in COUNTS
-    ]
-    query = (
-        select(lanes, *summed)
-        .select_from(lanes.outerjoin(lane_days, earlier))
-        .group_by(lanes.c.id)
-        .order_by(lanes.c.id)
-    )
-    try:
-        async with store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-    except SQLAlchemyError as exc:
-        raise StoreError("reading lane totals", describe(exc)) from exc
-    return [
-        LaneTotals(
-            ip=row.ip,
-            isp=row.isp,
-            state=row.state,
-            ramp_day=int(row.ramp_day),
-            allowance_per_hour=float(row.allowance_per_hour),
-            backoff_factor=float(row.backoff_factor),
-            totals={
-                name: int(row._mapping[name]) + int(row._mapping[f"day_{name}"])
-                for name in COUNTS
-            },
+class SQLMetrics:
+    """The figures the Prometheus endpoint exports."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def lane_totals(self) -> list[LaneTotals]:
+        """Every lane with its lifetime counters, by lane id."""
+        earlier = and_(
+            lane_days.c.lane_id == lanes.c.id,
+            or_(lanes.c.local_day.is_(None), lane_days.c.day != lanes.c.local_day),
         )
-        for row in rows
-    ]
+        summed = [
+            func.coalesce(func.sum(lane_days.c[name]), 0).label(name) for name in COUNTS
+        ]
+        query = (
+            select(lanes, *summed)
+            .select_from(lanes.outerjoin(lane_days, earlier))
+            .group_by(lanes.c.id)
+            .order_by(lanes.c.id)
+        )
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            LaneTotals(
+                ip=row.ip,
+                isp=row.isp,
+                state=row.state,
+                ramp_day=int(row.ramp_day),
+                allowance_per_hour=float(row.allowance_per_hour),
+                backoff_factor=float(row.backoff_factor),
+                totals={
+                    name: int(row._mapping[name]) + int(row._mapping[f"day_{name}"])
+                    for name in COUNTS
+                },
+            )
+            for row in rows
+        ]
 
-
-async def queue_totals(store: SQLStore) -> QueueTotals:
-    """Recipients per state, queued per ISP, the retry backlog, the oldest pending."""
-    queued = recipients.c.state == RecipientState.queued.value
-    by_state = select(recipients.c.state, func.count()).group_by(recipients.c.state)
-    by_isp = select(recipients.c.isp, func.count()).where(queued)
-    retrying = (
-        select(func.count())
-        .select_from(recipients)
-        .where(queued, recipients.c.attempts > 0)
-    )
-    oldest = select(func.min(recipients.c.queued_at)).where(
-        recipients.c.state.in_(_PENDING)
-    )
-    held = (
-        select(func.count())
-        .select_from(recipients)
-        .where(queued, recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True))
-    )
-    try:
-        async with store.engine.connect() as conn:
+    async def queue_totals(self) -> QueueTotals:
+        """Recipients per state, queued per ISP, the retry backlog, the oldest
+        pending."""
+        queued = recipients.c.state == RecipientState.queued.value
+        by_state = select(recipients.c.state, func.count()).group_by(recipients.c.state)
+        by_isp = select(recipients.c.isp, func.count()).where(queued)
+        retrying = (
+            select(func.count())
+            .select_from(recipients)
+            .where(queued, recipients.c.attempts > 0)
+        )
+        oldest = select(func.min(recipients.c.queued_at)).where(
+            recipients.c.state.in_(_PENDING)
+        )
+        held = (
+            select(func.count())
+            .select_from(recipients)
+            .where(
+                queued, recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True)
+            )
+        )
+        async with self.db.connect() as conn:
             states = (await conn.execute(by_state)).all()
             isps = (await conn.execute(by_isp.group_by(recipients.c.isp))).all()
             backlog = (await conn.execute(retrying)).scalar_one()
             oldest_at = (await conn.execute(oldest)).scalar_one()
             held_count = (await conn.execute(held)).scalar_one()
-    except SQLAlchemyError as exc:
-        raise StoreError("reading queue totals", describe(exc)) from exc
-    return QueueTotals(
-        by_state={str(state): int(n) for state, n in states},
-        queued_by_isp={str(isp or ""): int(n) for isp, n in isps},
-        retry_backlog=int(backlog),
-        oldest_pending_at=oldest_at,
-        held=int(held_count),
-    )
+        return QueueTotals(
+            by_state={str(state): int(n) for state, n in states},
+            queued_by_isp={str(isp or ""): int(n) for isp, n in isps},
+            retry_backlog=int(backlog),
+            oldest_pending_at=oldest_at,
+            held=int(held_count),
+        )
+
+
+async def lane_totals(store: SQLStore) -> list[LaneTotals]:
+    return await store.lane_totals()
+
+
+async def queue_totals(store: SQLStore) -> QueueTotals:
+    return await store.queue_totals()

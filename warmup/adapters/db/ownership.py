@@ -37,7 +37,7 @@ class SQLOwnership:
         query = select(nodes).where(
             nodes.c.machine == machine, nodes.c.alive_until >= now
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             NodeProcess(claimer=r.claimer, node=r.node, machine=r.machine, pid=r.pid)
@@ -177,7 +177,7 @@ class SQLOwnership:
             await conn.execute(delete(nodes).where(nodes.c.claimer == claimer))
 
     async def ip_owners(self) -> list[IPOwner]:
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return list((await self._holders(conn, None)).values())
 
     async def claims_per_lane(self) -> dict[int, int]:
@@ -186,7 +186,7 @@ class SQLOwnership:
             .where(recipients.c.state == _SENDING, recipients.c.lane_id.is_not(None))
             .group_by(recipients.c.lane_id)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return {int(lane): int(n) for lane, n in (await conn.execute(query)).all()}
 
 

@@ -79,13 +79,13 @@ class SQLReporting:
             .join(lanes, lanes.c.id == lane_days.c.lane_id)
             .order_by(lanes.c.ip, lanes.c.isp, lane_days.c.day)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         # The columns are LaneDayRow's keys (a test checks): no copy per field.
         return [cast(LaneDayRow, dict(row._mapping)) for row in rows]
 
     async def all_lanes(self) -> list[tuple[int, Lane, float]]:
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(select(lanes).order_by(lanes.c.id))).all()
         return [
             (int(r.id), lane_from_row(r), float(r.allowance_per_hour)) for r in rows
@@ -106,7 +106,7 @@ class SQLReporting:
             .join(lanes, lanes.c.id == lane_events.c.lane_id)
             .order_by(lane_events.c.id)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             LaneEventRow(ip=row.ip, isp=row.isp, **_last_event(row)) for row in rows
@@ -127,7 +127,7 @@ class SQLReporting:
             )
             .where(suppressions.c.created_at < attempts.c.attempted_at)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
     async def last_events(self) -> dict[int, LastEvent]:
@@ -150,7 +150,7 @@ class SQLReporting:
             lane_events.c.reply,
             lane_events.c.detail,
         ).join(newest, newest.c.id == lane_events.c.id)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return {int(row.lane_id): _last_event(row) for row in rows}
 
@@ -166,7 +166,7 @@ class SQLReporting:
             .group_by(campaigns.c.id, campaigns.c.name, recipients.c.state)
             .order_by(campaigns.c.id)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         names: dict[int, str] = {}
         counts: dict[int, Counter[str]] = {}
@@ -190,7 +190,7 @@ class SQLReporting:
             .group_by(campaigns.c.name, recipients.c.last_reply)
             .order_by(campaigns.c.name, recipients.c.last_reply)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             HeldRow(campaign=str(name), reason=str(reply), recipients=int(count))

@@ -112,7 +112,7 @@ class SQLReputation:
         query = select(reputation_days).order_by(c.day, c.source, c.domain, c.ip)
         if since is not None:
             query = query.where(c.day >= since)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         postmaster = [
             PostmasterDay(

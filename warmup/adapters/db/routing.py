@@ -37,7 +37,7 @@ class SQLRouting:
             .where(recipients.c.state == QUEUED, recipients.c.isp.is_not(None))
             .group_by(recipients.c.isp)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return {str(isp): int(n) for isp, n in (await conn.execute(query)).all()}
 
     async def unrouted_domains(self, limit: int = 500) -> list[str]:
@@ -47,7 +47,7 @@ class SQLRouting:
             .distinct()
             .limit(limit)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return [str(d) for d in (await conn.execute(query)).scalars()]
 
     async def route_domain(self, domain: str, isp: str, now: datetime) -> int:

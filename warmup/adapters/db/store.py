@@ -22,6 +22,7 @@ from warmup.adapters.db.dns_evidence import SQLDNSEvidence
 from warmup.adapters.db.events import SQLEvents
 from warmup.adapters.db.failure import delegate, delegate_stream, translated
 from warmup.adapters.db.feedback import SQLFeedback
+from warmup.adapters.db.metrics_queries import SQLMetrics
 from warmup.adapters.db.ownership import SQLOwnership
 from warmup.adapters.db.recording import SQLRecording
 from warmup.adapters.db.reporting import SQLReporting
@@ -48,6 +49,7 @@ class SQLStore:
         self.claims = SQLClaims(database)
         self.recording = SQLRecording(database)
         self.reporting = SQLReporting(database)
+        self.metrics = SQLMetrics(database)
         self.feedback = SQLFeedback(database)
         self.unsubscribes = SQLUnsubscribes(database)
         self.dmarc = SQLDMARC(database)
@@ -146,6 +148,11 @@ class SQLStore:
     held_messages = delegate(
         "reporting", SQLReporting.held_messages, "counting held recipients"
     )
+
+    # -- metrics --------------------------------------------------------------------
+
+    lane_totals = delegate("metrics", SQLMetrics.lane_totals, "reading lane totals")
+    queue_totals = delegate("metrics", SQLMetrics.queue_totals, "reading queue totals")
 
     # -- late bounces and complaints -----------------------------------------------
 

@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from warmup.adapters.db.failure import describe
+from warmup.adapters.db.failure import DATABASE_ERRORS, describe
 from warmup.adapters.db.outbox import insert_recipient_events
 from warmup.adapters.db.schema import campaigns, messages, recipients, suppressions
 from warmup.adapters.db.store import SQLStore
@@ -106,7 +105,7 @@ class SQLSubmissions:
                             recipients.c.state == RecipientState.suppressed.value,
                         )
                     )
-        except SQLAlchemyError as exc:
+        except DATABASE_ERRORS as exc:
             raise StoreError("accepting messages", describe(exc)) from exc
         except Exception as exc:  # e.g. a driver's UnicodeEncodeError: no caller
             # may be left waiting for a writer that died.

@@ -25,7 +25,7 @@ class SQLSuppressions:
 
     async def suppressed_keys(self, keys: Sequence[str]) -> set[str]:
         found: set[str] = set()
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             for start in range(0, len(keys), _CHUNK):
                 chunk = list(keys[start : start + _CHUNK])
                 result = await conn.execute(
@@ -72,7 +72,7 @@ class SQLSuppressions:
             query = query.where(suppressions.c.source == source)
         if limit is not None:
             query = query.limit(limit)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             stream = await conn.stream(query.execution_options(yield_per=5000))
             async for row in stream:
                 yield Suppression(
@@ -84,6 +84,6 @@ class SQLSuppressions:
                 )
 
     async def count_suppressions(self) -> int:
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             count = await conn.execute(select(func.count()).select_from(suppressions))
             return int(count.scalar_one())

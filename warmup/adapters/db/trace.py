@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import (
@@ -36,11 +36,9 @@ class SQLTrace:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    engine: AsyncEngine
-
     async def trace(self, address: str) -> list[TraceStep]:
         """Every step known for ``address`` (normalised), oldest first."""
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             steps = await _queued(conn, address)
             steps += await _attempts(conn, address)
             steps += await _reports(conn, address)

@@ -31,7 +31,7 @@ class SQLUnsubscribes:
         query = select(recipients.c.address, recipients.c.campaign_id).where(
             recipients.c.id == recipient_id
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else (str(row.address), int(row.campaign_id))
 
@@ -73,7 +73,7 @@ class SQLUnsubscribes:
         wanted = set(pairs)
         addresses = sorted({address for _, address in wanted})
         found: set[tuple[int, str]] = set()
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             for start in range(0, len(addresses), _CHUNK):
                 query = select(
                     campaign_suppressions.c.campaign_id,
@@ -89,7 +89,7 @@ class SQLUnsubscribes:
 
     async def any_campaign_suppressions(self) -> bool:
         query = select(campaign_suppressions.c.id).limit(1)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return (await conn.execute(query)).first() is not None
 
 
