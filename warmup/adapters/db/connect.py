@@ -73,7 +73,7 @@ def _wal(cursor: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    # Write transactions (opened through QueueOps._begin) say BEGIN IMMEDIATE:
+    # Write transactions (opened through Database.begin) say BEGIN IMMEDIATE:
     # they take the write lock up front, so two writers queue on busy_timeout
     # instead of failing with "database is locked" when a deferred transaction
     # tries to upgrade its read lock. Reads stay deferred: WAL never blocks them.

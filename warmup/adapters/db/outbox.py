@@ -60,7 +60,7 @@ def _source_joins() -> Any:
 
 def insert_outcome_events(dialect: str) -> Any:
     """One event per row of ``rid, lane, type, at, reply, status, reason,
-    source`` (for the driver's executemany; see QueueOps._executemany)."""
+    source`` (for the driver's executemany; see Database.executemany)."""
     values = {name: _param(name, dialect, instant=name == "at") for name in _ROW_PARAMS}
     source = (
         select(
