@@ -75,25 +75,7 @@ class SQLClaims:
         lease_until: datetime,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due recipients of ``isp``, most engaged first."""
-        due = (
-            select(recipients.c.id)
-            .where(
-                recipients.c.state == QUEUED,
-                recipients.c.isp == isp,
-                recipients.c.next_attempt_at <= now,
-                or_(recipients.c.lane_id.is_(None), recipients.c.lane_id == lane_id),
-                ~held_by_another(
-                    select(lanes.c.ip).where(lanes.c.id == lane_id).scalar_subquery(),
-                    claimer,
-                ),
-                # Never a cancelled campaign's, nor one past its deadline.
-                recipients.c.campaign_id.not_in(cancelled_campaigns()),
-                or_(recipients.c.deadline_at.is_(None), recipients.c.deadline_at > now),
-            )
-            .order_by(recipients.c.priority.desc(), recipients.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        due = _due(lane_id=lane_id, isp=isp, limit=limit, now=now, claimer=claimer)
         statement = (
             update(recipients)
             .where(recipients.c.id.in_(due.scalar_subquery()))
@@ -119,21 +101,7 @@ class SQLClaims:
         )
         async with self.db.begin() as conn:
             rows = (await conn.execute(statement)).all()
-        claimed = [
-            Claimed(
-                id=r.id,
-                campaign_id=r.campaign_id,
-                address=r.address,
-                domain=r.domain,
-                fields=json.loads(r.fields or "{}"),
-                attempts=r.attempts,
-                queued_at=r.queued_at,
-                priority=r.priority,
-                message_id=r.message_id,
-                deadline_at=r.deadline_at,
-            )
-            for r in rows
-        ]
+        claimed = [_claimed(r) for r in rows]
         claimed.sort(key=lambda c: (-c.priority, c.id))
         return claimed
 
@@ -185,4 +153,40 @@ class SQLClaims:
         async with self.db.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
-    # -- recording ---------------------------------------------------------------
+
+def _due(*, lane_id: int, isp: str, limit: int, now: datetime, claimer: str) -> Any:
+    """The due recipients of ``isp`` this claimer may take for the lane."""
+    return (
+        select(recipients.c.id)
+        .where(
+            recipients.c.state == QUEUED,
+            recipients.c.isp == isp,
+            recipients.c.next_attempt_at <= now,
+            or_(recipients.c.lane_id.is_(None), recipients.c.lane_id == lane_id),
+            ~held_by_another(
+                select(lanes.c.ip).where(lanes.c.id == lane_id).scalar_subquery(),
+                claimer,
+            ),
+            # Never a cancelled campaign's, nor one past its deadline.
+            recipients.c.campaign_id.not_in(cancelled_campaigns()),
+            or_(recipients.c.deadline_at.is_(None), recipients.c.deadline_at > now),
+        )
+        .order_by(recipients.c.priority.desc(), recipients.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _claimed(r: Any) -> Claimed:
+    return Claimed(
+        id=r.id,
+        campaign_id=r.campaign_id,
+        address=r.address,
+        domain=r.domain,
+        fields=json.loads(r.fields or "{}"),
+        attempts=r.attempts,
+        queued_at=r.queued_at,
+        priority=r.priority,
+        message_id=r.message_id,
+        deadline_at=r.deadline_at,
+    )

@@ -88,8 +88,6 @@ class SQLRecording:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    # -- recording ---------------------------------------------------------------
-
     async def record(self, tick: TickRecord, now: datetime) -> None:
         """Write one tick's attempts, recipient states, lanes and events at once."""
         if not tick:
@@ -139,6 +137,19 @@ class SQLRecording:
                     **UNCLAIMED,
                 )
             )
+        await self._record_claims_returned(conn, tick, now)
+        if tick.suppressions:
+            await conn.execute(
+                self.db.insert(suppressions).on_conflict_do_nothing(
+                    index_elements=["address"]
+                ),
+                [suppression_row(entry) for entry in tick.suppressions],
+            )
+
+    async def _record_claims_returned(
+        self, conn: AsyncConnection, tick: TickRecord, now: datetime
+    ) -> None:
+        """Claims given back unsent: released to the queue or held until later."""
         if tick.released:
             # Only claims that are still ours: an expired one may be another's now.
             await conn.execute(
@@ -175,13 +186,6 @@ class SQLRecording:
                     }
                     for h in tick.held
                 ],
-            )
-        if tick.suppressions:
-            await conn.execute(
-                self.db.insert(suppressions).on_conflict_do_nothing(
-                    index_elements=["address"]
-                ),
-                [suppression_row(entry) for entry in tick.suppressions],
             )
 
     async def _record_sends(
@@ -271,6 +275,12 @@ class SQLRecording:
                     for lane_id, e in tick.events
                 ],
             )
+        await self._record_reports_and_days(conn, tick, now)
+
+    async def _record_reports_and_days(
+        self, conn: AsyncConnection, tick: TickRecord, now: datetime
+    ) -> None:
+        """Late reports whose lane reaction is now applied, and the days closed."""
         if tick.news_applied:
             await conn.execute(
                 update(bounce_events)
@@ -320,5 +330,3 @@ class SQLRecording:
             index_elements=["lane_id", "day"],
             set_={name: statement.excluded[name] for name in columns},
         )
-
-    # -- reading back ------------------------------------------------------------
