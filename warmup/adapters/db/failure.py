@@ -130,7 +130,7 @@ class delegate(Generic[P, R]):
         if instance is None:
             return self
         bound = MethodType(self._run, getattr(instance, self.part))
-        return cast(Callable[P, Coroutine[Any, Any, R]], bound)
+        return cast("Callable[P, Coroutine[Any, Any, R]]", bound)
 
 
 class delegate_stream(Generic[P, T]):
@@ -162,4 +162,4 @@ class delegate_stream(Generic[P, T]):
         if instance is None:
             return self
         bound = MethodType(self._run, getattr(instance, self.part))
-        return cast(Callable[P, AsyncIterator[T]], bound)
+        return cast("Callable[P, AsyncIterator[T]]", bound)
