@@ -7,9 +7,11 @@ PostgreSQL server that stopped; the CLI then prints one line and exits 1.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import shutil
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,6 +157,16 @@ async def _assert_each_fails_cleanly(store: SQLStore) -> None:
         message = str(caught.value)
         assert "\n" not in message
         assert operation in message, (operation, message)
+    await _stopped_sqlite_threads()
+
+
+async def _stopped_sqlite_threads() -> None:
+    """A failed aiosqlite connect stops its worker thread without waiting for
+    it; let those threads finish while this loop still runs, or they report to
+    a closed loop (an unhandled thread exception in the next test)."""
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 5.0)
 
 
 @pytest.fixture
