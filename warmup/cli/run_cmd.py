@@ -148,6 +148,7 @@ async def _run(config: Config, secret: bytes) -> None:
                 clock=clock,
                 ips=owned,
                 consumers=consumer_names(config),
+                schedules=config.schedules,
             ) as exporter,
             relaying(
                 config,

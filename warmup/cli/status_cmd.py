@@ -24,6 +24,7 @@ from warmup.cli.status_reputation import reputation_records
 from warmup.cli.status_view import Snapshot, render
 from warmup.config import Config
 from warmup.core.lane import Lane
+from warmup.core.lane_health import lane_problem
 from warmup.core.model import LaneState
 from warmup.core.overflow import idle_reset_due
 from warmup.core.pacing import next_window_open, window_containing
@@ -49,7 +50,8 @@ JSON_HELP = """
   operator_paused       whether an operator paused it (`warmup pause`)
   problem               paused | backed_off | high_rates | null
                         (high_rates: a day of at least min_sample sends
-                        over the schedule's advance limits)
+                        over the limits that keep it from advancing; the
+                        report and the metrics judge it the same way)
   ramp_day, last_ramp_day
   allowance_per_hour    rate in force as last saved (schedule x factor)
   schedule_per_hour     the configured rate of ramp_day
@@ -87,22 +89,6 @@ def _pct(count: int, total: int) -> float:
     return round(100.0 * count / total, 2) if total else 0.0
 
 
-def _problem(lane: Lane, schedule: Schedule) -> str | None:
-    """Why the lane needs a look, if it does (rates only on a large enough day)."""
-    if lane.state in (LaneState.paused, LaneState.backed_off):
-        return lane.state.value
-    stats, limits = lane.stats, schedule.advance
-    if stats.attempted < schedule.reactions.rates.min_sample:
-        return None
-    if (
-        stats.rate(stats.hard) > limits.max_hard_bounce_rate
-        or stats.rate(stats.soft + stats.throttle) > limits.max_deferral_rate
-        or stats.rate(stats.complaints) > limits.max_complaint_rate
-    ):
-        return "high_rates"
-    return None
-
-
 def _owner(owner: IPOwner | None, now: datetime) -> dict[str, Any] | None:
     if owner is None:
         return None
@@ -132,6 +118,7 @@ def lane_record(
     tz: tzinfo = UTC,
 ) -> dict[str, Any]:
     """One lane's status as the JSON object ``--json`` prints."""
+    problem = lane_problem(lane, schedule, now)
     idle = now is not None and idle_reset_due(lane, schedule, now)
     if idle:  # as the lane will be when its next day opens (core.overflow rule 4)
         lane = replace(lane, ramp_day=1, state=LaneState.ramping, factor=1.0)
@@ -146,7 +133,7 @@ def lane_record(
         "paused_until": lane.paused_until,
         "operator_paused": lane.operator,
         "opens_at": _opens_at(schedule, now, tz),
-        "problem": _problem(lane, schedule),
+        "problem": None if problem is None else problem.value,
         "ramp_day": lane.ramp_day,
         "last_ramp_day": schedule.last_day,
         "allowance_per_hour": round(allowance, 2),
