@@ -81,6 +81,9 @@ class Webhook:
         self.types = frozenset(wanted)
         self.retry_for = settings.retry_for
         self.batch = settings.batch
+        # listmonk: one POST per event; json: one per batch.
+        posts = settings.batch if settings.format == "listmonk" else 1
+        self.lease = settings.timeout * posts
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout.total_seconds())
         self._session: aiohttp.ClientSession | None = None  # made on first use
 

@@ -67,11 +67,12 @@ def build_sinks(config: Config) -> tuple[list[EventSink], list[Webhook]]:
 
 @asynccontextmanager
 async def shipping(
-    config: Config, *, store: SQLStore, clock: Clock
+    config: Config, *, store: SQLStore, clock: Clock, holder: str = ""
 ) -> AsyncIterator[Shipper]:
-    """Ship events to every consumer while the block runs."""
+    """Ship events to every consumer while the block runs; ``holder`` (this
+    process, node:pid): one shipper per consumer across the nodes."""
     sinks, hooks = build_sinks(config)
-    shipper = Shipper(store, sinks, clock)
+    shipper = Shipper(store, sinks, clock, holder=holder)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(shipper.run(sink, stop)) for sink in sinks]
     for sink in sinks:

@@ -158,7 +158,7 @@ async def _run(config: Config, secret: bytes) -> None:
                 on_queued=queued,
             ) as relay,
             serving_unsubscribe(config.settings.unsubscribe, unsubscriber),
-            shipping(config, store=store, clock=clock),
+            shipping(config, store=store, clock=clock, holder=dispatcher.settings.node),
         ):
             if exporter is not None:
                 exporter.count_store_failures(

@@ -5,10 +5,10 @@ is warmup.adapters.db.outbox."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from warmup.adapters.db.failure import describe
@@ -111,8 +111,11 @@ class EventOps(QueueOps):
         )
 
     async def save_cursor(
-        self, cursor: DeliveryCursor, error: str | None = None
-    ) -> None:
+        self, cursor: DeliveryCursor, error: str | None = None, holder: str = ""
+    ) -> bool:
+        """Save how far the consumer got; with ``holder``, only while that
+        shipper still holds the cursor's lease (:meth:`lease_cursor`): False
+        when another took it over (it ships the batch again: at least once)."""
         values = {
             "last_id": cursor.last_id,
             "failures": cursor.failures,
@@ -120,15 +123,69 @@ class EventOps(QueueOps):
             "failing_since": cursor.failing_since,
             "last_error": error,
         }
-        statement = self._insert(event_cursors).values(name=cursor.name, **values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["name"], set_=values
+        if holder:
+            statement: Any = (
+                update(event_cursors)
+                .where(
+                    event_cursors.c.name == cursor.name,
+                    event_cursors.c.holder == holder,
+                )
+                .values(**values)
+            )
+        else:
+            statement = self._insert(event_cursors).values(name=cursor.name, **values)
+            statement = statement.on_conflict_do_update(
+                index_elements=["name"], set_=values
+            )
+        try:
+            async with self._begin() as conn:
+                done = (await conn.execute(statement)).rowcount
+        except SQLAlchemyError as exc:
+            raise StoreError("saving an event cursor", describe(exc)) from exc
+        return bool(done) or not holder
+
+    async def lease_cursor(
+        self, name: str, holder: str, now: datetime, lease_for: timedelta
+    ) -> bool:
+        """Take or renew the lease on the consumer's cursor for ``lease_for``:
+        one shipper per consumer across every node on the database. False while
+        another holder's lease runs."""
+        create = (
+            self._insert(event_cursors)
+            .values(name=name, last_id=0, failures=0)
+            .on_conflict_do_nothing()
+        )
+        take = (
+            update(event_cursors)
+            .where(
+                event_cursors.c.name == name,
+                or_(
+                    event_cursors.c.holder.is_(None),
+                    event_cursors.c.holder == holder,
+                    event_cursors.c.held_until < now,
+                ),
+            )
+            .values(holder=holder, held_until=now + lease_for)
+        )
+        try:
+            async with self._begin() as conn:
+                await conn.execute(create)
+                return bool((await conn.execute(take)).rowcount)
+        except SQLAlchemyError as exc:
+            raise StoreError("leasing an event cursor", describe(exc)) from exc
+
+    async def release_cursor(self, name: str, holder: str) -> None:
+        """Give the lease up (at shutdown): another node takes over at once."""
+        statement = (
+            update(event_cursors)
+            .where(event_cursors.c.name == name, event_cursors.c.holder == holder)
+            .values(holder=None, held_until=None)
         )
         try:
             async with self._begin() as conn:
                 await conn.execute(statement)
         except SQLAlchemyError as exc:
-            raise StoreError("saving an event cursor", describe(exc)) from exc
+            raise StoreError("releasing an event cursor", describe(exc)) from exc
 
     async def backlog(self, names: Sequence[str]) -> dict[str, int]:
         """Events each consumer has still to ship."""
