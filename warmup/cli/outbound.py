@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.event_log import EventLog
@@ -16,7 +17,13 @@ from warmup.app.ports import Clock
 from warmup.app.shipping import EventSink, Shipper
 from warmup.config import Config
 
-__all__ = ["build_sinks", "consumer_names", "shipping", "webhook_secrets"]
+__all__ = [
+    "build_sinks",
+    "consumer_names",
+    "consumer_retries",
+    "shipping",
+    "webhook_secrets",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,18 @@ def consumer_names(config: Config) -> list[str]:
     names = [Webhook.name_for(hook.url) for hook in config.settings.webhooks]
     log = config.settings.events.log
     return ([EventLog.name_for(log)] if log is not None else []) + names
+
+
+def consumer_retries(config: Config) -> list[tuple[str, timedelta]]:
+    """Each configured consumer and how long it retries a batch before giving it
+    up (the events retention keeps what one has still to ship until then)."""
+    hooks = [
+        (Webhook.name_for(hook.url), hook.retry_for)
+        for hook in config.settings.webhooks
+    ]
+    log = config.settings.events.log
+    logs = [(EventLog.name_for(log), EventLog.retry_for)] if log is not None else []
+    return logs + hooks
 
 
 def build_sinks(config: Config) -> tuple[list[EventSink], list[Webhook]]:

@@ -4,16 +4,22 @@ sending never waits long on the writer lock."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.queue import QueueOps
-from warmup.adapters.db.schema import attempts, messages, recipients
+from warmup.adapters.db.schema import (
+    attempts,
+    event_cursors,
+    events,
+    messages,
+    recipients,
+)
 from warmup.core.errors import StoreError
 from warmup.core.model import RecipientState
 from warmup.core.settings import RetentionSettings
@@ -42,6 +48,47 @@ class RetentionOps(QueueOps):
         except SQLAlchemyError as exc:
             raise StoreError("pruning", describe(exc)) from exc
         return bodies, rows
+
+    async def prune_events(
+        self,
+        settings: RetentionSettings,
+        consumers: Sequence[tuple[str, timedelta]],
+        now: datetime,
+    ) -> int:
+        """Delete outcome events older than ``settings.events`` that every
+        consumer (name, retry_for) has shipped, or would have given up (older
+        than its retry_for); returns how many, deleted ``batch`` at a time."""
+        try:
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(
+                    select(event_cursors.c.name, event_cursors.c.last_id)
+                )
+                shipped = {str(name): int(last) for name, last in rows.all()}
+            keep = [
+                # A consumer without a cursor has shipped nothing yet.
+                (shipped.get(name, 0), now - retry_for)
+                for name, retry_for in consumers
+            ]
+            due = and_(
+                events.c.at < now - settings.events,
+                *(
+                    or_(events.c.id <= last, events.c.at < given_up)
+                    for last, given_up in keep
+                ),
+            )
+
+            def statement(settings: RetentionSettings, now: datetime) -> Any:
+                ids = (
+                    select(events.c.id)
+                    .where(due)
+                    .order_by(events.c.id)
+                    .limit(settings.batch)
+                )
+                return delete(events).where(events.c.id.in_(ids.scalar_subquery()))
+
+            return await self._in_batches(statement, settings, now)
+        except SQLAlchemyError as exc:
+            raise StoreError("pruning events", describe(exc)) from exc
 
     async def _in_batches(
         self,
