@@ -57,9 +57,22 @@ async def test_past_retry_for_an_unshipped_event_goes_too(store: SQLStore) -> No
 
 
 async def test_a_consumer_without_a_cursor_keeps_everything(store: SQLStore) -> None:
-    await _events(store, [90, 60])
+    await _events(store, [90, 60, 1])
     log_forever = [(LOG, timedelta(days=36500))]
     assert await store.prune_events(SETTINGS, log_forever, NOW) == 0
     # With no consumer at all, the retention alone decides.
     assert await store.prune_events(SETTINGS, [], NOW) == 2
-    assert await _ids(store) == []
+    assert await _ids(store) == [3]
+
+
+async def test_the_newest_event_stays_so_ids_are_never_reused(
+    store: SQLStore,
+) -> None:
+    """SQLite numbers a new row after the highest id left: were every event
+    deleted, the next would get id 1 again, and a cursor past it would skip it."""
+    await _events(store, [90, 80, 70])
+    await store.save_cursor(DeliveryCursor(name=HOOK, last_id=3))
+    assert await store.prune_events(SETTINGS, [(HOOK, DAY)], NOW) == 2
+    assert await _ids(store) == [3]
+    await _events(store, [0])
+    assert await _ids(store) == [3, 4]  # after the cursor: it will be shipped

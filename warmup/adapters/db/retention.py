@@ -64,6 +64,7 @@ class RetentionOps(QueueOps):
                     select(event_cursors.c.name, event_cursors.c.last_id)
                 )
                 shipped = {str(name): int(last) for name, last in rows.all()}
+                newest = (await conn.execute(select(func.max(events.c.id)))).scalar()
             keep = [
                 # A consumer without a cursor has shipped nothing yet.
                 (shipped.get(name, 0), now - retry_for)
@@ -71,6 +72,9 @@ class RetentionOps(QueueOps):
             ]
             due = and_(
                 events.c.at < now - settings.events,
+                # The newest event stays: SQLite numbers the next one after the
+                # highest id left, and the cursors must never see an id twice.
+                events.c.id < (newest or 0),
                 *(
                     or_(events.c.id <= last, events.c.at < given_up)
                     for last, given_up in keep
