@@ -15,6 +15,7 @@ import pytest
 from tests.app.test_shipping import NOW, SECRET, Receiver, _outcomes
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.webhook import Webhook
+from warmup.app.ports import NodeProcess
 from warmup.app.shipping import LEASE_MARGIN, Shipper
 from warmup.core.event import after_success
 from warmup.core.settings import WebhookSettings
@@ -41,6 +42,14 @@ async def second(database_url: str, store: SQLStore) -> AsyncIterator[SQLStore]:
         await opened.close()
 
 
+async def _alive(store: SQLStore, *claimers: str, until: timedelta) -> None:
+    """Heartbeats, as each `warmup run` writes them (warmup.app.ownership)."""
+    for claimer in claimers:
+        node, _, pid = claimer.partition(":")
+        me = NodeProcess(claimer=claimer, node=node, machine=node, pid=int(pid))
+        await store.heartbeat(me, [], now=NOW, alive_until=NOW + until)
+
+
 def _hook(receiver: Receiver) -> Webhook:
     url = f"http://127.0.0.1:{receiver.port}/hook"
     return Webhook(WebhookSettings(url=url, batch=7), SECRET)
@@ -50,6 +59,7 @@ async def test_two_nodes_deliver_each_event_once(
     store: SQLStore, second: SQLStore, receiver: Receiver
 ) -> None:
     total = await _outcomes(store)
+    await _alive(store, "mta1:101", "mta2:202", until=timedelta(hours=1))
     clock = FakeClock(NOW)
     hooks = [_hook(receiver), _hook(receiver)]
     nodes = [
@@ -74,6 +84,7 @@ async def test_a_stopped_node_is_taken_over_after_its_lease(
     store: SQLStore, second: SQLStore, receiver: Receiver
 ) -> None:
     await _outcomes(store)
+    await _alive(store, "mta1:101", "mta2:202", until=timedelta(hours=1))
     clock = FakeClock(NOW)
     first_hook, second_hook = _hook(receiver), _hook(receiver)
     first = Shipper(store, [first_hook], clock, holder="mta1:101")
@@ -97,9 +108,24 @@ async def test_a_stopped_node_is_taken_over_after_its_lease(
     assert (await store.cursor(first_hook.name)).last_id == 50
 
 
+async def test_a_lease_of_a_process_whose_heartbeat_lapsed_is_taken_at_once(
+    store: SQLStore, second: SQLStore
+) -> None:
+    """SIGKILL, then a restart on the same machine: the new process marks the old
+    one's heartbeat lapsed at its first beat and takes the lease without waiting."""
+    await _alive(store, "mta1:101", "mta2:202", until=timedelta(hours=1))
+    hour = timedelta(hours=1)
+    assert await store.lease_cursor("webhook:x", "mta1:101", NOW, hour)
+    assert not await second.lease_cursor("webhook:x", "mta2:202", NOW, hour)
+    me = NodeProcess(claimer="mta2:202", node="mta2", machine="mta2", pid=202)
+    await second.heartbeat(me, [], now=NOW, alive_until=NOW + hour, dead=["mta1:101"])
+    assert await second.lease_cursor("webhook:x", "mta2:202", NOW, hour)
+
+
 async def test_a_released_lease_is_taken_at_once(
     store: SQLStore, second: SQLStore
 ) -> None:
+    await _alive(store, "mta1:101", "mta2:202", until=timedelta(hours=1))
     await store.lease_cursor("webhook:x", "mta1:101", NOW, timedelta(minutes=1))
     assert not await second.lease_cursor(
         "webhook:x", "mta2:202", NOW, timedelta(minutes=1)

@@ -6,7 +6,9 @@ One shipper per consumer across nodes: before each step a shipper takes (or
 renews) the lease on the consumer's cursor in the store; while another node's
 lease runs it leaves that consumer alone, so two `warmup run` on one database
 deliver each event once per consumer. A lapsed lease (its node died or hangs) is
-taken over, and a cursor is saved only by its lease's holder. The accounting log
+taken over, and so is one whose holder's heartbeat lapsed (a process SIGKILLed
+and restarted on its machine is known gone at the next beat); a cursor is saved
+only by its lease's holder. The accounting log
 is a consumer like any webhook: each event is written once, into the log file of
 whichever node shipped it (collect every node's file).
 

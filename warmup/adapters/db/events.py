@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.queue import QueueOps
-from warmup.adapters.db.schema import campaigns, event_cursors, events
+from warmup.adapters.db.schema import campaigns, event_cursors, events, nodes
 from warmup.core.errors import StoreError
 from warmup.core.event import DeliveryCursor, EventType
 
@@ -149,7 +149,7 @@ class EventOps(QueueOps):
     ) -> bool:
         """Take or renew the lease on the consumer's cursor for ``lease_for``:
         one shipper per consumer across every node on the database. False while
-        another holder's lease runs."""
+        another holder's lease runs and its process is alive (``nodes``)."""
         create = (
             self._insert(event_cursors)
             .values(name=name, last_id=0, failures=0)
@@ -163,6 +163,12 @@ class EventOps(QueueOps):
                     event_cursors.c.holder.is_(None),
                     event_cursors.c.holder == holder,
                     event_cursors.c.held_until < now,
+                    # Its process is gone: its heartbeat lapsed (a dead process
+                    # on a node's own machine is marked so at the next beat).
+                    ~exists().where(
+                        nodes.c.claimer == event_cursors.c.holder,
+                        nodes.c.alive_until >= now,
+                    ),
                 ),
             )
             .values(holder=holder, held_until=now + lease_for)
