@@ -132,3 +132,19 @@ async def test_a_released_lease_is_taken_at_once(
     )
     await store.release_cursor("webhook:x", "mta1:101")
     assert await second.lease_cursor("webhook:x", "mta2:202", NOW, timedelta(minutes=1))
+
+
+async def test_an_idle_node_takes_no_lease(
+    store: SQLStore, second: SQLStore, receiver: Receiver
+) -> None:
+    """Nothing to ship: no write, no lease; the other node is free to ship."""
+    await _alive(store, "mta1:101", "mta2:202", until=timedelta(hours=1))
+    hook = _hook(receiver)
+    try:
+        assert (
+            await Shipper(store, [hook], FakeClock(NOW), holder="mta1:101").ship(hook)
+            == 0
+        )
+    finally:
+        await hook.close()
+    assert await second.lease_cursor(hook.name, "mta2:202", NOW, timedelta(minutes=1))

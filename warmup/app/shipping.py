@@ -106,17 +106,19 @@ class Shipper:
         """One step for ``sink``: deliver its next batch if it is due; returns
         how many events it took (0: nothing due, nothing new, or a failure)."""
         now = self.clock.now()
-        lease_for = sink.lease + LEASE_MARGIN
-        if self.holder and not await self.store.lease_cursor(
-            sink.name, self.holder, now, lease_for
-        ):
-            return 0  # another node ships this consumer's events
-        cursor = await self.store.cursor(sink.name)
-        if cursor.next_try_at is not None and now < cursor.next_try_at:
+        due = await self._due(sink, now)
+        if due is None:
             return 0
-        read = await self.store.read_events(after=cursor.last_id, limit=sink.batch)
-        if not read:
-            return 0
+        if self.holder:  # only with work to do: an idle node writes nothing
+            lease_for = sink.lease + LEASE_MARGIN
+            if not await self.store.lease_cursor(
+                sink.name, self.holder, now, lease_for
+            ):
+                return 0  # another node ships this consumer's events
+            due = await self._due(sink, now)  # as the last holder left it
+            if due is None:
+                return 0
+        cursor, read = due
         wanted = [e for e in read if not sink.types or e["type"] in sink.types]
         last_id = int(read[-1]["id"])
         if not wanted:  # nothing for this consumer: just move on
@@ -148,6 +150,16 @@ class Shipper:
             )
             return 0
         return len(wanted)
+
+    async def _due(
+        self, sink: EventSink, now: datetime
+    ) -> tuple[DeliveryCursor, list[dict[str, Any]]] | None:
+        """The cursor and its next batch, if one is due now."""
+        cursor = await self.store.cursor(sink.name)
+        if cursor.next_try_at is not None and now < cursor.next_try_at:
+            return None
+        read = await self.store.read_events(after=cursor.last_id, limit=sink.batch)
+        return (cursor, read) if read else None
 
     async def _save(self, cursor: DeliveryCursor, error: str | None = None) -> bool:
         return await self.store.save_cursor(cursor, error, holder=self.holder)
