@@ -21,7 +21,7 @@ from warmup.adapters.event_log import EventLog
 from warmup.adapters.metrics import MetricsExporter
 from warmup.adapters.webhook import Webhook
 from warmup.app.ports import TemplateRecord
-from warmup.app.shipping import Shipper
+from warmup.app.shipping import DeliveryError, Shipper
 from warmup.core.attempt import AttemptRecord, TickRecord
 from warmup.core.backoff import RetryDecision
 from warmup.core.lane import Lane
@@ -246,5 +246,21 @@ async def test_the_backlog_is_a_metric_per_consumer(
         await Shipper(store, [hook], clock).ship(hook)
         assert await exporter.refresh()
         assert exporter.registry.get_sample_value(*sample) == 30
+    finally:
+        await hook.close()
+
+
+async def test_an_endpoint_nobody_listens_on_is_a_delivery_error(
+    store: SQLStore,
+) -> None:
+    """aiohttp's connection errors become DeliveryError (a retry), never escape."""
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()  # the port is free again: connecting is refused
+    hook = Webhook(WebhookSettings(url=f"http://127.0.0.1:{port}/hook"), SECRET)
+    try:
+        with pytest.raises(DeliveryError, match="not delivered: Client"):
+            await hook.deliver([{"id": 1, "type": "delivered"}], NOW)
     finally:
         await hook.close()

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-from warmup.cli.status_cmd import _state_cell, lane_record
+from warmup.cli.status_cmd import lane_record
+from warmup.cli.status_view import state_cell as _state_cell
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
 from warmup.core.schedule import RampStep, Schedule, Window

@@ -74,3 +74,12 @@ def test_every_problem_is_named_with_its_path() -> None:
         "webhooks[1].url: is required",
     ):
         assert expected in text, text
+
+
+def test_events_retention_defaults_to_30_days_and_is_checked() -> None:
+    settings, issues = _parse("")
+    assert settings.retention.events == timedelta(days=30)
+    settings, issues = _parse("retention: {events: 90d}\n")
+    assert (settings.retention.events, issues) == (timedelta(days=90), [])
+    _, issues = _parse("retention: {events: 0s}\n")
+    assert len(issues) == 1 and "retention.events" in issues[0]

@@ -205,7 +205,7 @@ async def _scenario(run: Engine, fake: FakeReputationServer, config: Path) -> No
         ("snds", IP2, None),
         ("snds", IP3, "pause"),
     }
-    table = (await cli_run(config, "status")).stdout
+    table = " ".join((await cli_run(config, "status")).stdout.split())
     assert "reputation (Google Postmaster Tools" in table
     assert "spam 0.35%" in table and "RED, complaints 2.5%" in table
 

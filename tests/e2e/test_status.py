@@ -283,3 +283,26 @@ def test_an_idle_reset_shows_before_the_lane_next_sends() -> None:
     fresh = replace(idle, last_sent_at=now - timedelta(days=1))
     record = lane_record(fresh, 600.0, schedule, None, now=now)
     assert (record["ramp_day"], record["idle_reset"]) == (10, False)
+
+
+def test_in_a_pipe_no_line_is_longer_than_80_and_json_is_unchanged(
+    project: Path,
+) -> None:
+    """Not a terminal and no COLUMNS: rich's 80 columns. The table keeps its
+    figures; the last events go below it; --json does not depend on the width."""
+    config = str(project / "config.yaml")
+    piped = CliRunner(env={"COLUMNS": None}).invoke(
+        status, [], obj={"config_path": config}
+    )
+    assert piped.exit_code == 0, piped.output
+    lines = piped.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0] == "lanes (8)"
+    assert lines[1].split()[:3] == ["ip", "isp", "state"]
+    below = [line for line in lines if line.startswith("  127.0.0.")]
+    assert len(below) >= 8 and all("last event" in line for line in below)
+    narrow = CliRunner(env={"COLUMNS": None}).invoke(
+        status, ["--json"], obj={"config_path": config}
+    )
+    wide = run_status(project, "--json")
+    assert narrow.output == wide.output

@@ -31,6 +31,7 @@ class EventLog:
     types: frozenset[str] = frozenset()
     retry_for = timedelta(days=36500)  # a full disk is retried, never given up
     batch = 1000
+    lease = timedelta(minutes=1)  # a batch's append and fsync
 
     def __init__(self, settings: EventLogSettings) -> None:
         assert settings.log is not None

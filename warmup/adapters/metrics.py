@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,7 +40,10 @@ from warmup.adapters.db.metrics_queries import (
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import Clock
 from warmup.core.errors import WarmupError
+from warmup.core.lane import Lane
+from warmup.core.lane_health import LaneProblem, lane_problem
 from warmup.core.model import LaneState
+from warmup.core.schedule import Schedule
 from warmup.core.settings import MetricsSettings
 
 __all__ = ["LANE_COUNTERS", "MetricsExporter", "exporting"]
@@ -85,6 +88,8 @@ class _Snapshot:
     refreshed_at: datetime | None = None
     oldest_pending_age: timedelta | None = None
     event_backlog: dict[str, int] = field(default_factory=dict)
+    # (ip, isp) -> why the lane needs a look (core.lane_health), None: healthy.
+    problems: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
 
 def _none() -> int:
@@ -108,6 +113,7 @@ class _WarmupCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshot = self._state.snapshot  # one read: a consistent snapshot
         yield from _lane_metrics(snapshot.lanes)
+        yield _problem_metric(snapshot)
         yield from _queue_metrics(snapshot)
         errors = CounterMetricFamily(
             "warmup_metrics_refresh_errors",
@@ -161,6 +167,34 @@ def _lane_metrics(lanes: tuple[LaneTotals, ...]) -> Iterator[Metric]:
             current = 1.0 if lane.state == name.value else 0.0
             state.add_metric([lane.ip, lane.isp, name.value], current)
     yield state
+
+
+def _problem_metric(snapshot: _Snapshot) -> Metric:
+    problem = GaugeMetricFamily(
+        "warmup_lane_problem",
+        "1 for why the lane needs a look (paused, backed_off, high_rates: judged "
+        "as `warmup status` and the report judge it), 0 for the others.",
+        labels=[*_LANE, "problem"],
+    )
+    for lane in snapshot.lanes:
+        found = snapshot.problems.get((lane.ip, lane.isp))
+        for name in LaneProblem:
+            current = 1.0 if found == name.value else 0.0
+            problem.add_metric([lane.ip, lane.isp, name.value], current)
+    return problem
+
+
+def _problems(
+    lanes: list[tuple[int, Lane, float]],
+    schedules: Mapping[str, Schedule],
+    now: datetime,
+) -> dict[tuple[str, str], str | None]:
+    found: dict[tuple[str, str], str | None] = {}
+    for _, lane, _allowance in lanes:
+        schedule = schedules.get(lane.isp) or schedules.get("default")
+        problem = lane_problem(lane, schedule, now)
+        found[(lane.ip, lane.isp)] = None if problem is None else problem.value
+    return found
 
 
 def _queue_metrics(snapshot: _Snapshot) -> Iterator[Metric]:
@@ -224,8 +258,10 @@ class MetricsExporter:
         *,
         ips: Collection[str] | None = None,
         consumers: Collection[str] = (),
+        schedules: Mapping[str, Schedule] | None = None,
     ) -> None:
         self._store = store
+        self._schedules = dict(schedules or {})
         self._clock = clock
         self._ips = None if ips is None else frozenset(ips)
         self._consumers = tuple(consumers)
@@ -247,6 +283,7 @@ class MetricsExporter:
             lanes = await lane_totals(self._store)
             queue = await queue_totals(self._store)
             backlog = await self._store.backlog(self._consumers)
+            saved = await self._store.all_lanes()
         except Exception:
             self._state.refresh_errors += 1
             logger.warning("metrics: reading the database failed", exc_info=True)
@@ -260,6 +297,7 @@ class MetricsExporter:
             refreshed_at=now,
             oldest_pending_age=max(now - oldest, timedelta(0)) if oldest else None,
             event_backlog=backlog,
+            problems=_problems(saved, self._schedules, now),
         )
         return True
 
@@ -292,6 +330,7 @@ async def exporting(
     clock: Clock,
     ips: Collection[str] | None = None,
     consumers: Collection[str] = (),
+    schedules: Mapping[str, Schedule] | None = None,
 ) -> AsyncIterator[MetricsExporter | None]:
     """Serve metrics for the duration of the block (nothing when not enabled).
 
@@ -301,7 +340,9 @@ async def exporting(
     if not settings.enabled:
         yield None
         return
-    exporter = MetricsExporter(store, clock, ips=ips, consumers=consumers)
+    exporter = MetricsExporter(
+        store, clock, ips=ips, consumers=consumers, schedules=schedules
+    )
     await exporter.refresh()
     server = await exporter.serve(settings.listen_host, settings.listen_port)
     assert exporter.address is not None

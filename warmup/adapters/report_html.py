@@ -56,6 +56,7 @@ def _isp_table(isps: Iterable[ISPSummary]) -> str:
         "throttle events",
         "pauses",
         "step backs",
+        "needs a look",
         "limits (hard · deferral · complaints)",
     )
     rows = []
@@ -81,6 +82,7 @@ def _isp_table(isps: Iterable[ISPSummary]) -> str:
             str(s.throttle_events),
             str(s.pauses),
             str(s.step_backs),
+            ", ".join(f"{n} {name}" for name, n in sorted(s.problems.items())),
             f"{limits.get(('hard', 'steps back'), 0):.1%} · "
             f"{limits.get(('deferred', 'blocks the advance'), 0):.1%} · "
             f"{limits.get(('complaints', 'pauses'), 0):.1%}",

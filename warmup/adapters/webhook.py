@@ -1,4 +1,6 @@
-"""Webhooks: outcome events POSTed to the campaign tool with httpx.
+"""Webhooks: outcome events POSTed to the campaign tool with aiohttp's client
+(aiohttp is the project's one HTTP library: it also serves the unsubscribe
+endpoint and fetches the reputation feeds).
 
 ``format: json`` sends batches, ``{"events": [event, …]}``, signed with
 HMAC-SHA256 when the entry names a key (``secret_env``)::
@@ -23,7 +25,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
 from warmup.adapters.event_log import event_line
 from warmup.app.shipping import DeliveryError
@@ -79,9 +81,11 @@ class Webhook:
         self.types = frozenset(wanted)
         self.retry_for = settings.retry_for
         self.batch = settings.batch
-        self._client = httpx.AsyncClient(
-            timeout=settings.timeout.total_seconds(), follow_redirects=False
-        )
+        # listmonk: one POST per event; json: one per batch.
+        posts = settings.batch if settings.format == "listmonk" else 1
+        self.lease = settings.timeout * posts
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout.total_seconds())
+        self._session: aiohttp.ClientSession | None = None  # made on first use
 
     @staticmethod
     def name_for(url: str) -> str:
@@ -102,14 +106,21 @@ class Webhook:
             timestamp = str(int(now.timestamp()))
             headers[TIMESTAMP_HEADER] = timestamp
             headers[SIGNATURE_HEADER] = sign(self.secret, timestamp, body)
+        if self._session is None:  # inside the event loop, as aiohttp wants
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            response = await self._client.post(
-                self.settings.url, content=body, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise DeliveryError(self.name, f"{type(exc).__name__}: {exc}") from exc
-        if not response.is_success:
-            raise DeliveryError(self.name, f"HTTP {response.status_code}")
+            async with self._session.post(
+                self.settings.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                await response.read()  # drained: the connection is reused
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            detail = str(exc) or "timed out"
+            raise DeliveryError(self.name, f"{type(exc).__name__}: {detail}") from exc
+        if not 200 <= status < 300:
+            raise DeliveryError(self.name, f"HTTP {status}")
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

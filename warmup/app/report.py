@@ -24,6 +24,7 @@ from warmup.app.store_rows import LaneDayRow, LaneEventRow
 from warmup.core.address import mask_addresses
 from warmup.core.dmarc import AuthDay
 from warmup.core.lane import Lane
+from warmup.core.lane_health import lane_problem
 from warmup.core.reputation import PostmasterDay, SNDSRow
 from warmup.core.schedule import Advance, RateLimits, Schedule
 
@@ -127,6 +128,8 @@ class LaneReport:
     days: tuple[DayRow, ...]
     events: tuple[EventRow, ...]
     limits: tuple[Limit, ...]
+    # Why it needs a look (core.lane_health, as status and the metrics judge it).
+    problem: str | None = None
 
     @property
     def key(self) -> str:
@@ -150,6 +153,7 @@ class ISPSummary:
     pauses: int
     step_backs: int
     limits: tuple[Limit, ...]
+    problems: Mapping[str, int] = field(default_factory=dict)  # lanes per problem
 
     def rate(self, name: str) -> float | None:
         attempted = self.counts["attempted"]
@@ -256,6 +260,11 @@ def _event_from_row(row: Mapping[str, Any], tz: tzinfo) -> EventRow:
     )
 
 
+def _problem(lane: Lane, schedule: Schedule | None, now: datetime) -> str | None:
+    problem = lane_problem(lane, schedule, now)
+    return None if problem is None else problem.value
+
+
 def build_report(
     *,
     history: Iterable[Mapping[str, Any]],
@@ -306,6 +315,7 @@ def build_report(
                     sorted(by_lane.get((lane.ip, lane.isp), []), key=_event_order)
                 ),
                 limits=limits_of(schedule),
+                problem=_problem(lane, schedule, now),
             )
         )
     return replace(
@@ -353,6 +363,9 @@ def _summarize_isps(lanes: Iterable[LaneReport]) -> list[ISPSummary]:
                 pauses=sum(e.pauses for e in events),
                 step_backs=sum(e.cause == "step_back" for e in events),
                 limits=members[0].limits,
+                problems=dict(
+                    Counter(lane.problem for lane in members if lane.problem)
+                ),
             )
         )
     return summaries

@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.event_log import EventLog
@@ -16,7 +17,13 @@ from warmup.app.ports import Clock
 from warmup.app.shipping import EventSink, Shipper
 from warmup.config import Config
 
-__all__ = ["build_sinks", "consumer_names", "shipping", "webhook_secrets"]
+__all__ = [
+    "build_sinks",
+    "consumer_names",
+    "consumer_retries",
+    "shipping",
+    "webhook_secrets",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +57,18 @@ def consumer_names(config: Config) -> list[str]:
     return ([EventLog.name_for(log)] if log is not None else []) + names
 
 
+def consumer_retries(config: Config) -> list[tuple[str, timedelta]]:
+    """Each configured consumer and how long it retries a batch before giving it
+    up (the events retention keeps what one has still to ship until then)."""
+    hooks = [
+        (Webhook.name_for(hook.url), hook.retry_for)
+        for hook in config.settings.webhooks
+    ]
+    log = config.settings.events.log
+    logs = [(EventLog.name_for(log), EventLog.retry_for)] if log is not None else []
+    return logs + hooks
+
+
 def build_sinks(config: Config) -> tuple[list[EventSink], list[Webhook]]:
     """The configured consumers: the accounting log, then each webhook."""
     sinks: list[EventSink] = []
@@ -67,11 +86,12 @@ def build_sinks(config: Config) -> tuple[list[EventSink], list[Webhook]]:
 
 @asynccontextmanager
 async def shipping(
-    config: Config, *, store: SQLStore, clock: Clock
+    config: Config, *, store: SQLStore, clock: Clock, holder: str = ""
 ) -> AsyncIterator[Shipper]:
-    """Ship events to every consumer while the block runs."""
+    """Ship events to every consumer while the block runs; ``holder`` (this
+    process, node:pid): one shipper per consumer across the nodes."""
     sinks, hooks = build_sinks(config)
-    shipper = Shipper(store, sinks, clock)
+    shipper = Shipper(store, sinks, clock, holder=holder)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(shipper.run(sink, stop)) for sink in sinks]
     for sink in sinks:

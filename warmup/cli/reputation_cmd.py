@@ -19,7 +19,7 @@ from warmup.cli.common import (
     fail,
     run_async,
 )
-from warmup.cli.status_reputation import reputation_records, reputation_table
+from warmup.cli.status_reputation import reputation_records, reputation_view
 from warmup.config import Config
 
 __all__ = ["reputation"]
@@ -61,7 +61,8 @@ def fetch(ctx: click.Context, as_json: bool) -> None:
         for record in [*records, *errors]:
             echo_json(record)
     else:
-        Console().print(reputation_table(records))
+        console = Console()
+        console.print(*reputation_view(console, records))
         for error in result.errors:
             click.echo(f"error: {error}", err=True)
     if result.errors:

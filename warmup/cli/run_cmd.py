@@ -32,7 +32,7 @@ from warmup.cli.engine import (
     owned_ips,
     verp_secret,
 )
-from warmup.cli.outbound import consumer_names, shipping
+from warmup.cli.outbound import consumer_names, consumer_retries, shipping
 from warmup.cli.relay_cmds import relaying
 from warmup.config import Config
 from warmup.core.feedback import Reporter
@@ -148,6 +148,7 @@ async def _run(config: Config, secret: bytes) -> None:
                 clock=clock,
                 ips=owned,
                 consumers=consumer_names(config),
+                schedules=config.schedules,
             ) as exporter,
             relaying(
                 config,
@@ -157,7 +158,7 @@ async def _run(config: Config, secret: bytes) -> None:
                 on_queued=queued,
             ) as relay,
             serving_unsubscribe(config.settings.unsubscribe, unsubscriber),
-            shipping(config, store=store, clock=clock),
+            shipping(config, store=store, clock=clock, holder=dispatcher.settings.node),
         ):
             if exporter is not None:
                 exporter.count_store_failures(
@@ -176,16 +177,21 @@ async def _run(config: Config, secret: bytes) -> None:
 
 
 def _prune(config: Config, store: SQLStore, clock: Clock, jobs: CalendarJobs) -> None:
-    """retention: old relayed bodies emptied, old attempts deleted, in batches."""
+    """retention: old relayed bodies emptied, old attempts and shipped outcome
+    events deleted, in batches."""
     settings = config.settings.retention
+    consumers = consumer_retries(config)
 
     async def prune() -> None:
         bodies, attempts = await store.prune(settings, clock.now())
-        if bodies or attempts:
+        events = await store.prune_events(settings, consumers, clock.now())
+        if bodies or attempts or events:
             logger.info(
-                "retention: emptied %d message bodies, deleted %d attempts",
+                "retention: emptied %d message bodies, deleted %d attempts "
+                "and %d outcome events",
                 bodies,
                 attempts,
+                events,
             )
 
     jobs.every("retention", settings.every, prune)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich.table import Table
+from rich.console import Console, RenderableType
 
+from warmup.cli.fit import Column, fit_table
 from warmup.core.dmarc import AuthDay, failing_ips
 from warmup.core.settings import DMARCSettings
 
-__all__ = ["auth_records", "auth_table"]
+__all__ = ["auth_records", "auth_view"]
 
 
 def _pct(count: int, total: int) -> float:
@@ -49,23 +50,57 @@ def auth_records(days: Sequence[AuthDay], rules: DMARCSettings) -> list[dict[str
     return records
 
 
-def auth_table(records: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title="authentication (DMARC aggregate reports)")
-    table.add_column("ip")
-    table.add_column("last day")
-    for name in ("messages", "DMARC pass %", "DKIM al. %", "SPF al. %", "all days %"):
-        table.add_column(name, justify="right")
-    table.add_column("")
-    for r in records:
-        table.add_row(
-            r["ip"],
-            r["day"],
-            f"{r['messages']:,}",
-            f"{r['dmarc_pass_pct']:.1f}",
-            f"{r['dkim_aligned_pct']:.1f}",
-            f"{r['spf_aligned_pct']:.1f}",
-            f"{r['dmarc_pass_pct_total']:.1f}",
-            "auth_failing: ramp held" if r["auth_failing"] else "",
-            style="bold red" if r["auth_failing"] else None,
-        )
-    return table
+def auth_view(
+    console: Console, records: Sequence[dict[str, Any]]
+) -> list[RenderableType]:
+    """The table, fitted to the console (warmup.cli.fit)."""
+
+    def cells(fmt: Any) -> list[str]:
+        return [fmt(r) for r in records]
+
+    def pct(key: str) -> list[str]:
+        return cells(lambda r: f"{r[key]:.1f}")
+
+    columns = [
+        Column(header="ip", cells=cells(lambda r: r["ip"]), in_key=True),
+        Column(header="last day", cells=cells(lambda r: r["day"])),
+        Column(
+            header="messages",
+            cells=cells(lambda r: f"{r['messages']:,}"),
+            justify="right",
+        ),
+        Column(header="DMARC%", cells=pct("dmarc_pass_pct"), justify="right"),
+        Column(
+            header="DKIM al%",
+            cells=pct("dkim_aligned_pct"),
+            justify="right",
+            keep=1,
+            label="DKIM aligned %",
+        ),
+        Column(
+            header="SPF al%",
+            cells=pct("spf_aligned_pct"),
+            justify="right",
+            keep=1,
+            label="SPF aligned %",
+        ),
+        Column(
+            header="all days%",
+            cells=pct("dmarc_pass_pct_total"),
+            justify="right",
+            keep=2,
+            label="DMARC pass % all days",
+        ),
+        Column(
+            header="ramp",
+            cells=cells(lambda r: "held" if r["auth_failing"] else ""),
+            label="auth_failing: ramp",
+        ),
+    ]
+    return fit_table(
+        console,
+        title="authentication (DMARC aggregate reports)",
+        keys=cells(lambda r: r["ip"]),
+        columns=columns,
+        styles=cells(lambda r: "bold red" if r["auth_failing"] else None),
+    )

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import click
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
 
 from warmup.adapters.db.reporting import campaign_summary, held_messages, last_events
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
 from warmup.app.ports import IPOwner
 from warmup.app.reputation import LOOKBACK, latest_figures
-from warmup.app.store_rows import CampaignCounts, HeldRow, LastEvent
+from warmup.app.store_rows import LastEvent
 from warmup.cli.common import config_from, echo_json, out_console, run_async
 from warmup.cli.outbound import consumer_names
-from warmup.cli.status_auth import auth_records, auth_table
-from warmup.cli.status_reputation import reputation_records, reputation_table
+from warmup.cli.status_auth import auth_records
+from warmup.cli.status_reputation import reputation_records
+from warmup.cli.status_view import Snapshot, render
 from warmup.config import Config
 from warmup.core.lane import Lane
+from warmup.core.lane_health import lane_problem
 from warmup.core.model import LaneState
 from warmup.core.overflow import idle_reset_due
 from warmup.core.pacing import next_window_open, window_containing
@@ -33,10 +33,8 @@ from warmup.core.schedule import Schedule
 
 __all__ = ["lane_record", "status"]
 
-REPLY_WIDTH = 48
 # Sort rank: paused, backed off, rates over the schedule's limits, the rest.
 _RANK = {"paused": 0, "backed_off": 1, "high_rates": 2}
-_COUNTS = ("queued", "sending", "delivered", "bounced", "suppressed", "expired")
 
 JSON_HELP = """
 \b
@@ -53,7 +51,8 @@ JSON_HELP = """
   operator_paused       whether an operator paused it (`warmup pause`)
   problem               paused | backed_off | high_rates | null
                         (high_rates: a day of at least min_sample sends
-                        over the schedule's advance limits)
+                        over the limits that keep it from advancing; the
+                        report and the metrics judge it the same way)
   ramp_day, last_ramp_day
   allowance_per_hour    rate in force as last saved (schedule x factor)
   schedule_per_hour     the configured rate of ramp_day
@@ -87,34 +86,8 @@ then, once reputation data was fetched (the last 7 days), one object with kind
 """
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Snapshot:
-    lanes: list[dict[str, Any]]
-    campaigns: list[CampaignCounts]
-    held: list[HeldRow]
-    auth: list[dict[str, Any]]
-    backlog: dict[str, int]  # outcome events each consumer has still to take
-    reputation: list[dict[str, Any]]
-
-
 def _pct(count: int, total: int) -> float:
     return round(100.0 * count / total, 2) if total else 0.0
-
-
-def _problem(lane: Lane, schedule: Schedule) -> str | None:
-    """Why the lane needs a look, if it does (rates only on a large enough day)."""
-    if lane.state in (LaneState.paused, LaneState.backed_off):
-        return lane.state.value
-    stats, limits = lane.stats, schedule.advance
-    if stats.attempted < schedule.reactions.rates.min_sample:
-        return None
-    if (
-        stats.rate(stats.hard) > limits.max_hard_bounce_rate
-        or stats.rate(stats.soft + stats.throttle) > limits.max_deferral_rate
-        or stats.rate(stats.complaints) > limits.max_complaint_rate
-    ):
-        return "high_rates"
-    return None
 
 
 def _owner(owner: IPOwner | None, now: datetime) -> dict[str, Any] | None:
@@ -146,6 +119,7 @@ def lane_record(
     tz: tzinfo = UTC,
 ) -> dict[str, Any]:
     """One lane's status as the JSON object ``--json`` prints."""
+    problem = lane_problem(lane, schedule, now)
     idle = now is not None and idle_reset_due(lane, schedule, now)
     if idle:  # as the lane will be when its next day opens (core.overflow rule 4)
         lane = replace(lane, ramp_day=1, state=LaneState.ramping, factor=1.0)
@@ -160,7 +134,7 @@ def lane_record(
         "paused_until": lane.paused_until,
         "operator_paused": lane.operator,
         "opens_at": _opens_at(schedule, now, tz),
-        "problem": _problem(lane, schedule),
+        "problem": None if problem is None else problem.value,
         "ramp_day": lane.ramp_day,
         "last_ramp_day": schedule.last_day,
         "allowance_per_hour": round(allowance, 2),
@@ -237,117 +211,8 @@ async def _reputation(
     )
 
 
-def _shorten(text: str | None, width: int = REPLY_WIDTH) -> str:
-    line = " ".join((text or "").split())
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def _event_cell(event: LastEvent | None, tz: tzinfo) -> str:
-    if event is None:
-        return ""
-    at: datetime = event["at"]
-    parts = [
-        event["cause"],
-        _shorten(event["reply"]),
-        f"{at.astimezone(tz):%m-%d %H:%M}",
-    ]
-    return " · ".join(part for part in parts if part)
-
-
-def _state_cell(record: dict[str, Any], tz: tzinfo, now: datetime) -> str:
-    """The state; a pause says by whom and until when, a closed window when it
-    opens ("ramping, closed, opens 01:00 Asia/Tokyo, in 5 h")."""
-    if record["state"] != "paused":
-        opens: datetime | None = record["opens_at"]
-        if opens is None:
-            return str(record["state"])
-        hours = (opens - now).total_seconds() / 3600
-        wait = f", in {hours:.0f} h" if hours >= 1 else ""
-        return (
-            f"{record['state']}, closed, opens {opens.astimezone(tz):%H:%M} {tz}{wait}"
-        )
-    who = "paused by operator" if record["operator_paused"] else "paused"
-    until: datetime | None = record["paused_until"]
-    if until is None:
-        return f"{who} until resumed" if record["operator_paused"] else who
-    return f"{who} until {until.astimezone(tz):%m-%d %H:%M}"
-
-
-_STYLES = {"paused": "bold red", "backed_off": "yellow", "high_rates": "magenta"}
-
-
-def _owner_cell(owner: dict[str, Any] | None) -> str:
-    if owner is None:
-        return "-"
-    process = str(owner["process"])
-    return process if owner["alive"] else f"{process} (lapsed)"
-
-
-def _lane_table(records: list[dict[str, Any]], tz: tzinfo, now: datetime) -> Table:
-    table = Table(title=f"lanes ({len(records)})")
-    for name in ("ip", "owner", "isp", "state", "day", "allowance/h", "sent/planned"):
-        table.add_column(name, justify="right" if "/" in name else "left")
-    for name in ("deliv %", "hard %", "defer %", "compl"):
-        table.add_column(name, justify="right")
-    table.add_column("last event", overflow="fold")
-    for r in records:
-        table.add_row(
-            r["ip"],
-            _owner_cell(r["owner"]),
-            r["isp"],
-            _state_cell(r, tz, now),
-            f"{r['ramp_day']}/{r['last_ramp_day']}"
-            + (" idle" if r["idle_reset"] else ""),
-            f"{r['allowance_per_hour']:g}/{r['schedule_per_hour']}",
-            f"{r['sent']}/{r['planned']}",
-            f"{r['delivered_pct']:.1f}",
-            f"{r['hard_pct']:.1f}",
-            f"{r['deferred_pct']:.1f}",
-            str(r["complaints"]),
-            _event_cell(r["last_event"], tz),
-            style=_STYLES.get(r["problem"] or ""),
-        )
-    return table
-
-
-def _campaign_table(campaigns: list[CampaignCounts]) -> Table:
-    table = Table(title="campaigns")
-    table.add_column("name")
-    for name in ("pending", *_COUNTS):
-        table.add_column(name, justify="right")
-    for item in campaigns:
-        fields: Mapping[str, object] = item
-        counts = (item["pending"], *(fields[name] for name in _COUNTS))
-        table.add_row(item["name"], *(f"{n:,}" for n in counts))
-    return table
-
-
-def _held_table(held: list[HeldRow]) -> Table:
-    table = Table(title="held back (not sent)", title_style="bold red")
-    table.add_column("campaign")
-    table.add_column("recipients", justify="right")
-    table.add_column("why", overflow="fold")
-    for item in held:
-        table.add_row(item["campaign"], f"{item['recipients']:,}", item["reason"])
-    return table
-
-
-def _render(snapshot: Snapshot, tz: tzinfo) -> Group:
-    parts: list[Any] = [
-        _lane_table(snapshot.lanes, tz, SystemClock().now()),
-        _campaign_table(snapshot.campaigns),
-    ]
-    if snapshot.held:
-        parts.append(_held_table(snapshot.held))
-    if snapshot.auth:
-        parts.append(auth_table(snapshot.auth))
-    parts.extend(
-        f"outcome events waiting for {name}: {count:,}"
-        for name, count in snapshot.backlog.items()
-    )
-    if snapshot.reputation:
-        parts.append(reputation_table(snapshot.reputation))
-    return Group(*parts)
+def _view(snapshot: Snapshot, console: Console, config: Config) -> Group:
+    return render(snapshot, console, config.tz, SystemClock().now())
 
 
 def _print_json(snapshot: Snapshot) -> None:
@@ -380,7 +245,8 @@ async def _show(config: Config, request: _Request) -> None:
         if request.as_json:
             _print_json(snapshot)
         elif request.watch is None:
-            out_console().print(_render(snapshot, config.tz))
+            console = out_console()
+            console.print(_view(snapshot, console, config))
         else:
             await _watch(store, config, request, snapshot)
     finally:
@@ -394,18 +260,18 @@ async def _watch(
     shown = 1
     console = out_console()
     if not console.is_terminal:  # a pipe: a fresh table each time, in order
-        console.print(_render(snapshot, config.tz))
+        console.print(_view(snapshot, console, config))
         while request.iterations is None or shown < request.iterations:
             await asyncio.sleep(request.watch)
             snapshot = await _snapshot(store, config, request.ips, request.isps)
-            console.print(_render(snapshot, config.tz))
+            console.print(_view(snapshot, console, config))
             shown += 1
         return
-    with Live(_render(snapshot, config.tz), console=out_console()) as live:
+    with Live(_view(snapshot, console, config), console=console) as live:
         while request.iterations is None or shown < request.iterations:
             await asyncio.sleep(request.watch)
             snapshot = await _snapshot(store, config, request.ips, request.isps)
-            live.update(_render(snapshot, config.tz))
+            live.update(_view(snapshot, console, config))
             shown += 1
 
 

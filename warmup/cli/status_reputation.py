@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich.table import Table
+from rich.console import Console, RenderableType
 
+from warmup.cli.fit import Column, fit_table
 from warmup.core.reputation import (
     PostmasterDay,
     ReputationAction,
@@ -15,7 +16,7 @@ from warmup.core.reputation import (
     decide_reputation,
 )
 
-__all__ = ["postmaster_record", "reputation_records", "reputation_table", "snds_record"]
+__all__ = ["postmaster_record", "reputation_records", "reputation_view", "snds_record"]
 
 
 def _pct(rate: float | None) -> float | None:
@@ -105,18 +106,27 @@ def _figures(r: dict[str, Any]) -> str:
 _STYLES = {"pause": "bold red", "hold": "yellow"}
 
 
-def reputation_table(records: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title="reputation (Google Postmaster Tools, Microsoft SNDS)")
-    for name in ("source", "domain / ip", "day", "figures", "ramp"):
-        table.add_column(name, overflow="fold")
-    for r in records:
-        action = r["action"]
-        table.add_row(
-            r["source"],
-            r["domain"] or r["ip"],
-            r["day"] or "?",
-            _figures(r),
-            {"pause": "paused", "hold": "held"}.get(action or "", ""),
-            style=_STYLES.get(action or ""),
-        )
-    return table
+def reputation_view(
+    console: Console, records: Sequence[dict[str, Any]]
+) -> list[RenderableType]:
+    """Source, what and day in the table; the figures in a column when there is
+    room, else below it (warmup.cli.fit)."""
+    ramp = {"pause": "paused", "hold": "held"}
+    columns = [
+        Column(header="source", cells=[r["source"] for r in records], in_key=True),
+        Column(
+            header="domain / ip",
+            cells=[r["domain"] or r["ip"] for r in records],
+            in_key=True,
+        ),
+        Column(header="day", cells=[r["day"] or "?" for r in records]),
+        Column(header="ramp", cells=[ramp.get(r["action"] or "", "") for r in records]),
+        Column(header="figures", cells=[_figures(r) for r in records], keep=1),
+    ]
+    return fit_table(
+        console,
+        title="reputation (Google Postmaster Tools, Microsoft SNDS)",
+        keys=[f"{r['source']} {r['domain'] or r['ip']}" for r in records],
+        columns=columns,
+        styles=[_STYLES.get(r["action"] or "") for r in records],
+    )

@@ -88,6 +88,7 @@ def read_retention(node: Node) -> RetentionSettings:
             "message_bodies", base.message_bodies, _duration_positive
         ),
         attempts=node.value("attempts", base.attempts, _duration_positive),
+        events=node.value("events", base.events, _duration_positive),
         every=node.value("every", base.every, _duration_positive),
         batch=node.integer("batch", base.batch, minimum=1),
     )

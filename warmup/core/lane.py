@@ -75,6 +75,7 @@ __all__ = [
     "operator_pause",
     "operator_resume",
     "ramp_hold_event",
+    "rates_over",
     "reputation_pause",
     "resume",
 ]
@@ -511,19 +512,30 @@ def _state_after_day(lane: Lane, schedule: Schedule) -> LaneState:
     return _base_state(lane, schedule)
 
 
+def rates_over(stats: DayStats, advance: Advance, limits: RateLimits) -> list[str]:
+    """The day's rates over the limits that keep it from advancing ("hard",
+    "deferred", "complaints"); none on fewer than ``min_sample`` attempts, too
+    few for a rate to mean anything. Also what makes a lane ``high_rates``
+    (:mod:`warmup.core.lane_health`)."""
+    if stats.attempted < limits.min_sample:
+        return []
+    over = [
+        ("hard", stats.rate(stats.hard) > advance.max_hard_bounce_rate),
+        (
+            "deferred",
+            stats.rate(stats.soft + stats.throttle)
+            > min(advance.max_deferral_rate, limits.deferral_rate),
+        ),
+        ("complaints", stats.rate(stats.complaints) > advance.max_complaint_rate),
+    ]
+    return [name for name, is_over in over if is_over]
+
+
 def _met(stats: DayStats, planned: int, advance: Advance, limits: RateLimits) -> bool:
     """Enough volume, and (on a large enough sample) rates under the limits."""
     if planned <= 0 or stats.attempted < advance.min_volume_ratio * planned:
         return False
-    if stats.attempted < limits.min_sample:
-        return True  # too few attempts for a rate to mean anything
-    deferral_limit = limits.deferral_rate
-    deferrals = stats.rate(stats.soft + stats.throttle)
-    return (
-        stats.rate(stats.hard) <= advance.max_hard_bounce_rate
-        and deferrals <= min(advance.max_deferral_rate, deferral_limit)
-        and stats.rate(stats.complaints) <= advance.max_complaint_rate
-    )
+    return not rates_over(stats, advance, limits)
 
 
 def _previous_step(day: int, schedule: Schedule) -> int:

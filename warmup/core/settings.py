@@ -261,6 +261,9 @@ class RetentionSettings:
 
     message_bodies: timedelta = timedelta(days=7)  # after its last recipient is final
     attempts: timedelta = timedelta(days=180)
+    # Outcome events in the outbox, once every consumer shipped them (or gave
+    # them up: past its retry_for).
+    events: timedelta = timedelta(days=30)
     every: timedelta = timedelta(hours=1)
     batch: int = 1000
 

@@ -5,13 +5,13 @@ is warmup.adapters.db.outbox."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select, update
 
 from warmup.adapters.db.database import Database
-from warmup.adapters.db.schema import campaigns, event_cursors, events
+from warmup.adapters.db.schema import campaigns, event_cursors, events, nodes
 from warmup.core.event import DeliveryCursor, EventType
 
 __all__ = ["SQLEvents"]
@@ -105,8 +105,11 @@ class SQLEvents:
         )
 
     async def save_cursor(
-        self, cursor: DeliveryCursor, error: str | None = None
-    ) -> None:
+        self, cursor: DeliveryCursor, error: str | None = None, holder: str = ""
+    ) -> bool:
+        """Save how far the consumer got; with ``holder``, only while that
+        shipper still holds the cursor's lease (:meth:`lease_cursor`): False
+        when another took it over (it ships the batch again: at least once)."""
         values = {
             "last_id": cursor.last_id,
             "failures": cursor.failures,
@@ -114,9 +117,63 @@ class SQLEvents:
             "failing_since": cursor.failing_since,
             "last_error": error,
         }
-        statement = self.db.insert(event_cursors).values(name=cursor.name, **values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["name"], set_=values
+        if holder:
+            statement: Any = (
+                update(event_cursors)
+                .where(
+                    event_cursors.c.name == cursor.name,
+                    event_cursors.c.holder == holder,
+                )
+                .values(**values)
+            )
+        else:
+            statement = self.db.insert(event_cursors).values(name=cursor.name, **values)
+            statement = statement.on_conflict_do_update(
+                index_elements=["name"], set_=values
+            )
+        async with self.db.begin() as conn:
+            done = (await conn.execute(statement)).rowcount
+        return bool(done) or not holder
+
+    async def lease_cursor(
+        self, name: str, holder: str, now: datetime, lease_for: timedelta
+    ) -> bool:
+        """Take or renew the lease on the consumer's cursor for ``lease_for``:
+        one shipper per consumer across every node on the database. False while
+        another holder's lease runs and its process is alive (``nodes``)."""
+        create = (
+            self.db.insert(event_cursors)
+            .values(name=name, last_id=0, failures=0)
+            .on_conflict_do_nothing()
+        )
+        take = (
+            update(event_cursors)
+            .where(
+                event_cursors.c.name == name,
+                or_(
+                    event_cursors.c.holder.is_(None),
+                    event_cursors.c.holder == holder,
+                    event_cursors.c.held_until < now,
+                    # Its process is gone: its heartbeat lapsed (a dead process
+                    # on a node's own machine is marked so at the next beat).
+                    ~exists().where(
+                        nodes.c.claimer == event_cursors.c.holder,
+                        nodes.c.alive_until >= now,
+                    ),
+                ),
+            )
+            .values(holder=holder, held_until=now + lease_for)
+        )
+        async with self.db.begin() as conn:
+            await conn.execute(create)
+            return bool((await conn.execute(take)).rowcount)
+
+    async def release_cursor(self, name: str, holder: str) -> None:
+        """Give the lease up (at shutdown): another node takes over at once."""
+        statement = (
+            update(event_cursors)
+            .where(event_cursors.c.name == name, event_cursors.c.holder == holder)
+            .values(holder=None, held_until=None)
         )
         async with self.db.begin() as conn:
             await conn.execute(statement)

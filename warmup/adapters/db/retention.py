@@ -4,14 +4,20 @@ sending never waits long on the writer lock."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 
 from warmup.adapters.db.database import Database
-from warmup.adapters.db.schema import attempts, messages, recipients
+from warmup.adapters.db.schema import (
+    attempts,
+    event_cursors,
+    events,
+    messages,
+    recipients,
+)
 from warmup.core.model import RecipientState
 from warmup.core.settings import RetentionSettings
 
@@ -39,6 +45,48 @@ class SQLRetention:
         bodies = await self._in_batches(self._empty_bodies, settings, now)
         rows = await self._in_batches(self._old_attempts, settings, now)
         return bodies, rows
+
+    async def prune_events(
+        self,
+        settings: RetentionSettings,
+        consumers: Sequence[tuple[str, timedelta]],
+        now: datetime,
+    ) -> int:
+        """Delete outcome events older than ``settings.events`` that every
+        consumer (name, retry_for) has shipped, or would have given up (older
+        than its retry_for); returns how many, deleted ``batch`` at a time."""
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                select(event_cursors.c.name, event_cursors.c.last_id)
+            )
+            shipped = {str(name): int(last) for name, last in rows.all()}
+            newest = (await conn.execute(select(func.max(events.c.id)))).scalar()
+        keep = [
+            # A consumer without a cursor has shipped nothing yet.
+            (shipped.get(name, 0), now - retry_for)
+            for name, retry_for in consumers
+        ]
+        due = and_(
+            events.c.at < now - settings.events,
+            # The newest event stays: SQLite numbers the next one after the
+            # highest id left, and the cursors must never see an id twice.
+            events.c.id < (newest or 0),
+            *(
+                or_(events.c.id <= last, events.c.at < given_up)
+                for last, given_up in keep
+            ),
+        )
+
+        def statement(settings: RetentionSettings, now: datetime) -> Any:
+            ids = (
+                select(events.c.id)
+                .where(due)
+                .order_by(events.c.id)
+                .limit(settings.batch)
+            )
+            return delete(events).where(events.c.id.in_(ids.scalar_subquery()))
+
+        return await self._in_batches(statement, settings, now)
 
     async def _in_batches(
         self,

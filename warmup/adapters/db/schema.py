@@ -337,6 +337,10 @@ event_cursors = Table(
     Column("next_try_at", UTCDateTime),
     Column("failing_since", UTCDateTime),
     Column("last_error", Text),
+    # The one shipper (node:pid) of this consumer across nodes, and until when
+    # its lease runs (renewed at each step; a lapsed one is taken over).
+    Column("holder", String(255)),
+    Column("held_until", UTCDateTime),
 )
 
 # Bounces and complaints that arrived after the send (DSN, NDR, ARF), one row per

@@ -250,10 +250,15 @@ class SQLStore:
     cursor = delegate("events", SQLEvents.cursor, "reading an event cursor")
     save_cursor = delegate("events", SQLEvents.save_cursor, "saving an event cursor")
     backlog = delegate("events", SQLEvents.backlog, "counting the events backlog")
+    lease_cursor = delegate("events", SQLEvents.lease_cursor, "leasing an event cursor")
+    release_cursor = delegate(
+        "events", SQLEvents.release_cursor, "releasing an event cursor"
+    )
 
     # -- retention -----------------------------------------------------------------
 
     prune = delegate("retention", SQLRetention.prune, "pruning")
+    prune_events = delegate("retention", SQLRetention.prune_events, "pruning events")
 
     # -- trace ---------------------------------------------------------------------
 
