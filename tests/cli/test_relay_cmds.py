@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from pathlib import Path
 
@@ -138,3 +139,49 @@ async def test_relay_start_refuses_a_port_in_use(tmp_path: Path) -> None:
         await store.close()
         server.close()
         await server.wait_closed()
+
+
+def test_users_list_add_priority_and_remove(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    config = _config(tmp_path, f"  users_file: {users}\n")
+    code, output = _run(config, "users", "list")
+    assert code == 1 and "no users file" in output
+    code, output = _run(
+        config,
+        "users",
+        "add",
+        "news",
+        "--priority",
+        "high",
+        "--password-stdin",
+        input="long enough\n",
+    )
+    assert code == 0 and "added news" in output
+    assert _run(config, "adduser", "alerts", "--password-stdin", input="x" * 9)[0] == 0
+    code, output = _run(
+        config, "adduser", "alerts", "--keep-password", "--priority", "7"
+    )
+    assert code == 0 and "updated alerts" in output
+    code, output = _run(config, "users", "list", "--json")
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert [(r["name"], r["priority"]) for r in rows] == [
+        ("news", "high"),
+        ("alerts", "7"),
+    ]
+    assert all(r["changed"] for r in rows)
+    code, output = _run(config, "users", "list")
+    assert code == 0 and "news" in output and "high" in output
+    code, output = _run(config, "users", "remove", "news")
+    assert code == 0 and f"removed news from {users}" in output
+    assert oct(users.stat().st_mode & 0o777) == "0o600"
+    code, output = _run(config, "users", "remove", "news")
+    assert code == 1 and "no such user" in output
+    code, output = _run(
+        config, "adduser", "ghost", "--keep-password", "--priority", "1"
+    )
+    assert code == 2 and "no such user" in output
+    code, output = _run(
+        config, "adduser", "alerts", "--keep-password", "--priority", "x"
+    )
+    assert code == 2 and "--priority" in output
+    assert set(UserFile(users).users()) == {"alerts"}

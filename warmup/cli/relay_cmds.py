@@ -1,11 +1,11 @@
-"""``warmup relay cert | adduser``, and the relay listener of ``warmup run``."""
+"""``warmup relay cert`` (the users: warmup.cli.relay_users_cmds), and the
+relay listener of ``warmup run``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,20 +15,19 @@ import click
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.db.submission import SQLSubmissions
 from warmup.adapters.relay import RelayServer, server_tls_context
-from warmup.adapters.relay_users import UserFile, add_user
+from warmup.adapters.relay_users import UserFile
 from warmup.adapters.tls_cert import write_self_signed
 from warmup.app.clock import SystemClock
 from warmup.app.ports import Clock
 from warmup.app.submit import BounceSink, SubmissionIntake
 from warmup.cli.common import EXIT_CONFIG, config_from, fail
+from warmup.cli.relay_users_cmds import adduser, users
 from warmup.config import Config
 from warmup.core.errors import InputError
 
 __all__ = ["domain_index", "relay", "relaying"]
 
 logger = logging.getLogger(__name__)
-MIN_PASSWORD = 8
-DEFAULT_USERS_FILE = "relay-users"
 
 
 @click.group()
@@ -78,46 +77,8 @@ def cert(
     )
 
 
-@relay.command()
-@click.argument("name")
-@click.option(
-    "--file",
-    "users_path",
-    metavar="PATH",
-    help="Default: relay.users_file, else ./relay-users.",
-)
-@click.option(
-    "--password-stdin", is_flag=True, help="Read the password from standard input."
-)
-@click.pass_context
-def adduser(
-    ctx: click.Context, name: str, users_path: str | None, password_stdin: bool
-) -> None:
-    """Add NAME to the relay's users file (or set a new password).
-
-    The password is asked twice (or read from stdin); the file keeps a salted
-    scrypt hash. NAME is also the campaign of what NAME submits unless the
-    message names one in its campaign header.
-    """
-    configured = config_from(ctx).settings.relay.users_file
-    path = users_path or configured or DEFAULT_USERS_FILE
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt(
-            "Password", hide_input=True, confirmation_prompt=True, err=True
-        )
-    if len(password) < MIN_PASSWORD:
-        fail(f"the password needs at least {MIN_PASSWORD} characters", EXIT_CONFIG)
-    try:
-        new = add_user(path, name, password.encode("utf-8"))
-    except InputError as exc:
-        fail(str(exc), EXIT_CONFIG)
-    except OSError as exc:
-        fail(f"cannot write {path}: {exc}")
-    click.echo(f"{'added' if new else 'updated'} {name} in {path}")
-    if configured is None:
-        click.echo(f"config.yaml:\n  relay:\n    users_file: {path}")
+relay.add_command(adduser)
+relay.add_command(users)
 
 
 def domain_index(config: Config) -> dict[str, str]:
@@ -166,6 +127,7 @@ async def relaying(
         isp_of=domain_index(config).get,
         bounce_sink=bounce_sink,
         on_queued=on_queued,
+        priority_of=None if users is None else users.priority,
     )
     server = RelayServer(
         settings=settings,
