@@ -114,4 +114,5 @@ def test_an_expiry_without_a_reply_is_a_failed_5_4_7() -> None:
 def test_an_expiry_after_soft_replies_keeps_the_reply_with_a_permanent_status() -> None:
     raw = _build(_report(expired=True, reply="451 4.7.1 try later", status="4.7.1"))
     item = parse_bounce(raw).recipients[0]
-    assert item.status == "5.4.7" and "451 4.7.1 try later" in item.reply
+    assert b"\r\nStatus: 5.4.7\r\n" in raw and item.action == "failed"
+    assert "451 4.7.1 try later" in item.reply
