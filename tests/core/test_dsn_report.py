@@ -4,6 +4,7 @@ own bounce parser reads each back as the hard bounce it reports."""
 from __future__ import annotations
 
 import email
+import email.message
 from datetime import UTC, datetime
 
 import pytest
@@ -84,8 +85,16 @@ def test_a_hard_bounce_report_reads_back_as_hard() -> None:
     parts = [p.get_content_type() for p in message.walk()][1:]
     assert parts[:2] == ["text/plain", "message/delivery-status"]
     assert "text/rfc822-headers" in parts
-    blocks = message.get_payload(1).get_payload()  # type: ignore[union-attr]
-    fields = {k.lower(): v for block in blocks for k, v in block.items()}
+    status = message.get_payload(1)
+    assert isinstance(status, email.message.Message)
+    blocks = status.get_payload()
+    assert isinstance(blocks, list)
+    fields = {
+        k.lower(): v
+        for block in blocks
+        if not isinstance(block, str)
+        for k, v in block.items()
+    }
     assert fields["reporting-mta"] == "dns; mta.warmup.test"
     assert fields["action"] == "failed"
     assert fields["remote-mta"] == "dns; gmail-smtp-in.l.google.com"

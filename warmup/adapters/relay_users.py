@@ -3,9 +3,10 @@
 One user per line, ``name:scrypt$N$r$p$salt$hash`` (salt and hash in base64),
 optionally followed by ``:key=value`` fields: ``priority=`` (the user's default
 X-Warmup-Priority: high, normal, low or 0-100) and ``changed=`` (when the
-password was last set, ISO 8601 basic format in UTC, ``20261203T160000Z``); lines without them (older files) stay
-valid. Blank lines and ``#`` comments are ignored. ``warmup relay adduser``
-writes it, ``warmup relay users remove`` takes a user out.
+password was last set, ISO 8601 basic format in UTC, ``20261203T160000Z``);
+lines without them (older files) stay valid. Blank lines and ``#`` comments
+are ignored. ``warmup relay adduser`` writes it, ``warmup relay users remove``
+takes a user out.
 Checking a password costs ~50 ms of CPU and 16 MiB (scrypt N=2**14, r=8, p=1):
 call :meth:`UserFile.verify` in a thread, never on the event loop. Unknown users
 cost the same as known ones, so timing does not tell which names exist. The file

@@ -12,20 +12,24 @@ from pathlib import Path
 
 import click
 
+from warmup.adapters.db.forwarding import SQLForwarding
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.db.submission import SQLSubmissions
 from warmup.adapters.relay import RelayServer, server_tls_context
 from warmup.adapters.relay_users import UserFile
 from warmup.adapters.tls_cert import write_self_signed
 from warmup.app.clock import SystemClock
+from warmup.app.forward import BounceForwarder
 from warmup.app.ports import Clock
+from warmup.app.shipping import Shipper
 from warmup.app.submit import BounceSink, SubmissionIntake
 from warmup.cli.common import EXIT_CONFIG, config_from, fail
 from warmup.cli.relay_users_cmds import adduser, users
 from warmup.config import Config
 from warmup.core.errors import InputError
+from warmup.core.event import after_success
 
-__all__ = ["domain_index", "relay", "relaying"]
+__all__ = ["domain_index", "forwarding", "own_domains", "relay", "relaying"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +152,51 @@ async def relaying(
         yield server
     finally:
         await server.stop()
+
+
+def own_domains(config: Config) -> list[str]:
+    """Domains that are ours: no delivery report ever goes there (the bounce
+    and VERP domain, the IPs' HELO names, this host's name). Signing domains
+    are not: they are often the client's own, where its bounce mailbox is."""
+    names = [config.settings.bounces.domain, socket.getfqdn(), socket.gethostname()]
+    names.extend(ip.helo for ip in config.settings.ips)
+    return [name.lower() for name in dict.fromkeys(names) if "." in name]
+
+
+@asynccontextmanager
+async def forwarding(
+    config: Config,
+    *,
+    store: SQLStore,
+    clock: Clock,
+    on_queued: Callable[[], None] | None = None,
+) -> AsyncIterator[BounceForwarder | None]:
+    """relay.forward_bounces: delivery reports queued from the events outbox
+    while the block runs (its own cursor; a new cursor starts at the newest
+    event: turning it on does not report on the past)."""
+    settings = config.settings.relay
+    if not (settings.enabled and settings.forward_bounces):
+        yield None
+        return
+    reporting = config.settings.ips[0].helo if config.settings.ips else None
+    forwarder = BounceForwarder(
+        SQLForwarding(store),
+        SQLSubmissions(store, durable=settings.fsync),
+        own_domains=own_domains(config),
+        reporting_mta=reporting or socket.getfqdn(),
+        from_domain=config.settings.bounces.domain,
+        isp_of=domain_index(config).get,
+        on_queued=on_queued,
+    )
+    cursor = await store.cursor(forwarder.name)
+    if cursor.last_id == 0 and cursor.failing_since is None:
+        await store.save_cursor(after_success(cursor, await store.last_event_id()))
+    shipper = Shipper(store, [forwarder], clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(shipper.run(forwarder, stop))
+    logger.info("relay: forwarding bounces of relayed mail to their senders")
+    try:
+        yield forwarder
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)

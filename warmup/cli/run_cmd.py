@@ -33,7 +33,7 @@ from warmup.cli.engine import (
     verp_secret,
 )
 from warmup.cli.outbound import consumer_names, shipping
-from warmup.cli.relay_cmds import relaying
+from warmup.cli.relay_cmds import forwarding, relaying
 from warmup.config import Config
 from warmup.core.feedback import Reporter
 
@@ -156,6 +156,7 @@ async def _run(config: Config, secret: bytes) -> None:
                 bounce_sink=bounce_sink,
                 on_queued=queued,
             ) as relay,
+            forwarding(config, store=store, clock=clock, on_queued=queued),
             serving_unsubscribe(config.settings.unsubscribe, unsubscriber),
             shipping(config, store=store, clock=clock),
         ):

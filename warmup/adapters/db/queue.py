@@ -443,6 +443,16 @@ class QueueOps:
         async with self.engine.connect() as conn:
             return bytes((await conn.execute(query)).scalar_one())
 
+    async def relayed_message(self, message_id: int) -> tuple[bytes, bool]:
+        """A relayed message as stored, and whether it is a report of ours
+        (relay.forward_bounces: sent with the null envelope sender)."""
+        query = select(messages.c.content, messages.c.dsn_for).where(
+            messages.c.id == message_id
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).one()
+        return bytes(row.content), row.dsn_for is not None
+
     @translated("counting expiries")
     async def count_expired(self, address: str) -> int:
         """Expiries of this address since it was last delivered ("in a row")."""
