@@ -29,7 +29,15 @@ from warmup.config import Config
 from warmup.core.errors import InputError
 from warmup.core.event import after_success
 
-__all__ = ["domain_index", "forwarding", "own_domains", "relay", "relaying"]
+__all__ = [
+    "bounce_forwarder",
+    "domain_index",
+    "forwarding",
+    "own_domains",
+    "relay",
+    "relaying",
+    "start_cursor",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +171,31 @@ def own_domains(config: Config) -> list[str]:
     return [name.lower() for name in dict.fromkeys(names) if "." in name]
 
 
+def bounce_forwarder(
+    config: Config, store: SQLStore, on_queued: Callable[[], None] | None = None
+) -> BounceForwarder:
+    """The relay.forward_bounces consumer of the events outbox."""
+    settings = config.settings
+    reporting = settings.ips[0].helo if settings.ips else None
+    return BounceForwarder(
+        SQLForwarding(store),
+        SQLSubmissions(store, durable=settings.relay.fsync),
+        own_domains=own_domains(config),
+        reporting_mta=reporting or socket.getfqdn(),
+        from_domain=settings.bounces.domain,
+        isp_of=domain_index(config).get,
+        on_queued=on_queued,
+    )
+
+
+async def start_cursor(store: SQLStore, forwarder: BounceForwarder) -> None:
+    """A new forwarder starts at the newest event: turning forward_bounces on
+    does not report on the past."""
+    cursor = await store.cursor(forwarder.name)
+    if cursor.last_id == 0 and cursor.failing_since is None:
+        await store.save_cursor(after_success(cursor, await store.last_event_id()))
+
+
 @asynccontextmanager
 async def forwarding(
     config: Config,
@@ -172,25 +205,13 @@ async def forwarding(
     on_queued: Callable[[], None] | None = None,
 ) -> AsyncIterator[BounceForwarder | None]:
     """relay.forward_bounces: delivery reports queued from the events outbox
-    while the block runs (its own cursor; a new cursor starts at the newest
-    event: turning it on does not report on the past)."""
+    while the block runs, by its own task and cursor."""
     settings = config.settings.relay
     if not (settings.enabled and settings.forward_bounces):
         yield None
         return
-    reporting = config.settings.ips[0].helo if config.settings.ips else None
-    forwarder = BounceForwarder(
-        SQLForwarding(store),
-        SQLSubmissions(store, durable=settings.fsync),
-        own_domains=own_domains(config),
-        reporting_mta=reporting or socket.getfqdn(),
-        from_domain=config.settings.bounces.domain,
-        isp_of=domain_index(config).get,
-        on_queued=on_queued,
-    )
-    cursor = await store.cursor(forwarder.name)
-    if cursor.last_id == 0 and cursor.failing_since is None:
-        await store.save_cursor(after_success(cursor, await store.last_event_id()))
+    forwarder = bounce_forwarder(config, store, on_queued)
+    await start_cursor(store, forwarder)
     shipper = Shipper(store, [forwarder], clock)
     stop = asyncio.Event()
     task = asyncio.create_task(shipper.run(forwarder, stop))
