@@ -168,6 +168,7 @@ async def _run(config: Config, secret: bytes) -> None:
                         + (relay.store_failures if relay is not None else 0)
                     )
                 )
+                exporter.count_relay(lambda: relay.counts if relay else None)
             await run_until_stopped(dispatcher, stop, jobs.wake)
     finally:
         jobs.shutdown()
