@@ -22,6 +22,7 @@ from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.forward import BounceForwarder
+from warmup.app.ingest import BounceIntake
 from warmup.app.shipping import Shipper
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
@@ -29,6 +30,7 @@ from warmup.cli.relay_cmds import bounce_forwarder, relaying, start_cursor
 from warmup.config import load_config
 from warmup.core.bounces import parse_bounce
 from warmup.core.event import DeliveryCursor
+from warmup.sim import reports
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ScriptedSMTPServer
@@ -98,7 +100,11 @@ def _submit(port: int, cert: Path, deadline: str) -> None:
         client.starttls(context=context)
         client.login("spring", PASSWORD)
         sender = "bounces@shop.example"
-        client.sendmail(sender, ["dead@gmail.com", "ann@gmail.com"], _message("x"))
+        client.sendmail(
+            sender,
+            ["dead@gmail.com", "ann@gmail.com", "later@gmail.com"],
+            _message("x"),
+        )
         client.sendmail("", ["dead2@gmail.com"], _message("dead2"))  # <>
         report = _message("dead3", "Content-Type: multipart/report;", REPORT_BODY)
         client.sendmail(sender, ["dead3@gmail.com"], report)
@@ -186,32 +192,53 @@ async def test_hard_bounces_and_expiries_go_back_to_the_original_sender(
                 } <= seen
 
             await _drive(engine, clock, outcomes_final)
-            assert await _forward(store, forwarder, clock) == 3
+            # later@gmail.com was taken (250), then bounced by a DSN to our VERP.
+            (taken,) = [m for m in gmail.received if m.rcpt_tos == ("later@gmail.com",)]
+            late_dsn = reports.build_dsn(
+                to=taken.mail_from.strip("<>"),
+                recipient="later@gmail.com",
+                diagnostic="550 5.1.1 later@gmail.com: user unknown",
+                reporting_mta="mx.gmail.test",
+                original_headers=reports.returned_headers(taken.content),
+                now=clock.now(),
+            )
+            intake = BounceIntake(
+                store,
+                clock=clock,
+                return_path="bounces@bounce.test",
+                secret=b"s",
+                retry=config.settings.delivery.retry,
+            )
+            await intake.ingest(late_dsn, source="test", envelope_to=(taken.mail_from,))
+            assert await _forward(store, forwarder, clock) == 4
 
             async def reports_sent() -> bool:
-                return len(shop.received) == 2 and any(
+                return len(shop.received) == 3 and any(
                     e["recipient"] == "gone@shop.example"
                     for e in await store.read_events(types=["bounced"])
                 )
 
             await _drive(engine, clock, reports_sent)
             # The report that bounced is no reason for another one.
-            assert await _forward(store, forwarder, clock) == 3
+            assert await _forward(store, forwarder, clock) == 4
             # Done again from the start (a crash before the cursor moved): none new.
             await store.save_cursor(DeliveryCursor(name=forwarder.name))
             await _forward(store, forwarder, clock)
-            assert await _reports(store) == 3
+            assert await _reports(store) == 4
             await engine.finish()
         finally:
             await sender.close()
             await store.close()
-    assert [m.rcpt_tos for m in shop.received] == [("bounces@shop.example",)] * 2
-    assert [m.mail_from for m in shop.received] == ["<>", "<>"]  # the null sender
+    assert [m.rcpt_tos for m in shop.received] == [("bounces@shop.example",)] * 3
+    assert {m.mail_from for m in shop.received} == {"<>"}  # the null sender
     by_recipient = {
         parse_bounce(m.content).recipients[0].recipient: m.content
         for m in shop.received
     }
-    assert set(by_recipient) == {"dead@gmail.com", "late@gmail.com"}
+    assert set(by_recipient) == {"dead@gmail.com", "late@gmail.com", "later@gmail.com"}
+    later = parse_bounce(by_recipient["later@gmail.com"]).recipients[0]
+    assert (later.verdict.value, later.status) == ("hard", "5.1.1")
+    assert "user unknown" in later.reply
     hard = parse_bounce(by_recipient["dead@gmail.com"]).recipients[0]
     assert (hard.verdict.value, hard.status) == ("hard", "5.1.1")
     assert REFUSED in hard.reply
