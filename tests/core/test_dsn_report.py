@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 import pytest
 
 from warmup.core.bounces import parse_bounce
-from warmup.core.dsn_report import ReturnedMail, build_dsn, dsn_target, is_report
+from warmup.core.dsn_report import (
+    ReturnedMail,
+    build_dsn,
+    dsn_target,
+    header_section,
+    is_report,
+)
 
 OWN = ("bounce.warmup.test", "mta.warmup.test")
 NOW = datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
@@ -125,3 +131,16 @@ def test_an_expiry_after_soft_replies_keeps_the_reply_with_a_permanent_status() 
     item = parse_bounce(raw).recipients[0]
     assert b"\r\nStatus: 5.4.7\r\n" in raw and item.action == "failed"
     assert "451 4.7.1 try later" in item.reply
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"Subject: x\r\nTo: y\r\n\r\nbody", b"Subject: x\r\nTo: y\r\n"),
+        (b"Subject: x\n\nbody\n\nmore", b"Subject: x\n"),
+        (b"Subject: no body", b"Subject: no body"),
+        (b"", b""),  # emptied by retention
+    ],
+)
+def test_header_section(content: bytes, expected: bytes) -> None:
+    assert header_section(content) == expected

@@ -185,12 +185,11 @@ class UserFile:
         return matched and stored is not None
 
     def priority(self, user: str) -> str | None:
-        """The user's default priority (None: none set, unknown user, or the
-        file unreadable: the message goes on without one)."""
-        try:
-            found = self.users().get(user)
-        except InputError:
-            return None
+        """The user's default priority as of the last read (None: none set, or
+        an unknown user). No I/O, so the loop may call it: the file is read
+        again, when it changed, at each AUTH (:meth:`verify`, in a thread)."""
+        loaded = self._loaded
+        found = None if loaded is None else loaded.users.get(user)
         return None if found is None else found.priority
 
 

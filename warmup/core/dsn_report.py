@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
-__all__ = ["ReturnedMail", "build_dsn", "dsn_target", "is_report"]
+__all__ = ["ReturnedMail", "build_dsn", "dsn_target", "header_section", "is_report"]
 
 _LOOP_MAILBOXES = frozenset({"postmaster", "mailer-daemon"})
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
