@@ -132,3 +132,11 @@ def test_replies_map_to_reasons() -> None:
     assert refusal_reason("451 4.3.0 Temporary failure") == "temporary"
     assert refusal_reason("250 2.0.0 OK") is None
     assert refusal_reason("501 5.5.4 Syntax") is None
+
+
+def test_replies_that_refuse_nothing_count_nowhere() -> None:
+    counts = RelayCounts()
+    for reply in ("250 2.0.0 OK", "354 go ahead", "501 5.5.4 Syntax", "334 VXNl"):
+        counts.reply(reply)
+    counts.reply("535 5.7.8 Authentication credentials invalid")
+    assert (counts.refused, counts.auth_failures) == ({}, 1)

@@ -63,6 +63,8 @@ class RelayCounts:
 
     def reply(self, reply: str) -> None:
         """Count a reply the relay sent."""
+        if reply[:1] in ("2", "3"):  # most replies: nothing refused
+            return
         if reply.startswith("535"):
             self.auth_failures += 1
             return
