@@ -115,6 +115,7 @@ async def running_relay(
         hostname="relay.test",
         isp_of={"gmail.com": "gmail"}.get,
         bounce_sink=sink_ if sink is not False else None,
+        priority_of=None if users_file is None else users_file.priority,
     )
     server = RelayServer(
         settings=settings,

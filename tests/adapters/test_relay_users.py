@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from warmup.adapters.relay_users import (
     UserFile,
     add_user,
     hash_password,
+    remove_user,
     verify_password,
 )
 from warmup.core.errors import InputError
@@ -48,7 +50,7 @@ def test_add_user_writes_0600_atomically_and_replaces(tmp_path: Path) -> None:
     assert not add_user(path, "news", b"third password")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     lines = path.read_text().splitlines()
-    assert [line.partition(":")[0] for line in lines] == ["alerts", "news"]
+    assert [line.partition(":")[0] for line in lines] == ["news", "alerts"]
     users = UserFile(path)
     assert users.verify("news", b"third password")
     assert not users.verify("news", b"first password")
@@ -87,3 +89,50 @@ def test_missing_file_and_bad_names(tmp_path: Path) -> None:
         add_user(tmp_path / "users", "bad name", b"password")
     with pytest.raises(InputError, match="user names"):
         add_user(tmp_path / "users", "a\r\nBcc: x", b"password")
+
+
+def test_priority_and_changed_fields_old_lines_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    old = f"# written by an older warmup\nold:{hash_password(b'old password')}\n"
+    path.write_text(old)
+    when = datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
+    add_user(path, "news", b"news password", priority="HIGH", now=when)
+    users = UserFile(path).users()
+    assert users["old"].priority is None and users["old"].changed is None
+    assert users["news"].priority == "high" and users["news"].changed == when
+    # Only the priority: the password and its date stay.
+    assert not add_user(path, "news", None, priority="40")
+    again = UserFile(path)
+    assert again.priority("news") is None  # not read yet: no I/O on the loop
+    assert again.verify("news", b"news password") and again.priority("news") == "40"
+    assert again.users()["news"].changed == when
+    add_user(path, "news", None, priority="")  # cleared
+    cleared = UserFile(path)
+    assert "news" in cleared.users() and cleared.priority("news") is None
+    assert path.read_text().startswith("# written by an older warmup\n")
+    with pytest.raises(InputError, match="--priority"):
+        add_user(path, "news", None, priority="urgent")
+    with pytest.raises(InputError, match="no such user"):
+        add_user(path, "ghost", None, priority="high")
+
+
+@pytest.mark.parametrize(
+    "tail", [":priority=urgent", ":colour=red", ":priority=1:priority=2", ":x"]
+)
+def test_bad_extra_fields_name_the_line(tmp_path: Path, tail: str) -> None:
+    path = tmp_path / "users"
+    path.write_text(f"# c\nnews:{hash_password(b'password1')}{tail}\n")
+    with pytest.raises(InputError, match=":2"):
+        UserFile(path).users()
+
+
+def test_remove_user_rewrites_atomically_and_refuses_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    add_user(path, "news", b"first password")
+    add_user(path, "alerts", b"second password")
+    remove_user(path, "news")
+    assert set(UserFile(path).users()) == {"alerts"}
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert list(tmp_path.iterdir()) == [path]
+    with pytest.raises(InputError, match="no such user"):
+        remove_user(path, "news")

@@ -34,6 +34,9 @@ class _Templates:
     async def message_for(self, message_id: int) -> bytes:
         raise AssertionError("no relayed mail here")
 
+    async def relayed_message(self, message_id: int) -> tuple[bytes, bool]:
+        raise AssertionError("no relayed mail here")
+
 
 def _claimed(name: str, story: str) -> Claimed:
     return Claimed(

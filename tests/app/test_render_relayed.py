@@ -14,13 +14,19 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 class _Messages:
-    def __init__(self, contents: dict[int, bytes]) -> None:
+    def __init__(
+        self, contents: dict[int, bytes], reports: frozenset[int] = frozenset()
+    ) -> None:
         self.contents = contents
+        self.reports = reports  # our delivery reports (relay.forward_bounces)
         self.reads: list[int] = []
 
     async def message_for(self, message_id: int) -> bytes:
         self.reads.append(message_id)
         return self.contents[message_id]
+
+    async def relayed_message(self, message_id: int) -> tuple[bytes, bool]:
+        return await self.message_for(message_id), message_id in self.reports
 
     async def template_for(self, campaign_id: int) -> bytes:
         raise AssertionError("relayed mail needs no template")
@@ -140,3 +146,12 @@ async def test_a_template_gets_links_unless_it_has_its_own() -> None:
     assert message.count(b"List-Unsubscribe") == 1
     plain = await _renderer(_Templates(bare)).render(claimed, NOW)
     assert b"List-Unsubscribe" not in plain[1]  # no unsubscribe.base_url: no links
+
+
+async def test_a_delivery_report_of_ours_goes_out_with_the_null_sender() -> None:
+    report = b"Message-ID: <dsn.7@bounce.test>\r\nSubject: s\r\n\r\nbody\r\n"
+    renderer = _renderer(_Messages({1: report}, reports=frozenset({1})))
+    mail_from, message = await renderer.render(_claimed(1), NOW)
+    assert mail_from == ""  # RFC 3464 / 5321 4.5.5: nothing may answer it
+    assert message.endswith(report)
+    assert b"Feedback-ID" not in message and b"List-Unsubscribe" not in message

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import insert
 
+from warmup.adapters.db.schema import events
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.relay_users import UserFile
 from warmup.cli import cli
-from warmup.cli.relay_cmds import relaying
+from warmup.cli.outbound import consumer_names
+from warmup.cli.relay_cmds import forwarding, own_domains, relaying
 from warmup.config import load_config
 from warmup.config.files import BUILTIN_SCHEDULES
 from warmup.core.errors import InputError
 from warmup.testing.clock import FakeClock
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 CONFIG = """\
 database: sqlite:///{tmp}/w.db
@@ -138,3 +145,84 @@ async def test_relay_start_refuses_a_port_in_use(tmp_path: Path) -> None:
         await store.close()
         server.close()
         await server.wait_closed()
+
+
+def test_users_list_add_priority_and_remove(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    config = _config(tmp_path, f"  users_file: {users}\n")
+    code, output = _run(config, "users", "list")
+    assert code == 1 and "no users file" in output
+    code, output = _run(
+        config,
+        "users",
+        "add",
+        "news",
+        "--priority",
+        "high",
+        "--password-stdin",
+        input="long enough\n",
+    )
+    assert code == 0 and "added news" in output
+    assert _run(config, "adduser", "alerts", "--password-stdin", input="x" * 9)[0] == 0
+    code, output = _run(
+        config, "adduser", "alerts", "--keep-password", "--priority", "7"
+    )
+    assert code == 0 and "updated alerts" in output
+    code, output = _run(config, "users", "list", "--json")
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert [(r["name"], r["priority"]) for r in rows] == [
+        ("news", "high"),
+        ("alerts", "7"),
+    ]
+    assert all(r["changed"] for r in rows)
+    code, output = _run(config, "users", "list")
+    assert code == 0 and "news" in output and "high" in output
+    code, output = _run(config, "users", "remove", "news")
+    assert code == 0 and f"removed news from {users}" in output
+    assert oct(users.stat().st_mode & 0o777) == "0o600"
+    code, output = _run(config, "users", "remove", "news")
+    assert code == 1 and "no such user" in output
+    code, output = _run(
+        config, "adduser", "ghost", "--keep-password", "--priority", "1"
+    )
+    assert code == 2 and "no such user" in output
+    code, output = _run(
+        config, "adduser", "alerts", "--keep-password", "--priority", "x"
+    )
+    assert code == 2 and "--priority" in output
+    assert set(UserFile(users).users()) == {"alerts"}
+
+
+async def test_forwarding_starts_at_the_newest_event_and_only_when_on(
+    tmp_path: Path,
+) -> None:
+    path = _config(tmp_path, "  forward_bounces: true\n")
+    config = load_config(path)
+    assert config.settings.relay.forward_bounces
+    assert "forward:dsn" in consumer_names(config)
+    assert "bounce.example.com" in own_domains(config)
+    assert "a.test" in own_domains(config)  # the IP's HELO name
+    store = await SQLStore.open(config.settings.database)
+    try:
+        async with store.engine.begin() as conn:
+            for kind in ("bounced", "expired"):  # before it was turned on
+                await conn.execute(insert(events).values(type=kind, at=NOW))
+        last = await store.last_event_id()
+        assert last == 2
+        async with forwarding(config, store=store, clock=FakeClock()) as forwarder:
+            assert forwarder is not None
+        assert (await store.cursor("forward:dsn")).last_id == last
+        path.write_text(path.read_text().replace("forward_bounces: true", ""))
+        off = load_config(path)
+        async with forwarding(off, store=store, clock=FakeClock()) as forwarder:
+            assert forwarder is None
+        assert "forward:dsn" not in consumer_names(off)
+    finally:
+        await store.close()
+
+
+def test_check_refuses_a_bad_forward_bounces(tmp_path: Path) -> None:
+    path = _config(tmp_path, "  forward_bounces: perhaps\n")
+    result = CliRunner().invoke(cli, ["-c", str(path), "check"])
+    assert result.exit_code == 2
+    assert "relay.forward_bounces" in result.output

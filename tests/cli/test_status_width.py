@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from rich.console import Console
 
+from warmup.app.store_rows import LastEvent
 from warmup.cli.fit import Column, fit_table, shorten
 from warmup.cli.status_cmd import lane_record
 from warmup.cli.status_view import Snapshot, render
@@ -46,7 +47,14 @@ def _lanes() -> list[dict[str, Any]]:
         ),
         Lane(ip="203.0.113.252", isp="gmail", state=LaneState.backed_off, factor=0.25),
     ]
-    event = {"at": NOW, "cause": "throttle", "reply": REPLY}
+    event: LastEvent = {
+        "at": NOW,
+        "cause": "throttle",
+        "reply": REPLY,
+        "old_state": None,
+        "new_state": None,
+        "detail": None,
+    }
     records = [
         lane_record(lane, 3000.0, SCHEDULE, event, now=NOW, tz=TZ) for lane in lanes
     ]
@@ -62,12 +70,21 @@ def _lanes() -> list[dict[str, Any]]:
 
 
 def _snapshot() -> Snapshot:
-    counts = {"queued": 1234567, "sending": 12345, "delivered": 9876543}
-    counts |= {"bounced": 123456, "suppressed": 12345, "expired": 1234}
     return Snapshot(
         lanes=_lanes(),
         campaigns=[
-            {"name": "spring-newsletter-2030-customers", "pending": 1246912, **counts}
+            {
+                "name": "spring-newsletter-2030-customers",
+                "pending": 1246912,
+                "queued": 1234567,
+                "sending": 12345,
+                "delivered": 9876543,
+                "bounced": 123456,
+                "suppressed": 12345,
+                "expired": 1234,
+                "cancelled": 0,
+                "total": 11357336,
+            }
         ],
         held=[
             {

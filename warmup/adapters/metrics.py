@@ -43,6 +43,7 @@ from warmup.core.errors import WarmupError
 from warmup.core.lane import Lane
 from warmup.core.lane_health import LaneProblem, lane_problem
 from warmup.core.model import LaneState
+from warmup.core.relay_counts import RelayCounts
 from warmup.core.schedule import Schedule
 from warmup.core.settings import MetricsSettings
 
@@ -96,12 +97,17 @@ def _none() -> int:
     return 0
 
 
+def _no_relay() -> RelayCounts | None:
+    return None
+
+
 @dataclass(slots=True)
 class _State:
     snapshot: _Snapshot = field(default_factory=_Snapshot)
     refresh_errors: int = 0
     # Read at scrape time from the running dispatcher and relay.
     store_failures: Callable[[], int] = _none
+    relay: Callable[[], RelayCounts | None] = _no_relay
 
 
 class _WarmupCollector(Collector):
@@ -129,6 +135,42 @@ class _WarmupCollector(Collector):
         )
         failures.add_metric([], self._state.store_failures())
         yield failures
+        relay = self._state.relay()
+        if relay is not None:
+            yield from _relay_metrics(relay)
+
+
+def _relay_metrics(counts: RelayCounts) -> Iterator[Metric]:
+    """The relay's counters, of this process (they start at 0 at each start)."""
+    accepted = CounterMetricFamily(
+        "warmup_relay_accepted",
+        "Messages the relay accepted for sending (250 after DATA).",
+    )
+    accepted.add_metric([], counts.accepted)
+    yield accepted
+    refused = CounterMetricFamily(
+        "warmup_relay_refused",
+        "Replies of the relay that refused something, by reason (suppressed: "
+        "recipients dropped because they are on the suppression list).",
+        labels=["reason"],
+    )
+    for reason, count in sorted(dict(counts.refused).items()):
+        refused.add_metric([reason], count)
+    yield refused
+    failures = CounterMetricFamily(
+        "warmup_relay_auth_failures", "Failed AUTH attempts at the relay (535)."
+    )
+    failures.add_metric([], counts.auth_failures)
+    yield failures
+    campaigns = CounterMetricFamily(
+        "warmup_relay_campaign_accepted",
+        "Messages the relay accepted, per campaign (the first 100 campaigns "
+        "seen by this process; later ones count as _other).",
+        labels=["campaign"],
+    )
+    for name, count in sorted(dict(counts.campaigns).items()):
+        campaigns.add_metric([name], count)
+    yield campaigns
 
 
 def _lane_metrics(lanes: tuple[LaneTotals, ...]) -> Iterator[Metric]:
@@ -275,6 +317,10 @@ class MetricsExporter:
     def count_store_failures(self, read: Callable[[], int]) -> None:
         """Report ``read()`` (this process's failed writes so far) at each scrape."""
         self._state.store_failures = read
+
+    def count_relay(self, read: Callable[[], RelayCounts | None]) -> None:
+        """Report the relay's counts (``read()``, None: no relay) at each scrape."""
+        self._state.relay = read
 
     async def refresh(self) -> bool:
         """Read the figures again; on failure keep the last ones and say False."""

@@ -35,6 +35,7 @@ from warmup.adapters.relay_users import UserFile
 from warmup.app.ports import Clock
 from warmup.app.submit import Submission, SubmissionIntake
 from warmup.core.errors import InputError, StoreError
+from warmup.core.relay_counts import RelayCounts
 from warmup.core.relay_policy import (
     ClientLimits,
     Refusal,
@@ -103,6 +104,8 @@ class RelayServer:
         self.committing = 0
         # Messages answered 451 because the database failed (one log line each).
         self.store_failures = 0
+        # For the metrics: accepted, refused by reason, AUTH failures.
+        self.counts = RelayCounts()
         self._settled = asyncio.Event()
         self._settled.set()
         self._server: asyncio.Server | None = None
@@ -251,6 +254,9 @@ class RelayServer:
             return _TEMPORARY
         if isinstance(result, Refusal):
             return result.reply
+        self.counts.refuse("suppressed", result.suppressed)
+        if result.message_id is not None and result.campaign is not None:
+            self.counts.accept(result.campaign)
         logger.debug(
             "relay: message %s from %s: campaign %r, %d queued, %d suppressed, "
             "%d to the bounce intake",

@@ -362,6 +362,7 @@ class RelaySession(SMTP):
         if self.transport is None:  # the client is gone: nobody to tell
             return
         await super().push(status)
+        self._relay.counts.reply(_text(status))  # the metrics: refusals by reason
         head = status[:3]
         if head in _SYNTAX_ERRORS:
             self.errors += 1
@@ -369,6 +370,10 @@ class RelaySession(SMTP):
                 # A client that keeps sending garbage is cut off (Postfix does too).
                 await super().push("421 4.7.0 Too many errors, closing")
                 self.transport.close()
+
+
+def _text(reply: str | bytes) -> str:
+    return reply.decode("ascii", "replace") if isinstance(reply, bytes) else reply
 
 
 def _check_arg(

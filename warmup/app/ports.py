@@ -237,6 +237,11 @@ class EngineStore(Store, OwnershipStore, Protocol):
         """A relayed message's stored bytes."""
         ...
 
+    async def relayed_message(self, message_id: int) -> tuple[bytes, bool]:
+        """A relayed message's stored bytes, and whether it goes out with the
+        null envelope sender (a delivery report warmup made)."""
+        ...
+
     async def count_expired(self, address: str) -> int: ...
 
     async def record(self, tick: TickRecord, now: datetime) -> None: ...
@@ -346,6 +351,9 @@ class RelayedMessage:
     recipients: Sequence[tuple[Address, str | None]]  # and ISP (None: by MX)
     deadline: datetime | None = None  # not sent by then: expired
     priority: float = -1.0  # claim order, higher first (X-Warmup-Priority)
+    # A delivery report warmup made (relay.forward_bounces): the recipient it
+    # reports on; sent with the null envelope sender.
+    dsn_for: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -74,7 +74,9 @@ class Renderer:
         )
         self._unsubscribe_relayed = unsubscribe.add_to_relayed
         self._templates: dict[int, Template] = {}
-        self._messages: dict[int, tuple[bytes, frozenset[str]]] = {}
+        # Relayed messages: bytes, header names, and whether it is one of our
+        # delivery reports (sent with the null envelope sender).
+        self._messages: dict[int, tuple[bytes, frozenset[str], bool]] = {}
         # The Date header has whole seconds: sends in the same second share it.
         self._date_key: tuple[datetime, timedelta | None] | None = None
         self._date = ""
@@ -93,12 +95,13 @@ class Renderer:
             self._templates[campaign_id] = found
         return found
 
-    async def relayed(self, message_id: int) -> tuple[bytes, frozenset[str]]:
-        """A relayed message and its header names, from a small cache."""
+    async def relayed(self, message_id: int) -> tuple[bytes, frozenset[str], bool]:
+        """A relayed message, its header names and whether it is a report of
+        ours, from a small cache."""
         found = self._messages.pop(message_id, None)
         if found is None:
-            content = await self._store.message_for(message_id)
-            found = (content, header_names(content))
+            content, report = await self._store.relayed_message(message_id)
+            found = (content, header_names(content), report)
         self._messages[message_id] = found  # most recently used last
         while len(self._messages) > _MESSAGE_CACHE:
             del self._messages[next(iter(self._messages))]
@@ -112,7 +115,10 @@ class Renderer:
         )
         trace = mail_from.partition("+")[2].partition("@")[0]
         if claimed.message_id is not None:
-            return mail_from, await self._render_relayed(claimed, trace, now)
+            content, names, report = await self.relayed(claimed.message_id)
+            if report:  # a delivery report: null sender, nothing added
+                return "", with_headers(content, [(TRACE_HEADER, trace)])
+            return mail_from, self._render_relayed(claimed, trace, now, content, names)
         template = await self.template(claimed.campaign_id)
         headers = [
             ("Message-ID", f"<{trace}@{self._domain}>"),
@@ -138,13 +144,16 @@ class Renderer:
         signed = self._signer.sign(message, now)
         return signed if isinstance(signed, Held) else (mail_from, signed)
 
-    async def _render_relayed(
-        self, claimed: Claimed, trace: str, now: datetime
+    def _render_relayed(
+        self,
+        claimed: Claimed,
+        trace: str,
+        now: datetime,
+        content: bytes,
+        names: frozenset[str],
     ) -> bytes:
         """The client's message as accepted, under our trace header; Message-ID and
         Date only when the client gave none."""
-        assert claimed.message_id is not None
-        content, names = await self.relayed(claimed.message_id)
         headers = [(TRACE_HEADER, trace)]
         if "message-id" not in names:
             headers.append(("Message-ID", f"<{trace}@{self._domain}>"))

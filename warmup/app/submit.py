@@ -19,6 +19,7 @@ from warmup.core.address import Address
 from warmup.core.feedback import Reporter
 from warmup.core.relay_message import (
     PreparedMessage,
+    parse_priority,
     prepare_message,
     received_field,
 )
@@ -70,6 +71,7 @@ class SubmissionIntake:
         isp_of: Callable[[str], str | None],
         bounce_sink: BounceSink | None = None,
         on_queued: Callable[[], None] | None = None,
+        priority_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -80,6 +82,8 @@ class SubmissionIntake:
         self.bounce_sink = bounce_sink
         # Called after a commit that queued mail (wakes the dispatcher).
         self.on_queued = on_queued
+        # An AUTH user's default X-Warmup-Priority (the users file), if any.
+        self.priority_of = priority_of
 
     async def submit(self, submission: Submission) -> SubmitResult | Refusal:
         """File the message; a Refusal (the message is unusable) files nothing.
@@ -110,7 +114,7 @@ class SubmissionIntake:
                 received_at=now,
                 recipients=[(a, self.isp_of(a.domain)) for a in relayed],
                 deadline=prepared.deadline,
-                priority=-1.0 if prepared.priority is None else prepared.priority,
+                priority=self._priority(prepared, submission.auth_user, now),
             )
         )
         if filed.queued and self.on_queued is not None:
@@ -140,6 +144,22 @@ class SubmissionIntake:
             received=received,
             now=now,
         )
+
+    def _priority(
+        self, prepared: PreparedMessage, user: str | None, now: datetime
+    ) -> float:
+        """X-Warmup-Priority, else the AUTH user's default, else last (-1)."""
+        if prepared.priority is not None:
+            return prepared.priority
+        if user is None or self.priority_of is None:
+            return -1.0
+        text = self.priority_of(user)
+        if text is None:
+            return -1.0
+        try:
+            return parse_priority(text, now=now)
+        except ValueError:  # the users file is checked when read: not reached
+            return -1.0
 
     def _campaign_of(self, user: str | None) -> str:
         if user is not None:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.event_log import EventLog
 from warmup.adapters.webhook import Webhook
+from warmup.app.forward import BounceForwarder
 from warmup.app.ports import Clock
 from warmup.app.shipping import EventSink, Shipper
 from warmup.config import Config
@@ -54,6 +55,9 @@ def consumer_names(config: Config) -> list[str]:
     """The names of the configured consumers (their cursors in the store)."""
     names = [Webhook.name_for(hook.url) for hook in config.settings.webhooks]
     log = config.settings.events.log
+    relay = config.settings.relay
+    if relay.enabled and relay.forward_bounces:  # warmup.app.forward
+        names.append(BounceForwarder.name)
     return ([EventLog.name_for(log)] if log is not None else []) + names
 
 
@@ -66,6 +70,9 @@ def consumer_retries(config: Config) -> list[tuple[str, timedelta]]:
     ]
     log = config.settings.events.log
     logs = [(EventLog.name_for(log), EventLog.retry_for)] if log is not None else []
+    relay = config.settings.relay
+    if relay.enabled and relay.forward_bounces:  # warmup.app.forward
+        hooks.append((BounceForwarder.name, BounceForwarder.retry_for))
     return logs + hooks
 
 

@@ -1,34 +1,45 @@
-"""``warmup relay cert | adduser``, and the relay listener of ``warmup run``."""
+"""``warmup relay cert`` (the users: warmup.cli.relay_users_cmds), and the
+relay listener of ``warmup run``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import click
 
+from warmup.adapters.db.forwarding import SQLForwarding
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.db.submission import SQLSubmissions
 from warmup.adapters.relay import RelayServer, server_tls_context
-from warmup.adapters.relay_users import UserFile, add_user
+from warmup.adapters.relay_users import UserFile
 from warmup.adapters.tls_cert import write_self_signed
 from warmup.app.clock import SystemClock
+from warmup.app.forward import BounceForwarder
 from warmup.app.ports import Clock
+from warmup.app.shipping import Shipper
 from warmup.app.submit import BounceSink, SubmissionIntake
 from warmup.cli.common import EXIT_CONFIG, config_from, fail
+from warmup.cli.relay_users_cmds import adduser, users
 from warmup.config import Config
 from warmup.core.errors import InputError
+from warmup.core.event import after_success
 
-__all__ = ["domain_index", "relay", "relaying"]
+__all__ = [
+    "bounce_forwarder",
+    "domain_index",
+    "forwarding",
+    "own_domains",
+    "relay",
+    "relaying",
+    "start_cursor",
+]
 
 logger = logging.getLogger(__name__)
-MIN_PASSWORD = 8
-DEFAULT_USERS_FILE = "relay-users"
 
 
 @click.group()
@@ -78,46 +89,8 @@ def cert(
     )
 
 
-@relay.command()
-@click.argument("name")
-@click.option(
-    "--file",
-    "users_path",
-    metavar="PATH",
-    help="Default: relay.users_file, else ./relay-users.",
-)
-@click.option(
-    "--password-stdin", is_flag=True, help="Read the password from standard input."
-)
-@click.pass_context
-def adduser(
-    ctx: click.Context, name: str, users_path: str | None, password_stdin: bool
-) -> None:
-    """Add NAME to the relay's users file (or set a new password).
-
-    The password is asked twice (or read from stdin); the file keeps a salted
-    scrypt hash. NAME is also the campaign of what NAME submits unless the
-    message names one in its campaign header.
-    """
-    configured = config_from(ctx).settings.relay.users_file
-    path = users_path or configured or DEFAULT_USERS_FILE
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt(
-            "Password", hide_input=True, confirmation_prompt=True, err=True
-        )
-    if len(password) < MIN_PASSWORD:
-        fail(f"the password needs at least {MIN_PASSWORD} characters", EXIT_CONFIG)
-    try:
-        new = add_user(path, name, password.encode("utf-8"))
-    except InputError as exc:
-        fail(str(exc), EXIT_CONFIG)
-    except OSError as exc:
-        fail(f"cannot write {path}: {exc}")
-    click.echo(f"{'added' if new else 'updated'} {name} in {path}")
-    if configured is None:
-        click.echo(f"config.yaml:\n  relay:\n    users_file: {path}")
+relay.add_command(adduser)
+relay.add_command(users)
 
 
 def domain_index(config: Config) -> dict[str, str]:
@@ -166,6 +139,7 @@ async def relaying(
         isp_of=domain_index(config).get,
         bounce_sink=bounce_sink,
         on_queued=on_queued,
+        priority_of=None if users is None else users.priority,
     )
     server = RelayServer(
         settings=settings,
@@ -186,3 +160,65 @@ async def relaying(
         yield server
     finally:
         await server.stop()
+
+
+def own_domains(config: Config) -> list[str]:
+    """Domains that are ours: no delivery report ever goes there (the bounce
+    and VERP domain, the IPs' HELO names, this host's name). Signing domains
+    are not: they are often the client's own, where its bounce mailbox is."""
+    names = [config.settings.bounces.domain, socket.getfqdn(), socket.gethostname()]
+    names.extend(ip.helo for ip in config.settings.ips)
+    return [name.lower() for name in dict.fromkeys(names) if "." in name]
+
+
+def bounce_forwarder(
+    config: Config, store: SQLStore, on_queued: Callable[[], None] | None = None
+) -> BounceForwarder:
+    """The relay.forward_bounces consumer of the events outbox."""
+    settings = config.settings
+    reporting = settings.ips[0].helo if settings.ips else None
+    return BounceForwarder(
+        SQLForwarding(store),
+        SQLSubmissions(store, durable=settings.relay.fsync),
+        own_domains=own_domains(config),
+        reporting_mta=reporting or socket.getfqdn(),
+        from_domain=settings.bounces.domain,
+        isp_of=domain_index(config).get,
+        on_queued=on_queued,
+    )
+
+
+async def start_cursor(store: SQLStore, forwarder: BounceForwarder) -> None:
+    """A new forwarder starts at the newest event: turning forward_bounces on
+    does not report on the past."""
+    cursor = await store.cursor(forwarder.name)
+    if cursor.last_id == 0 and cursor.failing_since is None:
+        await store.save_cursor(after_success(cursor, await store.last_event_id()))
+
+
+@asynccontextmanager
+async def forwarding(
+    config: Config,
+    *,
+    store: SQLStore,
+    clock: Clock,
+    on_queued: Callable[[], None] | None = None,
+    holder: str = "",
+) -> AsyncIterator[BounceForwarder | None]:
+    """relay.forward_bounces: delivery reports queued from the events outbox
+    while the block runs, by its own task and cursor."""
+    settings = config.settings.relay
+    if not (settings.enabled and settings.forward_bounces):
+        yield None
+        return
+    forwarder = bounce_forwarder(config, store, on_queued)
+    await start_cursor(store, forwarder)
+    shipper = Shipper(store, [forwarder], clock, holder=holder)
+    stop = asyncio.Event()
+    task = asyncio.create_task(shipper.run(forwarder, stop))
+    logger.info("relay: forwarding bounces of relayed mail to their senders")
+    try:
+        yield forwarder
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)

@@ -33,7 +33,7 @@ from warmup.cli.engine import (
     verp_secret,
 )
 from warmup.cli.outbound import consumer_names, consumer_retries, shipping
-from warmup.cli.relay_cmds import relaying
+from warmup.cli.relay_cmds import forwarding, relaying
 from warmup.config import Config
 from warmup.core.feedback import Reporter
 
@@ -157,6 +157,13 @@ async def _run(config: Config, secret: bytes) -> None:
                 bounce_sink=bounce_sink,
                 on_queued=queued,
             ) as relay,
+            forwarding(
+                config,
+                store=store,
+                clock=clock,
+                on_queued=queued,
+                holder=dispatcher.settings.node,
+            ),
             serving_unsubscribe(config.settings.unsubscribe, unsubscriber),
             shipping(config, store=store, clock=clock, holder=dispatcher.settings.node),
         ):
@@ -168,6 +175,7 @@ async def _run(config: Config, secret: bytes) -> None:
                         + (relay.store_failures if relay is not None else 0)
                     )
                 )
+                exporter.count_relay(lambda: relay.counts if relay else None)
             await run_until_stopped(dispatcher, stop, jobs.wake)
     finally:
         jobs.shutdown()

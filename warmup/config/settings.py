@@ -383,6 +383,7 @@ def _relay_limits(node: Node, base: RelaySettings) -> dict[str, Any]:
         "lockout": node.duration("lockout", base.lockout),
         "timeout": node.value("timeout", base.timeout, _duration_positive),
         "fsync": node.boolean("fsync", base.fsync),
+        "forward_bounces": node.boolean("forward_bounces", base.forward_bounces),
         **_relay_ceilings(node, base),
     }
 

@@ -157,6 +157,9 @@ class RelaySettings:
     max_bounce_bytes: int = 1024 * 1024
     # SQLite: fsync each accepted message (survives power loss, not only a crash).
     fsync: bool = True
+    # A delivery report (RFC 3464) to the client's envelope sender for each hard
+    # bounce or expiry of relayed mail (warmup.app.forward).
+    forward_bounces: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

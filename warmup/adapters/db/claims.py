@@ -138,6 +138,16 @@ class SQLClaims:
         async with self.db.connect() as conn:
             return bytes((await conn.execute(query)).scalar_one())
 
+    async def relayed_message(self, message_id: int) -> tuple[bytes, bool]:
+        """A relayed message as stored, and whether it is a report of ours
+        (relay.forward_bounces: sent with the null envelope sender)."""
+        query = select(messages.c.content, messages.c.dsn_for).where(
+            messages.c.id == message_id
+        )
+        async with self.db.connect() as conn:
+            row = (await conn.execute(query)).one()
+        return bytes(row.content), row.dsn_for is not None
+
     async def count_expired(self, address: str) -> int:
         """Expiries of this address since it was last delivered ("in a row")."""
         delivered = (

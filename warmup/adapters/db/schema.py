@@ -128,6 +128,10 @@ messages = Table(
     Column("received_at", UTCDateTime, nullable=False),
     # The client's Message-ID, for the outcome events of its recipients.
     Column("client_message_id", Text),
+    # A delivery report we made (relay.forward_bounces): the recipient it
+    # reports on. Sent with the null envelope sender; one per recipient.
+    Column("dsn_for", BigID),
+    Index("uq_messages_dsn_for", "dsn_for", unique=True),
 )
 
 lanes = Table(

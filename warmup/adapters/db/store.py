@@ -123,6 +123,9 @@ class SQLStore:
     )
     template_for = delegate("claims", SQLClaims.template_for, "reading a template")
     message_for = delegate("claims", SQLClaims.message_for, "reading a relayed message")
+    relayed_message = delegate(
+        "claims", SQLClaims.relayed_message, "reading a relayed message"
+    )
     count_expired = delegate("claims", SQLClaims.count_expired, "counting expiries")
 
     # -- recording a tick ----------------------------------------------------------

@@ -180,6 +180,7 @@ def _message_row(message: RelayedMessage, campaign_id: int) -> dict[str, Any]:
         "received_at": message.received_at,
         "client_message_id": (header_value(message.content, "Message-ID") or "")[:998]
         or None,
+        "dsn_for": message.dsn_for,
     }
 
 
