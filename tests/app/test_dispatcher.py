@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from warmup.adapters.db.schema import recipients
 from warmup.adapters.db.store import SQLStore
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import MXAnswer, TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
 from warmup.core.recipient import parse_recipient_row

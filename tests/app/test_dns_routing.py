@@ -17,9 +17,10 @@ from sqlalchemy import select
 from warmup.adapters.db.schema import recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dns import DNSResolver
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.domains import recheck_dns_suppressions
 from warmup.app.ports import TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.core.recipient import parse_recipient_row
 from warmup.core.schedule import RampStep, Schedule
 from warmup.core.settings import DeliverySettings, DNSSettings, Route, SourceIP

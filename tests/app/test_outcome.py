@@ -9,10 +9,10 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from warmup.adapters.db.store import SQLStore
-from warmup.app.dispatcher import EngineSettings
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import MXAnswer
+from warmup.app.settings import EngineSettings
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import DayStats, Lane

@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from warmup.adapters.db.store import SQLStore
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.runner import run_until_stopped
+from warmup.app.settings import EngineSettings
 from warmup.core.attempt import TickRecord
 from warmup.core.errors import StoreError
 from warmup.core.schedule import RampStep, Schedule

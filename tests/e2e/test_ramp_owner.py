@@ -24,8 +24,9 @@ from sqlalchemy import select
 from warmup.adapters.db.schema import lanes
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.core.recipient import parse_recipient_row
 from warmup.core.schedule import RampStep, Schedule, Window
 from warmup.core.settings import (

@@ -23,9 +23,10 @@ from tests.adapters.relay_harness import RawClient, Relay, running_relay
 from warmup.adapters.db.schema import recipients, suppressions
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.ingest import BounceIntake
 from warmup.app.ports import TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.cli import cli
 from warmup.core.feedback import Reporter, UnsignedRule
 from warmup.core.recipient import parse_recipient_row

@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 
 from warmup.app.controls import ControlWatcher
 from warmup.app.dmarc import auth_verdicts
@@ -33,6 +32,7 @@ from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.recording import record_until_stored
 from warmup.app.render import Renderer
 from warmup.app.reputation import apply_reputation
+from warmup.app.settings import EngineSettings
 from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
@@ -40,49 +40,12 @@ from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
 from warmup.core.model import RecipientState
 from warmup.core.routing import DEFAULT_ISP
-from warmup.core.schedule import Schedule
-from warmup.core.settings import (
-    DeliverySettings,
-    DMARCSettings,
-    DNSSettings,
-    ReputationSettings,
-    SourceIP,
-    UnsubscribeSettings,
-)
 from warmup.core.suppression import lookup_keys
 from warmup.core.unsubscribe import UnsubscribeScope
 
 __all__ = ["Dispatcher", "EngineSettings"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EngineSettings:
-    schedules: Mapping[str, Schedule]
-    ips: Sequence[SourceIP]  # the source IPs this node may send from
-    delivery: DeliverySettings
-    return_path: str
-    verp_secret: bytes
-    tz: tzinfo
-    node: str  # claimer name, unique per running process
-    maintenance_every: timedelta = timedelta(minutes=1)
-    idle_wake: timedelta = timedelta(minutes=1)
-    # How often the operator's controls (pause, resume, cancel) are looked for.
-    controls_every: timedelta = timedelta(seconds=2)
-    # Slots a lane may send per tick. 1 in real time (a late tick never turns
-    # into a burst); more on a virtual clock, where each send is stamped with
-    # its own slot instant and ticks can be coarse.
-    catch_up: int = 1
-    # Every configured IP, on whichever node (the overflow plan counts the
-    # warming lanes of all of them); empty: ``ips``.
-    pool: Sequence[SourceIP] = ()
-    # A message held back unsigned (dkim.unsigned: hold) is looked at again after.
-    hold_recheck: timedelta = timedelta(minutes=15)
-    unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
-    dmarc: DMARCSettings = field(default_factory=DMARCSettings)
-    dns: DNSSettings = field(default_factory=DNSSettings)
-    reputation: ReputationSettings = field(default_factory=ReputationSettings)
 
 
 @dataclass(slots=True)

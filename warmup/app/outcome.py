@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore, Resolver
+from warmup.app.settings import EngineSettings
 from warmup.core.address import mask_addresses
 from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE, next_attempt
@@ -24,9 +24,6 @@ from warmup.core.replies import (
 )
 from warmup.core.routing import Hop, next_hop
 from warmup.core.suppression import Suppression, bounce_target, make_suppression
-
-if TYPE_CHECKING:
-    from warmup.app.dispatcher import EngineSettings
 
 __all__ = ["MX_TRIES", "OutcomeHandler"]
 

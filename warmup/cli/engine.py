@@ -11,10 +11,11 @@ from datetime import timedelta
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dmarc_report import reports_in_mail
 from warmup.adapters.process import LocalProcesses
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.dmarc import DMARCIntake
 from warmup.app.ingest import MailHandler
 from warmup.app.ports import Clock, Resolver, Sender
+from warmup.app.settings import EngineSettings
 from warmup.app.sign import MessageSigner
 from warmup.app.unsubscribe import Unsubscriber
 from warmup.cli.common import EXIT_CONFIG, fail
