@@ -38,7 +38,6 @@ from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
 from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
-from warmup.core.model import RecipientState
 from warmup.core.routing import DEFAULT_ISP
 from warmup.core.suppression import lookup_keys
 from warmup.core.unsubscribe import UnsubscribeScope
@@ -225,14 +224,11 @@ class Dispatcher:
                 continue
             outcome = await self._send_one(runtime, claimed, rendered, at)
             runtime.sent(at)
-            self._outcomes.apply(runtime, claimed, outcome, at, record)
+            done = self._outcomes.apply(runtime, claimed, outcome, at, record)
             self.stats.sent += 1
-            verdict = record.attempts[-1].verdict
+            verdict = done.verdict.value
             self.stats.by_verdict[verdict] = self.stats.by_verdict.get(verdict, 0) + 1
-            decision = record.attempts[-1].decision
-            # Only the recipient's own soft failures count toward repeated_soft:
-            # expiries caused by our lane (throttles, blocks, connections) do not.
-            if decision.state is RecipientState.expired and decision.counts:
+            if done.expired:  # by its own failures (core.reaction rule 3)
                 await self._outcomes.after_expiry(claimed, at, record)
         return runtime.next_wake(now)
 
