@@ -20,7 +20,6 @@ import asyncio
 import itertools
 import math
 import multiprocessing
-import random
 import tempfile
 import time
 from collections import Counter
@@ -139,7 +138,6 @@ def _engine(
         resolver=_NoDNS(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
         signer=signer,
     )
     return engine, sender

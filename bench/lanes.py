@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import math
 import multiprocessing
-import random
 import resource
 import tempfile
 import time
@@ -141,7 +140,6 @@ def _engine(
         resolver=_NoDNS(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
     return engine, sender
 

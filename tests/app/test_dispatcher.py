@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import random
 from collections import Counter, deque
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
@@ -76,7 +75,6 @@ async def _engine(
         resolver=resolver if resolver is not None else FakeResolver(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
 
 
@@ -219,7 +217,6 @@ async def test_overflow_ip_takes_only_what_warming_ips_cannot_send(
         resolver=FakeResolver(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
     await _run_until(engine, clock, START + timedelta(hours=4))
     by_ip = Counter(m.source for m in sender.sent)
@@ -485,7 +482,6 @@ async def test_an_isp_with_only_warm_ips_is_sent_at_their_full_rate(
         resolver=FakeResolver(),
         clock=clock,
         settings=replace(base.settings, ips=(warm,), pool=(warm,)),
-        rng=random.Random(1),
     )
     await _queue(store, 10, clock.now())
     await _run_until(engine, clock, START + timedelta(minutes=15))

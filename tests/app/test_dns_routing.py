@@ -7,7 +7,6 @@ Time is a virtual clock; sends go to a recording sender.
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -73,7 +72,6 @@ def _engine(
         resolver=resolver,
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
-import random
 import threading
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -78,7 +77,6 @@ def _engine(
         resolver=FakeResolver(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
 
 

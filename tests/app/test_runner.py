@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -52,7 +51,6 @@ class _Watched(Dispatcher):
             resolver=FakeResolver(),
             clock=clock,
             settings=SETTINGS,
-            rng=random.Random(1),
         )
         self.ticked = asyncio.Condition()
         self.fail, self.hang = fail, hang

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import random
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -117,7 +116,6 @@ def _engine(
         resolver=FakeResolver(),
         clock=clock,
         settings=settings,
-        rng=random.Random(7),
     )
 
 

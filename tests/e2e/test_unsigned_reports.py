@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,7 +78,6 @@ async def _deliver_all(url: str, clock: FakeClock) -> None:
                 idle_wake=timedelta(hours=1),
                 catch_up=500,
             ),
-            rng=random.Random(1),
         )
         for _ in range(1000):  # bounded: each tick sends a batch or jumps ahead
             if (await store.count_recipients()).get("delivered", 0) == COUNT:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -38,8 +37,8 @@ from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
 from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
-from warmup.core.routing import DEFAULT_ISP
-from warmup.core.suppression import lookup_keys
+from warmup.core.routing import schedule_for
+from warmup.core.suppression import is_suppressed, lookup_keys
 from warmup.core.unsubscribe import UnsubscribeScope
 
 __all__ = ["Dispatcher", "EngineSettings"]
@@ -72,7 +71,6 @@ class Dispatcher:
         resolver: Resolver,
         clock: Clock,
         settings: EngineSettings,
-        rng: random.Random,
         processes: Processes | None = None,
         signer: MessageSigner | None = None,
     ) -> None:
@@ -81,7 +79,6 @@ class Dispatcher:
         self.resolver = resolver
         self.clock = clock
         self.settings = settings
-        del rng  # nothing here draws at random; kept so callers need not change
         self.lanes: dict[tuple[str, str], LaneRuntime] = {}
         self.stats = TickStats()
         self._renderer = Renderer(
@@ -292,8 +289,7 @@ class Dispatcher:
         )
         for item in claimed:
             if (
-                item.address in found
-                or "@" + item.domain in found
+                is_suppressed(item.address, found)
                 or (item.campaign_id, item.address) in scoped
             ):
                 record.dropped.append(item.id)
@@ -432,9 +428,7 @@ class Dispatcher:
         await self._domains.route(now)
 
     async def _ensure_lanes(self, isp: str, now: datetime) -> None:
-        schedule = (
-            self.settings.schedules.get(isp) or self.settings.schedules[DEFAULT_ISP]
-        )
+        schedule = schedule_for(isp, self.settings.schedules)
         for source in self.settings.ips:
             if (source.address, isp) in self.lanes:
                 continue

@@ -30,6 +30,7 @@ from warmup.core.replies import (
     classify_reply,
 )
 from warmup.core.routing import Hop, next_hop
+from warmup.core.suppression import is_suppressed
 
 __all__ = ["MX_TRIES", "OutcomeHandler"]
 
@@ -74,10 +75,7 @@ class OutcomeHandler:
         )
 
     def drop_if_suppressed(self, claimed: Claimed, record: TickRecord) -> bool:
-        if (
-            claimed.address in self._suppressed
-            or "@" + claimed.domain in self._suppressed
-        ):
+        if is_suppressed(claimed.address, self._suppressed):
             record.dropped.append(claimed.id)
             return True
         return False

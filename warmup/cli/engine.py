@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import socket
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -67,7 +66,6 @@ def build_dispatcher(
     secret: bytes,
     ips: Sequence[SourceIP] | None = None,
     schedules: Mapping[str, Schedule] | None = None,
-    seed: int | None = None,
     maintenance_every: timedelta = timedelta(minutes=1),
     idle_wake: timedelta = timedelta(minutes=1),
     catch_up: int = 1,
@@ -98,7 +96,6 @@ def build_dispatcher(
         resolver=resolver,
         clock=clock,
         settings=settings,
-        rng=random.Random(seed),
         processes=LocalProcesses(),
         signer=MessageSigner(
             signing_keys(config), unsigned=config.settings.dkim.unsigned

@@ -23,8 +23,9 @@ from warmup.app.submit import BounceSink, SubmissionIntake
 from warmup.cli.common import EXIT_CONFIG, config_from, fail
 from warmup.config import Config
 from warmup.core.errors import InputError
+from warmup.core.routing import domain_index
 
-__all__ = ["domain_index", "relay", "relaying"]
+__all__ = ["relay", "relaying"]
 
 logger = logging.getLogger(__name__)
 MIN_PASSWORD = 8
@@ -120,15 +121,6 @@ def adduser(
         click.echo(f"config.yaml:\n  relay:\n    users_file: {path}")
 
 
-def domain_index(config: Config) -> dict[str, str]:
-    """Recipient domain -> ISP, from the schedules' ``match.domains``."""
-    return {
-        domain: schedule.isp
-        for schedule in config.schedules.values()
-        for domain in schedule.domains
-    }
-
-
 @asynccontextmanager
 async def relaying(
     config: Config,
@@ -163,7 +155,7 @@ async def relaying(
         settings=settings,
         bounce_domain=config.settings.bounces.domain,
         hostname=hostname,
-        isp_of=domain_index(config).get,
+        isp_of=domain_index(config.schedules.values()).get,
         bounce_sink=bounce_sink,
         on_queued=on_queued,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from warmup.adapters.db.schema import (
@@ -19,6 +19,7 @@ from warmup.adapters.db.schema import (
     recipients,
     suppressions,
 )
+from warmup.core.suppression import lookup_keys
 
 __all__ = ["TraceOps"]
 
@@ -129,10 +130,8 @@ async def _reports(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
 
 
 async def _suppressions(conn: AsyncConnection, address: str) -> list[dict[str, Any]]:
-    domain = "@" + address.rpartition("@")[2]
-    query = select(suppressions).where(
-        or_(suppressions.c.address == address, suppressions.c.address == domain)
-    )
+    keys = sorted(lookup_keys([address]))  # the address and its @domain
+    query = select(suppressions).where(suppressions.c.address.in_(keys))
     return [
         _step(
             row.created_at,
