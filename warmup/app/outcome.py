@@ -204,13 +204,7 @@ class OutcomeHandler:
         if done.window_reset:
             runtime.window.clear()
         else:
-            added = done.window_add
-            runtime.window.add(
-                now,
-                attempted=added.attempted,
-                hard=added.hard,
-                complaints=added.complaints,
-            )
+            runtime.window.add_counts(now, done.window_add)
         runtime.react(done.lane, list(done.events), record)
         if runtime.lane.state is LaneState.paused:
             self._return_buffer(runtime, record)

@@ -51,6 +51,7 @@ from warmup.core.lane import (
     on_reply,
 )
 from warmup.core.model import RecipientState, Verdict
+from warmup.core.rolling import counted
 from warmup.core.schedule import Schedule
 from warmup.core.settings import RetryPolicy
 from warmup.core.suppression import Suppression, bounce_target, make_suppression
@@ -243,9 +244,6 @@ def _lane(
             reason=said.reason,
             enhanced=said.enhanced,
         )
-        added = WindowCounts(
-            attempted=1, hard=int(verdict is Verdict.hard), complaints=0
-        )
     else:
         lane, events = on_late_verdict(
             view.lane,
@@ -255,11 +253,7 @@ def _lane(
             next_window=view.next_window,
             reply=said.text,
         )
-        added = WindowCounts(
-            attempted=0,
-            hard=int(verdict is Verdict.hard),
-            complaints=int(verdict is Verdict.feedback),
-        )
+    added = counted(verdict, late=said.source is Source.late)
     counts = WindowCounts(
         attempted=view.window.attempted + added.attempted,
         hard=view.window.hard + added.hard,
