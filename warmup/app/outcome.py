@@ -1,5 +1,10 @@
 """From a send's outcome to everything that follows: verdict, retry, suppression,
-lane reaction — the same code path for every reply."""
+lane reaction — the same code path for every reply and every late report.
+
+What follows is decided by :func:`warmup.core.reaction.consequences` (pure); this
+module classifies the outcome, gathers what the decision needs (the lane, its
+rolling window, an address's expiries) and applies the result to the lane at run
+time and the tick's record."""
 
 from __future__ import annotations
 
