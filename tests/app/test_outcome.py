@@ -9,6 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from sqlalchemy import insert, select, update
 
+from warmup.adapters.db.queue import DEADLINE_PASSED
 from warmup.adapters.db.schema import attempts, recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.app.lanes import LaneRuntime
@@ -203,42 +204,63 @@ async def test_a_fresh_lane_rebuilds_an_empty_window_from_an_empty_store(
     assert runtime.window.counts(NOW).attempted == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.count_expired counts every expired row of the address, those "
-    "our lane caused (throttles, blocks, connections) and deadlines too; the "
-    "store keeps nothing to tell them apart (a column, i.e. a migration, needed)",
-)
 async def test_expiries_our_lane_caused_never_count_toward_repeated_soft(
     store: SQLStore,
 ) -> None:
     """DESIGN: "suppressing good addresses for our own IP's sins is the classic
-    bug". Two earlier expiries of ann's mail came from throttles; her own first
-    soft expiry must not suppress her at suppress_after_expiries: 3."""
+    bug". Of ann's four earlier expiries only one was her own (a soft reply): one
+    came from a throttle, one from a connection failure, one from a deadline. So
+    her next own expiry is the second in a row, not the fifth (it was: the store
+    counted every expired row)."""
     template = TemplateRecord(name="t.eml", sha256="c" * 64, content=b"S: x\r\n\r\nx")
     row = parse_recipient_row({"email": "ann@gmail.com"}, set())
-    for name in ("first", "second"):
-        campaign = await store.ensure_campaign(name, template, NOW)
-        await store.insert_recipients(campaign.id, [row], ["gmail"], NOW)
+    last = {  # campaign: (its last attempt's verdict and rule, or none; last reply)
+        "throttled": (("throttle", "gmail-rate"), "421 slow down"),
+        "unreachable": (("soft", "connection-timeout"), "timed out"),
+        "deadline": (None, DEADLINE_PASSED),
+        "her own": (("soft", "mailbox-full"), "452 mailbox full"),
+    }
+    campaigns = {}
+    for name in last:
+        campaigns[name] = (await store.ensure_campaign(name, template, NOW)).id
+        await store.insert_recipients(campaigns[name], [row], ["gmail"], NOW)
     async with store.engine.begin() as conn:
-        ids = list((await conn.execute(select(recipients.c.id))).scalars())
-        await conn.execute(update(recipients).values(state="expired", updated_at=NOW))
+        for name, (attempt, reply) in last.items():
+            query = select(recipients.c.id).where(
+                recipients.c.campaign_id == campaigns[name]
+            )
+            (recipient_id,) = (await conn.execute(query)).scalars()
+            await conn.execute(
+                update(recipients)
+                .where(recipients.c.id == recipient_id)
+                .values(state="expired", updated_at=NOW, last_reply=reply)
+            )
+            if attempt is not None:
+                verdict, rule = attempt
+                await conn.execute(
+                    insert(attempts).values(
+                        recipient_id=recipient_id,
+                        attempted_at=NOW,
+                        verdict=verdict,
+                        reason="x",
+                        rule=rule,
+                    )
+                )
+    assert await store.count_expired("ann@gmail.com") == 1
+    later = NOW + timedelta(hours=1)
+    for limit, suppressed in ((3, False), (2, True)):
+        retry = replace(RetryPolicy(), suppress_after_expiries=limit)
+        record = TickRecord()
+        handler = OutcomeHandler(store, _settings(retry=retry))
+        await handler.after_expiry(_claimed(), later, record)
+        assert bool(record.suppressions) is suppressed
+    # A delivery since starts a new row.
+    delivered = await store.ensure_campaign("delivered", template, NOW)
+    await store.insert_recipients(delivered.id, [row], ["gmail"], NOW)
+    async with store.engine.begin() as conn:
         await conn.execute(
-            insert(attempts),
-            [
-                {
-                    "recipient_id": recipient_id,
-                    "attempted_at": NOW,
-                    "verdict": "throttle",
-                    "reason": "ratelimit",
-                    "code": 421,
-                }
-                for recipient_id in ids
-            ],
+            update(recipients)
+            .where(recipients.c.campaign_id == delivered.id)
+            .values(state="delivered", updated_at=NOW + timedelta(minutes=1))
         )
-    assert await store.count_expired("ann@gmail.com") == 2
-    record = TickRecord()
-    await OutcomeHandler(store, _settings()).after_expiry(
-        _claimed(), NOW + timedelta(hours=1), record
-    )
-    assert record.suppressions == []
+    assert await store.count_expired("ann@gmail.com") == 0
