@@ -26,7 +26,8 @@ Rules:
 3. Expiry follows. A reply that expires the recipient by its own failures
    (``decision.counts``) sets :attr:`Consequences.expired`: the caller then asks
    for ``Source.expiry`` with the recipient's earlier expiries in a row.
-   Expiries the lane caused (throttles, blocks, connections) never count.
+   Expiries the lane caused (throttles, blocks, connections) never count, here
+   nor in that history (nor does a passed deadline: ``store.count_expired``).
 4. Lane. A reply counts on the lane's day and reacts (core.lane rules 2 and 4);
    a late report counts in place of a delivery (rule 6). Either then adds to the
    rolling window, which is judged at once (rule 7); when that reacts, the window
