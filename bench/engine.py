@@ -20,7 +20,6 @@ import asyncio
 import itertools
 import math
 import multiprocessing
-import random
 import tempfile
 import time
 from collections import Counter
@@ -32,11 +31,12 @@ from bench.smtp_send import _serve, bare
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import SystemClock, VirtualClock
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.enqueue import enqueue_rows
 from warmup.app.ports import TemplateRecord
 from warmup.app.rows import SourceRow
 from warmup.app.runner import run_until_stopped
+from warmup.app.settings import EngineSettings
 from warmup.app.sign import MessageSigner
 from warmup.app.simulation import simulate
 from warmup.core.schedule import RampStep, Schedule
@@ -138,7 +138,6 @@ def _engine(
         resolver=_NoDNS(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
         signer=signer,
     )
     return engine, sender

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import math
 import multiprocessing
-import random
 import resource
 import tempfile
 import time
@@ -33,10 +32,11 @@ from bench.smtp_send import _serve
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import VirtualClock
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.enqueue import enqueue_rows
 from warmup.app.ports import TemplateRecord
 from warmup.app.rows import SourceRow
+from warmup.app.settings import EngineSettings
 from warmup.app.simulation import simulate
 from warmup.core.schedule import RampStep, Schedule
 from warmup.core.settings import (
@@ -140,7 +140,6 @@ def _engine(
         resolver=_NoDNS(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
     return engine, sender
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import random
 from collections import Counter, deque
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
@@ -14,8 +13,9 @@ from sqlalchemy import select
 
 from warmup.adapters.db.schema import recipients
 from warmup.adapters.db.store import SQLStore
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import MXAnswer, TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.core.lane import Lane
 from warmup.core.model import LaneState
 from warmup.core.recipient import parse_recipient_row
@@ -75,7 +75,6 @@ async def _engine(
         resolver=resolver if resolver is not None else FakeResolver(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
 
 
@@ -218,7 +217,6 @@ async def test_overflow_ip_takes_only_what_warming_ips_cannot_send(
         resolver=FakeResolver(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
     await _run_until(engine, clock, START + timedelta(hours=4))
     by_ip = Counter(m.source for m in sender.sent)
@@ -484,7 +482,6 @@ async def test_an_isp_with_only_warm_ips_is_sent_at_their_full_rate(
         resolver=FakeResolver(),
         clock=clock,
         settings=replace(base.settings, ips=(warm,), pool=(warm,)),
-        rng=random.Random(1),
     )
     await _queue(store, 10, clock.now())
     await _run_until(engine, clock, START + timedelta(minutes=15))

@@ -7,7 +7,6 @@ Time is a virtual clock; sends go to a recording sender.
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -17,9 +16,10 @@ from sqlalchemy import select
 from warmup.adapters.db.schema import recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dns import DNSResolver
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.domains import recheck_dns_suppressions
 from warmup.app.ports import TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.core.recipient import parse_recipient_row
 from warmup.core.schedule import RampStep, Schedule
 from warmup.core.settings import DeliverySettings, DNSSettings, Route, SourceIP
@@ -72,7 +72,6 @@ def _engine(
         resolver=resolver,
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
-import random
 import threading
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -17,9 +16,10 @@ from sqlalchemy import select
 from warmup.adapters.db.schema import bounce_events, lanes, recipients, suppressions
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.mailboxes import MaildirInbox
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.ingest import BounceIntake
 from warmup.app.ports import TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.core.errors import StoreError
 from warmup.core.recipient import parse_recipient_row
 from warmup.core.schedule import RampStep, Schedule, Window
@@ -77,7 +77,6 @@ def _engine(
         resolver=FakeResolver(),
         clock=clock,
         settings=settings,
-        rng=random.Random(1),
     )
 
 

@@ -7,16 +7,20 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from sqlalchemy import insert, select, update
 
+from warmup.adapters.db.rows import DEADLINE_PASSED
+from warmup.adapters.db.schema import attempts, recipients
 from warmup.adapters.db.store import SQLStore
-from warmup.app.dispatcher import EngineSettings
 from warmup.app.lanes import LaneRuntime
 from warmup.app.outcome import MX_TRIES, OutcomeHandler
-from warmup.app.ports import MXAnswer
+from warmup.app.ports import MXAnswer, TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import DayStats, Lane
 from warmup.core.model import LaneState, RecipientState, Verdict
+from warmup.core.recipient import parse_recipient_row
 from warmup.core.replies import ConnectionFailure, parse_reply
 from warmup.core.routing import Hop
 from warmup.core.schedule import RampStep, Schedule, Window
@@ -198,3 +202,65 @@ async def test_a_fresh_lane_rebuilds_an_empty_window_from_an_empty_store(
     runtime = _runtime()
     await handler.load_window(runtime, NOW)
     assert runtime.window.counts(NOW).attempted == 0
+
+
+async def test_expiries_our_lane_caused_never_count_toward_repeated_soft(
+    store: SQLStore,
+) -> None:
+    """DESIGN: "suppressing good addresses for our own IP's sins is the classic
+    bug". Of ann's four earlier expiries only one was her own (a soft reply): one
+    came from a throttle, one from a connection failure, one from a deadline. So
+    her next own expiry is the second in a row, not the fifth (it was: the store
+    counted every expired row)."""
+    template = TemplateRecord(name="t.eml", sha256="c" * 64, content=b"S: x\r\n\r\nx")
+    row = parse_recipient_row({"email": "ann@gmail.com"}, set())
+    last = {  # campaign: (its last attempt's verdict and rule, or none; last reply)
+        "throttled": (("throttle", "gmail-rate"), "421 slow down"),
+        "unreachable": (("soft", "connection-timeout"), "timed out"),
+        "deadline": (None, DEADLINE_PASSED),
+        "her own": (("soft", "mailbox-full"), "452 mailbox full"),
+    }
+    campaigns = {}
+    for name in last:
+        campaigns[name] = (await store.ensure_campaign(name, template, NOW)).id
+        await store.insert_recipients(campaigns[name], [row], ["gmail"], NOW)
+    async with store.engine.begin() as conn:
+        for name, (attempt, reply) in last.items():
+            query = select(recipients.c.id).where(
+                recipients.c.campaign_id == campaigns[name]
+            )
+            (recipient_id,) = (await conn.execute(query)).scalars()
+            await conn.execute(
+                update(recipients)
+                .where(recipients.c.id == recipient_id)
+                .values(state="expired", updated_at=NOW, last_reply=reply)
+            )
+            if attempt is not None:
+                verdict, rule = attempt
+                await conn.execute(
+                    insert(attempts).values(
+                        recipient_id=recipient_id,
+                        attempted_at=NOW,
+                        verdict=verdict,
+                        reason="x",
+                        rule=rule,
+                    )
+                )
+    assert await store.count_expired("ann@gmail.com") == 1
+    later = NOW + timedelta(hours=1)
+    for limit, suppressed in ((3, False), (2, True)):
+        retry = replace(RetryPolicy(), suppress_after_expiries=limit)
+        record = TickRecord()
+        handler = OutcomeHandler(store, _settings(retry=retry))
+        await handler.after_expiry(_claimed(), later, record)
+        assert bool(record.suppressions) is suppressed
+    # A delivery since starts a new row.
+    delivered = await store.ensure_campaign("delivered", template, NOW)
+    await store.insert_recipients(delivered.id, [row], ["gmail"], NOW)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(recipients)
+            .where(recipients.c.campaign_id == delivered.id)
+            .values(state="delivered", updated_at=NOW + timedelta(minutes=1))
+        )
+    assert await store.count_expired("ann@gmail.com") == 0

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from warmup.adapters.db.store import SQLStore
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.runner import run_until_stopped
+from warmup.app.settings import EngineSettings
 from warmup.core.attempt import TickRecord
 from warmup.core.errors import StoreError
 from warmup.core.schedule import RampStep, Schedule
@@ -51,7 +51,6 @@ class _Watched(Dispatcher):
             resolver=FakeResolver(),
             clock=clock,
             settings=SETTINGS,
-            rng=random.Random(1),
         )
         self.ticked = asyncio.Condition()
         self.fail, self.hang = fail, hang

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from warmup.core.routing import Hop, engagement_priority, isp_by_mx, next_hop
+from warmup.core.routing import (
+    Hop,
+    domain_index,
+    engagement_priority,
+    isp_by_mx,
+    next_hop,
+    schedule_for,
+)
 from warmup.core.schedule import RampStep, Schedule
 from warmup.core.settings import Route
 
@@ -79,3 +86,24 @@ def test_engagement_orders_scores_then_recency_then_the_rest() -> None:
         (None, 1.7e9),
         (None, None),
     ]
+
+
+def test_the_domain_index_names_the_isp_of_each_listed_domain() -> None:
+    gmail = Schedule(isp="gmail", domains=("gmail.com", "GoogleMail.com"), steps=STEPS)
+    other = Schedule(isp="other", domains=("gmail.com", "other.test"), steps=STEPS)
+    index = domain_index([gmail, other])
+    # Lower case, and the first schedule to list a domain keeps it.
+    assert index == {
+        "gmail.com": "gmail",
+        "googlemail.com": "gmail",
+        "other.test": "other",
+    }
+    assert index.get("unlisted.test") is None  # routed by its MX hosts
+
+
+def test_an_isp_without_a_schedule_of_its_own_gets_the_default() -> None:
+    by_name = {schedule.isp: schedule for schedule in SCHEDULES}
+    assert schedule_for("gmail", by_name).isp == "gmail"
+    assert schedule_for("yahoo", by_name).isp == "default"
+    with pytest.raises(KeyError):
+        schedule_for("yahoo", {"gmail": by_name["gmail"]})

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import random
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,8 +23,9 @@ from sqlalchemy import select
 from warmup.adapters.db.schema import lanes
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.smtp import SMTPSender
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.core.recipient import parse_recipient_row
 from warmup.core.schedule import RampStep, Schedule, Window
 from warmup.core.settings import (
@@ -116,7 +116,6 @@ def _engine(
         resolver=FakeResolver(),
         clock=clock,
         settings=settings,
-        rng=random.Random(7),
     )
 
 

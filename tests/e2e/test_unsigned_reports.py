@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +22,10 @@ from tests.adapters.relay_harness import RawClient, Relay, running_relay
 from warmup.adapters.db.schema import recipients, suppressions
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.ingest import BounceIntake
 from warmup.app.ports import TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.cli import cli
 from warmup.core.feedback import Reporter, UnsignedRule
 from warmup.core.recipient import parse_recipient_row
@@ -78,7 +78,6 @@ async def _deliver_all(url: str, clock: FakeClock) -> None:
                 idle_wake=timedelta(hours=1),
                 catch_up=500,
             ),
-            rng=random.Random(1),
         )
         for _ in range(1000):  # bounded: each tick sends a batch or jumps ahead
             if (await store.count_recipients()).get("delivered", 0) == COUNT:

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 
 from warmup.app.controls import ControlWatcher
 from warmup.app.dmarc import auth_verdicts
@@ -33,56 +31,19 @@ from warmup.app.ports import Clock, EngineStore, Resolver, Sender
 from warmup.app.recording import record_until_stored
 from warmup.app.render import Renderer
 from warmup.app.reputation import apply_reputation
+from warmup.app.settings import EngineSettings
 from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
 from warmup.core.errors import StoreError
 from warmup.core.lane import new_lane
-from warmup.core.model import RecipientState
-from warmup.core.routing import DEFAULT_ISP
-from warmup.core.schedule import Schedule
-from warmup.core.settings import (
-    DeliverySettings,
-    DMARCSettings,
-    DNSSettings,
-    ReputationSettings,
-    SourceIP,
-    UnsubscribeSettings,
-)
-from warmup.core.suppression import lookup_keys
+from warmup.core.routing import schedule_for
+from warmup.core.suppression import is_suppressed, lookup_keys
 from warmup.core.unsubscribe import UnsubscribeScope
 
 __all__ = ["Dispatcher", "EngineSettings"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EngineSettings:
-    schedules: Mapping[str, Schedule]
-    ips: Sequence[SourceIP]  # the source IPs this node may send from
-    delivery: DeliverySettings
-    return_path: str
-    verp_secret: bytes
-    tz: tzinfo
-    node: str  # claimer name, unique per running process
-    maintenance_every: timedelta = timedelta(minutes=1)
-    idle_wake: timedelta = timedelta(minutes=1)
-    # How often the operator's controls (pause, resume, cancel) are looked for.
-    controls_every: timedelta = timedelta(seconds=2)
-    # Slots a lane may send per tick. 1 in real time (a late tick never turns
-    # into a burst); more on a virtual clock, where each send is stamped with
-    # its own slot instant and ticks can be coarse.
-    catch_up: int = 1
-    # Every configured IP, on whichever node (the overflow plan counts the
-    # warming lanes of all of them); empty: ``ips``.
-    pool: Sequence[SourceIP] = ()
-    # A message held back unsigned (dkim.unsigned: hold) is looked at again after.
-    hold_recheck: timedelta = timedelta(minutes=15)
-    unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
-    dmarc: DMARCSettings = field(default_factory=DMARCSettings)
-    dns: DNSSettings = field(default_factory=DNSSettings)
-    reputation: ReputationSettings = field(default_factory=ReputationSettings)
 
 
 @dataclass(slots=True)
@@ -110,7 +71,6 @@ class Dispatcher:
         resolver: Resolver,
         clock: Clock,
         settings: EngineSettings,
-        rng: random.Random,
         processes: Processes | None = None,
         signer: MessageSigner | None = None,
     ) -> None:
@@ -119,7 +79,6 @@ class Dispatcher:
         self.resolver = resolver
         self.clock = clock
         self.settings = settings
-        del rng  # nothing here draws at random; kept so callers need not change
         self.lanes: dict[tuple[str, str], LaneRuntime] = {}
         self.stats = TickStats()
         self._renderer = Renderer(
@@ -262,14 +221,11 @@ class Dispatcher:
                 continue
             outcome = await self._send_one(runtime, claimed, rendered, at)
             runtime.sent(at)
-            self._outcomes.apply(runtime, claimed, outcome, at, record)
+            done = self._outcomes.apply(runtime, claimed, outcome, at, record)
             self.stats.sent += 1
-            verdict = record.attempts[-1].verdict
+            verdict = done.verdict.value
             self.stats.by_verdict[verdict] = self.stats.by_verdict.get(verdict, 0) + 1
-            decision = record.attempts[-1].decision
-            # Only the recipient's own soft failures count toward repeated_soft:
-            # expiries caused by our lane (throttles, blocks, connections) do not.
-            if decision.state is RecipientState.expired and decision.counts:
+            if done.expired:  # by its own failures (core.reaction rule 3)
                 await self._outcomes.after_expiry(claimed, at, record)
         return runtime.next_wake(now)
 
@@ -333,8 +289,7 @@ class Dispatcher:
         )
         for item in claimed:
             if (
-                item.address in found
-                or "@" + item.domain in found
+                is_suppressed(item.address, found)
                 or (item.campaign_id, item.address) in scoped
             ):
                 record.dropped.append(item.id)
@@ -473,9 +428,7 @@ class Dispatcher:
         await self._domains.route(now)
 
     async def _ensure_lanes(self, isp: str, now: datetime) -> None:
-        schedule = (
-            self.settings.schedules.get(isp) or self.settings.schedules[DEFAULT_ISP]
-        )
+        schedule = schedule_for(isp, self.settings.schedules)
         for source in self.settings.ips:
             if (source.address, isp) in self.lanes:
                 continue

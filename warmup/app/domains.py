@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from warmup.app.ports import EngineStore, Resolver, Store
 from warmup.core.dns_evidence import DeadEvidence, DNSStep, decide_dns, decide_recheck
 from warmup.core.model import SuppressionKind
-from warmup.core.routing import DEFAULT_ISP, isp_by_mx
+from warmup.core.routing import DEFAULT_ISP, domain_index, isp_by_mx
 from warmup.core.schedule import Schedule
 from warmup.core.settings import DeliverySettings, DNSSettings
 
@@ -46,6 +46,7 @@ class DomainRouter:
         self._store = store
         self._resolver = resolver
         self._schedules = schedules
+        self._by_name = domain_index(schedules.values())
         self._delivery = delivery
         self._dns = dns
 
@@ -63,10 +64,7 @@ class DomainRouter:
                 await self._look_up(domain, evidence, now)
 
     def _isp_by_name(self, domain: str) -> str:
-        for schedule in self._schedules.values():
-            if schedule.matches_domain(domain):
-                return schedule.isp
-        return DEFAULT_ISP
+        return self._by_name.get(domain.lower(), DEFAULT_ISP)
 
     async def _look_up(
         self, domain: str, known: DeadEvidence | None, now: datetime

@@ -9,7 +9,7 @@ from datetime import datetime
 from warmup.app.ports import Store
 from warmup.app.rows import ProblemLog, SourceRow, batches
 from warmup.core.recipient import NewRecipient, RowError, parse_recipient_row
-from warmup.core.suppression import lookup_keys
+from warmup.core.suppression import is_suppressed, lookup_keys
 
 __all__ = ["EnqueueReport", "enqueue_rows"]
 
@@ -44,7 +44,7 @@ async def enqueue_rows(
         sendable: list[NewRecipient] = []
         refused: list[str] = []
         for r in valid:
-            if r.address in keys or "@" + r.domain in keys:
+            if is_suppressed(r.address, keys):
                 refused.append(r.address)
             else:
                 sendable.append(r)

@@ -23,7 +23,6 @@ from typing import Protocol
 
 from warmup.app.ports import Clock
 from warmup.core.address import AddressError, parse_address
-from warmup.core.backoff import next_attempt
 from warmup.core.bounces import (
     BounceKind,
     BounceRecipient,
@@ -46,10 +45,9 @@ from warmup.core.feedback import (
     event_key,
     find_original,
 )
-from warmup.core.model import RecipientState
+from warmup.core.reaction import RecipientView, Said, Source, consequences
 from warmup.core.relay_policy import client_key
 from warmup.core.settings import BounceSettings, RetryPolicy
-from warmup.core.suppression import Suppression, bounce_target, make_suppression
 from warmup.core.verp import VERPToken
 
 __all__ = ["BounceIntake", "FeedbackStore", "Inbox", "IngestResult", "MailHandler"]
@@ -458,39 +456,36 @@ class BounceIntake:
     def _with_effects(
         self, event: FeedbackEvent, sent: SentRecipient, now: datetime
     ) -> FeedbackEvent:
-        if event.effect is Effect.complaint:
-            return replace(
-                event, suppression=_suppression(sent.address, "complaint", "arf", now)
-            )
-        if event.effect is Effect.suppress:
-            # A dead domain is suppressed whole only on a signed token: matched by
-            # its recipient alone, an unsigned report could be anyone's forgery,
-            # so it may cost one address we mailed, never a whole domain.
-            target = bounce_target(
-                sent.address,
-                sent.domain,
-                event.reason,
-                whole_domain=event.found_by is not FoundBy.recipient,
-            )
-            return replace(
-                event,
-                suppression=_suppression(target, event.reason or "hard", "dsn", now),
-                new_state=RecipientState.bounced,
-            )
-        if event.effect is Effect.retry:
-            decision = next_attempt(
-                self._retry,
-                verdict=event.verdict,
-                attempts=sent.attempts,
-                queued_at=sent.queued_at,
-                now=now,
-            )
-            return replace(
-                event,
-                new_state=decision.state,
-                next_attempt_at=decision.next_attempt_at or now,
-            )
-        return event
+        """The recipient side of a late report (core.reaction, source ``late``);
+        the lane side is applied by the node that sends on the lane."""
+        said = Said(
+            source=Source.late,
+            verdict=event.verdict,
+            reason=event.reason,
+            text=event.reply,
+            effect=event.effect,
+            # A dead domain is suppressed whole only on a signed token: matched
+            # by its recipient alone, an unsigned report could be anyone's
+            # forgery, so it may cost one address we mailed, never a domain.
+            signed=event.found_by is not FoundBy.recipient,
+        )
+        recipient = RecipientView(
+            address=sent.address,
+            domain=sent.domain,
+            attempts=sent.attempts,
+            queued_at=sent.queued_at,
+        )
+        done = consequences(
+            said, recipient=recipient, lane=None, now=now, retry=self._retry
+        )
+        if done.decision is None:
+            return replace(event, suppression=done.suppression)
+        return replace(
+            event,
+            suppression=done.suppression,
+            new_state=done.decision.state,
+            next_attempt_at=done.decision.next_attempt_at,
+        )
 
 
 def _reporter(given: Reporter | None, headers: _Headers) -> Reporter:
@@ -506,15 +501,6 @@ def _would_act(report: BounceReport, item: BounceRecipient) -> bool:
     kind = report.kind.value
     effect = effect_of(kind=kind, action=item.action, verdict=item.verdict)
     return effect is not Effect.ignore
-
-
-def _suppression(
-    target: str, reason: str, source: str, now: datetime
-) -> Suppression | None:
-    try:
-        return make_suppression(target, reason=reason, source=source, now=now)
-    except AddressError:
-        return None
 
 
 def _items(report: BounceReport) -> tuple[BounceRecipient, ...]:

@@ -16,7 +16,6 @@ from warmup.core.lane import (
     RampHold,
     auth_hold,
     close_day,
-    judge_window,
     lane_rate,
     ramp_hold_event,
     reputation_pause,
@@ -300,15 +299,6 @@ class LaneRuntime:
 
     def react(self, lane: Lane, events: list[LaneEvent], record: TickRecord) -> None:
         self._update(lane, events, record)
-
-    def judge_rates(self, now: datetime, record: TickRecord) -> None:
-        """Rule 7: react to the rolling rates, then start a fresh window."""
-        lane, events = judge_window(
-            self.lane, self.window.counts(now), now=now, schedule=self.schedule
-        )
-        if events:
-            self.window.clear()
-            self._update(lane, events, record)
 
     def reached(self, reachable: bool, now: datetime, record: TickRecord) -> None:
         """After a send: count sends in a row that reached no host, and hold the

@@ -1,21 +1,33 @@
 """From a send's outcome to everything that follows: verdict, retry, suppression,
-lane reaction — the same code path for every reply."""
+lane reaction — the same code path for every reply and every late report.
+
+What follows is decided by :func:`warmup.core.reaction.consequences` (pure); this
+module classifies the outcome, gathers what the decision needs (the lane, its
+rolling window, an address's expiries) and applies the result to the lane at run
+time and the tick's record."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore, Resolver
+from warmup.app.settings import EngineSettings
 from warmup.core.address import mask_addresses
 from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
-from warmup.core.backoff import UNREACHABLE, next_attempt
+from warmup.core.backoff import UNREACHABLE
 from warmup.core.feedback import PendingLaneNews
-from warmup.core.lane import Lane, LaneEvent, on_late_verdict, on_reply
-from warmup.core.model import LaneState, RecipientState, Verdict
+from warmup.core.model import LaneState, Verdict
 from warmup.core.pacing import next_window_open
+from warmup.core.reaction import (
+    Consequences,
+    LaneView,
+    RecipientView,
+    Said,
+    Source,
+    consequences,
+)
 from warmup.core.replies import (
     Classification,
     ConnectionFailure,
@@ -23,10 +35,7 @@ from warmup.core.replies import (
     classify_reply,
 )
 from warmup.core.routing import Hop, next_hop
-from warmup.core.suppression import Suppression, bounce_target, make_suppression
-
-if TYPE_CHECKING:
-    from warmup.app.dispatcher import EngineSettings
+from warmup.core.suppression import is_suppressed
 
 __all__ = ["MX_TRIES", "OutcomeHandler"]
 
@@ -71,10 +80,7 @@ class OutcomeHandler:
         )
 
     def drop_if_suppressed(self, claimed: Claimed, record: TickRecord) -> bool:
-        if (
-            claimed.address in self._suppressed
-            or "@" + claimed.domain in self._suppressed
-        ):
+        if is_suppressed(claimed.address, self._suppressed):
             record.dropped.append(claimed.id)
             return True
         return False
@@ -92,50 +98,42 @@ class OutcomeHandler:
         outcome: SendOutcome,
         now: datetime,
         record: TickRecord,
-    ) -> None:
+    ) -> Consequences:
+        """React to a send's outcome (core.reaction, source ``reply``); the
+        caller follows an ``expired`` result up with :meth:`after_expiry`."""
         result = self.classify(outcome, runtime)
-        verdict = Verdict(result.verdict)
-        decision = next_attempt(
-            self._settings.delivery.retry,
-            verdict=verdict,
-            attempts=claimed.attempts,
-            queued_at=claimed.queued_at,
-            now=now,
+        text = str(outcome.reply) if outcome.reply is not None else outcome.detail
+        said = Said(
+            source=Source.reply,
+            verdict=Verdict(result.verdict),
+            reason=result.reason,
+            enhanced=result.enhanced,
+            text=text,
             lane_fault=outcome.failure is not None,
         )
-        text = str(outcome.reply) if outcome.reply is not None else outcome.detail
+        done = self._consequences(said, runtime, now, recipient=_view(claimed))
+        assert done.decision is not None
+        assert done.attempts is not None
         record.attempts.append(
             AttemptRecord(
                 recipient_id=claimed.id,
                 lane_id=runtime.id,
                 attempted_at=now,
-                verdict=verdict.value,
+                verdict=said.verdict.value,
                 reason=result.reason,
                 code=result.code,
                 enhanced=result.enhanced,
                 reply=text,
                 rule=result.rule,
-                decision=decision,
-                attempts=claimed.attempts + (1 if decision.counts else 0),
+                decision=done.decision,
+                attempts=done.attempts,
             )
         )
-        if decision.state is RecipientState.bounced:
-            self._suppress(claimed, result.reason, now, record)
-        next_window = next_window_open(now, runtime.schedule.window, runtime.tz)
-        lane, events = on_reply(
-            runtime.lane,
-            verdict,
-            now=now,
-            schedule=runtime.schedule,
-            next_window=next_window,
-            reply=text,
-            reason=result.reason,
-            enhanced=result.enhanced,
-        )
-        runtime.window.add_reply(now, verdict)
-        self._react(runtime, lane, events, text, record, now)
+        self._suppress(done, record)
+        self._react(runtime, done, text, record, now)
         reachable = outcome.failure not in UNREACHABLE or outcome.stage != "connect"
         runtime.reached(reachable, now, record)
+        return done
 
     def apply_late(
         self,
@@ -145,61 +143,92 @@ class OutcomeHandler:
         record: TickRecord,
     ) -> None:
         """A bounce or complaint that arrived after the 250: the lane counts it
-        and reacts as to a live reply (core.lane rule 6)."""
-        next_window = next_window_open(now, runtime.schedule.window, runtime.tz)
-        lane, events = on_late_verdict(
-            runtime.lane,
-            news.verdict,
-            now=now,
-            schedule=runtime.schedule,
-            next_window=next_window,
-            reply=news.reply,
-        )
-        runtime.window.add_late(now, news.verdict)
-        text = f"late {news.verdict}: {news.reply}"
-        self._react(runtime, lane, events, text, record, now)
+        and reacts as to a live reply (core.lane rule 6). Its recipient side was
+        saved at intake (warmup.app.ingest, the same core.reaction)."""
+        said = Said(source=Source.late, verdict=news.verdict, text=news.reply)
+        done = self._consequences(said, runtime, now, recipient=None)
+        self._react(runtime, done, f"late {news.verdict}: {news.reply}", record, now)
         record.news_applied.append(news.id)
-
-    def _react(
-        self,
-        runtime: LaneRuntime,
-        lane: Lane,
-        events: list[LaneEvent],
-        text: str,
-        record: TickRecord,
-        now: datetime,
-    ) -> None:
-        if events:
-            logger.info(
-                "lane %s/%s: %s after %r",
-                runtime.lane.ip,
-                runtime.lane.isp,
-                events[-1].cause,
-                mask_addresses(text[:120]),
-            )
-        runtime.react(lane, events, record)
-        runtime.judge_rates(now, record)
-        if runtime.lane.state is LaneState.paused:
-            self._return_buffer(runtime, record)
 
     async def after_expiry(
         self, claimed: Claimed, now: datetime, record: TickRecord
     ) -> None:
         """Suppress an address whose mail expired too many times in a row."""
-        limit = self._settings.delivery.retry.suppress_after_expiries
-        if await self._store.count_expired(claimed.address) + 1 >= limit:
-            self._suppress(claimed, "repeated_soft", now, record)
-
-    def _suppress(
-        self, claimed: Claimed, reason: str, now: datetime, record: TickRecord
-    ) -> None:
-        target = bounce_target(claimed.address, claimed.domain, reason)
-        entry: Suppression = make_suppression(
-            target, reason=reason or "hard", source="smtp", now=now
+        said = Said(source=Source.expiry, verdict=Verdict.soft)
+        history = await self._store.count_expired(claimed.address)
+        done = consequences(
+            said,
+            recipient=_view(claimed, expired_in_a_row=history),
+            lane=None,
+            now=now,
+            retry=self._settings.delivery.retry,
         )
-        record.suppressions.append(entry)
-        self._suppressed.add(entry.address)
+        self._suppress(done, record)
+
+    def _consequences(
+        self,
+        said: Said,
+        runtime: LaneRuntime,
+        now: datetime,
+        *,
+        recipient: RecipientView | None,
+    ) -> Consequences:
+        lane = LaneView(
+            lane=runtime.lane,
+            schedule=runtime.schedule,
+            next_window=next_window_open(now, runtime.schedule.window, runtime.tz),
+            window=runtime.window.counts(now),
+        )
+        return consequences(
+            said,
+            recipient=recipient,
+            lane=lane,
+            now=now,
+            retry=self._settings.delivery.retry,
+        )
+
+    def _react(
+        self,
+        runtime: LaneRuntime,
+        done: Consequences,
+        text: str,
+        record: TickRecord,
+        now: datetime,
+    ) -> None:
+        """Apply the lane side of ``done``: its new state and events, the
+        rolling window; a paused lane gives its claimed mail back."""
+        assert done.lane is not None
+        if done.events:
+            logger.info(
+                "lane %s/%s: %s after %r",
+                runtime.lane.ip,
+                runtime.lane.isp,
+                done.events[0].cause,
+                mask_addresses(text[:120]),
+            )
+        if done.window_reset:
+            runtime.window.clear()
+        else:
+            runtime.window.add_counts(now, done.window_add)
+        runtime.react(done.lane, list(done.events), record)
+        if runtime.lane.state is LaneState.paused:
+            self._return_buffer(runtime, record)
+
+    def _suppress(self, done: Consequences, record: TickRecord) -> None:
+        if done.suppression is not None:
+            record.suppressions.append(done.suppression)
+            self._suppressed.add(done.suppression.address)
 
     def _return_buffer(self, runtime: LaneRuntime, record: TickRecord) -> None:
         """A paused lane gives its claimed mail back for other lanes to take."""
         runtime.hand_back(record)
+
+
+def _view(claimed: Claimed, *, expired_in_a_row: int = 0) -> RecipientView:
+    return RecipientView(
+        address=claimed.address,
+        domain=claimed.domain,
+        attempts=claimed.attempts,
+        queued_at=claimed.queued_at,
+        expired_in_a_row=expired_in_a_row,
+    )

@@ -23,7 +23,7 @@ from warmup.core.overflow import (
     remaining_in_window,
     window_for,
 )
-from warmup.core.routing import DEFAULT_ISP
+from warmup.core.routing import schedule_for
 from warmup.core.schedule import Schedule
 from warmup.core.settings import SourceIP
 
@@ -63,7 +63,7 @@ def plan_overflow(
     stored = {(lane.ip, lane.isp): (lane_id, lane) for lane_id, lane, _ in lanes}
     plans: dict[str, OverflowPlan] = {}
     for isp in isps:
-        schedule = schedules.get(isp) or schedules[DEFAULT_ISP]
+        schedule = schedule_for(isp, schedules)
         left = taken = overflow_lanes = warming_lanes = 0
         for source in pool:
             if source.overflows_for(isp):

@@ -26,6 +26,7 @@ from warmup.core.dmarc import AuthDay
 from warmup.core.lane import Lane
 from warmup.core.lane_health import lane_problem
 from warmup.core.reputation import PostmasterDay, SNDSRow
+from warmup.core.routing import schedule_for
 from warmup.core.schedule import Advance, RateLimits, Schedule
 
 __all__ = [
@@ -230,6 +231,15 @@ def _day_from_row(row: Mapping[str, Any]) -> DayRow:
     )
 
 
+def _schedule(isp: str, schedules: Mapping[str, Schedule]) -> Schedule | None:
+    """The lane's schedule (core.routing.schedule_for); None when the schedules
+    given know neither its ISP nor a default (a report shows the lane anyway)."""
+    try:
+        return schedule_for(isp, schedules)
+    except KeyError:
+        return None
+
+
 def _current_day(lane: Lane, schedule: Schedule | None) -> DayRow | None:
     """The day the lane is on, from its counters (rule 1)."""
     if lane.day is None or not lane.stats.attempted:
@@ -288,7 +298,7 @@ def build_report(
         by_lane.setdefault((event.ip, event.isp), []).append(event)
     reports = []
     for _, lane, allowance in sorted(lanes, key=lambda t: (t[1].isp, t[1].ip)):
-        schedule = schedules.get(lane.isp) or schedules.get("default")
+        schedule = _schedule(lane.isp, schedules)
         lane_days = days.get((lane.ip, lane.isp), [])
         current = _current_day(lane, schedule)
         if current is not None:

@@ -240,7 +240,6 @@ async def _simulate(
             resolver=_NoMX(),
             clock=clock,
             secret=_SECRET,
-            seed=options.seed,
             maintenance_every=timedelta(hours=6),
             idle_wake=timedelta(minutes=30),
             catch_up=10_000,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import socket
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -11,10 +10,11 @@ from datetime import timedelta
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dmarc_report import reports_in_mail
 from warmup.adapters.process import LocalProcesses
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.dmarc import DMARCIntake
 from warmup.app.ingest import MailHandler
 from warmup.app.ports import Clock, Resolver, Sender
+from warmup.app.settings import EngineSettings
 from warmup.app.sign import MessageSigner
 from warmup.app.unsubscribe import Unsubscriber
 from warmup.cli.common import EXIT_CONFIG, fail
@@ -66,7 +66,6 @@ def build_dispatcher(
     secret: bytes,
     ips: Sequence[SourceIP] | None = None,
     schedules: Mapping[str, Schedule] | None = None,
-    seed: int | None = None,
     maintenance_every: timedelta = timedelta(minutes=1),
     idle_wake: timedelta = timedelta(minutes=1),
     catch_up: int = 1,
@@ -97,7 +96,6 @@ def build_dispatcher(
         resolver=resolver,
         clock=clock,
         settings=settings,
-        rng=random.Random(seed),
         processes=LocalProcesses(),
         signer=MessageSigner(
             signing_keys(config), unsigned=config.settings.dkim.unsigned

@@ -27,6 +27,7 @@ from warmup.cli.dkim_cmds import warn_if_unsigned
 from warmup.config import Config
 from warmup.core.control import parse_when
 from warmup.core.errors import InputError
+from warmup.core.routing import domain_index
 from warmup.core.template import Template, parse_template
 
 __all__ = ["enqueue"]
@@ -42,14 +43,6 @@ def _load_template(path: str) -> tuple[Template, TemplateRecord]:
         name=Path(path).name, sha256=hashlib.sha256(data).hexdigest(), content=data
     )
     return template, record
-
-
-def _domain_index(config: Config) -> dict[str, str]:
-    return {
-        domain: schedule.isp
-        for schedule in config.schedules.values()
-        for domain in schedule.domains
-    }
 
 
 @click.command()
@@ -169,7 +162,7 @@ async def _load(
     deadline: datetime | None,
 ) -> EnqueueReport:
     clock = SystemClock()
-    index = _domain_index(config)
+    index = domain_index(config.schedules.values())
     store = await SQLStore.open(config.settings.database)
     try:
         ref = await store.ensure_campaign(campaign, record, clock.now())

@@ -28,10 +28,10 @@ from warmup.cli.relay_users_cmds import adduser, users
 from warmup.config import Config
 from warmup.core.errors import InputError
 from warmup.core.event import after_success
+from warmup.core.routing import domain_index
 
 __all__ = [
     "bounce_forwarder",
-    "domain_index",
     "forwarding",
     "own_domains",
     "relay",
@@ -93,15 +93,6 @@ relay.add_command(adduser)
 relay.add_command(users)
 
 
-def domain_index(config: Config) -> dict[str, str]:
-    """Recipient domain -> ISP, from the schedules' ``match.domains``."""
-    return {
-        domain: schedule.isp
-        for schedule in config.schedules.values()
-        for domain in schedule.domains
-    }
-
-
 @asynccontextmanager
 async def relaying(
     config: Config,
@@ -136,7 +127,7 @@ async def relaying(
         settings=settings,
         bounce_domain=config.settings.bounces.domain,
         hostname=hostname,
-        isp_of=domain_index(config).get,
+        isp_of=domain_index(config.schedules.values()).get,
         bounce_sink=bounce_sink,
         on_queued=on_queued,
         priority_of=None if users is None else users.priority,
@@ -183,7 +174,7 @@ def bounce_forwarder(
         own_domains=own_domains(config),
         reporting_mta=reporting or socket.getfqdn(),
         from_domain=settings.bounces.domain,
-        isp_of=domain_index(config).get,
+        isp_of=domain_index(config.schedules.values()).get,
         on_queued=on_queued,
     )
 

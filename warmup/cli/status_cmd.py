@@ -29,6 +29,7 @@ from warmup.core.lane_health import lane_problem
 from warmup.core.model import LaneState
 from warmup.core.overflow import idle_reset_due
 from warmup.core.pacing import next_window_open, window_containing
+from warmup.core.routing import schedule_for
 from warmup.core.schedule import Schedule
 
 __all__ = ["lane_record", "status"]
@@ -174,7 +175,7 @@ async def _snapshot(
     for lane_id, lane, saved in await store.all_lanes():
         if (ips and lane.ip not in ips) or (isps and lane.isp not in isps):
             continue
-        schedule = config.schedules.get(lane.isp) or config.schedules["default"]
+        schedule = schedule_for(lane.isp, config.schedules)
         record = lane_record(
             lane,
             saved,

@@ -13,7 +13,22 @@ from datetime import datetime, timedelta
 from warmup.core.lane import WindowCounts
 from warmup.core.model import Verdict
 
-__all__ = ["RollingWindow"]
+__all__ = ["RollingWindow", "counted"]
+
+
+def counted(verdict: Verdict, *, late: bool) -> WindowCounts:
+    """What one outcome adds to the window: a reply is one attempt (a hard bounce
+    counts as one too); a report after the 250 (``late``) adds its hard bounce or
+    complaint, its attempt already counted."""
+    if not late:
+        return WindowCounts(
+            attempted=1, hard=int(verdict is Verdict.hard), complaints=0
+        )
+    return WindowCounts(
+        attempted=0,
+        hard=int(verdict is Verdict.hard),
+        complaints=int(verdict is Verdict.feedback),
+    )
 
 
 class RollingWindow:
@@ -30,17 +45,21 @@ class RollingWindow:
         self._hard += hard
         self._complaints += complaints
 
-    def add_reply(self, at: datetime, verdict: Verdict) -> None:
-        """A reply to a send: one attempt (a hard bounce counts as one too)."""
-        self.add(at, attempted=1, hard=int(verdict is Verdict.hard))
-
-    def add_late(self, at: datetime, verdict: Verdict) -> None:
-        """A report after the 250: its attempt is already counted."""
+    def add_counts(self, at: datetime, counts: WindowCounts) -> None:
         self.add(
             at,
-            hard=int(verdict is Verdict.hard),
-            complaints=int(verdict is Verdict.feedback),
+            attempted=counts.attempted,
+            hard=counts.hard,
+            complaints=counts.complaints,
         )
+
+    def add_reply(self, at: datetime, verdict: Verdict) -> None:
+        """A reply to a send (:func:`counted`)."""
+        self.add_counts(at, counted(verdict, late=False))
+
+    def add_late(self, at: datetime, verdict: Verdict) -> None:
+        """A report after the 250 (:func:`counted`)."""
+        self.add_counts(at, counted(verdict, late=True))
 
     def counts(self, now: datetime) -> WindowCounts:
         start = now - self.span

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from warmup.core.schedule import Schedule
 from warmup.core.settings import Route
 
-__all__ = ["Hop", "engagement_priority", "isp_by_mx", "next_hop"]
+__all__ = [
+    "DEFAULT_ISP",
+    "Hop",
+    "domain_index",
+    "engagement_priority",
+    "isp_by_mx",
+    "next_hop",
+    "schedule_for",
+]
 
 DEFAULT_ISP = "default"
 
@@ -27,6 +35,26 @@ def isp_by_mx(mx_hosts: Sequence[str], schedules: Iterable[Schedule]) -> str:
             if schedule.matches_mx(host):
                 return schedule.isp
     return DEFAULT_ISP
+
+
+def domain_index(schedules: Iterable[Schedule]) -> dict[str, str]:
+    """Recipient domain (lower case) -> ISP, from the schedules' ``match.domains``;
+    a domain not in it is routed by its MX hosts (:func:`isp_by_mx`). Build it
+    once and look up with ``.get(domain.lower())``."""
+    index: dict[str, str] = {}
+    for schedule in schedules:
+        for domain in schedule.domains:
+            index.setdefault(domain.lower(), schedule.isp)
+    return index
+
+
+def schedule_for(isp: str, schedules: Mapping[str, Schedule]) -> Schedule:
+    """This ISP's schedule, else the default one; KeyError if neither exists (a
+    loaded config always has a default: warmup.config.schedules)."""
+    found = schedules.get(isp) or schedules.get(DEFAULT_ISP)
+    if found is None:
+        raise KeyError(isp)
+    return found
 
 
 def next_hop(domain: str, isp: str, routes: Mapping[str, Route]) -> Hop | None:

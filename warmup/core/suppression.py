@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from warmup.core.address import normalize_suppression
 from warmup.core.model import SuppressionKind
 
-__all__ = ["Suppression", "bounce_target", "lookup_keys", "make_suppression"]
+__all__ = [
+    "Suppression",
+    "bounce_target",
+    "is_suppressed",
+    "lookup_keys",
+    "make_suppression",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,3 +57,10 @@ def lookup_keys(addresses: Iterable[str]) -> set[str]:
         keys.add(address)
         keys.add("@" + address.rpartition("@")[2])
     return keys
+
+
+def is_suppressed(address: str, keys: Collection[str]) -> bool:
+    """Whether a normalised address is on a suppression list, given as its keys
+    (addresses and ``@domain`` entries; see :func:`lookup_keys`): the address
+    itself or its whole domain."""
+    return address in keys or "@" + address.rpartition("@")[2] in keys

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.rows import (
+    DEADLINE_PASSED,
     QUEUED,
     SENDING,
     UNCLAIMED,
@@ -26,6 +27,7 @@ from warmup.adapters.db.rows import (
     requeued_state,
 )
 from warmup.adapters.db.schema import (
+    attempts,
     campaigns,
     lanes,
     messages,
@@ -36,6 +38,8 @@ from warmup.core.attempt import Claimed
 from warmup.core.lane import Lane
 
 __all__ = ["SQLClaims"]
+# Verdicts that are the lane's trouble, not the recipient's (core.backoff).
+_LANE_VERDICTS = ("throttle", "block")
 
 
 class SQLClaims:
@@ -149,16 +153,27 @@ class SQLClaims:
         return bytes(row.content), row.dsn_for is not None
 
     async def count_expired(self, address: str) -> int:
-        """Expiries of this address since it was last delivered ("in a row")."""
+        """Expiries of this address by its own failures since it was last
+        delivered ("in a row"; core.reaction rule 3): not those our lane caused
+        (the last attempt a throttle, a block or a connection failure) nor a
+        deadline that passed."""
+        done = recipients.alias("done")
         delivered = (
-            select(func.max(recipients.c.updated_at))
-            .where(recipients.c.address == address, recipients.c.state == "delivered")
+            select(func.max(done.c.updated_at))
+            .where(done.c.address == address, done.c.state == "delivered")
             .scalar_subquery()
         )
-        query = select(func.count()).where(
-            recipients.c.address == address,
-            recipients.c.state == "expired",
-            or_(delivered.is_(None), recipients.c.updated_at > delivered),
+        query = (
+            select(func.count())
+            .select_from(recipients)
+            .where(
+                recipients.c.address == address,
+                recipients.c.state == "expired",
+                or_(delivered.is_(None), recipients.c.updated_at > delivered),
+                func.coalesce(recipients.c.last_reply, "") != DEADLINE_PASSED,
+                _last_attempt(attempts.c.verdict).not_in(_LANE_VERDICTS),
+                _last_attempt(attempts.c.rule).not_like("connection-%"),
+            )
         )
         async with self.db.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
@@ -200,3 +215,16 @@ def _claimed(r: Any) -> Claimed:
         message_id=r.message_id,
         deadline_at=r.deadline_at,
     )
+
+
+def _last_attempt(column: Any) -> Any:
+    """``column`` of the recipient's last attempt ('' if it has none)."""
+    last = (
+        select(column)
+        .where(attempts.c.recipient_id == recipients.c.id)
+        .order_by(attempts.c.id.desc())
+        .limit(1)
+        .correlate(recipients)
+        .scalar_subquery()
+    )
+    return func.coalesce(last, "")

@@ -30,7 +30,7 @@ from warmup.core.errors import StoreError
 from warmup.core.event import EventType
 from warmup.core.model import RecipientState
 from warmup.core.relay_message import header_value
-from warmup.core.suppression import lookup_keys
+from warmup.core.suppression import is_suppressed, lookup_keys
 
 __all__ = ["SQLSubmissions"]
 
@@ -196,7 +196,7 @@ def _recipient_rows(
         now = message.received_at
         dropped = 0
         for address, isp in message.recipients:
-            suppressed = address.address in found or "@" + address.domain in found
+            suppressed = is_suppressed(address.address, found)
             dropped += suppressed
             state = RecipientState.suppressed if suppressed else RecipientState.queued
             rows.append(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.database import Database
@@ -21,6 +21,7 @@ from warmup.adapters.db.schema import (
     suppressions,
 )
 from warmup.app.store_rows import TraceStep
+from warmup.core.suppression import lookup_keys
 
 __all__ = ["SQLTrace"]
 
@@ -133,10 +134,8 @@ async def _reports(conn: AsyncConnection, address: str) -> list[TraceStep]:
 
 
 async def _suppressions(conn: AsyncConnection, address: str) -> list[TraceStep]:
-    domain = "@" + address.rpartition("@")[2]
-    query = select(suppressions).where(
-        or_(suppressions.c.address == address, suppressions.c.address == domain)
-    )
+    keys = sorted(lookup_keys([address]))  # the address and its @domain
+    query = select(suppressions).where(suppressions.c.address.in_(keys))
     return [
         _step(
             row.created_at,
