@@ -74,6 +74,12 @@ class EngineSettings:
     # into a burst); more on a virtual clock, where each send is stamped with
     # its own slot instant and ticks can be coarse.
     catch_up: int = 1
+    # In real time (catch_up 1): how long a tick may keep a lane sending, each
+    # send when its slot is due by the clock at that moment and stamped with it
+    # (a lane that fell behind restarts its grid: no burst). 0: one send per
+    # tick. Longer ticks mean fewer barriers and records (`warmup run` uses
+    # it), and a crash window of one tick: what it sent is not yet recorded.
+    burst: timedelta = timedelta(0)
     # Every configured IP, on whichever node (the overflow plan counts the
     # warming lanes of all of them); empty: ``ips``.
     pool: Sequence[SourceIP] = ()
@@ -97,6 +103,8 @@ class TickStats:
 
 
 _STORE_LOG_EVERY = timedelta(minutes=1)
+# Sends one lane may make in one burst at most (EngineSettings.burst).
+_BURST_SENDS = 1_000
 # A maintenance the store failed is tried again this soon, not a period later.
 _MAINTENANCE_RETRY = timedelta(seconds=10)
 
@@ -247,7 +255,14 @@ class Dispatcher:
         Each reply is classified and reacted to before the lane's next slot is
         computed, so a throttle slows the very next send.
         """
-        for _ in range(self.settings.catch_up):
+        catch_up = self.settings.catch_up
+        bursting = catch_up == 1 and self.settings.burst > timedelta(0)
+        until = now + self.settings.burst
+        for n in range(_BURST_SENDS if bursting else catch_up):
+            if bursting and n:
+                now = self.clock.now()  # the wall clock moves during a burst
+                if now >= until:
+                    return now  # the tick's time is up: due again at once
             slot, wake = runtime.due_slot(now, record)
             if slot is None:
                 return wake
@@ -255,7 +270,7 @@ class Dispatcher:
             if claimed is None:
                 runtime.mark_idle(now)
                 return runtime.idle_until or now + self.settings.idle_wake
-            at = slot if self.settings.catch_up > 1 else now
+            at = slot if catch_up > 1 else now
             rendered = await self._renderer.render_signed(claimed, at)
             if isinstance(rendered, Held):
                 self._hold(runtime, claimed, rendered, now, record)

@@ -70,6 +70,7 @@ def build_dispatcher(
     maintenance_every: timedelta = timedelta(minutes=1),
     idle_wake: timedelta = timedelta(minutes=1),
     catch_up: int = 1,
+    burst: timedelta = timedelta(0),
     controls_every: timedelta | None = None,
 ) -> Dispatcher:
     node = node_name(config)
@@ -84,6 +85,7 @@ def build_dispatcher(
         maintenance_every=maintenance_every,
         idle_wake=idle_wake,
         catch_up=catch_up,
+        burst=burst,
         **({"controls_every": controls_every} if controls_every else {}),
         pool=tuple(config.settings.ips),
         unsubscribe=config.settings.unsubscribe,

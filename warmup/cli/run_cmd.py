@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 #: How often DNS suppressions are looked at; each is looked up once it is
 #: ``dns.recheck_after`` old.
 DNS_RECHECK_EVERY = timedelta(days=1)
+# How long one tick may keep a lane sending (EngineSettings.burst): a fast lane
+# sends many due slots per tick and per record instead of one; also the most a
+# crash can leave sent but unrecorded, and the latency of a pause or a poke.
+RUN_BURST = timedelta(milliseconds=200)
 #: When (local time) the ISPs' reputation data is fetched each day: Postmaster
 #: Tools and SNDS publish the previous day's figures during the night (UTC).
 REPUTATION_FETCH_AT = time(7, 0)
@@ -88,6 +92,7 @@ async def _run(config: Config, secret: bytes) -> None:
         resolver=resolver,
         clock=clock,
         secret=secret,
+        burst=RUN_BURST,
     )
     jobs = CalendarJobs(
         tz=config.tz,
