@@ -157,8 +157,9 @@ async def relaying(
     if users is not None:
         await asyncio.to_thread(users.users)  # a bad file stops the start
     hostname = socket.gethostname()
+    submissions = SQLSubmissions(store, durable=settings.fsync)
     intake = SubmissionIntake(
-        SQLSubmissions(store, durable=settings.fsync),
+        submissions,
         clock=clock,
         settings=settings,
         bounce_domain=config.settings.bounces.domain,
@@ -180,9 +181,11 @@ async def relaying(
     try:
         await server.start()
     except OSError as exc:
+        submissions.close()
         where = f"{settings.listen_host}:{settings.listen_port}"
         raise InputError("relay.listen", f"cannot listen on {where}: {exc}") from None
     try:
         yield server
     finally:
         await server.stop()
+        submissions.close()

@@ -209,13 +209,17 @@ class QueueOps:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        if self._write_lock is None:
-            self._write_lock = asyncio.Lock()
         writer = self.engine.execution_options(
             sqlite_immediate=True, sqlite_durable=durable
         )
-        async with self._write_lock, writer.begin() as conn:
+        async with self._writer_lock(), writer.begin() as conn:
             yield conn
+
+    def _writer_lock(self) -> asyncio.Lock:
+        """The lock this process's SQLite writers queue on (see ``_begin``)."""
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
 
     # -- lanes -------------------------------------------------------------------
 
