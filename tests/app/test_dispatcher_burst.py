@@ -30,7 +30,11 @@ DEFAULT = Schedule(
 
 
 async def _engine(
-    store: SQLStore, clock: FakeClock, sender: FakeSender, burst: timedelta
+    store: SQLStore,
+    clock: FakeClock,
+    sender: FakeSender,
+    burst: timedelta,
+    burst_sends: int = 100,
 ) -> Dispatcher:
     record = TemplateRecord(name="t.eml", sha256="d" * 64, content=TEMPLATE)
     campaign = await store.ensure_campaign("c", record, clock.now())
@@ -47,6 +51,7 @@ async def _engine(
         tz=UTC,
         node="test-node",
         burst=burst,
+        burst_sends=burst_sends,
     )
     return Dispatcher(
         store=store,
@@ -111,3 +116,15 @@ async def test_without_a_burst_a_tick_sends_one_slot_per_lane(
     await engine.tick()
     await engine.tick()
     assert len(sender.sent) == 2 and engine.stats.ticks == 2
+
+
+async def test_a_burst_sends_no_more_than_its_count(store: SQLStore) -> None:
+    """What a crash can repeat: at most burst_sends unrecorded sends per lane."""
+    clock = FakeClock(START)
+    sender = _taking(clock, timedelta(seconds=0.1))
+    engine = await _engine(
+        store, clock, sender, burst=timedelta(seconds=60), burst_sends=5
+    )
+    await engine.tick()
+    assert len(sender.sent) == 5
+    assert (await store.count_recipients()).get("delivered") == 5

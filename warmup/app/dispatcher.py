@@ -80,6 +80,8 @@ class EngineSettings:
     # tick. Longer ticks mean fewer barriers and records (`warmup run` uses
     # it), and a crash window of one tick: what it sent is not yet recorded.
     burst: timedelta = timedelta(0)
+    # ... and how many sends at most: what a crash may repeat, per lane.
+    burst_sends: int = 16
     # Every configured IP, on whichever node (the overflow plan counts the
     # warming lanes of all of them); empty: ``ips``.
     pool: Sequence[SourceIP] = ()
@@ -103,8 +105,6 @@ class TickStats:
 
 
 _STORE_LOG_EVERY = timedelta(minutes=1)
-# Sends one lane may make in one burst at most (EngineSettings.burst).
-_BURST_SENDS = 1_000
 # A maintenance the store failed is tried again this soon, not a period later.
 _MAINTENANCE_RETRY = timedelta(seconds=10)
 
@@ -258,7 +258,7 @@ class Dispatcher:
         catch_up = self.settings.catch_up
         bursting = catch_up == 1 and self.settings.burst > timedelta(0)
         until = now + self.settings.burst
-        for n in range(_BURST_SENDS if bursting else catch_up):
+        for n in range(self.settings.burst_sends if bursting else catch_up):
             if bursting and n:
                 now = self.clock.now()  # the wall clock moves during a burst
                 if now >= until:
