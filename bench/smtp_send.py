@@ -60,6 +60,7 @@ class _Sink(asyncio.Protocol):
                     break
                 self.buffer = self.buffer[end + 5 :]
                 self.in_data = False
+                self.message_ended()
                 replies.append(b"250 2.0.0 queued\r\n")
                 continue
             line, found, rest = self.buffer.partition(b"\r\n")
@@ -69,6 +70,9 @@ class _Sink(asyncio.Protocol):
             replies.append(self._answer(line[:4].upper()))
         if replies and self.transport is not None:
             self.transport.write(b"".join(replies))
+
+    def message_ended(self) -> None:
+        """Called once per message received (bench.daemon stamps arrivals)."""
 
     def _answer(self, verb: bytes) -> bytes:
         if verb == b"EHLO":

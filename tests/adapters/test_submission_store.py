@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, insert, select, update
 
 from warmup.adapters.db.schema import attempts, campaigns, recipients
@@ -257,3 +259,22 @@ async def test_retention_empties_final_bodies_and_old_attempts_in_batches(
     async with store.engine.connect() as conn:
         left = await conn.execute(select(func.count()).select_from(attempts))
         assert left.scalar_one() == 0
+
+
+async def test_sqlite_commits_accepted_mail_with_fsync_off_the_event_loop(
+    store: SQLStore,
+) -> None:
+    """On SQLite the batch is written on the writer's own thread and connection,
+    which fsyncs each commit (synchronous=FULL) when durable, NORMAL when not."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL commits through its async driver")
+    for durable, level in ((True, 2), (False, 1)):
+        submissions = SQLSubmissions(store, durable=durable)
+        filed = await submissions.commit_message(_message(f"c{level}"))
+        assert filed.queued == 3
+        threads = {t.name for t in threading.enumerate()}
+        assert any(name.startswith("warmup-relay-writer") for name in threads)
+        assert submissions._sync is not None
+        with submissions._sync.connect() as conn:  # the writer's one connection
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+        submissions.close()

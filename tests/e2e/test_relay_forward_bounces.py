@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from warmup.adapters.db.schema import messages
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.db.submission import SQLSubmissions
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.forward import BounceForwarder
@@ -166,8 +167,9 @@ async def test_hard_bounces_and_expiries_go_back_to_the_original_sender(
         sender = SMTPSender(
             timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
         )
+        submissions = SQLSubmissions(store, durable=False)
         try:
-            forwarder = bounce_forwarder(config, store)
+            forwarder = bounce_forwarder(config, store, submissions=submissions)
             await start_cursor(store, forwarder)
             async with relaying(config, store=store, clock=clock) as relay:
                 assert relay is not None
@@ -227,6 +229,7 @@ async def test_hard_bounces_and_expiries_go_back_to_the_original_sender(
             assert await _reports(store) == 4
             await engine.finish()
         finally:
+            submissions.close()
             await sender.close()
             await store.close()
     assert [m.rcpt_tos for m in shop.received] == [("bounces@shop.example",)] * 3

@@ -206,7 +206,14 @@ class Dispatcher:
         Each reply is classified and reacted to before the lane's next slot is
         computed, so a throttle slows the very next send.
         """
-        for _ in range(self.settings.catch_up):
+        catch_up = self.settings.catch_up
+        bursting = catch_up == 1 and self.settings.burst > timedelta(0)
+        until = now + self.settings.burst
+        for n in range(self.settings.burst_sends if bursting else catch_up):
+            if bursting and n:
+                now = self.clock.now()  # the wall clock moves during a burst
+                if now >= until:
+                    return now  # the tick's time is up: due again at once
             slot, wake = runtime.due_slot(now, record)
             if slot is None:
                 return wake
@@ -214,7 +221,7 @@ class Dispatcher:
             if claimed is None:
                 runtime.mark_idle(now)
                 return runtime.idle_until or now + self.settings.idle_wake
-            at = slot if self.settings.catch_up > 1 else now
+            at = slot if catch_up > 1 else now
             rendered = await self._renderer.render_signed(claimed, at)
             if isinstance(rendered, Held):
                 self._hold(runtime, claimed, rendered, now, record)

@@ -41,6 +41,14 @@ class EngineSettings:
     # into a burst); more on a virtual clock, where each send is stamped with
     # its own slot instant and ticks can be coarse.
     catch_up: int = 1
+    # In real time (catch_up 1): how long a tick may keep a lane sending, each
+    # send when its slot is due by the clock at that moment and stamped with it
+    # (a lane that fell behind restarts its grid: no burst). 0: one send per
+    # tick. Longer ticks mean fewer barriers and records (`warmup run` uses
+    # it), and a crash window of one tick: what it sent is not yet recorded.
+    burst: timedelta = timedelta(0)
+    # ... and how many sends at most: what a crash may repeat, per lane.
+    burst_sends: int = 16
     # Every configured IP, on whichever node (the overflow plan counts the
     # warming lanes of all of them); empty: ``ips``.
     pool: Sequence[SourceIP] = ()

@@ -77,10 +77,23 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; WarmupErrors become clean messages and exit codes."""
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (``pip install warmup[fast]``);
+    None (asyncio's own loop) when it is not."""
     try:
-        return asyncio.run(coro)
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine (on uvloop when installed); WarmupErrors become clean
+    messages and exit codes."""
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(coro)
     except InputError as exc:
         fail(str(exc), EXIT_CONFIG)
     except WarmupError as exc:

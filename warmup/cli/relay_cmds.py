@@ -121,8 +121,9 @@ async def relaying(
     if users is not None:
         await asyncio.to_thread(users.users)  # a bad file stops the start
     hostname = socket.gethostname()
+    submissions = SQLSubmissions(store, durable=settings.fsync)
     intake = SubmissionIntake(
-        SQLSubmissions(store, durable=settings.fsync),
+        submissions,
         clock=clock,
         settings=settings,
         bounce_domain=config.settings.bounces.domain,
@@ -145,12 +146,14 @@ async def relaying(
     try:
         await server.start()
     except OSError as exc:
+        submissions.close()
         where = f"{settings.listen_host}:{settings.listen_port}"
         raise InputError("relay.listen", f"cannot listen on {where}: {exc}") from None
     try:
         yield server
     finally:
         await server.stop()
+        submissions.close()
 
 
 def own_domains(config: Config) -> list[str]:
@@ -163,14 +166,19 @@ def own_domains(config: Config) -> list[str]:
 
 
 def bounce_forwarder(
-    config: Config, store: SQLStore, on_queued: Callable[[], None] | None = None
+    config: Config,
+    store: SQLStore,
+    on_queued: Callable[[], None] | None = None,
+    *,
+    submissions: SQLSubmissions,
 ) -> BounceForwarder:
-    """The relay.forward_bounces consumer of the events outbox."""
+    """The relay.forward_bounces consumer of the events outbox; it queues its
+    reports through ``submissions`` (the caller closes it)."""
     settings = config.settings
     reporting = settings.ips[0].helo if settings.ips else None
     return BounceForwarder(
         SQLForwarding(store),
-        SQLSubmissions(store, durable=settings.relay.fsync),
+        submissions,
         own_domains=own_domains(config),
         reporting_mta=reporting or socket.getfqdn(),
         from_domain=settings.bounces.domain,
@@ -202,14 +210,18 @@ async def forwarding(
     if not (settings.enabled and settings.forward_bounces):
         yield None
         return
-    forwarder = bounce_forwarder(config, store, on_queued)
-    await start_cursor(store, forwarder)
-    shipper = Shipper(store, [forwarder], clock, holder=holder)
-    stop = asyncio.Event()
-    task = asyncio.create_task(shipper.run(forwarder, stop))
-    logger.info("relay: forwarding bounces of relayed mail to their senders")
+    submissions = SQLSubmissions(store, durable=settings.fsync)
     try:
-        yield forwarder
+        forwarder = bounce_forwarder(config, store, on_queued, submissions=submissions)
+        await start_cursor(store, forwarder)
+        shipper = Shipper(store, [forwarder], clock, holder=holder)
+        stop = asyncio.Event()
+        task = asyncio.create_task(shipper.run(forwarder, stop))
+        logger.info("relay: forwarding bounces of relayed mail to their senders")
+        try:
+            yield forwarder
+        finally:
+            stop.set()
+            await asyncio.gather(task, return_exceptions=True)
     finally:
-        stop.set()
-        await asyncio.gather(task, return_exceptions=True)
+        submissions.close()

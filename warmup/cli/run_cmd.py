@@ -43,6 +43,14 @@ logger = logging.getLogger(__name__)
 #: How often DNS suppressions are looked at; each is looked up once it is
 #: ``dns.recheck_after`` old.
 DNS_RECHECK_EVERY = timedelta(days=1)
+# How long, and for how many sends, one tick may keep a lane sending
+# (EngineSettings.burst, burst_sends): a fast lane sends many due slots per tick
+# and per record instead of one. RUN_BURST_SENDS per lane is the most a crash
+# can leave sent but unrecorded (repeated after it); RUN_BURST bounds the
+# latency of a pause or a poke. At an ISP's real round trips (~100 ms a send) a
+# tick is one or two sends per lane, as before.
+RUN_BURST = timedelta(milliseconds=200)
+RUN_BURST_SENDS = 16
 #: When (local time) the ISPs' reputation data is fetched each day: Postmaster
 #: Tools and SNDS publish the previous day's figures during the night (UTC).
 REPUTATION_FETCH_AT = time(7, 0)
@@ -88,6 +96,8 @@ async def _run(config: Config, secret: bytes) -> None:
         resolver=resolver,
         clock=clock,
         secret=secret,
+        burst=RUN_BURST,
+        burst_sends=RUN_BURST_SENDS,
     )
     jobs = CalendarJobs(
         tz=config.tz,

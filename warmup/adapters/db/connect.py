@@ -18,7 +18,7 @@ from warmup.adapters.db.failure import DATABASE_ERRORS, describe
 from warmup.adapters.private_file import create_private
 from warmup.core.errors import StoreError
 
-__all__ = ["MIGRATIONS", "async_url", "open_engine"]
+__all__ = ["MIGRATIONS", "async_url", "open_engine", "sqlite_begin", "sqlite_pragmas"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 7_403_172_211  # pg_advisory_xact_lock key: one migrator at a time
@@ -40,8 +40,8 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Take transaction control from the driver so _sqlite_begin decides how to BEGIN.
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the driver so sqlite_begin decides how to BEGIN.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=10000")
@@ -72,7 +72,7 @@ def _wal(cursor: Any) -> None:
             time.sleep(0.02 * (attempt + 1))
 
 
-def _sqlite_begin(connection: Connection) -> None:
+def sqlite_begin(connection: Connection) -> None:
     # Write transactions (opened through Database.begin) say BEGIN IMMEDIATE:
     # they take the write lock up front, so two writers queue on busy_timeout
     # instead of failing with "database is locked" when a deferred transaction
@@ -139,8 +139,8 @@ async def open_engine(url: str) -> AsyncEngine:
         driver_url, pool_pre_ping=not driver_url.startswith("sqlite")
     )
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", sqlite_begin)
     try:
         immediate = engine.execution_options(
             sqlite_immediate=True, sqlite_migrating=True

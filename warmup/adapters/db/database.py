@@ -56,13 +56,17 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        if self._write_lock is None:
-            self._write_lock = asyncio.Lock()
         writer = self.engine.execution_options(
             sqlite_immediate=True, sqlite_durable=durable
         )
-        async with self._write_lock, writer.begin() as conn:
+        async with self.writer_lock(), writer.begin() as conn:
             yield conn
+
+    def writer_lock(self) -> asyncio.Lock:
+        """The lock this process's SQLite writers queue on (see :meth:`begin`)."""
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
 
     def insert(self, table: Any) -> Any:
         """This dialect's INSERT (it has ``on_conflict_do_nothing/update``)."""

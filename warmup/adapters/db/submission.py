@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 
+from warmup.adapters.db.connect import sqlite_begin, sqlite_pragmas
 from warmup.adapters.db.failure import DATABASE_ERRORS, describe
 from warmup.adapters.db.outbox import insert_recipient_events
 from warmup.adapters.db.schema import campaigns, messages, recipients, suppressions
@@ -49,6 +50,9 @@ class SQLSubmissions:
         self._campaigns: dict[str, int] = {}  # campaigns are never deleted
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
+        self._sync = _sync_sqlite(store, durable)
+        # SQLite: the writes run here, one batch at a time, on one connection.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="warmup-relay-writer")
 
     async def commit_message(self, message: RelayedMessage) -> FiledMessage:
         future: asyncio.Future[FiledMessage] = (
@@ -80,30 +84,14 @@ class SQLSubmissions:
             _settle(batch, filed)
 
     async def _write(self, batch: list[RelayedMessage]) -> list[FiledMessage]:
+        known = dict(self._campaigns)
         try:
-            async with self._store.database.begin(durable=self._durable) as conn:
-                ids = await self._campaign_ids(conn, batch)
-                found = await _suppressed(conn, batch)
-                inserted = await conn.execute(
-                    insert(messages).returning(
-                        messages.c.id, sort_by_parameter_order=True
-                    ),
-                    [_message_row(m, ids[m.campaign]) for m in batch],
-                )
-                message_ids = [int(i) for i in inserted.scalars()]
-                rows, filed = _recipient_rows(batch, ids, message_ids, found)
-                if rows:
-                    await conn.execute(insert(recipients), rows)
-                if any(f.suppressed for f in filed):  # their outcome events
-                    await conn.execute(
-                        insert_recipient_events(
-                            EventType.suppressed,
-                            batch[0].received_at,
-                            "relay",
-                            None,
-                            recipients.c.message_id.in_(message_ids),
-                            recipients.c.state == RecipientState.suppressed.value,
-                        )
+            if self._sync is not None:
+                filed, ids = await self._write_sqlite(batch, known)
+            else:
+                async with self._store.database.begin(durable=self._durable) as conn:
+                    filed, ids = await conn.run_sync(
+                        _write_batch, self._store, batch, known
                     )
         except DATABASE_ERRORS as exc:
             raise StoreError("accepting messages", describe(exc)) from exc
@@ -113,36 +101,108 @@ class SQLSubmissions:
         self._campaigns.update(ids)  # committed: remember them
         return filed
 
-    async def _campaign_ids(
-        self, conn: AsyncConnection, batch: list[RelayedMessage]
-    ) -> dict[str, int]:
-        ids: dict[str, int] = {}
-        for message in batch:
-            name = message.campaign
-            if name in ids:
-                continue
-            known = self._campaigns.get(name)
-            ids[name] = (
-                known if known is not None else await self._campaign(conn, message)
-            )
-        return ids
+    async def _write_sqlite(
+        self, batch: list[RelayedMessage], known: dict[str, int]
+    ) -> tuple[list[FiledMessage], dict[str, int]]:
+        """The whole transaction in one call on a worker thread, over a plain
+        sqlite3 connection: aiosqlite would hop to its thread and back for every
+        statement. Under the store's writer lock, so this process's writers
+        still queue in order instead of in SQLite's busy handler."""
+        assert self._sync is not None
+        engine = self._sync
 
-    async def _campaign(self, conn: AsyncConnection, message: RelayedMessage) -> int:
-        query = select(campaigns.c.id).where(campaigns.c.name == message.campaign)
-        found = (await conn.execute(query)).scalar()
-        if found is None:
-            # Two nodes may create it at once: the loser takes the winner's row.
-            await conn.execute(
-                self._store.database.insert(campaigns)
-                .values(
-                    name=message.campaign,
-                    template_id=None,
-                    created_at=message.received_at,
-                )
-                .on_conflict_do_nothing(index_elements=["name"])
+        def write() -> tuple[list[FiledMessage], dict[str, int]]:
+            with engine.begin() as conn:
+                return _write_batch(conn, self._store, batch, known)
+
+        async with self._store.database.writer_lock():
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, write)
+
+    def close(self) -> None:
+        """Close the SQLite writer's connection and thread (idempotent)."""
+        if self._sync is not None:
+            self._sync.dispose()
+            self._thread.shutdown(wait=False)
+
+
+def _sync_sqlite(store: SQLStore, durable: bool) -> Engine | None:
+    """A synchronous engine on the store's SQLite file (None on PostgreSQL, whose
+    async driver makes no thread hops): one connection, kept open (a new one per
+    batch costs more than the batch: SQLite reads the schema again)."""
+    url = store.engine.url
+    if url.get_backend_name() != "sqlite":
+        return None
+    engine = create_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    event.listen(engine, "connect", sqlite_pragmas)
+    event.listen(engine, "begin", sqlite_begin)
+    return engine.execution_options(sqlite_immediate=True, sqlite_durable=durable)
+
+
+def _write_batch(
+    conn: Connection,
+    store: SQLStore,
+    batch: list[RelayedMessage],
+    known: dict[str, int],
+) -> tuple[list[FiledMessage], dict[str, int]]:
+    """Campaigns, suppression lookup, messages, recipients (and the suppressed
+    ones' events) in the caller's transaction; the filed results and the
+    campaign ids used."""
+    ids = _campaign_ids(conn, store, batch, known)
+    found = _suppressed(conn, batch)
+    inserted = conn.execute(
+        insert(messages).returning(messages.c.id, sort_by_parameter_order=True),
+        [_message_row(m, ids[m.campaign]) for m in batch],
+    )
+    message_ids = [int(i) for i in inserted.scalars()]
+    rows, filed = _recipient_rows(batch, ids, message_ids, found)
+    if rows:
+        conn.execute(insert(recipients), rows)
+    if any(f.suppressed for f in filed):  # their outcome events
+        conn.execute(
+            insert_recipient_events(
+                EventType.suppressed,
+                batch[0].received_at,
+                "relay",
+                None,
+                recipients.c.message_id.in_(message_ids),
+                recipients.c.state == RecipientState.suppressed.value,
             )
-            found = (await conn.execute(query)).scalar_one()
-        return int(found)
+        )
+    return filed, ids
+
+
+def _campaign_ids(
+    conn: Connection,
+    store: SQLStore,
+    batch: list[RelayedMessage],
+    known: dict[str, int],
+) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for message in batch:
+        name = message.campaign
+        if name not in ids:
+            found = known.get(name)
+            ids[name] = found if found is not None else _campaign(conn, store, message)
+    return ids
+
+
+def _campaign(conn: Connection, store: SQLStore, message: RelayedMessage) -> int:
+    query = select(campaigns.c.id).where(campaigns.c.name == message.campaign)
+    found = conn.execute(query).scalar()
+    if found is None:
+        # Two nodes may create it at once: the loser takes the winner's row.
+        conn.execute(
+            store.database.insert(campaigns)
+            .values(
+                name=message.campaign,
+                template_id=None,
+                created_at=message.received_at,
+            )
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        found = conn.execute(query).scalar_one()
+    return int(found)
 
 
 def _settle(
@@ -157,7 +217,7 @@ def _settle(
             future.set_result(outcome[index])
 
 
-async def _suppressed(conn: AsyncConnection, batch: list[RelayedMessage]) -> set[str]:
+def _suppressed(conn: Connection, batch: list[RelayedMessage]) -> set[str]:
     keys = sorted(
         lookup_keys(a.address for message in batch for a, _ in message.recipients)
     )
@@ -166,7 +226,7 @@ async def _suppressed(conn: AsyncConnection, batch: list[RelayedMessage]) -> set
         query = select(suppressions.c.address).where(
             suppressions.c.address.in_(keys[start : start + _CHUNK])
         )
-        found.update((await conn.execute(query)).scalars())
+        found.update(conn.execute(query).scalars())
     return found
 
 
