@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,9 @@ class Captured:
         self.statements: list[tuple[str, Any]] = []
         event.listen(store.engine.sync_engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+    def _seen(
+        self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any
+    ) -> None:
         if self.on and "recipients" in statement and statement.startswith("SELECT"):
             self.statements.append((statement, params))
 
@@ -153,7 +156,7 @@ async def _claims(
         claim_s.append(time.perf_counter() - start)
         assert len(claimed) == batch, (n, len(claimed))
         keys = sorted(lookup_keys(c.address for c in claimed))
-        filter_s.append(await _timed(lambda: store.suppressed_keys(keys)))
+        filter_s.append(await _timed(partial(store.suppressed_keys, keys)))
         await store.release_claims("bench:1", NOW)
     return claim_s, filter_s
 
@@ -194,7 +197,9 @@ async def _plans(store: SQLStore, statements: list[tuple[str, Any]]) -> list[str
 async def _size(store: SQLStore) -> tuple[int, int]:
     async with store.engine.connect() as conn:
         table = await conn.scalar(text("SELECT pg_total_relation_size('recipients')"))
-        database = await conn.scalar(text("SELECT pg_database_size(current_database())"))
+        database = await conn.scalar(
+            text("SELECT pg_database_size(current_database())")
+        )
     return int(table or 0), int(database or 0)
 
 
@@ -203,7 +208,9 @@ def _status_seconds(config: Path) -> float:
     return run_measured(command).seconds
 
 
-async def _measure(store: SQLStore, lane_id: int, size: int, args: Any) -> dict[str, Any]:
+async def _measure(
+    store: SQLStore, lane_id: int, size: int, args: Any
+) -> dict[str, Any]:
     claim_s, filter_s = await _claims(store, lane_id, args.claims, args.batch)
     capture = Captured(store)
     capture.on = True

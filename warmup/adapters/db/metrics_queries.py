@@ -10,13 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from warmup.adapters.db.counts import counted
 from warmup.adapters.db.failure import describe
-from warmup.adapters.db.schema import lane_days, lanes, recipients
+from warmup.adapters.db.schema import (
+    HELD_QUEUED,
+    lane_days,
+    lanes,
+    recipient_counts,
+    recipients,
+)
 from warmup.adapters.db.store import SQLStore
-from warmup.app.sign import HELD_PREFIX
 from warmup.core.errors import StoreError
 from warmup.core.model import RecipientState
 
@@ -91,8 +97,12 @@ async def lane_totals(store: SQLStore) -> list[LaneTotals]:
 async def queue_totals(store: SQLStore) -> QueueTotals:
     """Recipients per state, queued per ISP, the retry backlog, the oldest pending."""
     queued = recipients.c.state == RecipientState.queued.value
-    by_state = select(recipients.c.state, func.count()).group_by(recipients.c.state)
-    by_isp = select(recipients.c.isp, func.count()).where(queued)
+    # Per state and per ISP from the counts (no scan); the retry backlog and
+    # the oldest pending still read recipients.
+    by_state = counted(recipient_counts.c.state)
+    by_isp = counted(recipient_counts.c.isp).where(
+        recipient_counts.c.state == RecipientState.queued.value
+    )
     retrying = (
         select(func.count())
         .select_from(recipients)
@@ -101,15 +111,11 @@ async def queue_totals(store: SQLStore) -> QueueTotals:
     oldest = select(func.min(recipients.c.queued_at)).where(
         recipients.c.state.in_(_PENDING)
     )
-    held = (
-        select(func.count())
-        .select_from(recipients)
-        .where(queued, recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True))
-    )
+    held = select(func.count()).select_from(recipients).where(text(HELD_QUEUED))
     try:
         async with store.engine.connect() as conn:
             states = (await conn.execute(by_state)).all()
-            isps = (await conn.execute(by_isp.group_by(recipients.c.isp))).all()
+            isps = (await conn.execute(by_isp)).all()
             backlog = (await conn.execute(retrying)).scalar_one()
             oldest_at = (await conn.execute(oldest)).scalar_one()
             held_count = (await conn.execute(held)).scalar_one()

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, case, delete, exists, func, null, or_, select,
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from warmup.adapters.db.counts import compact, counted
 from warmup.adapters.db.failure import describe, translated
 from warmup.adapters.db.outbox import (
     insert_outcome_events,
@@ -35,6 +36,7 @@ from warmup.adapters.db.schema import (
     lane_events,
     lanes,
     messages,
+    recipient_counts,
     recipients,
     suppressions,
     templates,
@@ -249,14 +251,17 @@ class QueueOps:
 
     @translated("counting the queue")
     async def queued_isps(self) -> dict[str, int]:
-        """Queued recipients per ISP (routed ones only)."""
-        query = (
-            select(recipients.c.isp, func.count())
-            .where(recipients.c.state == _QUEUED, recipients.c.isp.is_not(None))
-            .group_by(recipients.c.isp)
-        )
+        """Queued recipients per ISP (routed ones only), from the counts."""
+        isp = recipient_counts.c.isp
+        query = counted(isp).where(recipient_counts.c.state == _QUEUED, isp != "")
         async with self.engine.connect() as conn:
             return {str(isp): int(n) for isp, n in (await conn.execute(query)).all()}
+
+    @translated("compacting the recipient counts")
+    async def compact_recipient_counts(self) -> None:
+        """Fold the counts' appended rows (warmup.adapters.db.counts)."""
+        async with self._begin() as conn:
+            await compact(conn)
 
     @translated("listing unrouted domains")
     async def unrouted_domains(self, limit: int = 500) -> list[str]:

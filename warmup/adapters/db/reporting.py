@@ -7,13 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from warmup.adapters.db.counts import counted
 from warmup.adapters.db.failure import describe
-from warmup.adapters.db.schema import campaigns, lane_events, recipients
+from warmup.adapters.db.schema import (
+    HELD_QUEUED,
+    campaigns,
+    lane_events,
+    recipient_counts,
+    recipients,
+)
 from warmup.adapters.db.store import SQLStore
-from warmup.app.sign import HELD_PREFIX
 from warmup.core.errors import StoreError
 from warmup.core.model import RecipientState
 
@@ -60,10 +66,11 @@ async def campaign_summary(store: SQLStore) -> list[dict[str, Any]]:
     Each item has ``name``, one count per recipient state (zero when none),
     ``pending`` (queued + sending) and ``total``.
     """
+    per_state = counted(recipient_counts.c.campaign_id, recipient_counts.c.state)
+    counts = per_state.subquery()
     query = (
-        select(campaigns.c.id, campaigns.c.name, recipients.c.state, func.count())
-        .join(recipients, recipients.c.campaign_id == campaigns.c.id, isouter=True)
-        .group_by(campaigns.c.id, campaigns.c.name, recipients.c.state)
+        select(campaigns.c.id, campaigns.c.name, counts.c.state, counts.c.n)
+        .join(counts, counts.c.campaign_id == campaigns.c.id, isouter=True)
         .order_by(campaigns.c.id)
     )
     try:
@@ -90,10 +97,7 @@ async def held_messages(store: SQLStore) -> list[dict[str, Any]]:
     query = (
         select(campaigns.c.name, recipients.c.last_reply, func.count())
         .join(recipients, recipients.c.campaign_id == campaigns.c.id)
-        .where(
-            recipients.c.state == RecipientState.queued.value,
-            recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True),
-        )
+        .where(text(HELD_QUEUED))
         .group_by(campaigns.c.name, recipients.c.last_reply)
         .order_by(campaigns.c.name, recipients.c.last_reply)
     )

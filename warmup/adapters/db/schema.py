@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "HELD_QUEUED",
     "UTCDateTime",
     "attempts",
     "bounce_events",
@@ -48,6 +49,7 @@ __all__ = [
     "messages",
     "metadata",
     "nodes",
+    "recipient_counts",
     "recipients",
     "reputation_days",
     "suppressions",
@@ -184,6 +186,11 @@ lane_days = Table(
     UniqueConstraint("lane_id", "day"),
 )
 
+# Queued and held back unsent (warmup.app.sign.HELD_PREFIX), as the partial
+# index ix_recipients_held states it (literally: a bound parameter would not
+# match the index's predicate).
+HELD_QUEUED = "state = 'queued' AND last_reply LIKE 'held: %'"
+
 recipients = Table(
     "recipients",
     metadata,
@@ -233,6 +240,30 @@ recipients = Table(
     ),
     Index(None, "address"),
     Index(None, "message_id"),
+    # The held recipients `status` lists; queries spell HELD_QUEUED as is.
+    Index(
+        "ix_recipients_held",
+        "campaign_id",
+        sqlite_where=text(HELD_QUEUED),
+        postgresql_where=text(HELD_QUEUED),
+    ),
+)
+
+# Recipients per campaign x ISP ("" while unrouted) x state, kept by triggers on
+# recipients (migration 0012), so `status` and the dispatcher's maintenance
+# count without scanning the queue. On PostgreSQL each statement appends its
+# net change as rows (no row every writer updates: nodes never wait on each
+# other) and compact_recipient_counts() sums them; on SQLite (one writer) each
+# key has one row. A count is sum(n) over a key's rows.
+recipient_counts = Table(
+    "recipient_counts",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("campaign_id", BigInteger, nullable=False),
+    Column("isp", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Index(None, "campaign_id", "isp", "state"),
 )
 
 attempts = Table(

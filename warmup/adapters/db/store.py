@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from warmup.adapters.db.controls import ControlOps
+from warmup.adapters.db.counts import counted
 from warmup.adapters.db.dmarc import DMARCOps
 from warmup.adapters.db.dns_evidence import DNSEvidenceOps
 from warmup.adapters.db.events import EventOps
@@ -30,7 +31,13 @@ from warmup.adapters.db.ownership import OwnershipOps
 from warmup.adapters.db.queue import suppression_row
 from warmup.adapters.db.reputation import ReputationOps
 from warmup.adapters.db.retention import RetentionOps
-from warmup.adapters.db.schema import campaigns, recipients, suppressions, templates
+from warmup.adapters.db.schema import (
+    campaigns,
+    recipient_counts,
+    recipients,
+    suppressions,
+    templates,
+)
 from warmup.adapters.db.trace import TraceOps
 from warmup.adapters.private_file import create_private
 from warmup.app.ports import CampaignRef, TemplateRecord
@@ -355,10 +362,10 @@ class SQLStore(
             await cursor.close()
 
     async def count_recipients(self, campaign_id: int | None = None) -> dict[str, int]:
-        """Recipients per state (of one campaign, or all)."""
-        query = select(recipients.c.state, func.count()).group_by(recipients.c.state)
+        """Recipients per state (of one campaign, or all), from the counts."""
+        query = counted(recipient_counts.c.state)
         if campaign_id is not None:
-            query = query.where(recipients.c.campaign_id == campaign_id)
+            query = query.where(recipient_counts.c.campaign_id == campaign_id)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
             return {str(state): int(count) for state, count in rows}
