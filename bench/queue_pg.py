@@ -161,6 +161,35 @@ async def _claims(
     return claim_s, filter_s
 
 
+async def _trigger_cost(
+    store: SQLStore, lane_id: int, batch: int
+) -> tuple[float, float]:
+    """Claim + return of a batch with the counting triggers on and off
+    (interleaved blocks): their cost on the hot path, medians in ms."""
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    for block in range(6):
+        on = block % 2 == 0
+        verb = "ENABLE" if on else "DISABLE"
+        async with store.engine.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE recipients {verb} TRIGGER USER"))
+        for _ in range(10):
+            start = time.perf_counter()
+            await store.claim(
+                lane_id=lane_id,
+                isp="isp0",
+                limit=batch,
+                now=NOW,
+                claimer="bench:1",
+                lease_until=NOW + timedelta(minutes=5),
+            )
+            await store.release_claims("bench:1", NOW)
+            seconds[on].append(time.perf_counter() - start)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE recipients ENABLE TRIGGER USER"))
+    await store.compact_recipient_counts()
+    return _ms(seconds[True])[0], _ms(seconds[False])[0]
+
+
 async def _reads(store: SQLStore) -> dict[str, float]:
     schedules = {"isp0": SCHEDULE, "default": SCHEDULE}
     calls: dict[str, Callable[[], Awaitable[Any]]] = {
@@ -212,6 +241,7 @@ async def _measure(
     store: SQLStore, lane_id: int, size: int, args: Any
 ) -> dict[str, Any]:
     claim_s, filter_s = await _claims(store, lane_id, args.claims, args.batch)
+    triggers = await _trigger_cost(store, lane_id, args.batch)
     capture = Captured(store)
     capture.on = True
     reads = await _reads(store)
@@ -221,6 +251,7 @@ async def _measure(
         "size": size,
         "claim": _ms(claim_s),
         "filter": _ms(filter_s),
+        "triggers": triggers,
         "reads": reads,
         "bytes_per_recipient": table / size,
         "database_mb": database / 2**20,
@@ -237,6 +268,8 @@ def _print(results: list[dict[str, Any]], status: dict[int, float]) -> None:
 
     row("claim ms median", [f"{r['claim'][0]:.2f}" for r in results])
     row("claim ms p95", [f"{r['claim'][1]:.2f}" for r in results])
+    row("claim+return, counts ms", [f"{r['triggers'][0]:.2f}" for r in results])
+    row("claim+return, no counts ms", [f"{r['triggers'][1]:.2f}" for r in results])
     row("suppressed_keys ms median", [f"{r['filter'][0]:.2f}" for r in results])
     row("suppressed_keys ms p95", [f"{r['filter'][1]:.2f}" for r in results])
     for name in results[0]["reads"]:
