@@ -17,6 +17,8 @@ from warmup.adapters.db.counts import counted
 from warmup.adapters.db.failure import describe
 from warmup.adapters.db.schema import (
     HELD_QUEUED,
+    PENDING,
+    RETRYING,
     lane_days,
     lanes,
     recipient_counts,
@@ -30,7 +32,6 @@ __all__ = ["COUNTS", "LaneTotals", "QueueTotals", "lane_totals", "queue_totals"]
 
 # Per-lane counters, as named in lane_days (and lanes.day_<name>).
 COUNTS = ("attempted", "delivered", "soft", "hard", "throttle", "block", "complaints")
-_PENDING = (RecipientState.queued.value, RecipientState.sending.value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,21 +97,15 @@ async def lane_totals(store: SQLStore) -> list[LaneTotals]:
 
 async def queue_totals(store: SQLStore) -> QueueTotals:
     """Recipients per state, queued per ISP, the retry backlog, the oldest pending."""
-    queued = recipients.c.state == RecipientState.queued.value
-    # Per state and per ISP from the counts (no scan); the retry backlog and
-    # the oldest pending still read recipients.
+    # Per state and per ISP from the counts; the retry backlog, the oldest
+    # pending and the held ones from partial indexes (their predicates spelled
+    # as the indexes state them): nothing here scans the queue.
     by_state = counted(recipient_counts.c.state)
     by_isp = counted(recipient_counts.c.isp).where(
         recipient_counts.c.state == RecipientState.queued.value
     )
-    retrying = (
-        select(func.count())
-        .select_from(recipients)
-        .where(queued, recipients.c.attempts > 0)
-    )
-    oldest = select(func.min(recipients.c.queued_at)).where(
-        recipients.c.state.in_(_PENDING)
-    )
+    retrying = select(func.count()).select_from(recipients).where(text(RETRYING))
+    oldest = select(func.min(recipients.c.queued_at)).where(text(PENDING))
     held = select(func.count()).select_from(recipients).where(text(HELD_QUEUED))
     try:
         async with store.engine.connect() as conn:

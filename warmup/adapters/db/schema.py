@@ -32,6 +32,8 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "HELD_QUEUED",
+    "PENDING",
+    "RETRYING",
     "UTCDateTime",
     "attempts",
     "bounce_events",
@@ -190,6 +192,9 @@ lane_days = Table(
 # index ix_recipients_held states it (literally: a bound parameter would not
 # match the index's predicate).
 HELD_QUEUED = "state = 'queued' AND last_reply LIKE 'held: %'"
+# Likewise for the metrics' oldest pending and retry backlog.
+PENDING = "state IN ('queued', 'sending')"
+RETRYING = "state = 'queued' AND attempts > 0"
 
 recipients = Table(
     "recipients",
@@ -246,6 +251,18 @@ recipients = Table(
         "campaign_id",
         sqlite_where=text(HELD_QUEUED),
         postgresql_where=text(HELD_QUEUED),
+    ),
+    Index(
+        "ix_recipients_pending_queued_at",
+        "queued_at",
+        sqlite_where=text(PENDING),
+        postgresql_where=text(PENDING),
+    ),
+    Index(
+        "ix_recipients_retrying",
+        "id",
+        sqlite_where=text(RETRYING),
+        postgresql_where=text(RETRYING),
     ),
 )
 

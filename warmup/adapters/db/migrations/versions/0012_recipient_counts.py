@@ -6,8 +6,9 @@ counts instead: on PostgreSQL a statement-level trigger appends each
 statement's net change (no row every writer updates, so nodes never wait on
 each other and cannot deadlock on a counter); compaction sums them. On SQLite
 (one writer) row-level triggers keep one row per key. Existing rows are
-counted once here. Also a partial index for the held recipients `status`
-lists (queued, last reply "held: ...").
+counted once here. Also partial indexes for the held recipients `status`
+lists (queued, last reply "held: ...") and for the metrics' oldest pending
+and retry backlog.
 
 Revision ID: 0012
 Revises: 0009
@@ -23,7 +24,14 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_HELD = "state = 'queued' AND last_reply LIKE 'held: %'"
+_PARTIAL = {
+    "ix_recipients_held": (
+        "campaign_id",
+        "state = 'queued' AND last_reply LIKE 'held: %'",
+    ),
+    "ix_recipients_pending_queued_at": ("queued_at", "state IN ('queued', 'sending')"),
+    "ix_recipients_retrying": ("id", "state = 'queued' AND attempts > 0"),
+}
 
 _PG_FUNCTIONS = {
     "insert": """
@@ -90,13 +98,14 @@ def upgrade() -> None:
         "recipient_counts",
         ["campaign_id", "isp", "state"],
     )
-    op.create_index(
-        "ix_recipients_held",
-        "recipients",
-        ["campaign_id"],
-        sqlite_where=sa.text(_HELD),
-        postgresql_where=sa.text(_HELD),
-    )
+    for name, (column, where) in _PARTIAL.items():
+        op.create_index(
+            name,
+            "recipients",
+            [column],
+            sqlite_where=sa.text(where),
+            postgresql_where=sa.text(where),
+        )
     op.execute(
         "INSERT INTO recipient_counts (campaign_id, isp, state, n) "
         "SELECT campaign_id, coalesce(isp, ''), state, count(*) "
@@ -127,7 +136,8 @@ def downgrade() -> None:
         )
         if postgres:
             op.execute(f"DROP FUNCTION recipient_counts_{event}()")
-    op.drop_index("ix_recipients_held", table_name="recipients")
+    for name in _PARTIAL:
+        op.drop_index(name, table_name="recipients")
     op.drop_index(
         op.f("ix_recipient_counts_campaign_id_isp_state"), table_name="recipient_counts"
     )
