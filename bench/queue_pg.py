@@ -126,7 +126,8 @@ class Captured:
     def _seen(
         self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any
     ) -> None:
-        if self.on and "recipients" in statement and statement.startswith("SELECT"):
+        reads = statement.startswith(("SELECT", "UPDATE"))
+        if self.on and "recipients" in statement and reads:
             self.statements.append((statement, params))
 
 
@@ -252,6 +253,11 @@ async def _plans(store: SQLStore, statements: list[tuple[str, Any]]) -> list[str
     return scans
 
 
+async def _round_trip(store: SQLStore) -> None:
+    async with store.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
 async def _size(store: SQLStore) -> tuple[int, int]:
     async with store.engine.connect() as conn:
         table = await conn.scalar(text("SELECT pg_total_relation_size('recipients')"))
@@ -269,15 +275,20 @@ def _status_seconds(config: Path) -> float:
 async def _measure(
     store: SQLStore, lane_id: int, size: int, args: Any
 ) -> dict[str, Any]:
-    claim_s, filter_s = await _claims(store, lane_id, args.claims, args.batch)
-    triggers = await _trigger_cost(store, lane_id, args.batch)
+    probe = [await _timed(partial(_round_trip, store)) for _ in range(20)]
     capture = Captured(store)
     capture.on = True
+    claim_s, filter_s = await _claims(store, lane_id, 1, args.batch)
     reads = await _reads(store)
     capture.on = False
+    more_claims, more_filters = await _claims(store, lane_id, args.claims, args.batch)
+    claim_s += more_claims
+    filter_s += more_filters
+    triggers = await _trigger_cost(store, lane_id, args.batch)
     table, database = await _size(store)
     return {
         "size": size,
+        "probe": _ms(probe)[0],
         "claim": _ms(claim_s),
         "filter": _ms(filter_s),
         "triggers": triggers,
@@ -295,6 +306,7 @@ def _print(results: list[dict[str, Any]], status: dict[int, float]) -> None:
     def row(name: str, values: list[str]) -> None:
         print(f"{name:<28}" + "".join(f"{v:>14}" for v in values))
 
+    row("SELECT 1 ms (load probe)", [f"{r['probe']:.2f}" for r in results])
     row("claim ms median", [f"{r['claim'][0]:.2f}" for r in results])
     row("claim ms p95", [f"{r['claim'][1]:.2f}" for r in results])
     for on, label in ((True, "counted"), (False, "no triggers")):
