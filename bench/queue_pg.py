@@ -327,6 +327,42 @@ def _print(results: list[dict[str, Any]], status: dict[int, float]) -> None:
             print(f"  {r['size']:,}: {line}")
 
 
+async def _insert_cost(server: PostgresServer, rows: int, rounds: int) -> None:
+    """Loading with the counting triggers and migration 0012's indexes against
+    a copy of recipients without them (same columns and other indexes),
+    interleaved: ``rows`` per load, each into an emptied table."""
+    store, campaign, _ = await _setup(server.url("postgres"))
+    async with store.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE bare (LIKE recipients INCLUDING ALL)"))
+        for name in await conn.scalars(
+            text("SELECT indexname FROM pg_indexes WHERE tablename = 'bare'")
+        ):
+            if any(part in name for part in ("held", "pending", "retrying")):
+                await conn.execute(text(f'DROP INDEX "{name}"'))
+    # recipients as migrated; recipients with its triggers off (0012's
+    # indexes only); bare (neither).
+    kinds = {"counted": "recipients", "indexes only": "recipients", "bare": "bare"}
+    seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
+    values = {"campaign": campaign, "lo": 0, "hi": rows, "queued_at": NOW}
+    for _ in range(rounds):
+        for kind, table in kinds.items():
+            verb = "DISABLE" if kind == "indexes only" else "ENABLE"
+            async with store.engine.begin() as conn:
+                await conn.execute(text(f"TRUNCATE {table} CASCADE"))
+                await conn.execute(text(f"ALTER TABLE {table} {verb} TRIGGER USER"))
+            start = time.perf_counter()
+            async with store.engine.begin() as conn:
+                sql = _LOAD.replace("INTO recipients", f"INTO {table}")
+                await conn.execute(text(sql), values)
+            seconds[kind].append(time.perf_counter() - start)
+    await store.close()
+    bare = statistics.median(seconds["bare"])
+    print(f"load {rows:,} rows, median of {rounds} interleaved:")
+    for kind, samples in seconds.items():
+        median = statistics.median(samples)
+        print(f"  {kind:<13} {rows / median:>9,.0f} rows/s = {bare / median:.2f}x bare")
+
+
 async def _run(server: PostgresServer, directory: Path, args: Any) -> None:
     url = server.url("postgres")
     store, campaign, lane_id = await _setup(url)
@@ -354,11 +390,20 @@ def main() -> None:
     )
     parser.add_argument("--claims", type=int, default=40)
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument(
+        "--insert-cost",
+        type=int,
+        metavar="ROWS",
+        help="only compare loading ROWS with and without the counts and indexes",
+    )
     args = parser.parse_args()
     free = shutil.disk_usage(tempfile.gettempdir()).free
     print(f"free in {tempfile.gettempdir()}: {free / 2**30:.1f} GB")
     server = start_postgres()
     try:
+        if args.insert_cost:
+            asyncio.run(_insert_cost(server, args.insert_cost, rounds=3))
+            return
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(_run(server, Path(tmp), args))
     finally:
