@@ -3,8 +3,11 @@ read instead of scanning the queue stay equal to a count of the rows."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import delete, func, select, update
 
 from warmup.adapters.db.reporting import campaign_summary, held_messages
@@ -116,3 +119,34 @@ async def test_held_recipients_are_listed_by_the_partial_index_predicate(
     assert await held_messages(store) == [
         {"campaign": "c", "reason": "held: no DKIM key for x.test", "recipients": 1}
     ]
+
+
+async def test_two_writers_of_one_key_never_wait_on_each_other(
+    store: SQLStore,
+) -> None:
+    """On PostgreSQL each transaction counts in its own row: a second node's
+    write to the same campaign, ISP and state goes through while the first
+    transaction is still open (SQLite has one writer: nothing to show)."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("one writer at a time on SQLite")
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    await store.insert_recipients(
+        campaign.id, [_new("a@x.test"), _new("b@x.test")], ["x", "x"], NOW
+    )
+
+    def delivered(address: str) -> Any:
+        return (
+            update(recipients)
+            .where(recipients.c.address == address)
+            .values(state="delivered")
+        )
+
+    async with store.engine.connect() as first, store.engine.connect() as second:
+        await first.begin()
+        await first.execute(delivered("a@x.test"))
+        await second.begin()
+        await asyncio.wait_for(second.execute(delivered("b@x.test")), timeout=10)
+        await second.commit()
+        await first.commit()
+    await _check(store)
+    assert (await store.count_recipients()) == {"delivered": 2}

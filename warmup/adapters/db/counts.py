@@ -1,7 +1,7 @@
 """Recipient counts without scanning the queue (table recipient_counts).
 
 Triggers on recipients keep the counts (migration 0012); a count is the sum
-of a key's rows. On PostgreSQL every write statement appends rows, so
+of a key's rows. On PostgreSQL every writing transaction has its own rows, so
 :func:`compact` (the dispatcher's maintenance) folds them into one per key.
 """
 
@@ -16,12 +16,16 @@ from warmup.adapters.db.schema import recipient_counts
 
 __all__ = ["compact", "counted"]
 
+# A concurrent fold may have written a key's slot 0 since this one's snapshot:
+# then the two sums (of disjoint rows) add up.
 _COMPACT = text(
     "WITH gone AS (DELETE FROM recipient_counts "
     "RETURNING campaign_id, isp, state, n) "
-    "INSERT INTO recipient_counts (campaign_id, isp, state, n) "
-    "SELECT campaign_id, isp, state, sum(n) FROM gone "
-    "GROUP BY campaign_id, isp, state HAVING sum(n) <> 0"
+    "INSERT INTO recipient_counts (campaign_id, isp, state, slot, n) "
+    "SELECT campaign_id, isp, state, 0, sum(n) FROM gone "
+    "GROUP BY campaign_id, isp, state HAVING sum(n) <> 0 "
+    "ON CONFLICT (campaign_id, isp, state, slot) "
+    "DO UPDATE SET n = recipient_counts.n + excluded.n"
 )
 
 

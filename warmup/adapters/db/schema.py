@@ -268,10 +268,11 @@ recipients = Table(
 
 # Recipients per campaign x ISP ("" while unrouted) x state, kept by triggers on
 # recipients (migration 0012), so `status` and the dispatcher's maintenance
-# count without scanning the queue. On PostgreSQL each statement appends its
-# net change as rows (no row every writer updates: nodes never wait on each
-# other) and compact_recipient_counts() sums them; on SQLite (one writer) each
-# key has one row. A count is sum(n) over a key's rows.
+# count without scanning the queue. On PostgreSQL each transaction adds its net
+# change in its own row (slot = its transaction id: no row every writer
+# updates, so nodes never wait on each other) and compact_recipient_counts()
+# folds them into slot 0; on SQLite (one writer) each key has one row, slot 0.
+# A count is sum(n) over a key's rows.
 recipient_counts = Table(
     "recipient_counts",
     metadata,
@@ -279,8 +280,11 @@ recipient_counts = Table(
     Column("campaign_id", BigInteger, nullable=False),
     Column("isp", String(64), nullable=False),
     Column("state", String(16), nullable=False),
+    Column("slot", BigInteger, nullable=False),
     Column("n", BigInteger, nullable=False),
-    Index(None, "campaign_id", "isp", "state"),
+    Index(
+        "uq_recipient_counts_key", "campaign_id", "isp", "state", "slot", unique=True
+    ),
 )
 
 attempts = Table(

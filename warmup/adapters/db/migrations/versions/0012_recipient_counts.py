@@ -2,10 +2,11 @@
 
 `warmup status` and the dispatcher's maintenance counted the queue with a
 scan of recipients (seconds at 10M rows). Triggers on recipients keep the
-counts instead: on PostgreSQL a statement-level trigger appends each
-statement's net change (no row every writer updates, so nodes never wait on
-each other and cannot deadlock on a counter); compaction sums them. On SQLite
-(one writer) row-level triggers keep one row per key. Existing rows are
+counts instead: on PostgreSQL a statement-level trigger adds each
+statement's net change to its transaction's own row per key (slot = the
+transaction id: no row every writer updates, so nodes never wait on each other
+and cannot deadlock on a counter); compaction folds them into slot 0. On
+SQLite (one writer) a row-level upsert keeps one row per key (slot 0). Existing rows are
 counted once here. Also partial indexes for the held recipients `status`
 lists (queued, last reply "held: ...") and for the metrics' oldest pending
 and retry backlog.
@@ -33,23 +34,30 @@ _PARTIAL = {
     "ix_recipients_retrying": ("id", "state = 'queued' AND attempts > 0"),
 }
 
+# Each row's key and its change; a transaction's changes to a key share a row
+# (slot = its transaction id), so concurrent writers never touch the same row.
+_UPSERT = (
+    "ON CONFLICT (campaign_id, isp, state, slot) "
+    "DO UPDATE SET n = recipient_counts.n + excluded.n"
+)
+_INTO = "INSERT INTO recipient_counts (campaign_id, isp, state, slot, n)"
 _PG_FUNCTIONS = {
-    "insert": """
-        INSERT INTO recipient_counts (campaign_id, isp, state, n)
-        SELECT campaign_id, coalesce(isp, ''), state, count(*)
-        FROM new_rows GROUP BY 1, 2, 3""",
-    "update": """
-        INSERT INTO recipient_counts (campaign_id, isp, state, n)
-        SELECT campaign_id, isp, state, sum(d) FROM (
+    "insert": f"""
+        {_INTO}
+        SELECT campaign_id, coalesce(isp, ''), state, txid_current(), count(*)
+        FROM new_rows GROUP BY 1, 2, 3 {_UPSERT}""",
+    "update": f"""
+        {_INTO}
+        SELECT campaign_id, isp, state, txid_current(), sum(d) FROM (
             SELECT campaign_id, coalesce(isp, '') AS isp, state, 1 AS d
             FROM new_rows
             UNION ALL
             SELECT campaign_id, coalesce(isp, ''), state, -1 FROM old_rows
-        ) AS change GROUP BY 1, 2, 3 HAVING sum(d) <> 0""",
-    "delete": """
-        INSERT INTO recipient_counts (campaign_id, isp, state, n)
-        SELECT campaign_id, coalesce(isp, ''), state, -count(*)
-        FROM old_rows GROUP BY 1, 2, 3""",
+        ) AS change GROUP BY 1, 2, 3 HAVING sum(d) <> 0 {_UPSERT}""",
+    "delete": f"""
+        {_INTO}
+        SELECT campaign_id, coalesce(isp, ''), state, txid_current(), -count(*)
+        FROM old_rows GROUP BY 1, 2, 3 {_UPSERT}""",
 }
 _PG_TABLES = {
     "insert": "NEW TABLE AS new_rows",
@@ -58,28 +66,22 @@ _PG_TABLES = {
 }
 
 
-def _sqlite_add(row: str, sign: str) -> str:
-    key = (
-        f"campaign_id = {row}.campaign_id AND isp = coalesce({row}.isp, '') "
-        f"AND state = {row}.state"
+def _sqlite_add(row: str, change: int) -> str:
+    return (
+        f"{_INTO} VALUES ({row}.campaign_id, coalesce({row}.isp, ''), "
+        f"{row}.state, 0, {change}) {_UPSERT};"
     )
-    create = (
-        "INSERT INTO recipient_counts (campaign_id, isp, state, n) "
-        f"SELECT {row}.campaign_id, coalesce({row}.isp, ''), {row}.state, 0 "
-        f"WHERE NOT EXISTS (SELECT 1 FROM recipient_counts WHERE {key});"
-    )
-    return f"{create} UPDATE recipient_counts SET n = n {sign} 1 WHERE {key};"
 
 
 _SQLITE_TRIGGERS = {
-    "insert": f"AFTER INSERT ON recipients BEGIN {_sqlite_add('NEW', '+')} END",
+    "insert": f"AFTER INSERT ON recipients BEGIN {_sqlite_add('NEW', 1)} END",
     "update": (
         "AFTER UPDATE OF campaign_id, isp, state ON recipients "
         "WHEN OLD.state IS NOT NEW.state OR OLD.isp IS NOT NEW.isp "
         "OR OLD.campaign_id IS NOT NEW.campaign_id "
-        f"BEGIN {_sqlite_add('OLD', '-')} {_sqlite_add('NEW', '+')} END"
+        f"BEGIN {_sqlite_add('OLD', -1)} {_sqlite_add('NEW', 1)} END"
     ),
-    "delete": f"AFTER DELETE ON recipients BEGIN {_sqlite_add('OLD', '-')} END",
+    "delete": f"AFTER DELETE ON recipients BEGIN {_sqlite_add('OLD', -1)} END",
 }
 
 
@@ -90,13 +92,15 @@ def upgrade() -> None:
         sa.Column("campaign_id", sa.BigInteger(), nullable=False),
         sa.Column("isp", sa.String(length=64), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("slot", sa.BigInteger(), nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_recipient_counts")),
     )
     op.create_index(
-        op.f("ix_recipient_counts_campaign_id_isp_state"),
+        "uq_recipient_counts_key",
         "recipient_counts",
-        ["campaign_id", "isp", "state"],
+        ["campaign_id", "isp", "state", "slot"],
+        unique=True,
     )
     for name, (column, where) in _PARTIAL.items():
         op.create_index(
@@ -107,8 +111,7 @@ def upgrade() -> None:
             postgresql_where=sa.text(where),
         )
     op.execute(
-        "INSERT INTO recipient_counts (campaign_id, isp, state, n) "
-        "SELECT campaign_id, coalesce(isp, ''), state, count(*) "
+        f"{_INTO} SELECT campaign_id, coalesce(isp, ''), state, 0, count(*) "
         "FROM recipients GROUP BY campaign_id, coalesce(isp, ''), state"
     )
     if op.get_bind().dialect.name == "postgresql":
@@ -138,7 +141,5 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION recipient_counts_{event}()")
     for name in _PARTIAL:
         op.drop_index(name, table_name="recipients")
-    op.drop_index(
-        op.f("ix_recipient_counts_campaign_id_isp_state"), table_name="recipient_counts"
-    )
+    op.drop_index("uq_recipient_counts_key", table_name="recipient_counts")
     op.drop_table("recipient_counts")
