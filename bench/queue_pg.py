@@ -91,8 +91,8 @@ _DELIVERED = (
 )
 _REQUEUE = "UPDATE recipients SET state = 'queued', lane_id = NULL WHERE id = %(rid)s"
 _RECOUNT = (
-    "INSERT INTO recipient_counts (campaign_id, isp, state, n) "
-    "SELECT campaign_id, coalesce(isp, ''), state, count(*) FROM recipients "
+    "INSERT INTO recipient_counts (campaign_id, isp, state, slot, n) "
+    "SELECT campaign_id, coalesce(isp, ''), state, 0, count(*) FROM recipients "
     "GROUP BY 1, 2, 3"
 )
 
