@@ -37,9 +37,7 @@ def counted(*keys: Any) -> Any:
 
 
 async def compact(conn: AsyncConnection) -> None:
-    """One row per key again: rows appended since are kept (a concurrent
-    compaction or writer never sees a key counted twice or lost)."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(_COMPACT)
-    else:  # one row per key already; keys back to zero go
-        await conn.execute(recipient_counts.delete().where(recipient_counts.c.n == 0))
+    """PostgreSQL: one row per key again; rows written since are kept (a
+    concurrent compaction or writer never sees a key counted twice or lost).
+    SQLite keeps one row per key (zero rows are left out by :func:`counted`)."""
+    await conn.execute(_COMPACT)

@@ -259,7 +259,10 @@ class QueueOps:
 
     @translated("compacting the recipient counts")
     async def compact_recipient_counts(self) -> None:
-        """Fold the counts' appended rows (warmup.adapters.db.counts)."""
+        """Fold the counts' rows per transaction (warmup.adapters.db.counts);
+        SQLite has one row per key already: no transaction at all."""
+        if self.engine.dialect.name != "postgresql":
+            return
         async with self._begin() as conn:
             await compact(conn)
 
