@@ -384,6 +384,7 @@ class Dispatcher:
                 "returned %d recipients with expired leases to the queue", released
             )
         await self._route(now)
+        await self.store.compact_recipient_counts()
         self._queued = await self.store.queued_isps()
         if not self._campaign_scoped:
             self._campaign_scoped = await self.store.any_campaign_suppressions()

@@ -6,11 +6,12 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
+from warmup.adapters.db.counts import counted
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.rows import require_aware
-from warmup.adapters.db.schema import campaigns, recipients, templates
+from warmup.adapters.db.schema import campaigns, recipient_counts, recipients, templates
 from warmup.app.ports import CampaignRef, TemplateRecord
 from warmup.core.errors import InputError
 from warmup.core.model import RecipientState
@@ -118,10 +119,10 @@ class SQLCampaigns:
         return await self.db.insert_counted(statement, rows)
 
     async def count_recipients(self, campaign_id: int | None = None) -> dict[str, int]:
-        """Recipients per state (of one campaign, or all)."""
-        query = select(recipients.c.state, func.count()).group_by(recipients.c.state)
+        """Recipients per state (of one campaign, or all), from the counts."""
+        query = counted(recipient_counts.c.state)
         if campaign_id is not None:
-            query = query.where(recipients.c.campaign_id == campaign_id)
+            query = query.where(recipient_counts.c.campaign_id == campaign_id)
         async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
             return {str(state): int(count) for state, count in rows}

@@ -11,11 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 
+from warmup.adapters.db.counts import counted
 from warmup.adapters.db.database import Database
-from warmup.adapters.db.schema import lane_days, lanes, recipients
-from warmup.app.sign import HELD_PREFIX
+from warmup.adapters.db.schema import (
+    HELD_QUEUED,
+    PENDING,
+    RETRYING,
+    lane_days,
+    lanes,
+    recipient_counts,
+    recipients,
+)
 from warmup.core.model import RecipientState
 
 if TYPE_CHECKING:
@@ -101,27 +109,19 @@ class SQLMetrics:
     async def queue_totals(self) -> QueueTotals:
         """Recipients per state, queued per ISP, the retry backlog, the oldest
         pending."""
-        queued = recipients.c.state == RecipientState.queued.value
-        by_state = select(recipients.c.state, func.count()).group_by(recipients.c.state)
-        by_isp = select(recipients.c.isp, func.count()).where(queued)
-        retrying = (
-            select(func.count())
-            .select_from(recipients)
-            .where(queued, recipients.c.attempts > 0)
+        # Per state and per ISP from the counts; the retry backlog, the oldest
+        # pending and the held ones from partial indexes (their predicates spelled
+        # as the indexes state them): nothing here scans the queue.
+        by_state = counted(recipient_counts.c.state)
+        by_isp = counted(recipient_counts.c.isp).where(
+            recipient_counts.c.state == RecipientState.queued.value
         )
-        oldest = select(func.min(recipients.c.queued_at)).where(
-            recipients.c.state.in_(_PENDING)
-        )
-        held = (
-            select(func.count())
-            .select_from(recipients)
-            .where(
-                queued, recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True)
-            )
-        )
+        retrying = select(func.count()).select_from(recipients).where(text(RETRYING))
+        oldest = select(func.min(recipients.c.queued_at)).where(text(PENDING))
+        held = select(func.count()).select_from(recipients).where(text(HELD_QUEUED))
         async with self.db.connect() as conn:
             states = (await conn.execute(by_state)).all()
-            isps = (await conn.execute(by_isp.group_by(recipients.c.isp))).all()
+            isps = (await conn.execute(by_isp)).all()
             backlog = (await conn.execute(retrying)).scalar_one()
             oldest_at = (await conn.execute(oldest)).scalar_one()
             held_count = (await conn.execute(held)).scalar_one()

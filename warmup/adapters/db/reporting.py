@@ -9,20 +9,22 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 
+from warmup.adapters.db.counts import counted
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.rows import lane_from_row
 from warmup.adapters.db.schema import (
+    HELD_QUEUED,
     attempts,
     campaigns,
     lane_days,
     lane_events,
     lanes,
+    recipient_counts,
     recipients,
     suppressions,
 )
-from warmup.app.sign import HELD_PREFIX
 from warmup.app.store_rows import (
     CampaignCounts,
     HeldRow,
@@ -160,10 +162,11 @@ class SQLReporting:
         Each item has ``name``, one count per recipient state (zero when none),
         ``pending`` (queued + sending) and ``total``.
         """
+        per_state = counted(recipient_counts.c.campaign_id, recipient_counts.c.state)
+        found = per_state.subquery()
         query = (
-            select(campaigns.c.id, campaigns.c.name, recipients.c.state, func.count())
-            .join(recipients, recipients.c.campaign_id == campaigns.c.id, isouter=True)
-            .group_by(campaigns.c.id, campaigns.c.name, recipients.c.state)
+            select(campaigns.c.id, campaigns.c.name, found.c.state, found.c.n)
+            .join(found, found.c.campaign_id == campaigns.c.id, isouter=True)
             .order_by(campaigns.c.id)
         )
         async with self.db.connect() as conn:
@@ -183,10 +186,7 @@ class SQLReporting:
         query = (
             select(campaigns.c.name, recipients.c.last_reply, func.count())
             .join(recipients, recipients.c.campaign_id == campaigns.c.id)
-            .where(
-                recipients.c.state == RecipientState.queued.value,
-                recipients.c.last_reply.startswith(HELD_PREFIX, autoescape=True),
-            )
+            .where(text(HELD_QUEUED))  # as the partial index states it
             .group_by(campaigns.c.name, recipients.c.last_reply)
             .order_by(campaigns.c.name, recipients.c.last_reply)
         )

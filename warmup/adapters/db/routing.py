@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
+from warmup.adapters.db.counts import compact, counted
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.outbox import (
     insert_recipient_events,
@@ -14,6 +15,7 @@ from warmup.adapters.db.outbox import (
 from warmup.adapters.db.rows import QUEUED, suppression_row
 from warmup.adapters.db.schema import (
     dns_evidence,
+    recipient_counts,
     recipients,
     suppressions,
 )
@@ -31,14 +33,19 @@ class SQLRouting:
         self.db = db
 
     async def queued_isps(self) -> dict[str, int]:
-        """Queued recipients per ISP (routed ones only)."""
-        query = (
-            select(recipients.c.isp, func.count())
-            .where(recipients.c.state == QUEUED, recipients.c.isp.is_not(None))
-            .group_by(recipients.c.isp)
-        )
+        """Queued recipients per ISP (routed ones only), from the counts."""
+        isp = recipient_counts.c.isp
+        query = counted(isp).where(recipient_counts.c.state == QUEUED, isp != "")
         async with self.db.connect() as conn:
             return {str(isp): int(n) for isp, n in (await conn.execute(query)).all()}
+
+    async def compact_recipient_counts(self) -> None:
+        """Fold the counts' rows per transaction (warmup.adapters.db.counts);
+        SQLite has one row per key already: no transaction at all."""
+        if self.db.dialect != "postgresql":
+            return
+        async with self.db.begin() as conn:
+            await compact(conn)
 
     async def unrouted_domains(self, limit: int = 500) -> list[str]:
         query = (

@@ -110,6 +110,11 @@ class SQLStore:
     route_domain = delegate("routing", SQLRouting.route_domain, "routing a domain")
     fail_domain = delegate("routing", SQLRouting.fail_domain, "failing a domain")
     defer_domain = delegate("routing", SQLRouting.defer_domain, "deferring a domain")
+    compact_recipient_counts = delegate(
+        "routing",
+        SQLRouting.compact_recipient_counts,
+        "compacting the recipient counts",
+    )
 
     # -- lanes and claims ----------------------------------------------------------
 

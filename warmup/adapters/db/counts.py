@@ -1,0 +1,43 @@
+"""Recipient counts without scanning the queue (table recipient_counts).
+
+Triggers on recipients keep the counts (migration 0012); a count is the sum
+of a key's rows. On PostgreSQL every writing transaction has its own rows, so
+:func:`compact` (the dispatcher's maintenance) folds them into one per key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from warmup.adapters.db.schema import recipient_counts
+
+__all__ = ["compact", "counted"]
+
+# A concurrent fold may have written a key's slot 0 since this one's snapshot:
+# then the two sums (of disjoint rows) add up.
+_COMPACT = text(
+    "WITH gone AS (DELETE FROM recipient_counts "
+    "RETURNING campaign_id, isp, state, n) "
+    "INSERT INTO recipient_counts (campaign_id, isp, state, slot, n) "
+    "SELECT campaign_id, isp, state, 0, sum(n) FROM gone "
+    "GROUP BY campaign_id, isp, state HAVING sum(n) <> 0 "
+    "ON CONFLICT (campaign_id, isp, state, slot) "
+    "DO UPDATE SET n = recipient_counts.n + excluded.n"
+)
+
+
+def counted(*keys: Any) -> Any:
+    """``SELECT keys..., sum(n)`` over recipient_counts, grouped by the keys;
+    keys that have none left are left out."""
+    total = func.sum(recipient_counts.c.n)
+    return select(*keys, total.label("n")).group_by(*keys).having(total != 0)
+
+
+async def compact(conn: AsyncConnection) -> None:
+    """PostgreSQL: one row per key again; rows written since are kept (a
+    concurrent compaction or writer never sees a key counted twice or lost).
+    SQLite keeps one row per key (zero rows are left out by :func:`counted`)."""
+    await conn.execute(_COMPACT)
