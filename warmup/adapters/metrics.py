@@ -44,6 +44,7 @@ from warmup.core.lane import Lane
 from warmup.core.lane_health import LaneProblem, lane_problem
 from warmup.core.model import LaneState
 from warmup.core.relay_counts import RelayCounts
+from warmup.core.routing import schedule_for
 from warmup.core.schedule import Schedule
 from warmup.core.settings import MetricsSettings
 
@@ -233,7 +234,8 @@ def _problems(
 ) -> dict[tuple[str, str], str | None]:
     found: dict[tuple[str, str], str | None] = {}
     for _, lane, _allowance in lanes:
-        schedule = schedules.get(lane.isp) or schedules.get("default")
+        # A loaded config always has a default schedule; none given: rule 2 only.
+        schedule = schedule_for(lane.isp, schedules) if schedules else None
         problem = lane_problem(lane, schedule, now)
         found[(lane.ip, lane.isp)] = None if problem is None else problem.value
     return found
