@@ -140,6 +140,11 @@ class Dispatcher:
         )
         self._next_maintenance: datetime | None = None
         self._poked = False
+        # Per lane, from its last drive: when it may send next (the tick's
+        # wake-up), and when it must be driven again (that, or earlier when
+        # time alone changes it: LaneRuntime.next_change).
+        self._wakes: dict[tuple[str, str], datetime] = {}
+        self._drive_at: dict[tuple[str, str], datetime] = {}
         # A tick's results until they are written: finish() writes them if the
         # tick was cancelled on shutdown, so finished sends are not repeated.
         self._unrecorded: TickRecord | None = None
@@ -175,6 +180,11 @@ class Dispatcher:
         record = TickRecord(claimer=self.settings.node)
         beat = await self._beat(now, record)
         due = self._next_maintenance is None or now >= self._next_maintenance
+        # Every lane is driven when something outside it may have moved its
+        # wake-up earlier: maintenance and late news, a poke (new mail, an IP
+        # gained at the beat), the overflow plan; else only the lanes whose
+        # wake-up has come, and those a control changed (dirty).
+        everyone = due or self._poked or (beat and self._any_overflow())
         if due or self._poked:
             self._poked = False
             try:
@@ -189,13 +199,9 @@ class Dispatcher:
         if due or beat:
             await self._overflow.plan(self.lanes.values(), now, record)
         await self._controls.poll(now, self.lanes.values(), record)
+        await self._drive_due(now, record, everyone=everyone)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(self._drive_safely(runtime, now, record))
-                for runtime in self.lanes.values()
-            ]
-        wakes.extend(task.result() for task in tasks)
+        wakes.extend(self._wakes[key] for key in self.lanes)
         for runtime in self.lanes.values():
             if runtime.dirty:
                 record.lanes[runtime.id] = runtime.snapshot()
@@ -204,6 +210,34 @@ class Dispatcher:
         await record_until_stored(self.store, self.clock, record, now, self.stats)
         self._unrecorded = None
         return max(min(wakes), now)
+
+    async def _drive_due(
+        self, now: datetime, record: TickRecord, *, everyone: bool
+    ) -> None:
+        """Drive the due lanes concurrently and keep the wake-up each returns
+        (a lane's wake-up covers its own time-driven changes: LaneRuntime)."""
+        drive_at = self._drive_at
+        driven = [
+            (key, runtime)
+            for key, runtime in self.lanes.items()
+            if everyone or runtime.dirty or drive_at.get(key, now) <= now
+        ]
+        if len(driven) == 1:  # no task needed for a lone lane
+            key, runtime = driven[0]
+            wakes = [await self._drive_safely(runtime, now, record)]
+        else:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._drive_safely(runtime, now, record))
+                    for _, runtime in driven
+                ]
+            wakes = [task.result() for task in tasks]
+        for (key, runtime), wake in zip(driven, wakes, strict=True):
+            self._wakes[key] = wake
+            drive_at[key] = min(wake, runtime.next_change(now))
+
+    def _any_overflow(self) -> bool:
+        return any(runtime.overflow for runtime in self.lanes.values())
 
     def poke(self) -> None:
         """New mail was queued (the relay): look at the queue on the next tick
@@ -355,6 +389,8 @@ class Dispatcher:
             if runtime.lane.ip in change.lost:
                 runtime.hand_back(record)
                 del self.lanes[key]
+                self._wakes.pop(key, None)
+                self._drive_at.pop(key, None)
         if change.gained or change.released or change.queue_changed:
             self.poke()
         return True
