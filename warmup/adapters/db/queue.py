@@ -10,11 +10,22 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, exists, func, null, or_, select, update
+from sqlalchemy import (
+    Date,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -94,6 +105,35 @@ def _lane_row(lane: Lane, allowance: float, now: datetime) -> dict[str, Any]:
         "control_seen": lane.control_seen,
         "updated_at": now,
     }
+
+
+def _lane_instants(lane: Lane) -> dict[str, datetime | None]:
+    """The instants of ``_lane_row``, to be converted for the driver."""
+    return {
+        "backoff_until": lane.hold_until,
+        "recover_at": lane.recover_at,
+        "paused_until": lane.paused_until,
+        "last_sent_at": lane.last_sent_at,
+    }
+
+
+def _update_lanes(owned: bool) -> Any:
+    """A lane's row from its state (``_lane_row``'s columns); a lane whose IP
+    another process holds now is not ours to write."""
+    columns = _lane_row(Lane(ip="", isp=""), 0.0, datetime.min.replace(tzinfo=UTC))
+    statement = (
+        update(lanes)
+        .where(lanes.c.id == bindparam("lane"))
+        .values({name: bindparam(name) for name in columns})
+    )
+    if owned:
+        statement = statement.where(
+            ~exists().where(
+                ip_leases.c.ip == lanes.c.ip,
+                ip_leases.c.claimer != bindparam("claimer"),
+            )
+        )
+    return statement
 
 
 def _same(value: Any) -> Any:
@@ -620,6 +660,12 @@ class QueueOps:
             self._binder = process if process is not None else _same
         return self._binder
 
+    def _day_binder(self) -> Callable[[date], Any]:
+        """A date as this dialect's driver takes it (Date's bind path)."""
+        dialect = self.engine.dialect
+        process = Date().dialect_impl(dialect).bind_processor(dialect)
+        return process if process is not None else _same
+
     async def _executemany(
         self,
         conn: AsyncConnection,
@@ -649,20 +695,30 @@ class QueueOps:
     async def _record_lanes(
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
     ) -> None:
-        if tick.lanes:
+        if tick.lanes:  # on nearly every tick: compiled once, values bound here
+            to_db, day_to_db = self._instant_binder(), self._day_binder()
+            stamp = to_db(now)
             rows = [
-                {"lane": r.lane_id, **_lane_row(r.lane, r.allowance_per_hour, now)}
+                {
+                    **_lane_row(r.lane, r.allowance_per_hour, now),
+                    **{
+                        name: None if value is None else to_db(value)
+                        for name, value in _lane_instants(r.lane).items()
+                    },
+                    "local_day": None if r.lane.day is None else day_to_db(r.lane.day),
+                    "updated_at": stamp,
+                    "lane": r.lane_id,
+                    "claimer": tick.claimer,
+                }
                 for r in tick.lanes.values()
             ]
-            columns = [name for name in rows[0] if name != "lane"]
-            statement = (
-                update(lanes)
-                .where(lanes.c.id == bindparam("lane"))
-                .values({name: bindparam(name) for name in columns})
+            owned = tick.claimer is not None
+            await self._executemany(
+                conn,
+                f"update lanes, owned={owned}",
+                partial(_update_lanes, owned),
+                rows,
             )
-            if tick.claimer is not None:
-                statement = statement.where(~_held_by_another(lanes.c.ip, tick.claimer))
-            await conn.execute(statement, rows)
         if tick.events:
             await conn.execute(
                 lane_events.insert(),
