@@ -338,7 +338,15 @@ class SQLStore(
             dialect=self.engine.dialect, column_keys=list(rows[0])
         )
         names = tuple(compiled.positiontup or ())
-        to_db = self._instant_binder()
+        binder = self._instant_binder()
+        bound: dict[datetime, Any] = {}  # most instants repeat (now, a date)
+
+        def to_db(value: datetime) -> Any:
+            found = bound.get(value)
+            if found is None:
+                found = bound[value] = binder(value)
+            return found
+
         params = [
             tuple(
                 to_db(value) if isinstance(value, datetime) else value
