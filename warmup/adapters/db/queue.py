@@ -238,6 +238,7 @@ class QueueOps:
     # the dialect's converter for instants; built on first use.
     _driver_sql: dict[str, tuple[str, tuple[str, ...], bool]] | None = None
     _binder: Callable[[datetime], Any] | None = None
+    _day_bind: Callable[[date], Any] | None = None
 
     @asynccontextmanager
     async def _begin(self, *, durable: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -662,9 +663,11 @@ class QueueOps:
 
     def _day_binder(self) -> Callable[[date], Any]:
         """A date as this dialect's driver takes it (Date's bind path)."""
-        dialect = self.engine.dialect
-        process = Date().dialect_impl(dialect).bind_processor(dialect)
-        return process if process is not None else _same
+        if self._day_bind is None:
+            dialect = self.engine.dialect
+            process = Date().dialect_impl(dialect).bind_processor(dialect)
+            self._day_bind = process if process is not None else _same
+        return self._day_bind
 
     async def _executemany(
         self,
