@@ -555,3 +555,36 @@ async def test_a_lane_is_asked_only_when_its_wake_up_has_come(
     # The slow lane is asked at its own slots (and at the beats), not at each
     # of the fast lane's 30.
     assert asked["yahoo"] <= 2 * 7 + 6 < asked["gmail"]
+
+
+async def test_a_lane_left_alone_still_recovers_on_time(store: SQLStore) -> None:
+    """A backed-off lane with nothing to send before the window closes (its
+    day used up) is not driven at the other lanes' ticks, yet its recovery
+    step comes at the first tick after its instant, not at the window's end."""
+    clock = FakeClock(START + timedelta(hours=1))  # the window opens
+    sender = FakeSender(now=clock.now)
+    schedule = replace(
+        SCHEDULE, steps=(RampStep(first_day=1, last_day=9, per_hour=60),)
+    )
+    await _queue(store, 300, clock.now())
+    engine = await _engine(store, clock, sender, schedule)
+    await engine.tick()  # lanes made, each sent once
+    runtime = engine.lanes[("127.0.0.2", "gmail")]
+    recover_at = clock.now() + timedelta(minutes=20)
+    runtime.lane = replace(
+        runtime.lane,
+        state=LaneState.backed_off,
+        factor=0.5,
+        hold_until=recover_at,
+        recover_at=recover_at,
+        stats=replace(runtime.lane.stats, attempted=runtime.planned),
+    )
+    runtime.dirty = True  # as a reaction leaves it
+    await _run_until(engine, clock, recover_at + timedelta(minutes=10))
+    assert runtime.lane.factor == 0.75  # one recovery step (core.lane rule 3)
+    assert runtime.lane.recover_at is not None
+    stepped = runtime.lane.recover_at - timedelta(hours=1)
+    assert recover_at <= stepped <= recover_at + timedelta(minutes=1)
+    # the other lane sent all along, once a minute
+    other = [m.at for m in sender.sent if m.source == "127.0.0.3"]
+    assert len(other) >= 30
