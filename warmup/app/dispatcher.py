@@ -232,9 +232,10 @@ class Dispatcher:
                     for _, runtime in driven
                 ]
             wakes = [task.result() for task in tasks]
-        for (key, runtime), wake in zip(driven, wakes, strict=True):
+        for (key, runtime), (wake, failed) in zip(driven, wakes, strict=True):
             self._wakes[key] = wake
-            drive_at[key] = min(wake, runtime.next_change(now))
+            # A lane that failed (a store error) is tried again at the next tick.
+            drive_at[key] = now if failed else min(wake, runtime.next_change(now))
 
     def _any_overflow(self) -> bool:
         return any(runtime.overflow for runtime in self.lanes.values())
@@ -248,11 +249,12 @@ class Dispatcher:
 
     async def _drive_safely(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
-    ) -> datetime:
+    ) -> tuple[datetime, bool]:
         """One lane's failure (a bad template, a store hiccup) must not stop the
-        others or lose what they sent: log it, hand the lane's claims back."""
+        others or lose what they sent: log it, hand the lane's claims back.
+        The lane's wake-up, and whether it failed."""
         try:
-            return await self._drive(runtime, now, record)
+            return await self._drive(runtime, now, record), False
         except StoreError as exc:  # the database away: a line a minute at most
             self.stats.lane_failures += 1
             if self._quiet_until is None or now >= self._quiet_until:
@@ -265,13 +267,13 @@ class Dispatcher:
                     exc,
                 )
             runtime.hand_back(record)
-            return now + self.settings.idle_wake
+            return now + self.settings.idle_wake, True
         except Exception:
             logger.exception(
                 "lane %s/%s failed this tick", runtime.lane.ip, runtime.lane.isp
             )
             runtime.hand_back(record)
-            return now + self.settings.idle_wake
+            return now + self.settings.idle_wake, True
 
     async def _drive(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
