@@ -214,8 +214,9 @@ class Dispatcher:
     async def _drive_due(
         self, now: datetime, record: TickRecord, *, everyone: bool
     ) -> None:
-        """Drive the due lanes concurrently and keep the wake-up each returns
-        (a lane's wake-up covers its own time-driven changes: LaneRuntime)."""
+        """Drive the due lanes concurrently; keep each one's wake-up, and when
+        to drive it again: then, or at its next time-driven change if earlier
+        (LaneRuntime.next_change: a hold's end, a recovery step, a window)."""
         drive_at = self._drive_at
         driven = [
             (key, runtime)
