@@ -487,3 +487,100 @@ async def test_an_isp_with_only_warm_ips_is_sent_at_their_full_rate(
     await _run_until(engine, clock, START + timedelta(minutes=15))
     assert len(sender.sent) == 10
     assert max(m.at for m in sender.sent) - START <= timedelta(minutes=10)
+
+
+async def test_a_lane_is_asked_only_when_its_wake_up_has_come(
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lanes at different rates tick at different instants; each tick drives
+    only the lanes that are due (a tick's cost stays with what it sends, not
+    with how many lanes there are), and every lane still keeps its pace."""
+    from warmup.app.lanes import LaneRuntime
+
+    clock = FakeClock(START + timedelta(hours=1))  # in the window
+    sender = FakeSender(now=clock.now)
+    fast = replace(SCHEDULE, steps=(RampStep(first_day=1, last_day=9, per_hour=30),))
+    slow = replace(
+        fast,
+        isp="yahoo",
+        domains=("yahoo.com",),
+        steps=(replace(fast.steps[0], per_hour=7),),
+    )
+    await _queue(store, 100, clock.now())  # gmail
+    record = TemplateRecord(name="t.eml", sha256="c" * 64, content=TEMPLATE)
+    campaign = await store.ensure_campaign("c", record, clock.now())
+    rows = [
+        parse_recipient_row({"email": f"y{i}@yahoo.com", "name": "Y"}, {"name"})
+        for i in range(100)
+    ]
+    await store.insert_recipients(campaign.id, rows, ["yahoo"] * 100, clock.now())
+    route = Route(host="127.0.0.1", port=2525)
+    engine = Dispatcher(
+        store=store,
+        sender=sender,
+        resolver=FakeResolver(),
+        clock=clock,
+        settings=EngineSettings(
+            schedules={"gmail": fast, "yahoo": slow, "default": DEFAULT},
+            ips=IPS[:1],
+            delivery=DeliverySettings(
+                routes={"gmail": route, "yahoo": route}, batch_size=20
+            ),
+            return_path="bounces@bounce.test",
+            verp_secret=b"k",
+            tz=TZ,
+            node="test-node",
+            maintenance_every=timedelta(hours=1),
+            idle_wake=timedelta(hours=1),
+        ),
+    )
+    asked: Counter[str] = Counter()
+    real = LaneRuntime.due_slot
+
+    def due_slot(self: LaneRuntime, now: datetime, record: object) -> object:
+        asked[self.lane.isp] += 1
+        return real(self, now, record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LaneRuntime, "due_slot", due_slot)
+    await _run_until(engine, clock, START + timedelta(hours=2))
+    for isp, per_hour in (("gmail", 30), ("yahoo", 7)):
+        sent = sorted(m.at for m in sender.sent if m.recipient.endswith(isp + ".com"))
+        assert len(sent) == per_hour  # the hour's allowance, evenly spaced
+        gaps = {b - a for a, b in itertools.pairwise(sent)}
+        assert min(gaps) >= timedelta(hours=1) / per_hour - timedelta(seconds=1)
+    # The slow lane is asked at its own slots (and at the beats), not at each
+    # of the fast lane's 30.
+    assert asked["yahoo"] <= 2 * 7 + 6 < asked["gmail"]
+
+
+async def test_a_lane_left_alone_still_recovers_on_time(store: SQLStore) -> None:
+    """A backed-off lane with nothing to send before the window closes (its
+    day used up) is not driven at the other lanes' ticks, yet its recovery
+    step comes at the first tick after its instant, not at the window's end."""
+    clock = FakeClock(START + timedelta(hours=1))  # the window opens
+    sender = FakeSender(now=clock.now)
+    schedule = replace(
+        SCHEDULE, steps=(RampStep(first_day=1, last_day=9, per_hour=60),)
+    )
+    await _queue(store, 300, clock.now())
+    engine = await _engine(store, clock, sender, schedule)
+    await engine.tick()  # lanes made, each sent once
+    runtime = engine.lanes[("127.0.0.2", "gmail")]
+    recover_at = clock.now() + timedelta(minutes=20)
+    runtime.lane = replace(
+        runtime.lane,
+        state=LaneState.backed_off,
+        factor=0.5,
+        hold_until=recover_at,
+        recover_at=recover_at,
+        stats=replace(runtime.lane.stats, attempted=runtime.planned),
+    )
+    runtime.dirty = True  # as a reaction leaves it
+    await _run_until(engine, clock, recover_at + timedelta(minutes=10))
+    assert runtime.lane.factor == 0.75  # one recovery step (core.lane rule 3)
+    assert runtime.lane.recover_at is not None
+    stepped = runtime.lane.recover_at - timedelta(hours=1)
+    assert recover_at <= stepped <= recover_at + timedelta(minutes=1)
+    # the other lane sent all along, once a minute
+    other = [m.at for m in sender.sent if m.source == "127.0.0.3"]
+    assert len(other) >= 30

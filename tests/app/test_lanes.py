@@ -183,3 +183,66 @@ def test_snapshot_and_day_record() -> None:
     assert (snapshot.lane_id, snapshot.allowance_per_hour) == (7, 60)
     day = runtime.day_record()
     assert day is not None and (day.day, day.planned) == (date(2030, 1, 1), 120)
+
+
+def _backed_off(recover_at: datetime, **changes: object) -> Lane:
+    return Lane(
+        ip="127.0.0.2",
+        isp="gmail",
+        state=LaneState.backed_off,
+        factor=0.5,
+        hold_until=recover_at,
+        recover_at=recover_at,
+        day=date(2030, 1, 1),
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+def test_a_backed_off_lane_changes_at_its_recovery_step_whatever_else_waits() -> None:
+    """The lane's next change is its recovery instant (core.lane rule 3) even
+    when its wake-up is later: a caller that leaves the lane alone until
+    min(wake-up, next change) does not see the step late."""
+    recover_at = DAY1 + H + 20 * M
+    runtime = _runtime()
+    runtime.due_slot(DAY1 + H, TickRecord())  # plans the day: 120
+    # The day's allowance used up: the lane waits for the window's end.
+    runtime.lane = _backed_off(recover_at, stats=DayStats(attempted=120))
+    assert runtime.due_slot(DAY1 + H + M, TickRecord()) == (None, DAY1 + 3 * H)
+    assert runtime.next_change(DAY1 + H + M) == recover_at
+    # Held as unreachable past the recovery, or after a send whose next slot
+    # (30/h: 2 minutes on) is past it: the same.
+    runtime.lane = _backed_off(recover_at)
+    runtime.unreachable_until = DAY1 + 2 * H
+    assert runtime.due_slot(DAY1 + H + M, TickRecord()) == (None, DAY1 + 2 * H)
+    assert runtime.next_change(DAY1 + H + M) == recover_at
+    runtime.unreachable_until = None
+    runtime.sent(DAY1 + H + 19 * M)
+    assert runtime.next_wake(DAY1 + H + 19 * M) == DAY1 + H + 21 * M
+    assert runtime.next_change(DAY1 + H + 19 * M) == recover_at
+    # At the instant, the step is taken; then the next window is the change.
+    record = TickRecord()
+    runtime.due_slot(recover_at, record)
+    assert [event.cause for _, event in record.events] == ["recovering"]
+    assert runtime.lane.factor == 0.75
+    assert runtime.next_change(recover_at) == recover_at + H
+
+
+def test_a_lane_paused_past_the_next_window_changes_when_it_opens() -> None:
+    """A day closes at its next window's opening (rule 5), paused or not."""
+    runtime = _runtime()
+    runtime.due_slot(DAY1 + H, TickRecord())
+    runtime.lane = Lane(
+        ip="127.0.0.2",
+        isp="gmail",
+        state=LaneState.paused,
+        paused_until=DAY1 + 30 * H,
+        day=date(2030, 1, 1),
+        stats=DayStats(attempted=10, delivered=10),
+    )
+    assert runtime.due_slot(DAY1 + 2 * H, TickRecord()) == (None, DAY1 + 30 * H)
+    assert runtime.next_change(DAY1 + 2 * H) == DAY1 + 25 * H
+    record = TickRecord()
+    runtime.due_slot(DAY1 + 25 * H, record)
+    assert [day.day for day in record.days] == [date(2030, 1, 1)]
+    assert runtime.lane.day == date(2030, 1, 2)
+    assert runtime.next_change(DAY1 + 25 * H) == DAY1 + 30 * H  # the pause's end

@@ -99,6 +99,11 @@ class Dispatcher:
         )
         self._next_maintenance: datetime | None = None
         self._poked = False
+        # Per lane, from its last drive: when it may send next (the tick's
+        # wake-up), and when it must be driven again (that, or earlier when
+        # time alone changes it: LaneRuntime.next_change).
+        self._wakes: dict[tuple[str, str], datetime] = {}
+        self._drive_at: dict[tuple[str, str], datetime] = {}
         # A tick's results until they are written: finish() writes them if the
         # tick was cancelled on shutdown, so finished sends are not repeated.
         self._unrecorded: TickRecord | None = None
@@ -134,6 +139,11 @@ class Dispatcher:
         record = TickRecord(claimer=self.settings.node)
         beat = await self._beat(now, record)
         due = self._next_maintenance is None or now >= self._next_maintenance
+        # Every lane is driven when something outside it may have moved its
+        # wake-up earlier: maintenance and late news, a poke (new mail, an IP
+        # gained at the beat), the overflow plan; else only the lanes whose
+        # wake-up has come, and those a control changed (dirty).
+        everyone = due or self._poked or (beat and self._any_overflow())
         if due or self._poked:
             self._poked = False
             try:
@@ -148,13 +158,9 @@ class Dispatcher:
         if due or beat:
             await self._overflow.plan(self.lanes.values(), now, record)
         await self._controls.poll(now, self.lanes.values(), record)
+        await self._drive_due(now, record, everyone=everyone)
         wakes = [self._next_maintenance or now + self.settings.maintenance_every]
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(self._drive_safely(runtime, now, record))
-                for runtime in self.lanes.values()
-            ]
-        wakes.extend(task.result() for task in tasks)
+        wakes.extend(self._wakes[key] for key in self.lanes)
         for runtime in self.lanes.values():
             if runtime.dirty:
                 record.lanes[runtime.id] = runtime.snapshot()
@@ -163,6 +169,36 @@ class Dispatcher:
         await record_until_stored(self.store, self.clock, record, now, self.stats)
         self._unrecorded = None
         return max(min(wakes), now)
+
+    async def _drive_due(
+        self, now: datetime, record: TickRecord, *, everyone: bool
+    ) -> None:
+        """Drive the due lanes concurrently; keep each one's wake-up, and when
+        to drive it again: then, or at its next time-driven change if earlier
+        (LaneRuntime.next_change: a hold's end, a recovery step, a window)."""
+        drive_at = self._drive_at
+        driven = [
+            (key, runtime)
+            for key, runtime in self.lanes.items()
+            if everyone or runtime.dirty or drive_at.get(key, now) <= now
+        ]
+        if len(driven) == 1:  # no task needed for a lone lane
+            key, runtime = driven[0]
+            wakes = [await self._drive_safely(runtime, now, record)]
+        else:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._drive_safely(runtime, now, record))
+                    for _, runtime in driven
+                ]
+            wakes = [task.result() for task in tasks]
+        for (key, runtime), (wake, failed) in zip(driven, wakes, strict=True):
+            self._wakes[key] = wake
+            # A lane that failed (a store error) is tried again at the next tick.
+            drive_at[key] = now if failed else min(wake, runtime.next_change(now))
+
+    def _any_overflow(self) -> bool:
+        return any(runtime.overflow for runtime in self.lanes.values())
 
     def poke(self) -> None:
         """New mail was queued (the relay): look at the queue on the next tick
@@ -173,11 +209,12 @@ class Dispatcher:
 
     async def _drive_safely(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
-    ) -> datetime:
+    ) -> tuple[datetime, bool]:
         """One lane's failure (a bad template, a store hiccup) must not stop the
-        others or lose what they sent: log it, hand the lane's claims back."""
+        others or lose what they sent: log it, hand the lane's claims back.
+        The lane's wake-up, and whether it failed."""
         try:
-            return await self._drive(runtime, now, record)
+            return await self._drive(runtime, now, record), False
         except StoreError as exc:  # the database away: a line a minute at most
             self.stats.lane_failures += 1
             if self._quiet_until is None or now >= self._quiet_until:
@@ -190,13 +227,13 @@ class Dispatcher:
                     exc,
                 )
             runtime.hand_back(record)
-            return now + self.settings.idle_wake
+            return now + self.settings.idle_wake, True
         except Exception:
             logger.exception(
                 "lane %s/%s failed this tick", runtime.lane.ip, runtime.lane.isp
             )
             runtime.hand_back(record)
-            return now + self.settings.idle_wake
+            return now + self.settings.idle_wake, True
 
     async def _drive(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
@@ -317,6 +354,8 @@ class Dispatcher:
             if runtime.lane.ip in change.lost:
                 runtime.hand_back(record)
                 del self.lanes[key]
+                self._wakes.pop(key, None)
+                self._drive_at.pop(key, None)
         if change.gained or change.released or change.queue_changed:
             self.poke()
         return True

@@ -37,6 +37,7 @@ __all__ = ["LaneRuntime"]
 
 _MINUTE = timedelta(seconds=60)
 _IDLE_RECHECK = timedelta(minutes=1)
+_INSTANT = timedelta(microseconds=1)
 # An overflow lane with nothing to take looks again this often (inside its window).
 _PACE_RECHECK = timedelta(seconds=10)
 
@@ -186,7 +187,9 @@ class LaneRuntime:
     def due_slot(
         self, now: datetime, record: TickRecord
     ) -> tuple[datetime | None, datetime]:
-        """(slot, now) when a send is due at ``slot`` <= now; else (None, wake-up)."""
+        """(slot, now) when a send is due at ``slot`` <= now; else (None, wake-up):
+        when the lane may send next. Time may change the lane before that (see
+        ``next_change``)."""
         wake = self._next_action(now, record)
         if wake is not None:
             return None, wake
@@ -246,6 +249,20 @@ class LaneRuntime:
         if rate <= 0 or self.lane.last_sent_at is None:
             return now + _IDLE_RECHECK
         return max(self.lane.last_sent_at + slot_interval(rate), now)
+
+    def next_change(self, now: datetime) -> datetime:
+        """The next instant at which time alone changes the lane: its pause
+        ends, its hold ends or a recovery step is due (core.lane rules 3 and 4),
+        or its next window opens (the day closes then, rule 5). A caller that
+        leaves the lane alone until min(wake-up, this) misses nothing."""
+        change = next_window_open(now + _INSTANT, self.schedule.window, self.tz)
+        lane = self.lane
+        if lane.state is LaneState.paused:
+            if lane.paused_until is not None:
+                change = min(change, max(lane.paused_until, now))
+        elif lane.state is LaneState.backed_off and lane.recover_at is not None:
+            change = min(change, max(lane.recover_at, now))
+        return change
 
     def claim_size(self, batch_size: int) -> int:
         """Recipients to claim: what the lane can send today, at most 4 h of it."""

@@ -7,6 +7,7 @@ entry for a whole domain is written ``@example.com``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -44,16 +45,26 @@ class Address:
 
 def _domain(text: str, original: str) -> str:
     domain = text.lower().rstrip(".")
+    problem = _domain_problem(domain)
+    if problem is not None:
+        raise AddressError(f"{problem}, got {original!r}")
+    return domain
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain_problem(domain: str) -> str | None:
+    """What is wrong with a lower-cased domain, if anything (a list's
+    addresses share a few domains: each is judged once)."""
     if domain.startswith("[") and domain.endswith("]"):
-        raise AddressError(f"address literals are not accepted, got {original!r}")
+        return "address literals are not accepted"
     labels = domain.split(".")
     if len(labels) < 2 or len(domain) > 253:
-        raise AddressError(f"domain needs at least one dot, got {original!r}")
+        return "domain needs at least one dot"
     if not all(_LABEL.match(label) for label in labels):
-        raise AddressError(f"invalid domain, got {original!r}")
+        return "invalid domain"
     if labels[-1].isdigit():
-        raise AddressError(f"domain must not be numeric, got {original!r}")
-    return domain
+        return "domain must not be numeric"
+    return None
 
 
 def parse_address(text: str) -> Address:

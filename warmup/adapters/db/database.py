@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import Date
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,6 +39,7 @@ class Database:
         # and the dialect's converter for instants; built on first use.
         self._driver_sql: dict[str, tuple[str, tuple[str, ...], bool]] = {}
         self._binder: Callable[[datetime], Any] | None = None
+        self._day_bind: Callable[[date], Any] | None = None
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -80,6 +82,14 @@ class Database:
             process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
             self._binder = process if process is not None else _same
         return self._binder
+
+    def day_binder(self) -> Callable[[date], Any]:
+        """A date as this dialect's driver takes it (Date's bind path)."""
+        if self._day_bind is None:
+            dialect = self.engine.dialect
+            process = Date().dialect_impl(dialect).bind_processor(dialect)
+            self._day_bind = process if process is not None else _same
+        return self._day_bind
 
     async def executemany(
         self,
@@ -144,7 +154,15 @@ class Database:
             dialect=self.engine.dialect, column_keys=list(rows[0])
         )
         names = tuple(compiled.positiontup or ())
-        to_db = self.instant_binder()
+        binder = self.instant_binder()
+        bound: dict[datetime, Any] = {}  # most instants repeat (now, a date)
+
+        def to_db(value: datetime) -> Any:
+            found = bound.get(value)
+            if found is None:
+                found = bound[value] = binder(value)
+            return found
+
         params = [
             tuple(
                 to_db(value) if isinstance(value, datetime) else value

@@ -3,11 +3,11 @@ day roll-ups, written in one transaction."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, null, update
+from sqlalchemy import bindparam, exists, null, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.database import Database
@@ -20,7 +20,6 @@ from warmup.adapters.db.rows import (
     QUEUED,
     SENDING,
     UNCLAIMED,
-    held_by_another,
     lane_row,
     requeued_state,
     suppression_row,
@@ -28,6 +27,7 @@ from warmup.adapters.db.rows import (
 from warmup.adapters.db.schema import (
     attempts,
     bounce_events,
+    ip_leases,
     lane_days,
     lane_events,
     lanes,
@@ -35,6 +35,7 @@ from warmup.adapters.db.schema import (
     suppressions,
 )
 from warmup.core.attempt import TickRecord
+from warmup.core.lane import Lane
 from warmup.core.model import RecipientState
 
 __all__ = ["SQLRecording"]
@@ -245,20 +246,30 @@ class SQLRecording:
     async def _record_lanes(
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
     ) -> None:
-        if tick.lanes:
+        if tick.lanes:  # on nearly every tick: compiled once, values bound here
+            to_db, day_to_db = self.db.instant_binder(), self.db.day_binder()
+            stamp = to_db(now)
             rows = [
-                {"lane": r.lane_id, **lane_row(r.lane, r.allowance_per_hour, now)}
+                {
+                    **lane_row(r.lane, r.allowance_per_hour, now),
+                    **{
+                        name: None if value is None else to_db(value)
+                        for name, value in _lane_instants(r.lane).items()
+                    },
+                    "local_day": None if r.lane.day is None else day_to_db(r.lane.day),
+                    "updated_at": stamp,
+                    "lane": r.lane_id,
+                    "claimer": tick.claimer,
+                }
                 for r in tick.lanes.values()
             ]
-            columns = [name for name in rows[0] if name != "lane"]
-            statement = (
-                update(lanes)
-                .where(lanes.c.id == bindparam("lane"))
-                .values({name: bindparam(name) for name in columns})
+            owned = tick.claimer is not None
+            await self.db.executemany(
+                conn,
+                f"update lanes, owned={owned}",
+                partial(_update_lanes, owned),
+                rows,
             )
-            if tick.claimer is not None:
-                statement = statement.where(~held_by_another(lanes.c.ip, tick.claimer))
-            await conn.execute(statement, rows)
         if tick.events:
             await conn.execute(
                 lane_events.insert(),
@@ -330,3 +341,32 @@ class SQLRecording:
             index_elements=["lane_id", "day"],
             set_={name: statement.excluded[name] for name in columns},
         )
+
+
+def _lane_instants(lane: Lane) -> dict[str, datetime | None]:
+    """The instants of ``lane_row``, to be converted for the driver."""
+    return {
+        "backoff_until": lane.hold_until,
+        "recover_at": lane.recover_at,
+        "paused_until": lane.paused_until,
+        "last_sent_at": lane.last_sent_at,
+    }
+
+
+def _update_lanes(owned: bool) -> Any:
+    """A lane's row from its state (``lane_row``'s columns); a lane whose IP
+    another process holds now is not ours to write."""
+    columns = lane_row(Lane(ip="", isp=""), 0.0, datetime.min.replace(tzinfo=UTC))
+    statement = (
+        update(lanes)
+        .where(lanes.c.id == bindparam("lane"))
+        .values({name: bindparam(name) for name in columns})
+    )
+    if owned:
+        statement = statement.where(
+            ~exists().where(
+                ip_leases.c.ip == lanes.c.ip,
+                ip_leases.c.claimer != bindparam("claimer"),
+            )
+        )
+    return statement
