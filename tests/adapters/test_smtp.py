@@ -9,11 +9,12 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from warmup.adapters.smtp import SendOutcome, SMTPSender
-from warmup.core.model import Verdict
+from warmup.core.model import SendStage, Verdict
 from warmup.core.replies import ConnectionFailure, SMTPReply, classify_failure
 from warmup.core.settings import SourceIP, Timeouts, TLSSettings
 from warmup.testing.smtp import ScriptedReply, ScriptedSMTPServer, self_signed_context
@@ -622,7 +623,7 @@ def test_an_outcome_has_exactly_one_of_reply_and_failure() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         SendOutcome(reply=reply, failure=ConnectionFailure.reset)
     with pytest.raises(ValueError, match="stage"):
-        SendOutcome(reply=reply, failure=None, stage="quit")
+        SendOutcome(reply=reply, failure=None, stage=cast(SendStage, "quit"))
 
 
 def test_the_sender_rejects_bad_settings() -> None:

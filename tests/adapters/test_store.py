@@ -17,7 +17,7 @@ from warmup.core.attempt import AttemptRecord, TickRecord
 from warmup.core.backoff import RetryDecision
 from warmup.core.errors import InputError, StoreError
 from warmup.core.lane import Lane
-from warmup.core.model import RecipientState, SuppressionKind
+from warmup.core.model import RecipientState, SuppressionKind, Verdict
 from warmup.core.recipient import NewRecipient
 from warmup.core.suppression import make_suppression
 
@@ -209,7 +209,7 @@ async def test_a_lost_lease_is_not_overwritten_by_its_old_claimer(
                 recipient_id=first.id,
                 lane_id=lane_id,
                 attempted_at=NOW,
-                verdict="delivered",
+                verdict=Verdict.delivered,
                 reason="delivered",
                 code=250,
                 enhanced="2.0.0",
@@ -261,7 +261,7 @@ async def test_recorded_retry_instants_compare_like_any_other(
                 recipient_id=claimed.id,
                 lane_id=lane_id,
                 attempted_at=sent_at,
-                verdict="soft",
+                verdict=Verdict.soft,
                 reason="mailbox_full",
                 code=452,
                 enhanced="4.2.2",

@@ -19,7 +19,7 @@ from warmup.app.settings import EngineSettings
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import DayStats, Lane
-from warmup.core.model import LaneState, RecipientState, Verdict
+from warmup.core.model import LaneState, RecipientState, SendStage, Verdict
 from warmup.core.recipient import parse_recipient_row
 from warmup.core.replies import ConnectionFailure, parse_reply
 from warmup.core.routing import Hop
@@ -73,7 +73,7 @@ def _claimed(address: str = "ann@gmail.com", attempts: int = 0) -> Claimed:
 
 
 def _reply(text: str) -> SendOutcome:
-    return SendOutcome(reply=parse_reply(text), stage="rcpt")
+    return SendOutcome(reply=parse_reply(text), stage=SendStage.rcpt)
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_a_block_pauses_the_lane_and_hands_its_mail_back(
 def test_three_unreachable_connects_hold_the_lane(handler: OutcomeHandler) -> None:
     runtime, record = _runtime(), TickRecord()
     refused = SendOutcome(
-        reply=None, failure=ConnectionFailure.refused, stage="connect"
+        reply=None, failure=ConnectionFailure.refused, stage=SendStage.connect
     )
     for _ in range(3):
         handler.apply(runtime, _claimed(), refused, NOW, record)

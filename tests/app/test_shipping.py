@@ -25,7 +25,7 @@ from warmup.app.shipping import DeliveryError, Shipper
 from warmup.core.attempt import AttemptRecord, TickRecord
 from warmup.core.backoff import RetryDecision
 from warmup.core.lane import Lane
-from warmup.core.model import RecipientState
+from warmup.core.model import RecipientState, Verdict
 from warmup.core.recipient import NewRecipient
 from warmup.core.settings import EventLogSettings, WebhookSettings
 from warmup.testing.clock import FakeClock
@@ -102,7 +102,7 @@ async def _outcomes(store: SQLStore) -> int:
                 recipient_id=rid,
                 lane_id=lane_id,
                 attempted_at=NOW,
-                verdict="hard",
+                verdict=Verdict.hard,
                 reason="userunknown",
                 code=550,
                 enhanced="5.1.1",

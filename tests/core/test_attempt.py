@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 
 from warmup.core.attempt import STAGES, SendOutcome, TickRecord
+from warmup.core.model import SendStage
 from warmup.core.replies import ConnectionFailure, SMTPReply
 
 OK = SMTPReply(code=250, enhanced="2.0.0", text="ok")
@@ -23,11 +25,13 @@ OK = SMTPReply(code=250, enhanced="2.0.0", text="ok")
     ],
 )
 def test_accepted_means_a_2xx_reply(reply: SMTPReply, accepted: bool) -> None:
-    assert SendOutcome(reply=reply, stage="data").accepted is accepted
+    assert SendOutcome(reply=reply, stage=SendStage.data).accepted is accepted
 
 
 def test_a_connection_failure_is_not_accepted() -> None:
-    outcome = SendOutcome(reply=None, failure=ConnectionFailure.timeout, stage="ehlo")
+    outcome = SendOutcome(
+        reply=None, failure=ConnectionFailure.timeout, stage=SendStage.ehlo
+    )
     assert not outcome.accepted
 
 
@@ -41,14 +45,14 @@ def test_exactly_one_of_reply_and_failure(
         SendOutcome(reply=reply, failure=failure)
 
 
-@pytest.mark.parametrize("stage", [*STAGES, ""])
-def test_known_stages_are_accepted(stage: str) -> None:
+@pytest.mark.parametrize("stage", [*STAGES, None])
+def test_known_stages_are_accepted(stage: SendStage | None) -> None:
     assert SendOutcome(reply=OK, stage=stage).stage == stage
 
 
 def test_an_unknown_stage_is_refused() -> None:
     with pytest.raises(ValueError, match="stage must be one of"):
-        SendOutcome(reply=OK, stage="quit")
+        SendOutcome(reply=OK, stage=cast(SendStage, "quit"))
 
 
 @pytest.mark.parametrize(

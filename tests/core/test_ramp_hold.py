@@ -14,7 +14,7 @@ from warmup.core.lane import (
     operator_pause,
     reputation_pause,
 )
-from warmup.core.model import LaneState
+from warmup.core.model import LaneCause, LaneState
 from warmup.core.schedule import RampStep, Schedule
 from warmup.core.settings import PostmasterSettings, ReputationSettings, SNDSSettings
 
@@ -24,8 +24,8 @@ SCHEDULE = Schedule(
     isp="gmail", steps=(RampStep(first_day=1, last_day=9, per_hour=10),)
 )
 GOOD = DayStats(attempted=240, delivered=240)
-DMARC = RampHold(cause="auth_failing", detail="DMARC pass 5.0% of 200 messages")
-SPAM = RampHold(cause="reputation_hold", detail="gmail spam rate 0.15% for x")
+DMARC = RampHold(cause=LaneCause.auth_failing, detail="DMARC pass 5.0% of 200 messages")
+SPAM = RampHold(cause=LaneCause.reputation_hold, detail="gmail spam rate 0.15% for x")
 
 
 def _close(stats: DayStats, *holds: RampHold) -> tuple[Lane, list[str], list[str]]:

@@ -13,6 +13,7 @@ import dns.rdatatype
 import dns.resolver
 
 from warmup.app.ports import DNSAnswer, MXAnswer
+from warmup.core.model import DNSError
 
 __all__ = ["DNSRecords", "DNSResolver", "make_resolver"]
 
@@ -78,7 +79,7 @@ class DNSResolver:
         if cached is not None and cached[0] > self._now():
             return cached[1]
         answer, ttl = await self._lookup(domain)
-        if answer.error != "temporary":
+        if answer.error is not DNSError.temporary:
             self._cache[domain] = (self._now() + min(ttl, _MAX_TTL), answer)
         return answer
 
@@ -86,21 +87,21 @@ class DNSResolver:
         try:
             result = await self._resolver.resolve(domain, dns.rdatatype.MX)
         except dns.resolver.NXDOMAIN:
-            return MXAnswer(error="nxdomain"), _NEGATIVE_TTL
+            return MXAnswer(error=DNSError.nxdomain), _NEGATIVE_TTL
         except dns.resolver.NoAnswer:
             # No MX: RFC 5321 §5.1 falls back to the domain's own address.
             return MXAnswer(hosts=(domain,)), _NEGATIVE_TTL
         except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
             logger.warning("MX lookup for %s failed: %s", domain, exc)
-            return MXAnswer(error="temporary"), timedelta(0)
+            return MXAnswer(error=DNSError.temporary), timedelta(0)
         except dns.exception.DNSException as exc:
             logger.warning("MX lookup for %s failed: %s", domain, exc)
-            return MXAnswer(error="temporary"), timedelta(0)
+            return MXAnswer(error=DNSError.temporary), timedelta(0)
         ttl = timedelta(seconds=result.rrset.ttl if result.rrset is not None else 300)
         records = sorted(result, key=lambda r: r.preference)
         hosts = tuple(str(r.exchange).rstrip(".").lower() for r in records)
         if hosts in ((), ("",)):
-            return MXAnswer(error="nullmx"), ttl
+            return MXAnswer(error=DNSError.nullmx), ttl
         return MXAnswer(hosts=hosts), ttl
 
 
@@ -125,10 +126,10 @@ class DNSRecords:
         try:
             result = await self._resolver.resolve(name, rdtype, search=False)
         except dns.resolver.NXDOMAIN:
-            return DNSAnswer(error="nxdomain")
+            return DNSAnswer(error=DNSError.nxdomain)
         except dns.resolver.NoAnswer:
-            return DNSAnswer(error="nodata")
+            return DNSAnswer(error=DNSError.nodata)
         except dns.exception.DNSException as exc:
             logger.warning("%s lookup for %s failed: %s", rdtype, name, exc)
-            return DNSAnswer(error="temporary")
+            return DNSAnswer(error=DNSError.temporary)
         return DNSAnswer(records=tuple(_text(r, rdtype) for r in result))

@@ -41,6 +41,7 @@ import aiosmtplib
 from aiosmtplib import SMTPResponse
 
 from warmup.core.attempt import STAGES, SendOutcome
+from warmup.core.model import SendStage
 from warmup.core.replies import ConnectionFailure, SMTPReply, parse_reply
 from warmup.core.settings import SourceIP, Timeouts, TLSSettings
 
@@ -271,7 +272,7 @@ class SMTPSender:
         if (
             mode == "opportunistic"
             and isinstance(opened, SendOutcome)
-            and opened.stage == "starttls"
+            and opened.stage is SendStage.starttls
         ):
             logger.warning(
                 "STARTTLS from %s to %s:%s failed (%s); sending without TLS",
@@ -292,7 +293,7 @@ class SMTPSender:
                 reply=None,
                 failure=ConnectionFailure.dns,
                 detail=f"no IPv{version} address for {target.host}",
-                stage="connect",
+                stage=SendStage.connect,
             )
         return found
 
@@ -311,13 +312,13 @@ class SMTPSender:
             start_tls=False,
             validate_certs=self._tls.verify,
         )
-        stage = "connect"
+        stage = SendStage.connect
         try:
             await client.connect(timeout=self._connect_s)
             self.stats.connections_opened += 1
-            stage = "ehlo"
+            stage = SendStage.ehlo
             await self._hello(client)
-            stage = "starttls"
+            stage = SendStage.starttls
             refused = await self._upgrade(client, target.host) if starttls else None
         except aiosmtplib.SMTPResponseException as exc:
             client.close()
@@ -353,7 +354,7 @@ class SMTPSender:
                     reply=None,
                     failure=ConnectionFailure.tls,
                     detail="server does not offer STARTTLS",
-                    stage="starttls",
+                    stage=SendStage.starttls,
                 )
             return None
         context = await self._context()
@@ -370,7 +371,7 @@ class SMTPSender:
                     reply=None,
                     failure=ConnectionFailure.tls,
                     detail=detail,
-                    stage="starttls",
+                    stage=SendStage.starttls,
                 )
             return None  # refused with a reply: the session goes on in plain text
         await self._hello(client)
@@ -389,22 +390,22 @@ class SMTPSender:
         client = session.client
         prepared = _mail_options(client, envelope)
         if isinstance(prepared, SMTPReply):
-            return SendOutcome(reply=prepared, failure=None, stage="mail")
+            return SendOutcome(reply=prepared, failure=None, stage=SendStage.mail)
         options, encoding = prepared
         session.messages += 1
         self.stats.transactions += 1
-        stage = "mail"
+        stage = SendStage.mail
         try:
             response = await _answer(
                 _mail(client, envelope.sender, options, encoding, self._command_s)
             )
             if response.code == 250:
-                stage = "rcpt"
+                stage = SendStage.rcpt
                 response = await _answer(
                     _rcpt(client, envelope.recipient, encoding, self._command_s)
                 )
             if response.code in (250, 251):
-                stage = "data"
+                stage = SendStage.data
                 response = await _answer(
                     client.data(envelope.message, timeout=self._data_s)
                 )
@@ -496,10 +497,12 @@ def _mail_options(
 
 
 def _dropped_while_idle(outcome: SendOutcome) -> bool:
-    return outcome.failure is ConnectionFailure.reset and outcome.stage == "mail"
+    return (
+        outcome.failure is ConnectionFailure.reset and outcome.stage is SendStage.mail
+    )
 
 
-def _failure(exc: BaseException, stage: str) -> SendOutcome:
+def _failure(exc: BaseException, stage: SendStage) -> SendOutcome:
     return SendOutcome(
         reply=None,
         failure=_failure_kind(exc, stage),
@@ -508,10 +511,10 @@ def _failure(exc: BaseException, stage: str) -> SendOutcome:
     )
 
 
-def _failure_kind(exc: BaseException, stage: str) -> ConnectionFailure:
+def _failure_kind(exc: BaseException, stage: SendStage) -> ConnectionFailure:
     if isinstance(exc, TimeoutError):  # SMTPTimeoutError included
         return ConnectionFailure.timeout
-    if stage == "starttls" or isinstance(exc, ssl.SSLError):
+    if stage is SendStage.starttls or isinstance(exc, ssl.SSLError):
         return ConnectionFailure.tls
     if isinstance(exc, aiosmtplib.SMTPConnectError):
         cause = exc.__cause__
@@ -523,9 +526,9 @@ def _failure_kind(exc: BaseException, stage: str) -> ConnectionFailure:
     return ConnectionFailure.reset
 
 
-def _refusal(exc: aiosmtplib.SMTPResponseException, stage: str) -> SendOutcome:
+def _refusal(exc: aiosmtplib.SMTPResponseException, stage: SendStage) -> SendOutcome:
     """A greeting or HELO answered with a 4xx/5xx: the server refuses the session."""
-    if exc.code < 200 or stage == "starttls":
+    if exc.code < 200 or stage is SendStage.starttls:
         return _failure(exc, stage)
     detail = _reply_text(exc.code, exc.message)
     return SendOutcome(

@@ -21,7 +21,7 @@ from warmup.core.lane import (
     reputation_pause,
     resume,
 )
-from warmup.core.model import LaneState
+from warmup.core.model import LaneCause, LaneState
 from warmup.core.pacing import (
     next_slot,
     next_window_open,
@@ -331,7 +331,7 @@ class LaneRuntime:
         state = self.lane.state
         event = LaneEvent(
             at=now,
-            cause="unreachable",
+            cause=LaneCause.unreachable,
             old_state=state,
             new_state=state,
             detail=(

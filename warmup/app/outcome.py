@@ -18,7 +18,7 @@ from warmup.core.address import mask_addresses
 from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
 from warmup.core.feedback import PendingLaneNews
-from warmup.core.model import LaneState, Verdict
+from warmup.core.model import LaneState, SendStage, Verdict
 from warmup.core.pacing import next_window_open
 from warmup.core.reaction import (
     Consequences,
@@ -76,7 +76,7 @@ class OutcomeHandler:
             reply=None,
             failure=ConnectionFailure.dns,
             detail=f"no MX host for {domain} (DNS lookup failed)",
-            stage="connect",
+            stage=SendStage.connect,
         )
 
     def drop_if_suppressed(self, claimed: Claimed, record: TickRecord) -> bool:
@@ -119,7 +119,7 @@ class OutcomeHandler:
                 recipient_id=claimed.id,
                 lane_id=runtime.id,
                 attempted_at=now,
-                verdict=said.verdict.value,
+                verdict=said.verdict,
                 reason=result.reason,
                 code=result.code,
                 enhanced=result.enhanced,

@@ -14,7 +14,7 @@ from warmup.core.dmarc import AuthDay
 from warmup.core.dns_evidence import DeadEvidence
 from warmup.core.feedback import PendingLaneNews
 from warmup.core.lane import Lane
-from warmup.core.model import Verdict
+from warmup.core.model import DNSError, Verdict
 from warmup.core.recipient import NewRecipient
 from warmup.core.reputation import PostmasterDay, SNDSRow
 from warmup.core.settings import SourceIP
@@ -316,8 +316,8 @@ class MXAnswer:
     """MX hosts by preference, or why there are none."""
 
     hosts: tuple[str, ...] = ()
-    # "nxdomain" and "nullmx" are permanent; "temporary" means try again later.
-    error: str | None = None
+    # nxdomain and nullmx are permanent; temporary means try again later.
+    error: DNSError | None = None
 
 
 class Resolver(Protocol):
@@ -331,7 +331,7 @@ class DNSAnswer:
     name exists without that type), "temporary" (timeout, SERVFAIL)."""
 
     records: tuple[str, ...] = ()
-    error: str | None = None
+    error: DNSError | None = None
 
 
 class DNSLookup(Protocol):

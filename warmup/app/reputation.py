@@ -22,6 +22,7 @@ from warmup.app.lanes import LaneRuntime
 from warmup.core.attempt import TickRecord
 from warmup.core.errors import FetchError
 from warmup.core.lane import RampHold
+from warmup.core.model import LaneCause
 from warmup.core.reputation import (
     PostmasterDay,
     ReputationAction,
@@ -190,7 +191,7 @@ def _apply(
         runtime.set_hold(_SOURCE, None, now, record)
         runtime.reputation_paused = None
         return
-    hold = RampHold(cause="reputation_hold", detail=decision.cause)
+    hold = RampHold(cause=LaneCause.reputation_hold, detail=decision.cause)
     if decision.action is ReputationAction.pause:
         runtime.set_hold(_SOURCE, hold, now, record, announce=False)
         runtime.pause_for_reputation(

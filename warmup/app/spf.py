@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from warmup.app.ports import DNSLookup
 from warmup.core.errors import WarmupError
+from warmup.core.model import DNSError
 from warmup.core.spf import SPFRecordError, Term, parse_spf, spf_records
 
 __all__ = ["SPFResult", "check_host"]
@@ -54,7 +55,7 @@ class _Evaluation:
 
     async def addresses(self, name: str, *, six: bool) -> list[IP]:
         answer = await self.dns.lookup(name, "AAAA" if six else "A")
-        if answer.error == "temporary":
+        if answer.error is DNSError.temporary:
             raise _Abort("temperror", f"looking up {name} failed")
         if answer.error is not None:
             self.void += 1
@@ -70,7 +71,7 @@ class _Evaluation:
 
     async def record(self, domain: str) -> str | None:
         answer = await self.dns.lookup(domain, "TXT")
-        if answer.error == "temporary":
+        if answer.error is DNSError.temporary:
             raise _Abort("temperror", f"looking up the SPF record of {domain} failed")
         records = spf_records(answer.records)
         if len(records) > 1:
@@ -132,7 +133,7 @@ class _Evaluation:
 
     async def mx(self, term: Term, target: str) -> bool:
         answer = await self.dns.lookup(target, "MX")
-        if answer.error == "temporary":
+        if answer.error is DNSError.temporary:
             raise _Abort("temperror", f"looking up the MX of {target} failed")
         hosts = [r.split()[-1] for r in answer.records]
         if len(hosts) > MAX_LOOKUPS:

@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from warmup.core.backoff import RetryDecision
 from warmup.core.lane import DayStats, Lane, LaneEvent
+from warmup.core.model import SendStage, Verdict
 from warmup.core.replies import ConnectionFailure, SMTPReply
 from warmup.core.suppression import Suppression
 
@@ -45,7 +46,7 @@ class AttemptRecord:
     recipient_id: int
     lane_id: int
     attempted_at: datetime
-    verdict: str
+    verdict: Verdict
     reason: str
     code: int | None
     enhanced: str | None
@@ -124,7 +125,7 @@ class TickRecord:
 
 
 #: The values of ``SendOutcome.stage``, in session order.
-STAGES = ("connect", "ehlo", "starttls", "mail", "rcpt", "data")
+STAGES = tuple(SendStage)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,7 +141,7 @@ class SendOutcome:
     reply: SMTPReply | None
     failure: ConnectionFailure | None = None
     detail: str = ""
-    stage: str = ""
+    stage: SendStage | None = None
 
     def __post_init__(self) -> None:
         if (self.reply is None) == (self.failure is None):
@@ -148,7 +149,7 @@ class SendOutcome:
                 "exactly one of reply and failure must be set, "
                 f"got reply={self.reply!r}, failure={self.failure!r}"
             )
-        if self.stage not in (*STAGES, ""):
+        if self.stage is not None and self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
 
     @property

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from warmup.core.dmarc import AuthDay
-from warmup.core.model import LaneState, Verdict
+from warmup.core.model import LaneCause, LaneState, Verdict
 from warmup.core.schedule import Advance, RateLimits, Schedule
 
 __all__ = [
@@ -161,7 +161,7 @@ class Lane:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LaneEvent:
     at: datetime
-    cause: str
+    cause: LaneCause
     old_state: LaneState
     new_state: LaneState
     detail: str = ""
@@ -189,7 +189,7 @@ def lane_rate(lane: Lane, schedule: Schedule) -> float:
 
 
 def _event(
-    lane: Lane, new: Lane, now: datetime, cause: str, detail: str, reply: str = ""
+    lane: Lane, new: Lane, now: datetime, cause: LaneCause, detail: str, reply: str = ""
 ) -> LaneEvent:
     return LaneEvent(
         at=now,
@@ -262,8 +262,10 @@ def _react(
     if verdict is Verdict.block:
         until = _pause_end(schedule.reactions.block.pause_for, now, next_window)
         if auth:
-            return _pause(lane, now, until, "authentication", reply, note=AUTH_HINT)
-        return _pause(lane, now, until, "block", reply)
+            return _pause(
+                lane, now, until, LaneCause.authentication, reply, note=AUTH_HINT
+            )
+        return _pause(lane, now, until, LaneCause.block, reply)
     return lane, []
 
 
@@ -277,7 +279,7 @@ def _pause(
     lane: Lane,
     now: datetime,
     until: datetime,
-    cause: str,
+    cause: LaneCause,
     reply: str,
     *,
     note: str = "",
@@ -309,7 +311,9 @@ def _throttle(
     count = lane.throttles + 1
     if count >= rule.pause_after:
         until = _pause_end(rule.pause_for, now, next_window)
-        return _pause(replace(lane, throttles=count), now, until, "throttle", reply)
+        return _pause(
+            replace(lane, throttles=count), now, until, LaneCause.throttle, reply
+        )
     factor = max(lane.factor * rule.factor, 0.01)
     hold = now + rule.hold
     cut = replace(
@@ -321,7 +325,7 @@ def _throttle(
         throttles=count,
     )
     detail = f"allowance x{factor:.2f} held until {hold.isoformat()}"
-    return cut, [_event(lane, cut, now, "throttle", detail, reply)]
+    return cut, [_event(lane, cut, now, LaneCause.throttle, detail, reply)]
 
 
 def resume(
@@ -348,7 +352,7 @@ def resume(
             throttles=0,
         )
         return back, [
-            _event(lane, back, now, "resume", f"allowance x{rule.factor:.2f}")
+            _event(lane, back, now, LaneCause.resume, f"allowance x{rule.factor:.2f}")
         ]
     if (
         lane.state is not LaneState.backed_off
@@ -367,10 +371,12 @@ def resume(
             recover_at=None,
         )
         return done, [
-            _event(lane, done, now, "recovered", "allowance back to schedule")
+            _event(lane, done, now, LaneCause.recovered, "allowance back to schedule")
         ]
     step = replace(lane, factor=factor, recover_at=now + rule.recover_every)
-    return step, [_event(lane, step, now, "recovering", f"allowance x{factor:.2f}")]
+    return step, [
+        _event(lane, step, now, LaneCause.recovering, f"allowance x{factor:.2f}")
+    ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,13 +384,13 @@ class RampHold:
     """Why a lane's ramp may not advance now (rule 5): the event's cause and the
     figure that holds it."""
 
-    cause: str
+    cause: LaneCause
     detail: str
 
 
 def auth_hold(auth: AuthDay) -> RampHold:
     """The IP's failing DMARC day as a hold (event ``auth_failing``)."""
-    return RampHold(cause="auth_failing", detail=auth.describe())
+    return RampHold(cause=LaneCause.auth_failing, detail=auth.describe())
 
 
 def ramp_hold_event(lane: Lane, hold: RampHold, now: datetime) -> LaneEvent:
@@ -401,7 +407,7 @@ def reputation_pause(
         lane.operator or lane.paused_until is None or lane.paused_until >= until
     ):
         return lane, []
-    return _pause(lane, now, until, "reputation", "", note=detail)
+    return _pause(lane, now, until, LaneCause.reputation, "", note=detail)
 
 
 def operator_pause(
@@ -420,9 +426,9 @@ def operator_pause(
         and lane.paused_until >= until
     ):
         note = f"{detail}; already paused until {lane.paused_until.isoformat()}"
-        return lane, [_event(lane, lane, now, "operator_pause", note)]
+        return lane, [_event(lane, lane, now, LaneCause.operator_pause, note)]
     paused = replace(lane, state=LaneState.paused, paused_until=until, operator=True)
-    return paused, [_event(lane, paused, now, "operator_pause", detail)]
+    return paused, [_event(lane, paused, now, LaneCause.operator_pause, detail)]
 
 
 def operator_resume(
@@ -430,7 +436,7 @@ def operator_resume(
 ) -> tuple[Lane, list[LaneEvent]]:
     """Rule 8: lift any pause; a cut factor recovers as after a throttle."""
     if lane.state is not LaneState.paused:
-        return lane, [_event(lane, lane, now, "operator_resume", detail)]
+        return lane, [_event(lane, lane, now, LaneCause.operator_resume, detail)]
     back = replace(lane, paused_until=None, operator=False, throttles=0)
     if back.factor < 1.0:
         rule = schedule.reactions.throttle
@@ -442,7 +448,7 @@ def operator_resume(
         )
     else:
         back = replace(back, state=_base_state(back, schedule))
-    return back, [_event(lane, back, now, "operator_resume", detail)]
+    return back, [_event(lane, back, now, LaneCause.operator_resume, detail)]
 
 
 def close_day(
@@ -466,17 +472,19 @@ def close_day(
     if idle and lane.ramp_day > 1:
         state = LaneState.paused if lane.operator else LaneState.ramping
         reset = replace(fresh, ramp_day=1, state=state, factor=1.0)
-        return reset, [_event(lane, reset, now, "idle_reset", "back to ramp day 1")]
+        return reset, [
+            _event(lane, reset, now, LaneCause.idle_reset, "back to ramp day 1")
+        ]
     if holds and _met(stats, planned, advance, limits):
         return fresh, [ramp_hold_event(fresh, hold, now) for hold in holds]
     if _met(stats, planned, advance, limits):
         ahead = replace(fresh, ramp_day=lane.ramp_day + 1)
         ahead = replace(ahead, state=_state_after_day(ahead, schedule))
         return ahead, [
-            _event(lane, ahead, now, "advance", f"ramp day {ahead.ramp_day}")
+            _event(lane, ahead, now, LaneCause.advance, f"ramp day {ahead.ramp_day}")
         ]
     detail = f"ramp day {lane.ramp_day} repeated ({stats.attempted}/{planned} sent)"
-    return fresh, [_event(lane, fresh, now, "repeat", detail)]
+    return fresh, [_event(lane, fresh, now, LaneCause.repeat, detail)]
 
 
 def judge_window(
@@ -493,7 +501,7 @@ def judge_window(
             f"complaint rate {complaint_rate:.2%} over the last "
             f"{counts.attempted} attempts"
         )
-        return _pause(lane, now, now + pause_for, "complaint_rate", detail)
+        return _pause(lane, now, now + pause_for, LaneCause.complaint_rate, detail)
     hard_rate = counts.hard / counts.attempted
     if hard_rate > limits.hard_bounce_rate:
         back = replace(lane, ramp_day=_previous_step(lane.ramp_day, schedule))
@@ -502,7 +510,7 @@ def judge_window(
             f"hard-bounce rate {hard_rate:.2%} over the last {counts.attempted} "
             f"attempts: day {back.ramp_day}"
         )
-        return back, [_event(lane, back, now, "step_back", detail)]
+        return back, [_event(lane, back, now, LaneCause.step_back, detail)]
     return lane, []
 
 

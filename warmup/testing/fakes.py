@@ -8,6 +8,7 @@ from datetime import datetime
 
 from warmup.app.ports import MXAnswer
 from warmup.core.attempt import SendOutcome
+from warmup.core.model import DNSError, SendStage
 from warmup.core.replies import ConnectionFailure, parse_reply
 from warmup.core.settings import SourceIP
 
@@ -51,7 +52,7 @@ class FakeSender:
                 reply=None,
                 failure=ConnectionFailure.refused,
                 detail=f"connection to {host}:{port} refused",
-                stage="connect",
+                stage=SendStage.connect,
             )
         self.sent.append(
             SentMessage(
@@ -65,7 +66,9 @@ class FakeSender:
             )
         )
         reply = parse_reply(self.reply_for(source.address, recipient))
-        return SendOutcome(reply=reply, stage="data" if reply.code == 250 else "rcpt")
+        return SendOutcome(
+            reply=reply, stage=SendStage.data if reply.code == 250 else SendStage.rcpt
+        )
 
     async def close(self) -> None:
         self.closed = True
@@ -78,4 +81,4 @@ class FakeResolver:
     answers: Mapping[str, MXAnswer] = field(default_factory=dict)
 
     async def mx(self, domain: str) -> MXAnswer:
-        return self.answers.get(domain, MXAnswer(error="nxdomain"))
+        return self.answers.get(domain, MXAnswer(error=DNSError.nxdomain))
