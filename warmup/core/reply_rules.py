@@ -29,8 +29,14 @@ from warmup.core.model import Verdict
 __all__ = [
     "CODE_RULES",
     "ENHANCED_RULES",
+    "EXIM",
     "FALLBACK_RULE",
+    "GENERIC",
+    "POSTFIX",
+    "QMAIL",
     "REASONS",
+    "SENDMAIL",
+    "SISIMAI",
     "SUBJECT_RULES",
     "Provider",
     "ReplyRule",
@@ -188,6 +194,16 @@ class Provider:
             weak=weak,
         )
 
+
+#: The providers whose rules are spread over several modules (generic, specific).
+SISIMAI = "https://github.com/sisimai/go-sisimai/tree/main/reason"
+GENERIC = Provider("generic", SISIMAI)
+POSTFIX = Provider("postfix", "https://www.postfix.org/postconf.5.html")
+EXIM = Provider("exim", "https://www.exim.org/exim-html-current/doc/html/spec_html/")
+SENDMAIL = Provider(
+    "sendmail", "https://www.sendmail.org/~ca/email/doc8.12/op-sh-5.html"
+)
+QMAIL = Provider("qmail", "https://cr.yp.to/qmail/qmail-smtpd.html")
 
 _RFC3463 = Provider("rfc3463", "https://www.rfc-editor.org/rfc/rfc3463")
 _IANA = "https://www.iana.org/assignments/smtp-enhanced-status-codes"
