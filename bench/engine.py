@@ -110,7 +110,7 @@ def _engine(
     sender = SMTPSender(
         timeouts=TIMEOUTS,
         tls=TLSSettings(starttls="off"),
-        connections_per_key=1,
+        connections_per_lane=1,
         messages_per_connection=100_000,
     )
     settings = EngineSettings(

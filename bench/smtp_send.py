@@ -3,7 +3,7 @@
 The sink is a minimal SMTP responder (an asyncio Protocol, no parsing beyond lines)
 in a child process, so the sending side's CPU is what is measured. Both senders keep
 ``--connections`` sessions open and reuse them for every message: bare aiosmtplib as
-one ``SMTP`` per worker calling ``sendmail``; SMTPSender with ``connections_per_key``
+one ``SMTP`` per worker calling ``sendmail``; SMTPSender with ``connections_per_lane``
 set to the same number. Prints messages/s of each and the ratio; asserts nothing.
 
     .venv/bin/python -m bench.smtp_send [--messages 20000] [--connections 50]
@@ -116,7 +116,7 @@ async def pooled(port: int, messages: int, connections: int) -> float:
     sender = SMTPSender(
         timeouts=TIMEOUTS,
         tls=TLSSettings(starttls="off"),
-        connections_per_key=connections,
+        connections_per_lane=connections,
         messages_per_connection=messages,
     )
 

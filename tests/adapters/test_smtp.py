@@ -158,7 +158,7 @@ async def test_reuses_a_connection_for_up_to_the_message_limit(
 async def test_at_most_connections_per_key_are_open_at_once(
     server: ScriptedSMTPServer, make_sender: MakeSender
 ) -> None:
-    sender = make_sender(connections_per_key=2)
+    sender = make_sender(connections_per_lane=2)
     for _ in range(12):
         server.script.on_data("250 2.0.0 OK", delay=0.02)  # keep sessions busy
 
@@ -629,8 +629,8 @@ def test_an_outcome_has_exactly_one_of_reply_and_failure() -> None:
 def test_the_sender_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="starttls"):
         SMTPSender(timeouts=ROOMY, tls=TLSSettings(starttls="sometimes"))
-    with pytest.raises(ValueError, match="connections_per_key"):
-        SMTPSender(timeouts=ROOMY, tls=PLAIN, connections_per_key=0)
+    with pytest.raises(ValueError, match="connections_per_lane"):
+        SMTPSender(timeouts=ROOMY, tls=PLAIN, connections_per_lane=0)
 
 
 def test_plain_addresses_go_on_the_command_line_as_aiosmtplib_would_put_them() -> None:

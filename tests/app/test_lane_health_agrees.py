@@ -18,7 +18,7 @@ from warmup.config.files import load_config
 from warmup.core.lane import DayStats, Lane, rates_over
 from warmup.core.lane_health import lane_problem
 from warmup.core.model import LaneState
-from warmup.core.schedule import Advance, RampStep, RateLimits, Reactions, Schedule
+from warmup.core.schedule import Advance, RampStep, Rates, Reactions, Schedule
 from warmup.testing.clock import FakeClock
 
 NOW = datetime(2030, 1, 10, 12, tzinfo=UTC)
@@ -80,13 +80,14 @@ async def test_status_report_and_metrics_agree(store: SQLStore) -> None:
 
 
 def test_high_rates_is_the_rule_that_holds_a_day_back() -> None:
-    """The deferral limit is the lower of advance's and the rolling rates': a day
-    between the two is held back at the day close, so it is a problem too."""
+    """A day over advance.max_deferral_rate is held back at the day close, so
+    it is a problem too (the deprecated rates.deferral_rate caps that knob when
+    the config is loaded)."""
     schedule = Schedule(
         isp="gmail",
         steps=(RampStep(first_day=1, last_day=3, per_hour=60),),
-        advance=Advance(max_deferral_rate=0.20),
-        reactions=Reactions(rates=RateLimits(deferral_rate=0.10)),
+        advance=Advance(max_deferral_rate=0.10),
+        reactions=Reactions(rates=Rates()),
     )
     lane = Lane(ip="10.0.0.1", isp="gmail", stats=DEFERRING)
     assert rates_over(lane.stats, schedule.advance, schedule.reactions.rates) == [

@@ -19,7 +19,7 @@ from warmup.app.report import (
 )
 from warmup.core.lane import DayStats, Lane
 from warmup.core.model import LaneState
-from warmup.core.schedule import Advance, RampStep, RateLimits, Reactions, Schedule
+from warmup.core.schedule import Advance, RampStep, Rates, Reactions, Schedule
 
 TZ = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2030, 1, 4, 3, tzinfo=UTC)
@@ -30,7 +30,7 @@ GMAIL = Schedule(
         RampStep(first_day=3, last_day=4, per_hour=20),
     ),
     advance=Advance(max_deferral_rate=0.08),
-    reactions=Reactions(rates=RateLimits(min_sample=50, deferral_rate=0.2)),
+    reactions=Reactions(rates=Rates(min_sample=50)),
 )
 DEFAULT = Schedule(
     isp="default", steps=(RampStep(first_day=1, last_day=1, per_hour=5),)

@@ -199,8 +199,8 @@ def test_a_default_schedule_is_required(tmp_path: Path) -> None:
             "relay.allowed_networks[0]: not a network",
         ),
         (
-            "ips: []\nthresholds: {complaint_rate: 3}\n",
-            "thresholds.complaint_rate: must be between 0 and 1, got 3.0",
+            "ips: []\nrates: {complaint_rate: 3}\n",
+            "rates.complaint_rate: must be between 0 and 1, got 3.0",
         ),
         ("ips: []\nbounces: {return_path: nobody}\n", "bounces.return_path"),
         ("ips: []\ndns: {confirm_after: soon}\n", "dns.confirm_after: expected a"),

@@ -24,7 +24,7 @@ from warmup.core.rolling import RollingWindow
 from warmup.core.schedule import (
     BlockReaction,
     RampStep,
-    RateLimits,
+    Rates,
     Reactions,
     Schedule,
     ThrottleReaction,
@@ -48,7 +48,7 @@ SCHEDULE = Schedule(
             pause_after=3,
         ),
         block=BlockReaction(pause_for=timedelta(hours=4)),
-        rates=RateLimits(min_sample=100),
+        rates=Rates(min_sample=100),
     ),
 )
 

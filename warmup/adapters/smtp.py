@@ -10,11 +10,13 @@ Rules:
    refusing greeting or HELO) is ``SendOutcome.failure``. No aiosmtplib exception
    leaves this module.
 3. Sessions are pooled per (source address, host, port): reused for up to
-   ``messages_per_connection`` transactions, at most ``connections_per_key`` open at
-   once; further sends to that key wait. A failed session, one that got 421, hit its
-   message limit or sat idle longer than ``max_idle`` is closed (QUIT when still
-   connected) and replaced. A reused session that the server dropped while it was
-   idle (reset before the MAIL reply) is replaced once, transparently.
+   ``messages_per_connection`` transactions, at most ``connections_per_lane`` open at
+   once (a lane's sends go to its ISP's first reachable host, so this is the bound
+   of ``delivery.connections_per_lane``); further sends to that key wait. A failed
+   session, one that got 421, hit its message limit or sat idle longer than
+   ``max_idle`` is closed (QUIT when still connected) and replaced. A reused session
+   that the server dropped while it was idle (reset before the MAIL reply) is
+   replaced once, transparently.
 4. TLS (``TLSSettings.starttls``): ``off`` never upgrades; ``opportunistic`` upgrades
    when the server offers STARTTLS and, when the upgrade fails, goes on in plain text
    (on the same session after a refusing reply, else on one fresh session);
@@ -106,7 +108,7 @@ class SMTPSender:
         *,
         timeouts: Timeouts,
         tls: TLSSettings,
-        connections_per_key: int = 2,
+        connections_per_lane: int = 2,
         messages_per_connection: int = 100,
         max_idle: timedelta = timedelta(seconds=30),
         address_of: AddressLookup | None = None,
@@ -118,16 +120,16 @@ class SMTPSender:
             raise ValueError(
                 f"tls.starttls must be one of {modes}, got {tls.starttls!r}"
             )
-        if connections_per_key < 1 or messages_per_connection < 1:
+        if connections_per_lane < 1 or messages_per_connection < 1:
             raise ValueError(
-                "connections_per_key and messages_per_connection must be >= 1, got "
-                f"{connections_per_key!r} and {messages_per_connection!r}"
+                "connections_per_lane and messages_per_connection must be >= 1, got "
+                f"{connections_per_lane!r} and {messages_per_connection!r}"
             )
         self._connect_s = timeouts.connect.total_seconds()
         self._command_s = timeouts.command.total_seconds()
         self._data_s = timeouts.data.total_seconds()
         self._tls = tls
-        self._per_key = connections_per_key
+        self._per_lane = connections_per_lane
         self._per_connection = messages_per_connection
         self._max_idle_s = max_idle.total_seconds()
         self._pools: dict[tuple[str, str, int], _Pool] = {}
@@ -153,7 +155,7 @@ class SMTPSender:
         envelope = _Envelope(sender, recipient, message)
         pool = self._pools.get((source.address, host.lower(), port))
         if pool is None:
-            pool = _Pool(asyncio.Semaphore(self._per_key))
+            pool = _Pool(asyncio.Semaphore(self._per_lane))
             self._pools[(source.address, host.lower(), port)] = pool
         async with pool.slots:
             outcome = await self._send_pooled(pool, target, envelope)

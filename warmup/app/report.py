@@ -27,7 +27,7 @@ from warmup.core.lane import Lane
 from warmup.core.lane_health import lane_problem
 from warmup.core.reputation import PostmasterDay, SNDSRow
 from warmup.core.routing import schedule_for
-from warmup.core.schedule import Advance, RateLimits, Schedule
+from warmup.core.schedule import Advance, Rates, Schedule
 
 __all__ = [
     "COUNTS",
@@ -196,7 +196,7 @@ def _event_order(event: EventRow) -> tuple[datetime, str, str]:
 
 def limits_of(schedule: Schedule | None) -> tuple[Limit, ...]:
     """The rate limits of a schedule, as drawn (rule 3)."""
-    rates = schedule.reactions.rates if schedule else RateLimits()
+    rates = schedule.reactions.rates if schedule else Rates()
     advance = schedule.advance if schedule else Advance()
     return (
         Limit(rate_name="hard", value=rates.hard_bounce_rate, effect="steps back"),
@@ -207,7 +207,7 @@ def limits_of(schedule: Schedule | None) -> tuple[Limit, ...]:
         ),
         Limit(
             rate_name="deferred",
-            value=min(advance.max_deferral_rate, rates.deferral_rate),
+            value=advance.max_deferral_rate,
             effect="blocks the advance",
         ),
         Limit(rate_name="complaints", value=rates.complaint_rate, effect="pauses"),
@@ -318,7 +318,7 @@ def build_report(
                 last_ramp_day=schedule.last_day if schedule else lane.ramp_day,
                 allowance_per_hour=allowance,
                 min_sample=(
-                    schedule.reactions.rates if schedule else RateLimits()
+                    schedule.reactions.rates if schedule else Rates()
                 ).min_sample,
                 days=tuple(sorted(lane_days, key=lambda d: d.day)),
                 events=tuple(

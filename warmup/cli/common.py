@@ -65,12 +65,15 @@ def config_from(ctx: click.Context) -> Config:
     option = ctx.find_root().obj.get("config_path") if ctx.find_root().obj else None
     path: Path = resolve_config_path(option)
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_CONFIG)
     except WarmupError as exc:  # pragma: no cover - defensive
         fail(str(exc), EXIT_CONFIG)
+    for warning in config.warnings:
+        click.echo(warning, err=True)
+    return config
 
 
 def echo_json(data: Any) -> None:

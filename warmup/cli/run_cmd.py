@@ -84,7 +84,7 @@ async def _run(config: Config, secret: bytes) -> None:
     sender = SMTPSender(
         timeouts=delivery.timeouts,
         tls=delivery.tls,
-        connections_per_key=delivery.connections_per_lane,
+        connections_per_lane=delivery.connections_per_lane,
         messages_per_connection=delivery.messages_per_connection,
         # MX hosts' addresses from dns.nameservers too, when it names any.
         address_of=resolver.address if nameservers else None,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from warmup.config.reader import MAX_YAML_BYTES, Context
 from warmup.config.schedules import check_schedule_set, parse_schedule
-from warmup.config.settings import Config, parse_settings
+from warmup.config.settings import Config, Settings, parse_settings
 from warmup.core.errors import ConfigError, ConfigIssue
-from warmup.core.schedule import RateLimits, Schedule
+from warmup.core.schedule import Schedule
 
 __all__ = [
     "BUILTIN_SCHEDULES",
@@ -56,8 +56,14 @@ def read_config(path: Path) -> tuple[Config | None, Context]:
     directory = Path(settings.schedules_dir)
     if not directory.is_absolute():
         directory = path.parent / directory
-    schedules = _load_schedule_dir(directory, settings.thresholds, ctx)
-    return Config(path=path, settings=settings, schedules=schedules), ctx
+    schedules = _load_schedule_dir(directory, settings, ctx)
+    config = Config(
+        path=path,
+        settings=settings,
+        schedules=schedules,
+        warnings=tuple(ctx.deprecations),
+    )
+    return config, ctx
 
 
 def _read(path: Path, issues: list[ConfigIssue]) -> str | None:
@@ -96,7 +102,7 @@ def _read(path: Path, issues: list[ConfigIssue]) -> str | None:
 
 
 def _load_schedule_dir(
-    directory: Path, thresholds: RateLimits, ctx: Context
+    directory: Path, settings: Settings, ctx: Context
 ) -> dict[str, Schedule]:
     if not directory.is_dir():
         ctx.issue("schedules", f"not a directory, got {str(directory)!r}")
@@ -112,9 +118,15 @@ def _load_schedule_dir(
             continue
         file_ctx = Context(file=str(file))
         schedule = parse_schedule(
-            text, file=str(file), stem=file.stem, rates=thresholds, ctx=file_ctx
+            text,
+            file=str(file),
+            stem=file.stem,
+            rates=settings.rates,
+            deferral_cap=settings.deferral_cap,
+            ctx=file_ctx,
         )
         ctx.issues.extend(file_ctx.issues)
+        ctx.deprecations.extend(file_ctx.deprecations)
         ctx.known.update(f"schedule:{key}" for key in file_ctx.known)
         if schedule is not None:
             schedules.append(schedule)

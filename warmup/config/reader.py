@@ -40,11 +40,24 @@ class Context:
     known: set[str] = field(default_factory=set)
     # The text could not be parsed at all (parse_yaml said why).
     unreadable: bool = False
+    # One line per deprecated key found: warnings, not issues (the file still loads).
+    deprecations: list[str] = field(default_factory=list)
+
+    def where(self, path: str) -> str:
+        line = self.lines.get(path)
+        return f"{self.file}:{line}" if line else self.file
 
     def issue(self, path: str, message: str) -> None:
-        line = self.lines.get(path)
-        where = f"{self.file}:{line}" if line else self.file
-        self.issues.append(ConfigIssue(file=where, path=path, message=message))
+        self.issues.append(
+            ConfigIssue(file=self.where(path), path=path, message=message)
+        )
+
+    def deprecated(self, old: str, new: str) -> None:
+        """``old`` (a dotted path) was given where ``new`` is now the name."""
+        self.deprecations.append(
+            f"{self.where(old)}: warning: {old} is deprecated and will be removed "
+            f"in the next release; use {new}"
+        )
 
 
 def _join(path: str, key: str | int) -> str:
@@ -211,6 +224,23 @@ class Node:
     def has(self, key: str) -> bool:
         return key in self.data
 
+    def alias(self, old: str, new: str) -> None:
+        """``old`` is the deprecated name of ``new`` (kept for one release): its value
+        is read as ``new``'s, with one warning naming both; giving both is an issue.
+        Call it before reading ``new``."""
+        if old not in self.data:
+            return
+        self.used.add(old)
+        old_path, new_path = _join(self.path, old), _join(self.path, new)
+        if new in self.data:
+            self.ctx.issue(old_path, f"deprecated name of {new_path}, also given here")
+            return
+        self.ctx.deprecated(old_path, new_path)
+        self.data[new] = self.data[old]
+        for path, line in list(self.ctx.lines.items()):
+            if path == old_path or path.startswith((f"{old_path}.", f"{old_path}[")):
+                self.ctx.lines.setdefault(new_path + path[len(old_path) :], line)
+
     def issue(self, key: str, message: str) -> None:
         self.ctx.issue(_join(self.path, key), message)
 
@@ -232,6 +262,23 @@ class Node:
         except (TypeError, ValueError) as exc:
             self.issue(key, str(exc))
             return default
+
+    def retired_fraction(self, key: str, new: str) -> float | None:
+        """A deprecated key whose value now feeds ``new`` (a dotted path) by a rule
+        of the caller's: its fraction, or None when absent or wrong (an issue)."""
+        if key not in self.data:
+            return None
+        self.used.add(key)
+        self.ctx.deprecated(_join(self.path, key), new)
+        try:
+            result = _as_float(self.data[key])
+        except ValueError as exc:
+            self.issue(key, str(exc))
+            return None
+        if not 0.0 <= result <= 1.0:
+            self.issue(key, f"must be between 0 and 1, got {result!r}")
+            return None
+        return result
 
     # -- typed accessors --------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import time, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from warmup.core.schedule import (
     Advance,
     BlockReaction,
     RampStep,
-    RateLimits,
+    Rates,
     Reactions,
     ReplyPattern,
     Schedule,
@@ -22,7 +23,7 @@ from warmup.core.schedule import (
     Window,
 )
 
-__all__ = ["VERDICTS", "check_schedule_set", "parse_schedule", "read_rate_limits"]
+__all__ = ["VERDICTS", "check_schedule_set", "parse_schedule", "read_rates"]
 
 VERDICTS = ("delivered", "soft", "hard", "throttle", "block")
 _ISP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -32,9 +33,20 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z0-9-]{2,63}$")
 
 
 def parse_schedule(
-    text: str, *, file: str, stem: str, rates: RateLimits, ctx: Context
+    text: str,
+    *,
+    file: str,
+    stem: str,
+    rates: Rates,
+    ctx: Context,
+    deferral_cap: float | None = None,
 ) -> Schedule | None:
-    """Parse one schedule file; problems go to ``ctx.issues``, None if unusable."""
+    """Parse one schedule file; problems go to ``ctx.issues``, None if unusable.
+
+    ``rates`` are the config's defaults for ``reactions.rates``; ``deferral_cap``
+    the config's deprecated ``rates.deferral_rate``, which (like this file's
+    deprecated ``reactions.rates.deferral_rate``) caps ``advance.max_deferral_rate``
+    for one release, as the two knobs did together before."""
     before = len(ctx.issues)
     data = parse_yaml(text, ctx)
     if data is None and len(ctx.issues) > before:
@@ -60,7 +72,10 @@ def parse_schedule(
             f"must be >= {steps[-1].per_hour} (last step), got {after_ramp}",
         )
     advance = _advance(root.child("advance"))
-    reactions = _reactions(root.child("reactions"), rates)
+    reactions, own_cap = _reactions(root.child("reactions"), rates)
+    cap = own_cap if own_cap is not None else deferral_cap
+    if cap is not None and cap < advance.max_deferral_rate:
+        advance = replace(advance, max_deferral_rate=cap)
     idle = root.duration("idle_reset", timedelta(days=30))
     patterns = _patterns(root)
     root.finish()
@@ -192,7 +207,8 @@ def _pause_for(raw: Any) -> timedelta | None:
         ) from None
 
 
-def _reactions(node: Node, rates: RateLimits) -> Reactions:
+def _reactions(node: Node, rates: Rates) -> tuple[Reactions, float | None]:
+    """The reactions, and the deprecated ``rates.deferral_rate`` if given."""
     throttle_node = node.child("throttle")
     base = ThrottleReaction()
     throttle = ThrottleReaction(
@@ -210,20 +226,20 @@ def _reactions(node: Node, rates: RateLimits) -> Reactions:
     )
     block_node.finish()
     rates_node = node.child("rates")
-    limits = read_rate_limits(rates_node, rates)
+    limits = read_rates(rates_node, rates)
+    cap = rates_node.retired_fraction("deferral_rate", "advance.max_deferral_rate")
     rates_node.finish()
     node.finish()
-    return Reactions(throttle=throttle, block=block, rates=limits)
+    return Reactions(throttle=throttle, block=block, rates=limits), cap
 
 
-def read_rate_limits(node: Node, base: RateLimits) -> RateLimits:
-    """Rolling-rate thresholds; used by config ``thresholds`` and schedule overrides."""
-    return RateLimits(
+def read_rates(node: Node, base: Rates) -> Rates:
+    """Rolling-rate limits; used by config ``rates`` and schedule overrides."""
+    return Rates(
         window=node.duration("window", base.window),
         min_sample=node.integer("min_sample", base.min_sample, minimum=1),
         hard_bounce_rate=node.fraction("hard_bounce_rate", base.hard_bounce_rate),
         complaint_rate=node.fraction("complaint_rate", base.complaint_rate),
-        deferral_rate=node.fraction("deferral_rate", base.deferral_rate),
     )
 
 

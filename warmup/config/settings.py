@@ -14,10 +14,10 @@ from warmup.config.auth import read_dkim, read_nameservers
 from warmup.config.outbound import read_event_log, read_retention, read_webhooks
 from warmup.config.reader import Context, Node, parse_yaml
 from warmup.config.reputation import read_reputation
-from warmup.config.schedules import read_rate_limits
+from warmup.config.schedules import read_rates
 from warmup.core.address import AddressError, parse_address
 from warmup.core.duration import parse_duration
-from warmup.core.schedule import RateLimits, Schedule
+from warmup.core.schedule import Rates, Schedule
 from warmup.core.settings import (
     BounceSettings,
     DeliverySettings,
@@ -63,7 +63,10 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     bounces: BounceSettings = field(default_factory=BounceSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
-    thresholds: RateLimits = field(default_factory=RateLimits)
+    rates: Rates = field(default_factory=Rates)
+    # The deprecated ``rates.deferral_rate`` (``thresholds.deferral_rate``): a cap
+    # on every schedule's ``advance.max_deferral_rate`` for one release.
+    deferral_cap: float | None = None
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     dkim: DKIMSettings = field(default_factory=DKIMSettings)
     dns: DNSSettings = field(default_factory=DNSSettings)
@@ -82,6 +85,8 @@ class Config:
     path: Path
     settings: Settings
     schedules: dict[str, Schedule]
+    # One line per deprecated key the files used (file:line, old key, new key).
+    warnings: tuple[str, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -95,6 +100,8 @@ def parse_settings(text: str, ctx: Context) -> Settings:
     if ctx.unreadable:
         return base  # one issue says why; the rest would only follow from it
     root = Node(ctx, "", data)
+    root.alias("thresholds", "rates")
+    rates, deferral_cap = _rates(root.child("rates"))
     settings = Settings(
         database=root.string("database", base.database),
         timezone=root.value("timezone", base.timezone, _timezone),
@@ -104,7 +111,8 @@ def parse_settings(text: str, ctx: Context) -> Settings:
         delivery=_delivery(root.child("delivery")),
         bounces=_bounces(root.child("bounces")),
         relay=_relay(root.child("relay")),
-        thresholds=_thresholds(root.child("thresholds")),
+        rates=rates,
+        deferral_cap=deferral_cap,
         metrics=_metrics(root.child("metrics")),
         dkim=read_dkim(root.child("dkim")),
         dns=_dns(root.child("dns")),
@@ -405,10 +413,11 @@ def _relay_ceilings(node: Node, base: RelaySettings) -> dict[str, Any]:
     }
 
 
-def _thresholds(node: Node) -> RateLimits:
-    result = read_rate_limits(node, RateLimits())
+def _rates(node: Node) -> tuple[Rates, float | None]:
+    result = read_rates(node, Rates())
+    cap = node.retired_fraction("deferral_rate", "advance.max_deferral_rate")
     node.finish()
-    return result
+    return result, cap
 
 
 def _metrics(node: Node) -> MetricsSettings:

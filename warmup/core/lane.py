@@ -54,7 +54,7 @@ from datetime import date, datetime, timedelta
 
 from warmup.core.dmarc import AuthDay
 from warmup.core.model import LaneCause, LaneState, Verdict
-from warmup.core.schedule import Advance, RateLimits, Schedule
+from warmup.core.schedule import Advance, Rates, Schedule
 
 __all__ = [
     "AUTH_CODES",
@@ -520,7 +520,7 @@ def _state_after_day(lane: Lane, schedule: Schedule) -> LaneState:
     return _base_state(lane, schedule)
 
 
-def rates_over(stats: DayStats, advance: Advance, limits: RateLimits) -> list[str]:
+def rates_over(stats: DayStats, advance: Advance, limits: Rates) -> list[str]:
     """The day's rates over the limits that keep it from advancing ("hard",
     "deferred", "complaints"); none on fewer than ``min_sample`` attempts, too
     few for a rate to mean anything. Also what makes a lane ``high_rates``
@@ -531,15 +531,14 @@ def rates_over(stats: DayStats, advance: Advance, limits: RateLimits) -> list[st
         ("hard", stats.rate(stats.hard) > advance.max_hard_bounce_rate),
         (
             "deferred",
-            stats.rate(stats.soft + stats.throttle)
-            > min(advance.max_deferral_rate, limits.deferral_rate),
+            stats.rate(stats.soft + stats.throttle) > advance.max_deferral_rate,
         ),
         ("complaints", stats.rate(stats.complaints) > advance.max_complaint_rate),
     ]
     return [name for name, is_over in over if is_over]
 
 
-def _met(stats: DayStats, planned: int, advance: Advance, limits: RateLimits) -> bool:
+def _met(stats: DayStats, planned: int, advance: Advance, limits: Rates) -> bool:
     """Enough volume, and (on a large enough sample) rates under the limits."""
     if planned <= 0 or stats.attempted < advance.min_volume_ratio * planned:
         return False

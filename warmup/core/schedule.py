@@ -20,7 +20,7 @@ __all__ = [
     "Advance",
     "BlockReaction",
     "RampStep",
-    "RateLimits",
+    "Rates",
     "Reactions",
     "ReplyPattern",
     "Schedule",
@@ -116,21 +116,22 @@ class BlockReaction:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RateLimits:
-    """Rolling per-lane rates and what they trigger."""
+class Rates:
+    """The rolling-rate limits of a lane (config ``rates``, schedule
+    ``reactions.rates``) and what they trigger. Whether a day's deferrals hold the
+    ramp is ``Advance.max_deferral_rate``'s alone."""
 
     window: timedelta = timedelta(hours=24)
     min_sample: int = 100
     hard_bounce_rate: float = 0.05
     complaint_rate: float = 0.003
-    deferral_rate: float = 0.20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reactions:
     throttle: ThrottleReaction = field(default_factory=ThrottleReaction)
     block: BlockReaction = field(default_factory=BlockReaction)
-    rates: RateLimits = field(default_factory=RateLimits)
+    rates: Rates = field(default_factory=Rates)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
