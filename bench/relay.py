@@ -34,12 +34,12 @@ import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLSubmissions
+from warmup.adapters.db.submission import SQLRelayStore
 from warmup.adapters.relay import RelayServer, server_tls_context
 from warmup.adapters.relay_users import UserFile, add_user
 from warmup.adapters.tls_cert import write_self_signed
 from warmup.app.clock import SystemClock
-from warmup.app.submit import SubmissionIntake
+from warmup.app.relay import RelayIntake
 from warmup.core.settings import RelaySettings
 from warmup.testing.postgres import PostgresUnavailable, start_postgres
 
@@ -80,8 +80,8 @@ async def _relay(setup: Setup) -> tuple[RelayServer, SQLStore]:
     )
     store = await SQLStore.open(setup.database)
     clock = SystemClock()
-    intake = SubmissionIntake(
-        SQLSubmissions(store, durable=setup.fsync),
+    intake = RelayIntake(
+        SQLRelayStore(store, durable=setup.fsync),
         clock=clock,
         settings=settings,
         bounce_domain="bounce.example",

@@ -1,4 +1,4 @@
-"""The relay's group commit alone (SQLSubmissions on SQLite), no SMTP.
+"""The relay's group commit alone (SQLRelayStore on SQLite), no SMTP.
 
 ``--concurrency`` callers each commit their share of ``--messages`` one-recipient
 messages of ~2 KB; callers that arrive while a batch is written go into the next
@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLSubmissions
+from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.ports import RelayedMessage
 from warmup.core.address import Address
 
@@ -43,7 +43,7 @@ async def rate(
 ) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         store = await SQLStore.open(f"sqlite:///{tmp}/bench.db")
-        submissions = SQLSubmissions(store, durable=durable)
+        submissions = SQLRelayStore(store, durable=durable)
         if not thread:
             submissions.close()
             submissions._sync = None  # the statements on aiosqlite, as before

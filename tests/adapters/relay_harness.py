@@ -15,13 +15,13 @@ from sqlalchemy import func, select
 
 from warmup.adapters.db.schema import messages
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLSubmissions
+from warmup.adapters.db.submission import SQLRelayStore
 from warmup.adapters.relay import RelayServer, server_tls_context
 from warmup.adapters.relay_users import UserFile, add_user
 from warmup.adapters.tls_cert import write_self_signed
 from warmup.app.clock import SystemClock
-from warmup.app.ports import SubmissionStore
-from warmup.app.submit import BounceSink, SubmissionIntake
+from warmup.app.ports import RelayStore
+from warmup.app.relay import BounceSink, RelayIntake
 from warmup.core.feedback import Reporter
 from warmup.core.settings import RelaySettings
 from warmup.testing.clock import FakeClock
@@ -78,7 +78,7 @@ async def running_relay(
     sink: bool | BounceSink = False,
     tls: bool = True,
     users: bool = True,
-    submissions: SubmissionStore | None = None,
+    submissions: RelayStore | None = None,
     **options: Any,
 ) -> AsyncIterator[Relay]:
     cert, key = make_cert(directory)
@@ -107,8 +107,8 @@ async def running_relay(
         if callable(sink):
             await sink(content, recipient, reporter)
 
-    intake = SubmissionIntake(
-        submissions or SQLSubmissions(store),
+    intake = RelayIntake(
+        submissions or SQLRelayStore(store),
         clock=clock,
         settings=settings,
         bounce_domain=BOUNCE_DOMAIN,

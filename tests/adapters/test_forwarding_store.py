@@ -13,7 +13,7 @@ from warmup.adapters.db.forwarding import SQLForwarding
 from warmup.adapters.db.reporting import campaign_summary
 from warmup.adapters.db.schema import events, recipients
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLSubmissions
+from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.forward import DSN_CAMPAIGN, BounceForwarder
 from warmup.app.ports import RelayedMessage
 from warmup.core.address import Address
@@ -77,7 +77,7 @@ async def _events(store: SQLStore, message_id: int) -> list[int]:
 def _forwarder(store: SQLStore) -> BounceForwarder:
     return BounceForwarder(
         SQLForwarding(store),
-        SQLSubmissions(store),
+        SQLRelayStore(store),
         own_domains=["bounce.test"],
         reporting_mta="mta.test",
         from_domain="bounce.test",
@@ -86,7 +86,7 @@ def _forwarder(store: SQLStore) -> BounceForwarder:
 
 
 async def test_reports_are_queued_once_per_recipient(store: SQLStore) -> None:
-    filed = await SQLSubmissions(store).commit_message(_message())
+    filed = await SQLRelayStore(store).commit_message(_message())
     ids = await _events(store, filed.message_id)
     found = await SQLForwarding(store).returned_mail(ids)
     assert [(r.recipient, r.expired, r.reported) for r in found] == [
@@ -123,7 +123,7 @@ async def _campaigns(store: SQLStore) -> list[dict[str, object]]:
 async def test_a_second_report_on_a_recipient_is_refused_by_the_store(
     store: SQLStore,
 ) -> None:
-    submissions = SQLSubmissions(store)
+    submissions = SQLRelayStore(store)
     report = _message(mail_from="", dsn_for=12345, campaign=DSN_CAMPAIGN)
     await submissions.commit_message(report)
     with pytest.raises(StoreError):
@@ -131,7 +131,7 @@ async def test_a_second_report_on_a_recipient_is_refused_by_the_store(
 
 
 async def test_null_senders_reports_and_own_domains_get_none(store: SQLStore) -> None:
-    submissions = SQLSubmissions(store)
+    submissions = SQLRelayStore(store)
     forwarder = _forwarder(store)
     for mail_from, content in [
         ("", HEADERS),

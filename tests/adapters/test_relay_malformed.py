@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.adapters.relay_harness import RawClient, running_relay
 from warmup.adapters.db.schema import messages
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLSubmissions
+from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.ports import RelayedMessage
 from warmup.core.address import Address
 from warmup.core.errors import StoreError
@@ -60,7 +60,7 @@ async def test_an_unstorable_message_fails_alone_and_answers(store: SQLStore) ->
             recipients=[(Address("ann", "gmail.com"), "gmail")],
         )
 
-    submissions = SQLSubmissions(store)
+    submissions = SQLRelayStore(store)
     results = await asyncio.wait_for(
         asyncio.gather(
             submissions.commit_message(message("good@shop.example")),

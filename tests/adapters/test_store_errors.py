@@ -41,7 +41,7 @@ PORTS: tuple[type[Any], ...] = (
     ports.EngineStore,
     dmarc.DMARCStore,
     dmarc.AuthSource,
-    ingest.FeedbackStore,
+    ingest.LateReportStore,
     report.ReportSource,
     reputation.ReputationStore,
     shipping.EventStore,

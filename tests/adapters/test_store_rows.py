@@ -22,7 +22,7 @@ NOON = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
 
 def test_rows_read_whole_tables_name_every_column() -> None:
-    # lane_history and feedback_events return the table's row as it is.
+    # lane_history and late_report_rows return the table's row as it is.
     assert LaneDayRow.__required_keys__ == {"ip", "isp", *lane_days.c.keys()}
     assert FeedbackRow.__required_keys__ == set(bounce_events.c.keys())
 

@@ -1,4 +1,4 @@
-"""SQLSubmissions on SQLite and PostgreSQL: messages, their recipients, campaigns."""
+"""SQLRelayStore on SQLite and PostgreSQL: messages, their recipients, campaigns."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, update
 
 from warmup.adapters.db.schema import attempts, campaigns, recipients
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLSubmissions
+from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.ports import FiledMessage, RelayedMessage, TemplateRecord
 from warmup.core.address import Address
 from warmup.core.errors import StoreError
@@ -46,7 +46,7 @@ async def test_messages_and_recipients_are_filed_and_claimed(store: SQLStore) ->
     await store.add_suppressions(
         [make_suppression("gone@gmail.com", reason="hard", source="t", now=NOW)]
     )
-    submissions = SQLSubmissions(store)
+    submissions = SQLRelayStore(store)
     first = await submissions.commit_message(_message(content=b"Subject: 1\r\n\r\n"))
     second = await submissions.commit_message(_message(content=b"Subject: 2\r\n\r\n"))
     assert (first.queued, first.suppressed) == (2, 1)
@@ -73,7 +73,7 @@ async def test_parallel_messages_share_commits_and_a_bad_one_fails_alone(
 ) -> None:
     batches: list[int] = []
 
-    class Picky(SQLSubmissions):
+    class Picky(SQLRelayStore):
         async def _write(self, batch: list[RelayedMessage]) -> list[FiledMessage]:
             batches.append(len(batch))
             if any(m.campaign == "poison" for m in batch):
@@ -107,7 +107,7 @@ async def test_template_recipients_stay_unique_beside_relayed_ones(
         name="t.eml", sha256="a" * 64, content=b"Subject: x\r\n\r\n"
     )
     campaign = await store.ensure_campaign("spring", template, NOW)
-    await SQLSubmissions(store).commit_message(_message())
+    await SQLRelayStore(store).commit_message(_message())
     row = NewRecipient(
         address="ann@gmail.com",
         domain="gmail.com",
@@ -125,7 +125,7 @@ async def test_template_recipients_stay_unique_beside_relayed_ones(
 async def test_a_new_campaign_is_created_once_under_concurrency(
     store: SQLStore,
 ) -> None:
-    submissions = [SQLSubmissions(store) for _ in range(5)]
+    submissions = [SQLRelayStore(store) for _ in range(5)]
     await asyncio.gather(*(s.commit_message(_message("fresh")) for s in submissions))
     async with store.engine.connect() as conn:
         count = await conn.execute(select(func.count()).select_from(campaigns))
@@ -135,7 +135,7 @@ async def test_a_new_campaign_is_created_once_under_concurrency(
 async def test_a_relayed_deadline_holds_at_claim_and_expires_unsent(
     store: SQLStore,
 ) -> None:
-    submissions = SQLSubmissions(store)
+    submissions = SQLRelayStore(store)
     deadline = NOW + timedelta(hours=1)
     message = _message()
     await submissions.commit_message(
@@ -168,7 +168,7 @@ async def test_a_suppressed_relayed_recipient_is_an_event_with_the_message_id(
         [make_suppression("gone@gmail.com", reason="hard", source="t", now=NOW)]
     )
     content = b"Message-ID: <abc.1@shop.example>\r\nSubject: x\r\n\r\nhi\r\n"
-    await SQLSubmissions(store).commit_message(_message(content=content))
+    await SQLRelayStore(store).commit_message(_message(content=content))
     events = await store.read_events()
     assert [(e["type"], e["recipient"]) for e in events] == [
         ("suppressed", "gone@gmail.com")
@@ -196,7 +196,7 @@ async def test_addresses_refused_at_enqueue_are_suppressed_events(
 async def test_a_prioritised_relayed_message_is_claimed_first(
     store: SQLStore,
 ) -> None:
-    submissions = SQLSubmissions(store)
+    submissions = SQLRelayStore(store)
     plain = _message(content=b"Subject: plain\r\n\r\n")
     await submissions.commit_message(plain)
     urgent = RelayedMessage(
@@ -224,7 +224,7 @@ async def test_a_prioritised_relayed_message_is_claimed_first(
 async def test_retention_empties_final_bodies_and_old_attempts_in_batches(
     store: SQLStore,
 ) -> None:
-    submissions = SQLSubmissions(store)
+    submissions = SQLRelayStore(store)
     done = await submissions.commit_message(_message(content=b"Subject: 1\r\n\r\n"))
     queued = await submissions.commit_message(_message(content=b"Subject: 2\r\n\r\n"))
     lane = await _lane(store)
@@ -269,7 +269,7 @@ async def test_sqlite_commits_accepted_mail_with_fsync_off_the_event_loop(
     if store.engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL commits through its async driver")
     for durable, level in ((True, 2), (False, 1)):
-        submissions = SQLSubmissions(store, durable=durable)
+        submissions = SQLRelayStore(store, durable=durable)
         filed = await submissions.commit_message(_message(f"c{level}"))
         assert filed.queued == 3
         threads = {t.name for t in threading.enumerate()}

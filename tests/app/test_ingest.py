@@ -1,5 +1,5 @@
 """Bounce intake end to end on a real store: hostile or broken mail, store
-outages, two processes at once, late news for another node's lanes."""
+outages, two processes at once, late reports for another node's lanes."""
 
 from __future__ import annotations
 
@@ -225,22 +225,22 @@ async def test_a_store_failure_leaves_the_mail_for_the_next_poll(
     inbox = MaildirInbox(tmp_path / "box")
     intake = _intake(store, clock)
 
-    async def save_feedback(*_: object) -> list[bool]:
+    async def save_late_reports(*_: object) -> list[bool]:
         raise StoreError("saving bounces", "database is away")
 
-    store.save_feedback = save_feedback  # type: ignore[assignment]
+    store.save_late_reports = save_late_reports  # type: ignore[assignment]
     with pytest.raises(StoreError):
         await intake.drain(inbox)
     assert len(inbox.unseen()) == 1
 
 
 class _CountingSaves:
-    """Counts the store's save_feedback calls (one per transaction)."""
+    """Counts the store's save_late_reports calls (one per transaction)."""
 
     def __init__(self, store: SQLStore) -> None:
         self.calls: list[int] = []
-        self._real = store.save_feedback
-        store.save_feedback = self
+        self._real = store.save_late_reports
+        store.save_late_reports = self
 
     async def __call__(self, events: Any, now: datetime) -> list[bool]:
         self.calls.append(len(events))
@@ -335,15 +335,15 @@ async def test_a_store_failure_leaves_every_mail_of_the_batch_unseen(
         box.add(_dsn(clock, message.sender, message.recipient))
     inbox = MaildirInbox(tmp_path / "box")
 
-    async def save_feedback(*_: object) -> list[bool]:
+    async def save_late_reports(*_: object) -> list[bool]:
         raise StoreError("saving bounces", "database is away")
 
-    real = store.save_feedback
-    store.save_feedback = save_feedback  # type: ignore[assignment]
+    real = store.save_late_reports
+    store.save_late_reports = save_late_reports  # type: ignore[assignment]
     with pytest.raises(StoreError):
         await _intake(store, clock).drain(inbox)
     assert len(inbox.unseen()) == 3
-    store.save_feedback = real
+    store.save_late_reports = real
     assert await _intake(store, clock).drain(inbox) == {"bounce": 3}
     assert inbox.unseen() == []
 

@@ -17,7 +17,7 @@ from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import MXAnswer, TemplateRecord
 from warmup.app.settings import EngineSettings
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
-from warmup.core.feedback import PendingLaneNews
+from warmup.core.feedback import PendingLateReport
 from warmup.core.lane import DayStats, Lane
 from warmup.core.model import LaneState, RecipientState, SendStage, Verdict
 from warmup.core.recipient import parse_recipient_row
@@ -156,13 +156,13 @@ def test_three_unreachable_connects_hold_the_lane(handler: OutcomeHandler) -> No
 def test_a_late_hard_bounce_counts_on_the_lane(handler: OutcomeHandler) -> None:
     runtime, record = _runtime(), TickRecord()
     handler.apply(runtime, _claimed(), _reply("250 ok"), NOW, record)
-    news = PendingLaneNews(
+    news = PendingLateReport(
         id=9, lane_id=1, ip="127.0.0.2", isp="gmail", verdict=Verdict.hard, reply="x"
     )
     handler.apply_late(runtime, news, NOW, record)
     stats = runtime.lane.stats
     assert (stats.attempted, stats.delivered, stats.hard) == (1, 0, 1)
-    assert record.news_applied == [9]
+    assert record.late_reports_applied == [9]
 
 
 async def test_hops_are_the_route_else_the_first_mx_hosts(store: SQLStore) -> None:

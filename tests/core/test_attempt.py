@@ -57,7 +57,7 @@ def test_an_unknown_stage_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "field",
-    ["suppressions", "dropped", "released", "events", "days", "news_applied"],
+    ["suppressions", "dropped", "released", "events", "days", "late_reports_applied"],
 )
 def test_a_tick_is_empty_until_something_is_in_it(field: str) -> None:
     record = TickRecord(claimer="node")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from warmup.core.doctor import (
     Check,
+    CheckStatus,
     judge_dkim,
     judge_dmarc,
     judge_helo,
@@ -70,7 +73,7 @@ def test_tags_and_check_invariant() -> None:
         "p": "ABCD",
     }
     with pytest.raises(ValueError, match="status"):
-        Check(ip="", domain="", check="x", status="bad", detail="")
+        Check(ip="", domain="", check="x", status=cast(CheckStatus, "bad"), detail="")
 
 
 @pytest.mark.parametrize(

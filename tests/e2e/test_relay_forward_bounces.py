@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from warmup.adapters.db.schema import messages
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLSubmissions
+from warmup.adapters.db.submission import SQLRelayStore
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.forward import BounceForwarder
@@ -167,7 +167,7 @@ async def test_hard_bounces_and_expiries_go_back_to_the_original_sender(
         sender = SMTPSender(
             timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
         )
-        submissions = SQLSubmissions(store, durable=False)
+        submissions = SQLRelayStore(store, durable=False)
         try:
             forwarder = bounce_forwarder(config, store, submissions=submissions)
             await start_cursor(store, forwarder)

@@ -1,4 +1,4 @@
-"""The submission relay: aiosmtpd in front of :class:`SubmissionIntake`.
+"""The submission relay: aiosmtpd in front of :class:`RelayIntake`.
 
 EHLO offers SIZE, 8BITMIME, SMTPUTF8, PIPELINING, STARTTLS (with a certificate) and,
 once the session is encrypted and users exist, AUTH PLAIN LOGIN. Who may do what
@@ -33,7 +33,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from warmup.adapters.relay_session import RelayEnvelope, RelaySession
 from warmup.adapters.relay_users import UserFile
 from warmup.app.ports import Clock
-from warmup.app.submit import Submission, SubmissionIntake
+from warmup.app.relay import RelayIntake, Submission
 from warmup.core.errors import InputError, StoreError
 from warmup.core.relay_counts import RelayCounts
 from warmup.core.relay_policy import (
@@ -79,7 +79,7 @@ class RelayServer:
         self,
         *,
         settings: RelaySettings,
-        intake: SubmissionIntake,
+        intake: RelayIntake,
         clock: Clock,
         hostname: str,
         users: UserFile | None = None,

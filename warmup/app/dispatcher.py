@@ -140,7 +140,7 @@ class Dispatcher:
         beat = await self._beat(now, record)
         due = self._next_maintenance is None or now >= self._next_maintenance
         # Every lane is driven when something outside it may have moved its
-        # wake-up earlier: maintenance and late news, a poke (new mail, an IP
+        # wake-up earlier: maintenance and late reports, a poke (new mail, an IP
         # gained at the beat), the overflow plan; else only the lanes whose
         # wake-up has come, and those a control changed (dirty).
         everyone = due or self._poked or (beat and self._any_overflow())
@@ -148,7 +148,7 @@ class Dispatcher:
             self._poked = False
             try:
                 await self._maintain(now)
-                await self._apply_late_news(now, record)
+                await self._apply_late_reports(now, record)
                 await self._check_auth(now, record)
             except StoreError:  # the runner logs it; lanes send in between
                 self._next_maintenance = now + min(
@@ -430,11 +430,11 @@ class Dispatcher:
         for isp in self._queued:
             await self._ensure_lanes(isp, now)
 
-    async def _apply_late_news(self, now: datetime, record: TickRecord) -> None:
+    async def _apply_late_reports(self, now: datetime, record: TickRecord) -> None:
         """Bounces and complaints ingested since the last beat, on this node's
         lanes: each counts and reacts exactly as a live reply would."""
         ips = sorted(self._ownership.owned)
-        pending = await self.store.pending_lane_news(ips)
+        pending = await self.store.pending_late_reports(ips)
         for isp in sorted({news.isp for news in pending}):
             await self._ensure_lanes(isp, now)
         for news in pending:
@@ -449,7 +449,7 @@ class Dispatcher:
                     news.ip,
                     news.isp,
                 )
-                record.news_applied.append(news.id)
+                record.late_reports_applied.append(news.id)
         if pending:
             logger.info("applied %d late bounces and complaints", len(pending))
 

@@ -11,6 +11,7 @@ from warmup.app.ports import DNSLookup
 from warmup.app.spf import check_host
 from warmup.core.doctor import (
     Check,
+    CheckStatus,
     judge_dkim,
     judge_dmarc,
     judge_helo,
@@ -93,7 +94,7 @@ async def diagnose(setup: DoctorSetup, dns: DNSLookup) -> list[Check]:
                 ip="",
                 domain="",
                 check="dkim",
-                status="fail",
+                status=CheckStatus.fail,
                 detail="no dkim.keys: mail goes out unsigned",
                 fix="warmup dkim keygen DOMAIN --selector S, publish it, add dkim.keys",
             )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from warmup.app.ports import RelayedMessage, SubmissionStore
+from warmup.app.ports import RelayedMessage, RelayStore
 from warmup.app.shipping import DeliveryError
 from warmup.core.address import AddressError, parse_address
 from warmup.core.dsn_report import ReturnedMail, build_dsn, dsn_target, is_report
@@ -75,7 +75,7 @@ class BounceForwarder:
     def __init__(
         self,
         store: ForwardStore,
-        submissions: SubmissionStore,
+        submissions: RelayStore,
         *,
         own_domains: Collection[str],
         reporting_mta: str,

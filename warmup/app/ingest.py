@@ -33,8 +33,8 @@ from warmup.core.bounces import (
 from warmup.core.errors import StoreError
 from warmup.core.feedback import (
     Effect,
-    FeedbackEvent,
     FoundBy,
+    LateReport,
     Original,
     Reporter,
     SentRecipient,
@@ -50,7 +50,7 @@ from warmup.core.relay_policy import client_key
 from warmup.core.settings import BounceSettings, RetryPolicy
 from warmup.core.verp import VERPToken
 
-__all__ = ["BounceIntake", "FeedbackStore", "Inbox", "IngestResult", "MailHandler"]
+__all__ = ["BounceIntake", "Inbox", "IngestResult", "LateReportStore", "MailHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +91,15 @@ class MailHandler(Protocol):
         ...
 
 
-class FeedbackStore(Protocol):
+class LateReportStore(Protocol):
     async def sent_recipient(self, recipient_id: int) -> SentRecipient | None: ...
 
     async def latest_sent_to(
         self, address: str, since: datetime
     ) -> SentRecipient | None: ...
 
-    async def save_feedback(
-        self, events: Sequence[FeedbackEvent], now: datetime
+    async def save_late_reports(
+        self, events: Sequence[LateReport], now: datetime
     ) -> list[bool]: ...
 
 
@@ -111,7 +111,7 @@ class IngestResult:
     report: BounceReport
     forged: bool = False
     detail: str = ""
-    events: list[tuple[FeedbackEvent, bool]] = field(default_factory=list)
+    events: list[tuple[LateReport, bool]] = field(default_factory=list)
     # Why a report without a signed token changed nothing ("" if it did not apply).
     held: str = ""
     # Set when a MailHandler took the mail instead: what it was.
@@ -130,8 +130,8 @@ class _Staged:
     them again from the store (after an earlier mail's were saved)."""
 
     result: IngestResult
-    events: list[FeedbackEvent] = field(default_factory=list)
-    rebuild: Callable[[], Awaitable[list[FeedbackEvent]]] | None = None
+    events: list[LateReport] = field(default_factory=list)
+    rebuild: Callable[[], Awaitable[list[LateReport]]] | None = None
 
     def recipients(self) -> set[int]:
         return {e.recipient_id for e in self.events if e.recipient_id is not None}
@@ -149,7 +149,7 @@ class BounceIntake:
 
     def __init__(
         self,
-        store: FeedbackStore,
+        store: LateReportStore,
         *,
         clock: Clock,
         return_path: str,
@@ -172,7 +172,7 @@ class BounceIntake:
     @classmethod
     def configured(
         cls,
-        store: FeedbackStore,
+        store: LateReportStore,
         *,
         clock: Clock,
         settings: BounceSettings,
@@ -259,7 +259,7 @@ class BounceIntake:
                 report, _reporter(reporter, headers), source, now
             )
 
-        async def build() -> list[FeedbackEvent]:
+        async def build() -> list[LateReport]:
             return [
                 await self._event(
                     report, item, original, source, report_id, now, item is target
@@ -274,7 +274,7 @@ class BounceIntake:
         events = [event for staged in batch for event in staged.events]
         if not events:
             return
-        fresh = iter(await self._store.save_feedback(events, self._clock.now()))
+        fresh = iter(await self._store.save_late_reports(events, self._clock.now()))
         for staged in batch:
             staged.result.events = [(event, next(fresh)) for event in staged.events]
 
@@ -361,7 +361,7 @@ class BounceIntake:
         report_id: str,
         now: datetime,
         look_up: bool,
-    ) -> FeedbackEvent:
+    ) -> LateReport:
         sent, found_by = await self._sent(item.recipient, original, now, look_up)
         token = (
             VERPToken(recipient_id=sent.id, attempt=sent.attempts)
@@ -373,7 +373,7 @@ class BounceIntake:
             if sent is not None
             else Effect.unmatched
         )
-        event = FeedbackEvent(
+        event = LateReport(
             key=event_key(
                 token=token,
                 kind=report.kind.value,
@@ -454,8 +454,8 @@ class BounceIntake:
         return sent, FoundBy.recipient if sent is not None else None
 
     def _with_effects(
-        self, event: FeedbackEvent, sent: SentRecipient, now: datetime
-    ) -> FeedbackEvent:
+        self, event: LateReport, sent: SentRecipient, now: datetime
+    ) -> LateReport:
         """The recipient side of a late report (core.reaction, source ``late``);
         the lane side is applied by the node that sends on the lane."""
         said = Said(

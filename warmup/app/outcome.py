@@ -17,7 +17,7 @@ from warmup.app.settings import EngineSettings
 from warmup.core.address import mask_addresses
 from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
 from warmup.core.backoff import UNREACHABLE
-from warmup.core.feedback import PendingLaneNews
+from warmup.core.feedback import PendingLateReport
 from warmup.core.model import LaneState, SendStage, Verdict
 from warmup.core.pacing import next_window_open
 from warmup.core.reaction import (
@@ -138,7 +138,7 @@ class OutcomeHandler:
     def apply_late(
         self,
         runtime: LaneRuntime,
-        news: PendingLaneNews,
+        news: PendingLateReport,
         now: datetime,
         record: TickRecord,
     ) -> None:
@@ -148,7 +148,7 @@ class OutcomeHandler:
         said = Said(source=Source.late, verdict=news.verdict, text=news.reply)
         done = self._consequences(said, runtime, now, recipient=None)
         self._react(runtime, done, f"late {news.verdict}: {news.reply}", record, now)
-        record.news_applied.append(news.id)
+        record.late_reports_applied.append(news.id)
 
     async def after_expiry(
         self, claimed: Claimed, now: datetime, record: TickRecord

@@ -12,7 +12,7 @@ from warmup.core.attempt import Claimed, SendOutcome, TickRecord
 from warmup.core.control import Control
 from warmup.core.dmarc import AuthDay
 from warmup.core.dns_evidence import DeadEvidence
-from warmup.core.feedback import PendingLaneNews
+from warmup.core.feedback import PendingLateReport
 from warmup.core.lane import Lane
 from warmup.core.model import DNSError, Verdict
 from warmup.core.recipient import NewRecipient
@@ -32,11 +32,11 @@ __all__ = [
     "MXAnswer",
     "NodeProcess",
     "OwnershipStore",
+    "RelayStore",
     "RelayedMessage",
     "Resolver",
     "Sender",
     "Store",
-    "SubmissionStore",
     "TemplateRecord",
 ]
 
@@ -254,9 +254,9 @@ class EngineStore(Store, OwnershipStore, Protocol):
         """The lane's recent outcomes for its rolling window: (at, verdict, late)."""
         ...
 
-    async def pending_lane_news(
+    async def pending_late_reports(
         self, ips: Sequence[str], limit: int = 1000
-    ) -> list[PendingLaneNews]:
+    ) -> list[PendingLateReport]:
         """Late bounces and complaints whose lane reaction is still to apply."""
         ...
 
@@ -365,7 +365,7 @@ class FiledMessage:
     suppressed: int  # on the suppression list: recorded as such, never sent
 
 
-class SubmissionStore(Protocol):
+class RelayStore(Protocol):
     """The relay's side of the queue."""
 
     async def commit_message(self, message: RelayedMessage) -> FiledMessage:

@@ -52,7 +52,7 @@ async def build_summary(
         "recipients": await store.count_recipients(),
         "suppressed": await store.count_suppressions(),
         "sent_to_suppressed": await store.sent_to_suppressed(),
-        "late_reports": _late_reports(await store.feedback_events()),
+        "late_reports": _late_reports(await store.late_report_rows()),
     }
 
 

@@ -14,15 +14,15 @@ import click
 
 from warmup.adapters.db.forwarding import SQLForwarding
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLSubmissions
+from warmup.adapters.db.submission import SQLRelayStore
 from warmup.adapters.relay import RelayServer, server_tls_context
 from warmup.adapters.relay_users import UserFile
 from warmup.adapters.tls_cert import write_self_signed
 from warmup.app.clock import SystemClock
 from warmup.app.forward import BounceForwarder
 from warmup.app.ports import Clock
+from warmup.app.relay import BounceSink, RelayIntake
 from warmup.app.shipping import Shipper
-from warmup.app.submit import BounceSink, SubmissionIntake
 from warmup.cli.common import EXIT_CONFIG, config_from, fail
 from warmup.cli.relay_users_cmds import adduser, users
 from warmup.config import Config
@@ -121,8 +121,8 @@ async def relaying(
     if users is not None:
         await asyncio.to_thread(users.users)  # a bad file stops the start
     hostname = socket.gethostname()
-    submissions = SQLSubmissions(store, durable=settings.fsync)
-    intake = SubmissionIntake(
+    submissions = SQLRelayStore(store, durable=settings.fsync)
+    intake = RelayIntake(
         submissions,
         clock=clock,
         settings=settings,
@@ -170,7 +170,7 @@ def bounce_forwarder(
     store: SQLStore,
     on_queued: Callable[[], None] | None = None,
     *,
-    submissions: SQLSubmissions,
+    submissions: SQLRelayStore,
 ) -> BounceForwarder:
     """The relay.forward_bounces consumer of the events outbox; it queues its
     reports through ``submissions`` (the caller closes it)."""
@@ -210,7 +210,7 @@ async def forwarding(
     if not (settings.enabled and settings.forward_bounces):
         yield None
         return
-    submissions = SQLSubmissions(store, durable=settings.fsync)
+    submissions = SQLRelayStore(store, durable=settings.fsync)
     try:
         forwarder = bounce_forwarder(config, store, on_queued, submissions=submissions)
         await start_cursor(store, forwarder)

@@ -105,7 +105,7 @@ class TickRecord:
     days: list[DayRecord] = field(default_factory=list)
     # Late bounces and complaints (bounce_events ids) whose lane reaction this
     # tick applied.
-    news_applied: list[int] = field(default_factory=list)
+    late_reports_applied: list[int] = field(default_factory=list)
     held: list[HeldRecipient] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -119,7 +119,7 @@ class TickRecord:
             or self.lanes
             or self.events
             or self.days
-            or self.news_applied
+            or self.late_reports_applied
             or self.held
         )
 

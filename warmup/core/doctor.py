@@ -7,10 +7,12 @@ The lookups themselves are made by :mod:`warmup.app.doctor`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 __all__ = [
     "STATUSES",
     "Check",
+    "CheckStatus",
     "judge_dkim",
     "judge_dmarc",
     "judge_helo",
@@ -21,7 +23,16 @@ __all__ = [
     "parse_tags",
 ]
 
-STATUSES = ("ok", "warn", "fail")
+
+class CheckStatus(StrEnum):
+    """How one `warmup doctor` check came out (the JSON ``status``)."""
+
+    ok = "ok"
+    warn = "warn"
+    fail = "fail"
+
+
+STATUSES = tuple(CheckStatus)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,7 +40,7 @@ class Check:
     ip: str  # "" for a check of a domain alone
     domain: str  # "" for a check of an IP alone
     check: str
-    status: str
+    status: CheckStatus
     detail: str
     fix: str = ""
 
@@ -52,14 +63,18 @@ def parse_tags(text: str) -> dict[str, str]:
 def judge_ptr(ip: str, names: tuple[str, ...], error: str | None) -> Check:
     if names:
         return Check(
-            ip=ip, domain="", check="ptr", status="ok", detail=", ".join(names)
+            ip=ip,
+            domain="",
+            check="ptr",
+            status=CheckStatus.ok,
+            detail=", ".join(names),
         )
     why = "the lookup failed" if error == "temporary" else "no PTR record"
     return Check(
         ip=ip,
         domain="",
         check="ptr",
-        status="warn" if error == "temporary" else "fail",
+        status=CheckStatus.warn if error == "temporary" else CheckStatus.fail,
         detail=why,
         fix=f"ask whoever runs {ip}'s network to set its PTR to the IP's HELO name",
     )
@@ -71,7 +86,7 @@ def judge_ptr_forward(ip: str, name: str | None, addresses: tuple[str, ...]) -> 
             ip=ip,
             domain="",
             check="ptr_forward",
-            status="fail",
+            status=CheckStatus.fail,
             detail="no PTR name to confirm",
             fix=f"set a PTR for {ip}, then an A/AAAA record of that name to {ip}",
         )
@@ -80,7 +95,7 @@ def judge_ptr_forward(ip: str, name: str | None, addresses: tuple[str, ...]) -> 
             ip=ip,
             domain=name,
             check="ptr_forward",
-            status="ok",
+            status=CheckStatus.ok,
             detail=f"{name} -> {ip}",
         )
     shown = ", ".join(addresses) or "nothing"
@@ -88,7 +103,7 @@ def judge_ptr_forward(ip: str, name: str | None, addresses: tuple[str, ...]) -> 
         ip=ip,
         domain=name,
         check="ptr_forward",
-        status="fail",
+        status=CheckStatus.fail,
         detail=f"{name} resolves to {shown}, not {ip}",
         fix=f"add an A/AAAA record {name} -> {ip}",
     )
@@ -99,14 +114,18 @@ def judge_helo(
 ) -> Check:
     if helo.lower() in ptr_names:
         return Check(
-            ip=ip, domain=helo, check="helo", status="ok", detail="HELO is the PTR name"
+            ip=ip,
+            domain=helo,
+            check="helo",
+            status=CheckStatus.ok,
+            detail="HELO is the PTR name",
         )
     if ip in addresses:
         return Check(
             ip=ip,
             domain=helo,
             check="helo",
-            status="ok",
+            status=CheckStatus.ok,
             detail=f"HELO {helo} resolves to {ip}",
         )
     target = ptr_names[0] if ptr_names else "the IP's PTR name"
@@ -114,7 +133,7 @@ def judge_helo(
         ip=ip,
         domain=helo,
         check="helo",
-        status="fail",
+        status=CheckStatus.fail,
         detail=f"HELO {helo} is not the PTR name and resolves to "
         f"{', '.join(addresses) or 'nothing'}",
         fix=f"set ips[].helo to {target} (or point {helo} at {ip})",
@@ -123,13 +142,15 @@ def judge_helo(
 
 def judge_spf(ip: str, domain: str, result: str, detail: str) -> Check:
     if result == "pass":
-        return Check(ip=ip, domain=domain, check="spf", status="ok", detail=detail)
+        return Check(
+            ip=ip, domain=domain, check="spf", status=CheckStatus.ok, detail=detail
+        )
     mechanism = "ip6" if ":" in ip else "ip4"
     return Check(
         ip=ip,
         domain=domain,
         check="spf",
-        status="warn" if result == "temperror" else "fail",
+        status=CheckStatus.warn if result == "temperror" else CheckStatus.fail,
         detail=f"{result}: {detail}",
         fix=f"add {mechanism}:{ip} to the SPF record (TXT) of {domain}",
     )
@@ -148,12 +169,12 @@ def judge_dkim(
     keys = [parse_tags(r) for r in records if "p=" in r]
     if not keys:
         return Check(
-            ip="", domain=domain, check="dkim", status="fail",
+            ip="", domain=domain, check="dkim", status=CheckStatus.fail,
             detail=f"no DKIM record at {name}", fix=publish,
         )  # fmt: skip
     if any(tags.get("p") == public for tags in keys):
         return Check(
-            ip="", domain=domain, check="dkim", status="ok",
+            ip="", domain=domain, check="dkim", status=CheckStatus.ok,
             detail=f"{name} matches the configured {kind} key",
         )  # fmt: skip
     revoked = all(not tags.get("p") for tags in keys)
@@ -161,7 +182,7 @@ def judge_dkim(
         ip="",
         domain=domain,
         check="dkim",
-        status="fail",
+        status=CheckStatus.fail,
         detail=f"{name} is revoked (empty p=)"
         if revoked
         else f"{name} publishes another key than dkim.keys configures",
@@ -175,7 +196,7 @@ def judge_dmarc(domain: str, records: tuple[str, ...]) -> Check:
     if len(found) != 1:
         detail = "no DMARC record" if not found else "more than one DMARC record"
         return Check(
-            ip="", domain=domain, check="dmarc", status="fail",
+            ip="", domain=domain, check="dmarc", status=CheckStatus.fail,
             detail=f"{detail} at _dmarc.{domain}",
             fix=f'publish one TXT _dmarc.{domain} "{example}"',
         )  # fmt: skip
@@ -184,15 +205,17 @@ def judge_dmarc(domain: str, records: tuple[str, ...]) -> Check:
     detail = f"p={policy or '?'}" + (f", rua={rua}" if rua else ", no rua")
     if policy not in ("none", "quarantine", "reject"):
         return Check(
-            ip="", domain=domain, check="dmarc", status="fail",
+            ip="", domain=domain, check="dmarc", status=CheckStatus.fail,
             detail=detail, fix=f'set p= in _dmarc.{domain}, e.g. "{example}"',
         )  # fmt: skip
     if not rua:
         return Check(
-            ip="", domain=domain, check="dmarc", status="warn", detail=detail,
+            ip="", domain=domain, check="dmarc", status=CheckStatus.warn, detail=detail,
             fix=f"add rua=mailto:… to _dmarc.{domain} to get aggregate reports",
         )  # fmt: skip
-    return Check(ip="", domain=domain, check="dmarc", status="ok", detail=detail)
+    return Check(
+        ip="", domain=domain, check="dmarc", status=CheckStatus.ok, detail=detail
+    )
 
 
 def judge_mx(
@@ -205,20 +228,20 @@ def judge_mx(
     listen address and the source IPs)."""
     if not hosts:
         return Check(
-            ip="", domain=domain, check="mx", status="fail",
+            ip="", domain=domain, check="mx", status=CheckStatus.fail,
             detail=f"no MX for the bounce domain {domain}",
             fix=f"publish an MX for {domain} pointing at the host that runs the relay",
         )  # fmt: skip
     if reaching:
         return Check(
-            ip="", domain=domain, check="mx", status="ok",
+            ip="", domain=domain, check="mx", status=CheckStatus.ok,
             detail=f"MX {', '.join(reaching)} reaches this relay",
         )  # fmt: skip
     return Check(
         ip="",
         domain=domain,
         check="mx",
-        status="warn",
+        status=CheckStatus.warn,
         detail=f"MX {', '.join(hosts)} resolves to none of "
         f"{', '.join(ours) or 'our addresses'}",
         fix=f"point {domain}'s MX at this relay, or have that host pass bounces on "

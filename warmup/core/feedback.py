@@ -51,10 +51,10 @@ from warmup.core.verp import VERPToken, decode_verp
 
 __all__ = [
     "Effect",
-    "FeedbackEvent",
     "FoundBy",
+    "LateReport",
     "Original",
-    "PendingLaneNews",
+    "PendingLateReport",
     "Reporter",
     "SentRecipient",
     "UnsignedBudget",
@@ -109,7 +109,7 @@ class SentRecipient:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FeedbackEvent:
+class LateReport:
     """One recipient report, and what saving it changes (once, by its ``key``)."""
 
     key: str
@@ -144,7 +144,7 @@ class FeedbackEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PendingLaneNews:
+class PendingLateReport:
     """A saved report whose lane reaction the sending node has still to apply."""
 
     id: int

@@ -25,7 +25,7 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
    DMARC reports say its authentication fails (:mod:`warmup.core.dmarc`),
    ``reputation_hold`` while the ISP's own data on the IP is poor
    (:mod:`warmup.core.reputation`).
-6. Late news. A bounce or complaint that arrives after the 250 counts on the day it
+6. Late reports. A bounce or complaint that arrives after the 250 counts on the day it
    arrives: a failure replaces one delivery of that day (the attempt is not counted
    twice; with no delivery yet it counts as an attempt), a complaint adds to the
    complaints; throttles and blocks react as in 2 and 4.

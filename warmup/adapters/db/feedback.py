@@ -30,8 +30,8 @@ from warmup.app.store_rows import FeedbackRow
 from warmup.core.event import report_event
 from warmup.core.feedback import (
     Effect,
-    FeedbackEvent,
-    PendingLaneNews,
+    LateReport,
+    PendingLateReport,
     SentRecipient,
 )
 from warmup.core.model import RecipientState, Verdict
@@ -99,8 +99,8 @@ class SQLFeedback:
             attempted_at=row.attempted_at,
         )
 
-    async def save_feedback(
-        self, events: Sequence[FeedbackEvent], now: datetime
+    async def save_late_reports(
+        self, events: Sequence[LateReport], now: datetime
     ) -> list[bool]:
         """Save each event whose key is new and apply its recipient effects; one
         flag per event: whether it was new."""
@@ -111,7 +111,7 @@ class SQLFeedback:
         return fresh
 
     async def _save_many(
-        self, conn: AsyncConnection, events: Sequence[FeedbackEvent], now: datetime
+        self, conn: AsyncConnection, events: Sequence[LateReport], now: datetime
     ) -> list[bool]:
         """The same for a batch on SQLite, in a few statements instead of two per
         report: the write transaction is the only writer (BEGIN IMMEDIATE), so
@@ -142,7 +142,7 @@ class SQLFeedback:
         return fresh
 
     async def _save_one(
-        self, conn: AsyncConnection, event: FeedbackEvent, now: datetime
+        self, conn: AsyncConnection, event: LateReport, now: datetime
     ) -> bool:
         insert_ = self.db.insert(bounce_events).values(**_event_row(event, now))
         # RETURNING, not rowcount: only a row actually inserted comes back,
@@ -178,7 +178,7 @@ class SQLFeedback:
         return True
 
     async def _apply_state(
-        self, conn: AsyncConnection, event: FeedbackEvent, now: datetime
+        self, conn: AsyncConnection, event: LateReport, now: datetime
     ) -> None:
         """The recipient's new state, if the report sets one."""
         if event.new_state is not None and event.recipient_id is not None:
@@ -199,9 +199,9 @@ class SQLFeedback:
                 .values(**values)
             )
 
-    async def pending_lane_news(
+    async def pending_late_reports(
         self, ips: Sequence[str], limit: int = 1000
-    ) -> list[PendingLaneNews]:
+    ) -> list[PendingLateReport]:
         """Saved reports about sends from ``ips`` whose lane reaction is still to
         be applied, oldest first."""
         if not ips:
@@ -223,7 +223,7 @@ class SQLFeedback:
         async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            PendingLaneNews(
+            PendingLateReport(
                 id=r.id,
                 lane_id=r.lane_id,
                 ip=r.ip,
@@ -274,7 +274,7 @@ class SQLFeedback:
         rows.sort(key=lambda row: row[0])
         return rows
 
-    async def feedback_events(self) -> list[FeedbackRow]:
+    async def late_report_rows(self) -> list[FeedbackRow]:
         """Every saved report, oldest first (for reports and tests)."""
         query = select(bounce_events).order_by(bounce_events.c.id)
         async with self.db.connect() as conn:
@@ -283,7 +283,7 @@ class SQLFeedback:
         return [cast(FeedbackRow, dict(r._mapping)) for r in rows]
 
 
-def _event_row(event: FeedbackEvent, now: datetime) -> dict[str, Any]:
+def _event_row(event: LateReport, now: datetime) -> dict[str, Any]:
     return {
         "key": event.key,
         "received_at": event.received_at,

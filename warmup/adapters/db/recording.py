@@ -292,10 +292,10 @@ class SQLRecording:
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
     ) -> None:
         """Late reports whose lane reaction is now applied, and the days closed."""
-        if tick.news_applied:
+        if tick.late_reports_applied:
             await conn.execute(
                 update(bounce_events)
-                .where(bounce_events.c.id.in_(tick.news_applied))
+                .where(bounce_events.c.id.in_(tick.late_reports_applied))
                 .values(applied_at=now)
             )
         if tick.days:

@@ -170,15 +170,17 @@ class SQLStore:
     latest_sent_to = delegate(
         "feedback", SQLFeedback.latest_sent_to, "looking up the original send"
     )
-    save_feedback = delegate("feedback", SQLFeedback.save_feedback, "saving bounces")
-    pending_lane_news = delegate(
-        "feedback", SQLFeedback.pending_lane_news, "reading pending bounces"
+    save_late_reports = delegate(
+        "feedback", SQLFeedback.save_late_reports, "saving bounces"
+    )
+    pending_late_reports = delegate(
+        "feedback", SQLFeedback.pending_late_reports, "reading pending bounces"
     )
     lane_window = delegate(
         "feedback", SQLFeedback.lane_window, "reading a lane's recent outcomes"
     )
-    feedback_events = delegate(
-        "feedback", SQLFeedback.feedback_events, "reading bounces"
+    late_report_rows = delegate(
+        "feedback", SQLFeedback.late_report_rows, "reading bounces"
     )
 
     # -- unsubscribes --------------------------------------------------------------

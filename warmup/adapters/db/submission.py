@@ -1,4 +1,4 @@
-"""SQLSubmissions: the relay's SubmissionStore over an open SQLStore.
+"""SQLRelayStore: the relay's RelayStore over an open SQLStore.
 
 Group commit: messages handed in while a write is under way are written together
 in the next transaction — campaigns (created without a template if new), one
@@ -33,14 +33,14 @@ from warmup.core.model import RecipientState
 from warmup.core.relay_message import header_value
 from warmup.core.suppression import is_suppressed, lookup_keys
 
-__all__ = ["SQLSubmissions"]
+__all__ = ["SQLRelayStore"]
 
 logger = logging.getLogger(__name__)
 _CHUNK = 5000  # keys per IN (...) lookup
 _Waiting = tuple[RelayedMessage, "asyncio.Future[FiledMessage]"]
 
 
-class SQLSubmissions:
+class SQLRelayStore:
     def __init__(
         self, store: SQLStore, *, durable: bool = True, max_batch: int = 500
     ) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
 
-from warmup.app.ports import Clock, RelayedMessage, SubmissionStore
+from warmup.app.ports import Clock, RelayedMessage, RelayStore
 from warmup.core.address import Address
 from warmup.core.feedback import Reporter
 from warmup.core.relay_message import (
@@ -27,7 +27,7 @@ from warmup.core.relay_policy import Refusal, check_campaign_name, client_key
 from warmup.core.settings import RelaySettings
 from warmup.core.verp import TRACE_HEADER
 
-__all__ = ["BounceSink", "Submission", "SubmissionIntake", "SubmitResult"]
+__all__ = ["BounceSink", "RelayIntake", "RelayResult", "Submission"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Submission:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SubmitResult:
+class RelayResult:
     campaign: str | None = None
     message_id: int | None = None
     queued: int = 0
@@ -59,10 +59,10 @@ class SubmitResult:
     bounces: int = 0
 
 
-class SubmissionIntake:
+class RelayIntake:
     def __init__(
         self,
-        store: SubmissionStore,
+        store: RelayStore,
         *,
         clock: Clock,
         settings: RelaySettings,
@@ -85,7 +85,7 @@ class SubmissionIntake:
         # An AUTH user's default X-Warmup-Priority (the users file), if any.
         self.priority_of = priority_of
 
-    async def submit(self, submission: Submission) -> SubmitResult | Refusal:
+    async def submit(self, submission: Submission) -> RelayResult | Refusal:
         """File the message; a Refusal (the message is unusable) files nothing.
 
         StoreError and the sink's errors propagate: the caller answers 451.
@@ -102,7 +102,7 @@ class SubmissionIntake:
             prepared = cleaned
         await self._to_sink(bounces, submission)
         if prepared is None:
-            return SubmitResult(bounces=len(bounces))
+            return RelayResult(bounces=len(bounces))
         campaign = prepared.campaign or self._campaign_of(submission.auth_user)
         filed = await self.store.commit_message(
             RelayedMessage(
@@ -119,7 +119,7 @@ class SubmissionIntake:
         )
         if filed.queued and self.on_queued is not None:
             self.on_queued()
-        return SubmitResult(
+        return RelayResult(
             campaign=campaign,
             message_id=filed.message_id,
             queued=filed.queued,
