@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from warmup.core.replies import classify_reply, parse_reply
-from warmup.core.schedule import ReplyPattern
+from warmup.core.lanes.schedule import ReplyPattern
+from warmup.core.replies.classify import classify_reply, parse_reply
 
 TABLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "replies.jsonl"
 _SIMPLE = re.compile(r"user unknown", re.IGNORECASE)

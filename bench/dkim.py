@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from warmup.app.sign import MessageSigner
-from warmup.core.dkim import DEFAULT_HEADERS, SigningKey
+from warmup.core.auth.dkim import DEFAULT_HEADERS, SigningKey
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 BODY = ("Hello, this is the spring sale. " * 2 + "\r\n") * 60  # ~4 KB

@@ -27,7 +27,7 @@ from pathlib import Path
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import VirtualClock
 from warmup.app.ingest import BounceIntake
-from warmup.core.bounces import parse_bounce
+from warmup.core.bounces.parse import parse_bounce
 from warmup.core.settings import RetryPolicy
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "bounces"

@@ -39,7 +39,9 @@ from warmup.app.runner import run_until_stopped
 from warmup.app.settings import EngineSettings
 from warmup.app.sign import MessageSigner
 from warmup.app.simulation import simulate
-from warmup.core.schedule import RampStep, Schedule
+from warmup.core.lanes.schedule import RampStep, Schedule
+from warmup.core.recipients.suppression import make_suppression
+from warmup.core.recipients.template import parse_template
 from warmup.core.settings import (
     DeliverySettings,
     Route,
@@ -47,8 +49,6 @@ from warmup.core.settings import (
     Timeouts,
     TLSSettings,
 )
-from warmup.core.suppression import make_suppression
-from warmup.core.template import parse_template
 from warmup.testing.smtp import ScriptedSMTPServer
 
 TEMPLATE = b"From: shop@example.test\r\nTo: {{ email }}\r\nSubject: Hello\r\n\r\n" + (
@@ -152,7 +152,7 @@ def _rsa_signer() -> MessageSigner:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-    from warmup.core.dkim import DEFAULT_HEADERS, SigningKey
+    from warmup.core.auth.dkim import DEFAULT_HEADERS, SigningKey
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()

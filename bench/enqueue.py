@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.common import WARMUP, run_measured, write_config
 from warmup.adapters.db.store import SQLStore
-from warmup.core.suppression import lookup_keys
+from warmup.core.recipients.suppression import lookup_keys
 from warmup.testing.postgres import PostgresUnavailable, start_postgres
 
 TEMPLATE = (

@@ -38,7 +38,8 @@ from warmup.app.ports import TemplateRecord
 from warmup.app.rows import SourceRow
 from warmup.app.settings import EngineSettings
 from warmup.app.simulation import simulate
-from warmup.core.schedule import RampStep, Schedule
+from warmup.core.lanes.schedule import RampStep, Schedule
+from warmup.core.recipients.template import parse_template
 from warmup.core.settings import (
     DeliverySettings,
     Route,
@@ -46,7 +47,6 @@ from warmup.core.settings import (
     Timeouts,
     TLSSettings,
 )
-from warmup.core.template import parse_template
 
 
 def _isps(count: int) -> list[str]:

@@ -47,9 +47,9 @@ from warmup.adapters.db.reporting import campaign_summary, held_messages, last_e
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import TemplateRecord
 from warmup.app.report import gather_report
-from warmup.core.lane import new_lane
-from warmup.core.schedule import RampStep, Schedule
-from warmup.core.suppression import lookup_keys
+from warmup.core.lanes.lane import new_lane
+from warmup.core.lanes.schedule import RampStep, Schedule
+from warmup.core.recipients.suppression import lookup_keys
 from warmup.testing.postgres import PostgresServer, start_postgres
 
 ISPS = 8

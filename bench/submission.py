@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.ports import RelayedMessage
-from warmup.core.address import Address
+from warmup.core.recipients.address import Address
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 BODY = b"Subject: bench\r\n\r\n" + b"x" * 2000

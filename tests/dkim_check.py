@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 import dkim
 from dkim.util import parse_tag_value
 
-from warmup.core.dkim import split_message
+from warmup.core.auth.dkim import split_message
 
 __all__ = ["dnsfunc", "signed_names", "verify_all"]
 

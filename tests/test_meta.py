@@ -51,7 +51,9 @@ def _imports(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "path", sorted((ROOT / "warmup" / "core").glob("*.py")), ids=lambda p: p.name
+    "path",
+    sorted((ROOT / "warmup" / "core").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(ROOT / "warmup" / "core")),
 )
 def test_core_imports_only_the_stdlib_and_itself(path: Path) -> None:
     allowed_stdlib = set(sys.stdlib_module_names) - {"asyncio", "sqlite3", "socket"}

@@ -13,20 +13,20 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted((ROOT / "warmup").rglob("*.py"))
 
 RULES = {
-    # "Is this address suppressed?": core.suppression.is_suppressed
+    # "Is this address suppressed?": core.recipients.suppression.is_suppressed
     "suppressed by its domain": (
         re.compile(r'"@"\s*\+\s*\S+\s+in\s'),
-        "warmup/core/suppression.py",
+        "warmup/core/recipients/suppression.py",
     ),
-    # "This ISP's schedule, else the default": core.routing.schedule_for
+    # "This ISP's schedule, else the default": core.recipients.routing.schedule_for
     "schedule else default": (
         re.compile(r"schedules\.get\([^)]*\)\s+or\b"),
-        "warmup/core/routing.py",
+        "warmup/core/recipients/routing.py",
     ),
-    # Domain -> ISP by match.domains: core.routing.domain_index
+    # Domain -> ISP by match.domains: core.recipients.routing.domain_index
     "domain to isp": (
         re.compile(r"for domain in schedule\.domains\b|\.matches_domain\("),
-        "warmup/core/routing.py",
+        "warmup/core/recipients/routing.py",
     ),
 }
 

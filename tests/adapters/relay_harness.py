@@ -22,7 +22,7 @@ from warmup.adapters.tls_cert import write_self_signed
 from warmup.app.clock import SystemClock
 from warmup.app.ports import RelayStore
 from warmup.app.relay import BounceSink, RelayIntake
-from warmup.core.feedback import Reporter
+from warmup.core.bounces.late import Reporter
 from warmup.core.settings import RelaySettings
 from warmup.testing.clock import FakeClock
 

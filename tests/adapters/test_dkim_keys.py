@@ -18,7 +18,7 @@ from warmup.adapters.dkim_keys import (
     txt_record,
     write_key,
 )
-from warmup.core.dkim import DEFAULT_HEADERS, sign_message
+from warmup.core.auth.dkim import DEFAULT_HEADERS, sign_message
 from warmup.core.settings import DKIMKeySettings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)  # dkimpy refuses a t= in the future

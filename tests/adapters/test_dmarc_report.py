@@ -18,7 +18,7 @@ from tests.dmarc_samples import (
 )
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dmarc_report import read_report, reports_in_mail
-from warmup.core.dmarc import DMARCRow
+from warmup.core.auth.dmarc import DMARCRow
 from warmup.core.errors import InputError, UnsafeInputError
 
 DAY = date(2030, 3, 1)

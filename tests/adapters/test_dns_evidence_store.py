@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from warmup.adapters.db.store import SQLStore
-from warmup.core.dns_evidence import DeadEvidence
+from warmup.core.recipients.dns_evidence import DeadEvidence
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

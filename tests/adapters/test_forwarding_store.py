@@ -16,9 +16,9 @@ from warmup.adapters.db.store import SQLStore
 from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.forward import DSN_CAMPAIGN, BounceForwarder
 from warmup.app.ports import RelayedMessage
-from warmup.core.address import Address
-from warmup.core.bounces import parse_bounce
+from warmup.core.bounces.parse import parse_bounce
 from warmup.core.errors import StoreError
+from warmup.core.recipients.address import Address
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 BODY = b"x" * 100_000  # the body is not read back, only the header section

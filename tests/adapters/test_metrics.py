@@ -20,7 +20,7 @@ from warmup.adapters.db.store import SQLStore
 from warmup.adapters.metrics import MetricsExporter, exporting
 from warmup.app.ports import TemplateRecord
 from warmup.core.errors import StoreError, WarmupError
-from warmup.core.recipient import NewRecipient
+from warmup.core.recipients.recipient import NewRecipient
 from warmup.core.settings import MetricsSettings
 
 NOW = datetime(2030, 1, 10, 12, tzinfo=UTC)

@@ -15,8 +15,8 @@ from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import Heartbeat, NodeProcess, TemplateRecord
 from warmup.core.attempt import LaneRecord, TickRecord
 from warmup.core.errors import StoreError
-from warmup.core.lane import DayStats, Lane
-from warmup.core.recipient import parse_recipient_row
+from warmup.core.lanes.lane import DayStats, Lane
+from warmup.core.recipients.recipient import parse_recipient_row
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 LEASE = timedelta(seconds=30)

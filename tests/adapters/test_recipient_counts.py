@@ -15,8 +15,8 @@ from warmup.adapters.db.schema import HELD_QUEUED, recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import TemplateRecord
 from warmup.app.sign import HELD_PREFIX
-from warmup.core.lane import Lane
-from warmup.core.recipient import NewRecipient
+from warmup.core.lanes.lane import Lane
+from warmup.core.recipients.recipient import NewRecipient
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 TEMPLATE = TemplateRecord(

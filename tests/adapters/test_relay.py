@@ -25,7 +25,7 @@ from tests.adapters.relay_harness import (
 from warmup.adapters.db.schema import campaigns, messages, recipients
 from warmup.app.ports import FiledMessage, RelayedMessage
 from warmup.core.errors import StoreError
-from warmup.core.suppression import make_suppression
+from warmup.core.recipients.suppression import make_suppression
 
 MESSAGE = (
     "From: Shop <shop@shop.example>\r\n"

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.adapters.relay_harness import RawClient, Relay, running_relay
-from warmup.core.relay_message import MAX_FIELD_BYTES
+from warmup.core.relay.message import MAX_FIELD_BYTES
 
 
 @pytest.fixture

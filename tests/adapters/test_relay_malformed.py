@@ -16,9 +16,9 @@ from warmup.adapters.db.schema import messages
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.ports import RelayedMessage
-from warmup.core.address import Address
 from warmup.core.errors import StoreError
-from warmup.core.relay_message import header_names
+from warmup.core.recipients.address import Address
+from warmup.core.relay.message import header_names
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 

@@ -18,8 +18,8 @@ from tests.adapters.relay_harness import (
     running_relay,
 )
 from warmup.adapters.metrics import MetricsExporter
-from warmup.core.relay_counts import OTHER_CAMPAIGNS, RelayCounts, refusal_reason
-from warmup.core.suppression import make_suppression
+from warmup.core.recipients.suppression import make_suppression
+from warmup.core.relay.counts import OTHER_CAMPAIGNS, RelayCounts, refusal_reason
 
 MESSAGE = "From: a@shop.example\r\nX-Warmup-Campaign: {name}\r\n\r\nhi\r\n"
 

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from warmup.adapters.report_html import render_html
 from warmup.app.report import COUNTS, Report, build_report
-from warmup.core.dmarc import AuthDay
-from warmup.core.lane import DayStats, Lane
+from warmup.core.auth.dmarc import AuthDay
+from warmup.core.lanes.lane import DayStats, Lane
+from warmup.core.lanes.schedule import RampStep, Schedule
 from warmup.core.model import LaneState
-from warmup.core.schedule import RampStep, Schedule
 
 TZ = ZoneInfo("UTC")
 NOW = datetime(2030, 1, 3, 12, tzinfo=UTC)

@@ -17,7 +17,7 @@ from warmup.adapters.db.store import SQLStore
 from warmup.adapters.reputation_feeds import HTTPReputationFeeds, read_token
 from warmup.app.reputation import fetch_reputation
 from warmup.core.errors import FetchError
-from warmup.core.reputation import SNDSRow
+from warmup.core.lanes.reputation import SNDSRow
 from warmup.core.settings import PostmasterSettings, ReputationSettings, SNDSSettings
 from warmup.testing.reputation import (
     FakeReputationServer,

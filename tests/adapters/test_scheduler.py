@@ -7,7 +7,7 @@ from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
 from warmup.adapters.scheduler import CalendarJobs
-from warmup.core.schedule import RampStep, Schedule, Window
+from warmup.core.lanes.schedule import RampStep, Schedule, Window
 
 STEP = (RampStep(first_day=1, last_day=1, per_hour=1),)
 

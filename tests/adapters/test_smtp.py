@@ -15,7 +15,7 @@ import pytest
 
 from warmup.adapters.smtp import SendOutcome, SMTPSender
 from warmup.core.model import SendStage, Verdict
-from warmup.core.replies import ConnectionFailure, SMTPReply, classify_failure
+from warmup.core.replies.classify import ConnectionFailure, SMTPReply, classify_failure
 from warmup.core.settings import SourceIP, Timeouts, TLSSettings
 from warmup.testing.smtp import ScriptedReply, ScriptedSMTPServer, self_signed_context
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from warmup.adapters.dns import DNSResolver
 from warmup.adapters.smtp import SMTPSender
-from warmup.core.replies import ConnectionFailure
+from warmup.core.replies.classify import ConnectionFailure
 from warmup.core.settings import SourceIP, Timeouts, TLSSettings
 from warmup.testing.clock import FakeClock
 from warmup.testing.dns import ZoneServer

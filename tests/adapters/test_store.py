@@ -14,12 +14,12 @@ from warmup.adapters.db.schema import attempts, metadata, recipients
 from warmup.adapters.db.store import SQLStore, async_url
 from warmup.app.ports import TemplateRecord
 from warmup.core.attempt import AttemptRecord, TickRecord
-from warmup.core.backoff import RetryDecision
 from warmup.core.errors import InputError, StoreError
-from warmup.core.lane import Lane
+from warmup.core.lanes.backoff import RetryDecision
+from warmup.core.lanes.lane import Lane
 from warmup.core.model import RecipientState, SuppressionKind, Verdict
-from warmup.core.recipient import NewRecipient
-from warmup.core.suppression import make_suppression
+from warmup.core.recipients.recipient import NewRecipient
+from warmup.core.recipients.suppression import make_suppression
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 TEMPLATE = TemplateRecord(

@@ -28,9 +28,9 @@ from warmup.cli import cli
 from warmup.config.files import BUILTIN_SCHEDULES
 from warmup.core.attempt import TickRecord
 from warmup.core.errors import StoreError
-from warmup.core.lane import Lane
+from warmup.core.lanes.lane import Lane
+from warmup.core.recipients.suppression import make_suppression
 from warmup.core.settings import RetentionSettings
-from warmup.core.suppression import make_suppression
 from warmup.testing.postgres import PostgresServer, PostgresUnavailable, start_postgres
 
 NOON = datetime(2030, 1, 1, 12, tzinfo=UTC)

@@ -15,8 +15,8 @@ from warmup.app.store_rows import (
     TraceStep,
 )
 from warmup.core.model import RecipientState
-from warmup.core.recipient import NewRecipient
-from warmup.core.suppression import make_suppression
+from warmup.core.recipients.recipient import NewRecipient
+from warmup.core.recipients.suppression import make_suppression
 
 NOON = datetime(2030, 1, 1, 12, tzinfo=UTC)
 

@@ -13,12 +13,12 @@ from warmup.adapters.db.schema import attempts, campaigns, recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.ports import FiledMessage, RelayedMessage, TemplateRecord
-from warmup.core.address import Address
 from warmup.core.errors import StoreError
-from warmup.core.lane import Lane
-from warmup.core.recipient import NewRecipient
+from warmup.core.lanes.lane import Lane
+from warmup.core.recipients.address import Address
+from warmup.core.recipients.recipient import NewRecipient
+from warmup.core.recipients.suppression import make_suppression
 from warmup.core.settings import RetentionSettings
-from warmup.core.suppression import make_suppression
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 ANN = Address("ann", "gmail.com")

@@ -12,8 +12,8 @@ from tests.e2e.test_unsubscribe import ONE_CLICK, http, request
 from warmup.adapters.unsubscribe_http import RUNNER_OPTIONS, unsubscribe_app
 from warmup.app.unsubscribe import Unsubscriber
 from warmup.core.errors import StoreError
-from warmup.core.suppression import Suppression
-from warmup.core.unsubscribe import UnsubscribeToken, encode_unsubscribe
+from warmup.core.recipients.suppression import Suppression
+from warmup.core.recipients.unsubscribe import UnsubscribeToken, encode_unsubscribe
 from warmup.testing.clock import FakeClock
 
 TOKEN = encode_unsubscribe(UnsubscribeToken(recipient_id=7, campaign_id=2), secret=b"k")

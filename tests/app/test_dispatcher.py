@@ -16,10 +16,16 @@ from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import MXAnswer, TemplateRecord
 from warmup.app.settings import EngineSettings
-from warmup.core.lane import Lane
+from warmup.core.lanes.lane import Lane
+from warmup.core.lanes.schedule import (
+    RampStep,
+    Reactions,
+    Schedule,
+    ThrottleReaction,
+    Window,
+)
 from warmup.core.model import LaneState
-from warmup.core.recipient import parse_recipient_row
-from warmup.core.schedule import RampStep, Reactions, Schedule, ThrottleReaction, Window
+from warmup.core.recipients.recipient import parse_recipient_row
 from warmup.core.settings import DeliverySettings, Route, SourceIP
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver, FakeSender, SentMessage
@@ -577,7 +583,7 @@ async def test_a_lane_left_alone_still_recovers_on_time(store: SQLStore) -> None
     )
     runtime.dirty = True  # as a reaction leaves it
     await _run_until(engine, clock, recover_at + timedelta(minutes=10))
-    assert runtime.lane.factor == 0.75  # one recovery step (core.lane rule 3)
+    assert runtime.lane.factor == 0.75  # one recovery step (core.lanes.lane rule 3)
     assert runtime.lane.recover_at is not None
     stepped = runtime.lane.recover_at - timedelta(hours=1)
     assert recover_at <= stepped <= recover_at + timedelta(minutes=1)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher, EngineSettings
 from warmup.app.ports import TemplateRecord
-from warmup.core.recipient import parse_recipient_row
-from warmup.core.schedule import RampStep, Schedule
+from warmup.core.lanes.schedule import RampStep, Schedule
+from warmup.core.recipients.recipient import parse_recipient_row
 from warmup.core.settings import DeliverySettings, Route, SourceIP
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver, FakeSender

@@ -8,7 +8,7 @@ from tests.dmarc_samples import gzipped, record, report_mail, report_xml
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.dmarc_report import reports_in_mail
 from warmup.app.dmarc import DMARCIntake, auth_verdicts
-from warmup.core.dmarc import DMARCReport
+from warmup.core.auth.dmarc import DMARCReport
 from warmup.core.settings import DMARCSettings
 from warmup.testing.clock import FakeClock
 

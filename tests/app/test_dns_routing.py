@@ -20,10 +20,10 @@ from warmup.app.dispatcher import Dispatcher
 from warmup.app.domains import recheck_dns_suppressions
 from warmup.app.ports import TemplateRecord
 from warmup.app.settings import EngineSettings
-from warmup.core.recipient import parse_recipient_row
-from warmup.core.schedule import RampStep, Schedule
+from warmup.core.lanes.schedule import RampStep, Schedule
+from warmup.core.recipients.recipient import parse_recipient_row
+from warmup.core.recipients.suppression import make_suppression
 from warmup.core.settings import DeliverySettings, DNSSettings, Route, SourceIP
-from warmup.core.suppression import make_suppression
 from warmup.testing.clock import FakeClock
 from warmup.testing.dns import ZoneServer
 from warmup.testing.fakes import FakeSender

@@ -21,8 +21,8 @@ from warmup.app.ingest import BounceIntake
 from warmup.app.ports import TemplateRecord
 from warmup.app.settings import EngineSettings
 from warmup.core.errors import StoreError
-from warmup.core.recipient import parse_recipient_row
-from warmup.core.schedule import RampStep, Schedule, Window
+from warmup.core.lanes.schedule import RampStep, Schedule, Window
+from warmup.core.recipients.recipient import parse_recipient_row
 from warmup.core.settings import DeliverySettings, RetryPolicy, Route, SourceIP
 from warmup.sim.reports import build_dsn
 from warmup.testing.clock import FakeClock

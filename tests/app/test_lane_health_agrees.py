@@ -1,4 +1,4 @@
-"""Lane health is judged in one place (core.lane_health): `warmup status`, the
+"""Lane health is judged in one place (core.lanes.health): `warmup status`, the
 report and the metrics say the same of the same lanes in the same store."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from warmup.adapters.metrics import MetricsExporter
 from warmup.app.report import gather_report
 from warmup.cli.status_cmd import _snapshot
 from warmup.config.files import load_config
-from warmup.core.lane import DayStats, Lane, rates_over
-from warmup.core.lane_health import lane_problem
+from warmup.core.lanes.health import lane_problem
+from warmup.core.lanes.lane import DayStats, Lane, rates_over
+from warmup.core.lanes.schedule import Advance, RampStep, Rates, Reactions, Schedule
 from warmup.core.model import LaneState
-from warmup.core.schedule import Advance, RampStep, Rates, Reactions, Schedule
 from warmup.testing.clock import FakeClock
 
 NOW = datetime(2030, 1, 10, 12, tzinfo=UTC)

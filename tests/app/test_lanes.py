@@ -9,9 +9,9 @@ import pytest
 
 from warmup.app.lanes import LaneRuntime
 from warmup.core.attempt import Claimed, TickRecord
-from warmup.core.lane import DayStats, Lane
+from warmup.core.lanes.lane import DayStats, Lane
+from warmup.core.lanes.schedule import RampStep, Schedule, Window
 from warmup.core.model import LaneState
-from warmup.core.schedule import RampStep, Schedule, Window
 from warmup.core.settings import SourceIP
 
 DAY1 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -199,7 +199,7 @@ def _backed_off(recover_at: datetime, **changes: object) -> Lane:
 
 
 def test_a_backed_off_lane_changes_at_its_recovery_step_whatever_else_waits() -> None:
-    """The lane's next change is its recovery instant (core.lane rule 3) even
+    """The lane's next change is its recovery instant (core.lanes.lane rule 3) even
     when its wake-up is later: a caller that leaves the lane alone until
     min(wake-up, next change) does not see the step late."""
     recover_at = DAY1 + H + 20 * M

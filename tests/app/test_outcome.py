@@ -17,13 +17,13 @@ from warmup.app.outcome import MX_TRIES, OutcomeHandler
 from warmup.app.ports import MXAnswer, TemplateRecord
 from warmup.app.settings import EngineSettings
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
-from warmup.core.feedback import PendingLateReport
-from warmup.core.lane import DayStats, Lane
+from warmup.core.bounces.late import PendingLateReport
+from warmup.core.lanes.lane import DayStats, Lane
+from warmup.core.lanes.schedule import RampStep, Schedule, Window
 from warmup.core.model import LaneState, RecipientState, SendStage, Verdict
-from warmup.core.recipient import parse_recipient_row
-from warmup.core.replies import ConnectionFailure, parse_reply
-from warmup.core.routing import Hop
-from warmup.core.schedule import RampStep, Schedule, Window
+from warmup.core.recipients.recipient import parse_recipient_row
+from warmup.core.recipients.routing import Hop
+from warmup.core.replies.classify import ConnectionFailure, parse_reply
 from warmup.core.settings import DeliverySettings, RetryPolicy, Route, SourceIP
 from warmup.testing.fakes import FakeResolver
 

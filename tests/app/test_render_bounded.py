@@ -15,8 +15,8 @@ import pytest
 from warmup.app.ports import EngineStore
 from warmup.app.render import Renderer, renders_inline
 from warmup.core.attempt import Claimed
-from warmup.core.recipient import MAX_HEADER_FIELD_CHARS
-from warmup.core.template import parse_template
+from warmup.core.recipients.recipient import MAX_HEADER_FIELD_CHARS
+from warmup.core.recipients.template import parse_template
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 TEMPLATE = (

@@ -12,7 +12,7 @@ from warmup.app.ports import EngineStore
 from warmup.app.render import Renderer
 from warmup.app.sign import MessageSigner
 from warmup.core.attempt import Claimed
-from warmup.core.dkim import DEFAULT_HEADERS, SigningKey
+from warmup.core.auth.dkim import DEFAULT_HEADERS, SigningKey
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 PLAIN = b"From: Shop <news@shop.example>\nSubject: Hi\n\nHello\n"

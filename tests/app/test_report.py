@@ -17,9 +17,9 @@ from warmup.app.report import (
     report_end,
     state_spans,
 )
-from warmup.core.lane import DayStats, Lane
+from warmup.core.lanes.lane import DayStats, Lane
+from warmup.core.lanes.schedule import Advance, RampStep, Rates, Reactions, Schedule
 from warmup.core.model import LaneState
-from warmup.core.schedule import Advance, RampStep, Rates, Reactions, Schedule
 
 TZ = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2030, 1, 4, 3, tzinfo=UTC)

@@ -10,10 +10,10 @@ from warmup.adapters.db.store import SQLStore
 from warmup.app.lanes import LaneRuntime
 from warmup.app.reputation import REPUTATION_PAUSE, apply_reputation, latest_figures
 from warmup.core.attempt import TickRecord
-from warmup.core.lane import Lane
+from warmup.core.lanes.lane import Lane
+from warmup.core.lanes.reputation import PostmasterDay, SNDSRow
+from warmup.core.lanes.schedule import RampStep, Schedule
 from warmup.core.model import LaneState
-from warmup.core.reputation import PostmasterDay, SNDSRow
-from warmup.core.schedule import RampStep, Schedule
 from warmup.core.settings import PostmasterSettings, ReputationSettings, SourceIP
 
 NOW = datetime(2030, 3, 2, 8, tzinfo=UTC)

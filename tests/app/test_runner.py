@@ -18,7 +18,7 @@ from warmup.app.runner import run_until_stopped
 from warmup.app.settings import EngineSettings
 from warmup.core.attempt import TickRecord
 from warmup.core.errors import StoreError
-from warmup.core.schedule import RampStep, Schedule
+from warmup.core.lanes.schedule import RampStep, Schedule
 from warmup.core.settings import DeliverySettings, SourceIP
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver, FakeSender

@@ -23,10 +23,10 @@ from warmup.adapters.webhook import Webhook
 from warmup.app.ports import TemplateRecord
 from warmup.app.shipping import DeliveryError, Shipper
 from warmup.core.attempt import AttemptRecord, TickRecord
-from warmup.core.backoff import RetryDecision
-from warmup.core.lane import Lane
+from warmup.core.lanes.backoff import RetryDecision
+from warmup.core.lanes.lane import Lane
 from warmup.core.model import RecipientState, Verdict
-from warmup.core.recipient import NewRecipient
+from warmup.core.recipients.recipient import NewRecipient
 from warmup.core.settings import EventLogSettings, WebhookSettings
 from warmup.testing.clock import FakeClock
 

@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 
 from warmup.app.sign import HELD_PREFIX, Held, MessageSigner
-from warmup.core.dkim import DEFAULT_HEADERS, SigningKey
+from warmup.core.auth.dkim import DEFAULT_HEADERS, SigningKey
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

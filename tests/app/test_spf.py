@@ -9,7 +9,7 @@ import pytest
 
 from warmup.adapters.dns import DNSRecords, make_resolver
 from warmup.app.spf import check_host
-from warmup.core.spf import SPFRecordError, parse_spf
+from warmup.core.auth.spf import SPFRecordError, parse_spf
 from warmup.testing.dns import ZoneServer
 
 

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from warmup.cli.status_cmd import lane_record
 from warmup.cli.status_view import state_cell as _state_cell
-from warmup.core.lane import Lane
+from warmup.core.lanes.lane import Lane
+from warmup.core.lanes.schedule import RampStep, Schedule, Window
 from warmup.core.model import LaneState
-from warmup.core.schedule import RampStep, Schedule, Window
 
 TZ = ZoneInfo("Asia/Tokyo")
 SCHEDULE = Schedule(

@@ -15,9 +15,9 @@ from warmup.app.store_rows import LastEvent
 from warmup.cli.fit import Column, fit_table, shorten
 from warmup.cli.status_cmd import lane_record
 from warmup.cli.status_view import Snapshot, render
-from warmup.core.lane import DayStats, Lane
+from warmup.core.lanes.lane import DayStats, Lane
+from warmup.core.lanes.schedule import RampStep, Schedule, Window
 from warmup.core.model import LaneState
-from warmup.core.schedule import RampStep, Schedule, Window
 
 TZ = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2030, 1, 1, 11, tzinfo=UTC)  # 20:00 in Tokyo: the window is shut

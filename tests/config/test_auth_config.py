@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from warmup.cli import cli
 from warmup.config.reader import Context
 from warmup.config.settings import Settings, parse_settings
-from warmup.core.dkim import DEFAULT_HEADERS
+from warmup.core.auth.dkim import DEFAULT_HEADERS
 from warmup.core.settings import DKIMKeySettings, DKIMSettings, DNSSettings
 
 BASE = "ips:\n  - {address: 127.0.0.2, helo: a.example.com}\n"

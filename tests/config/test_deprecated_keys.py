@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from warmup.cli import cli
 from warmup.config import EXAMPLE_CONFIG, load_config
 from warmup.core.errors import ConfigError
-from warmup.core.schedule import Advance, Rates
+from warmup.core.lanes.schedule import Advance, Rates
 
 SCHEDULE = """\
 isp: {isp}

@@ -6,8 +6,8 @@ import pytest
 
 from warmup.config.reader import Context
 from warmup.config.settings import parse_settings
+from warmup.core.recipients.unsubscribe import UnsubscribeScope
 from warmup.core.settings import UnsubscribeSettings
-from warmup.core.unsubscribe import UnsubscribeScope
 
 BASE = "ips:\n  - {address: 127.0.0.2, helo: a.example.com}\n"
 

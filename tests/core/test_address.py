@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from warmup.core.address import AddressError, normalize_suppression, parse_address
+from warmup.core.recipients.address import (
+    AddressError,
+    normalize_suppression,
+    parse_address,
+)
 
 
 @pytest.mark.parametrize(

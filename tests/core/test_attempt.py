@@ -9,7 +9,7 @@ import pytest
 
 from warmup.core.attempt import STAGES, SendOutcome, TickRecord
 from warmup.core.model import SendStage
-from warmup.core.replies import ConnectionFailure, SMTPReply
+from warmup.core.replies.classify import ConnectionFailure, SMTPReply
 
 OK = SMTPReply(code=250, enhanced="2.0.0", text="ok")
 

@@ -1,5 +1,5 @@
 """What happens to a recipient after an attempt, and holding a lane whose ISP
-cannot be reached (core/backoff.py)."""
+cannot be reached (core/lanes/backoff.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warmup.core.backoff import RetryDecision, next_attempt, unreachable_hold
+from warmup.core.lanes.backoff import RetryDecision, next_attempt, unreachable_hold
 from warmup.core.model import RecipientState as RS
 from warmup.core.model import Verdict
 from warmup.core.settings import RetryPolicy

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 from warmup.cli.bounces_cmd import report_lines
-from warmup.core.bounces import BounceKind, BounceReport, parse_bounce
+from warmup.core.bounces.parse import BounceKind, BounceReport, parse_bounce
 from warmup.core.model import Verdict
 
 

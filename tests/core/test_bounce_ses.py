@@ -1,4 +1,4 @@
-"""Amazon SES notifications (core/bounce_ses.py), table-driven."""
+"""Amazon SES notifications (core/bounces/ses.py), table-driven."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from warmup.core.bounce_ses import parse_ses
+from warmup.core.bounces.ses import parse_ses
 
 BOUNCE = {
     "notificationType": "Bounce",

@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from warmup.cli.bounces_cmd import bounces
-from warmup.core.bounce_verdict import (
+from warmup.core.bounces.parse import BounceKind, BounceReport, parse_bounce
+from warmup.core.bounces.verdict import (
     classify_recipient,
     internal_status,
     prefer_status,
 )
-from warmup.core.bounces import BounceKind, BounceReport, parse_bounce
 from warmup.core.model import Verdict
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "bounces"

@@ -1,4 +1,4 @@
-"""Operator controls (core.control) and lane rule 8 (core.lane)."""
+"""Operator controls (core.lanes.control) and lane rule 8 (core.lanes.lane)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from warmup.core.control import (
+from warmup.core.lanes.control import (
     Control,
     ControlAction,
     apply_controls,
     describe_control,
     parse_when,
 )
-from warmup.core.lane import (
+from warmup.core.lanes.lane import (
     Lane,
     close_day,
     lane_rate,
@@ -24,8 +24,8 @@ from warmup.core.lane import (
     operator_resume,
     resume,
 )
+from warmup.core.lanes.schedule import RampStep, Schedule
 from warmup.core.model import LaneState, Verdict
-from warmup.core.schedule import RampStep, Schedule
 
 NOW = datetime(2030, 1, 1, 1, tzinfo=UTC)
 SCHEDULE = Schedule(

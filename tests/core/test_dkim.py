@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from warmup.core.dkim import (
+from warmup.core.auth.dkim import (
     DEFAULT_HEADERS,
     SigningKey,
     body_hash,

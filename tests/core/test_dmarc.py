@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from tests.core.test_lane import SCHEDULE
-from warmup.core.dmarc import (
+from warmup.core.auth.dmarc import (
     AuthDay,
     DMARCReport,
     DMARCRow,
@@ -15,7 +15,7 @@ from warmup.core.dmarc import (
     merge_rows,
     report_key,
 )
-from warmup.core.lane import DayStats, Lane, auth_hold, close_day, on_reply
+from warmup.core.lanes.lane import DayStats, Lane, auth_hold, close_day, on_reply
 from warmup.core.model import LaneState, Verdict
 
 D1, D2, D3 = date(2030, 1, 1), date(2030, 1, 2), date(2030, 1, 3)

@@ -1,4 +1,5 @@
-"""DNS answers as evidence (core/dns_evidence.py): the decision table and its bounds."""
+"""DNS answers as evidence (core/recipients/dns_evidence.py): the decision table and
+its bounds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warmup.core.dns_evidence import (
+from warmup.core.recipients.dns_evidence import (
     DeadEvidence,
     DNSDecision,
     DNSStep,

@@ -1,4 +1,4 @@
-"""core.doctor: each verdict from DNS answers, table-driven."""
+"""core.auth.doctor: each verdict from DNS answers, table-driven."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import cast
 
 import pytest
 
-from warmup.core.doctor import (
+from warmup.core.auth.doctor import (
     Check,
     CheckStatus,
     judge_dkim,
@@ -18,7 +18,7 @@ from warmup.core.doctor import (
     judge_spf,
     parse_tags,
 )
-from warmup.core.spf import SPFRecordError, parse_spf
+from warmup.core.auth.spf import SPFRecordError, parse_spf
 
 KEY = ("rsa", "MIIBpub")
 

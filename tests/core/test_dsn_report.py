@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from warmup.core.bounces import parse_bounce
-from warmup.core.dsn_report import (
+from warmup.core.bounces.parse import parse_bounce
+from warmup.core.relay.dsn_report import (
     ReturnedMail,
     build_dsn,
     dsn_target,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.core.test_lane import SCHEDULE
-from warmup.core.feedback import (
+from warmup.core.bounces.late import (
     Effect,
     FoundBy,
     Original,
@@ -21,9 +21,9 @@ from warmup.core.feedback import (
     event_key,
     find_original,
 )
-from warmup.core.lane import DayStats, Lane, on_late_verdict, on_reply
+from warmup.core.bounces.verp import VERPToken, encode_verp
+from warmup.core.lanes.lane import DayStats, Lane, on_late_verdict, on_reply
 from warmup.core.model import LaneState, Verdict
-from warmup.core.verp import VERPToken, encode_verp
 
 SECRET = b"secret"
 RETURN_PATH = "bounces@bounce.example"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warmup.core.lane import (
+from warmup.core.lanes.lane import (
     DayStats,
     Lane,
     WindowCounts,
@@ -19,9 +19,8 @@ from warmup.core.lane import (
     on_reply,
     resume,
 )
-from warmup.core.model import LaneState, Verdict
-from warmup.core.rolling import RollingWindow
-from warmup.core.schedule import (
+from warmup.core.lanes.rolling import RollingWindow
+from warmup.core.lanes.schedule import (
     BlockReaction,
     RampStep,
     Rates,
@@ -29,6 +28,7 @@ from warmup.core.schedule import (
     Schedule,
     ThrottleReaction,
 )
+from warmup.core.model import LaneState, Verdict
 
 NOW = datetime(2030, 1, 1, 1, tzinfo=UTC)
 NEXT_WINDOW = NOW + timedelta(hours=24)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.core.test_lane import NEXT_WINDOW, NOW, SCHEDULE
-from warmup.core.lane import new_lane, on_reply
+from warmup.core.lanes.lane import new_lane, on_reply
 from warmup.core.model import LaneState
-from warmup.core.replies import classify_reply, parse_reply
+from warmup.core.replies.classify import classify_reply, parse_reply
 
 GMAIL_26 = (
     "550-5.7.26 Your email has been blocked because the sender is unauthenticated. "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warmup.core.address import mask_address, mask_addresses
+from warmup.core.recipients.address import mask_address, mask_addresses
 
 
 @pytest.mark.parametrize(

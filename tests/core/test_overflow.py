@@ -6,16 +6,15 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from warmup.core.lane import DayStats, Lane
-from warmup.core.model import LaneState
-from warmup.core.overflow import (
+from warmup.core.lanes.lane import DayStats, Lane
+from warmup.core.lanes.overflow import (
     idle_reset_due,
     overflow_budget,
     overflow_pace,
     remaining_in_window,
     window_for,
 )
-from warmup.core.schedule import (
+from warmup.core.lanes.schedule import (
     Advance,
     RampStep,
     Reactions,
@@ -23,6 +22,7 @@ from warmup.core.schedule import (
     ThrottleReaction,
     Window,
 )
+from warmup.core.model import LaneState
 
 DAY = date(2030, 1, 2)
 OPEN = datetime(2030, 1, 2, 1, 0, tzinfo=UTC)  # window 01:00-01:06 UTC

@@ -1,4 +1,5 @@
-"""Pacing inside the daily window (core/pacing.py): table-driven, time passed in."""
+"""Pacing inside the daily window (core/lanes/pacing.py): table-driven, time passed
+in."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warmup.core.pacing import (
+from warmup.core.lanes.pacing import (
     local_day,
     max_per_minute,
     next_slot,
@@ -18,7 +19,7 @@ from warmup.core.pacing import (
     window_bounds,
     window_containing,
 )
-from warmup.core.schedule import Window
+from warmup.core.lanes.schedule import Window
 
 TOKYO = ZoneInfo("Asia/Tokyo")  # UTC+9, no DST
 NIGHT = Window(start=time(22), end=time(2))  # crosses midnight

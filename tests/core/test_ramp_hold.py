@@ -1,4 +1,4 @@
-"""Rule 5's holds (core.lane.RampHold: DMARC, the ISPs' reputation data) and
+"""Rule 5's holds (core.lanes.lane.RampHold: DMARC, the ISPs' reputation data) and
 rule 9's reputation pause."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from warmup.core.errors import FetchError
-from warmup.core.lane import (
+from warmup.core.lanes.lane import (
     DayStats,
     Lane,
     RampHold,
@@ -14,8 +14,8 @@ from warmup.core.lane import (
     operator_pause,
     reputation_pause,
 )
+from warmup.core.lanes.schedule import RampStep, Schedule
 from warmup.core.model import LaneCause, LaneState
-from warmup.core.schedule import RampStep, Schedule
 from warmup.core.settings import PostmasterSettings, ReputationSettings, SNDSSettings
 
 NOW = datetime(2030, 1, 2, 0, 5, tzinfo=UTC)

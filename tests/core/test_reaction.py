@@ -1,4 +1,4 @@
-"""core/reaction.py: what every verdict does, from every source (live reply,
+"""core/lanes/reaction.py: what every verdict does, from every source (live reply,
 late report, expiry), as one pure function."""
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from warmup.core.feedback import Effect, effect_of
-from warmup.core.lane import DayStats, Lane, WindowCounts
-from warmup.core.model import LaneState, RecipientState, Verdict
-from warmup.core.reaction import (
+from warmup.core.bounces.late import Effect, effect_of
+from warmup.core.lanes.lane import DayStats, Lane, WindowCounts
+from warmup.core.lanes.reaction import (
     Consequences,
     LaneView,
     RecipientView,
@@ -19,7 +18,8 @@ from warmup.core.reaction import (
     Source,
     consequences,
 )
-from warmup.core.schedule import RampStep, Schedule, Window
+from warmup.core.lanes.schedule import RampStep, Schedule, Window
+from warmup.core.model import LaneState, RecipientState, Verdict
 from warmup.core.settings import RetryPolicy
 
 NOW = datetime(2030, 1, 1, 1, 30, tzinfo=UTC)
@@ -263,7 +263,8 @@ def test_an_expiry_suppresses_after_enough_in_a_row(
         assert done.suppression.address == "ann@gmail.com"
 
 
-# -- the rolling window (core.lane rule 7) --------------------------------------------
+# -- the rolling window (core.lanes.lane rule 7)
+# --------------------------------------------
 
 
 def test_the_window_judged_with_this_verdict_reacts_once_and_resets() -> None:

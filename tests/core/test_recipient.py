@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from warmup.core.recipient import RowError, parse_recipient_row
-from warmup.core.suppression import lookup_keys, make_suppression
+from warmup.core.recipients.recipient import RowError, parse_recipient_row
+from warmup.core.recipients.suppression import lookup_keys, make_suppression
 
 
 def test_a_row_becomes_a_recipient_with_its_fields() -> None:

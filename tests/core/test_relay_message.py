@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from warmup.core.relay_message import (
+from warmup.core.relay.message import (
     PreparedMessage,
     header_names,
     prepare_message,
     received_field,
     with_headers,
 )
-from warmup.core.relay_policy import Refusal
+from warmup.core.relay.policy import Refusal
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 RECEIVED = "Received: from x ([127.0.0.1])\r\n\tby y with ESMTP; now\r\n"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from warmup.core.relay_message import (
+from warmup.core.relay.message import (
     MAX_HEADER_BYTES,
     PreparedMessage,
     header_names,
     prepare_message,
 )
-from warmup.core.relay_policy import Refusal
+from warmup.core.relay.policy import Refusal
 
 
 def _prepare(raw: bytes) -> PreparedMessage | Refusal:

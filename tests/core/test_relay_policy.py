@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from warmup.core.address import Address
-from warmup.core.relay_policy import (
+from warmup.core.recipients.address import Address
+from warmup.core.relay.policy import (
     AUTH_REQUIRED,
     NO_BOUNCE_INTAKE,
     RELAY_DENIED,

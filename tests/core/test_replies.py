@@ -20,16 +20,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import warmup.core.replies as replies_module
-import warmup.core.reply_rules as rules_module
-import warmup.core.reply_rules_gateway as gateway_module
-import warmup.core.reply_rules_generic as generic_module
-import warmup.core.reply_rules_index as index_module
-import warmup.core.reply_rules_intl as intl_module
-import warmup.core.reply_rules_mailbox as mailbox_module
-import warmup.core.reply_rules_specific as specific_module
+import warmup.core.replies.classify as replies_module
+import warmup.core.replies.rules as rules_module
+import warmup.core.replies.rules_gateway as gateway_module
+import warmup.core.replies.rules_generic as generic_module
+import warmup.core.replies.rules_index as index_module
+import warmup.core.replies.rules_intl as intl_module
+import warmup.core.replies.rules_mailbox as mailbox_module
+import warmup.core.replies.rules_specific as specific_module
+from warmup.core.lanes.schedule import ReplyPattern
 from warmup.core.model import Verdict
-from warmup.core.replies import (
+from warmup.core.replies.classify import (
     SHIPPED_RULES,
     Classification,
     ConnectionFailure,
@@ -38,8 +39,7 @@ from warmup.core.replies import (
     classify_reply,
     parse_reply,
 )
-from warmup.core.reply_rules import REASONS, verdict_for
-from warmup.core.schedule import ReplyPattern
+from warmup.core.replies.rules import REASONS, verdict_for
 
 TABLE = Path(__file__).resolve().parents[1] / "data" / "replies.jsonl"
 ROWS: list[dict[str, Any]] = [

@@ -1,4 +1,4 @@
-"""The ISPs' reputation data (core/reputation.py): parsing and what it means.
+"""The ISPs' reputation data (core/lanes/reputation.py): parsing and what it means.
 
 Inputs follow the published formats: the Postmaster Tools API v1 ``TrafficStats``
 resource (https://developers.google.com/gmail/postmaster/reference/rest/v1/
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from warmup.core.reputation import (
+from warmup.core.lanes.reputation import (
     PostmasterDay,
     ReputationAction,
     ReputationDecision,

@@ -1,10 +1,12 @@
-"""Routing (core/routing.py): ISP by MX host, fixed routes, engagement order."""
+"""Routing (core/recipients/routing.py): ISP by MX host, fixed routes, engagement
+order."""
 
 from __future__ import annotations
 
 import pytest
 
-from warmup.core.routing import (
+from warmup.core.lanes.schedule import RampStep, Schedule
+from warmup.core.recipients.routing import (
     Hop,
     domain_index,
     engagement_priority,
@@ -12,7 +14,6 @@ from warmup.core.routing import (
     next_hop,
     schedule_for,
 )
-from warmup.core.schedule import RampStep, Schedule
 from warmup.core.settings import Route
 
 STEPS = (RampStep(first_day=1, last_day=1, per_hour=10),)

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from warmup.core.duration import format_duration, parse_duration
-from warmup.core.plan import plan_volume
-from warmup.core.schedule import RampStep, Schedule, Window
+from warmup.core.lanes.plan import plan_volume
+from warmup.core.lanes.schedule import RampStep, Schedule, Window
 
 
 def _schedule(window: Window | None = None, after: int | None = None) -> Schedule:

@@ -1,4 +1,4 @@
-"""Suppression entries and lookups (core/suppression.py)."""
+"""Suppression entries and lookups (core/recipients/suppression.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from warmup.core.address import AddressError
 from warmup.core.model import SuppressionKind
-from warmup.core.suppression import (
+from warmup.core.recipients.address import AddressError
+from warmup.core.recipients.suppression import (
     bounce_target,
     is_suppressed,
     lookup_keys,

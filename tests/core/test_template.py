@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from warmup.core.errors import TemplateError
-from warmup.core.template import parse_template
+from warmup.core.recipients.template import parse_template
 
 MULTIPART = b"""\
 From: News <news@example.com>

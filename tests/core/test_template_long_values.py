@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from warmup.core.template import parse_template
+from warmup.core.recipients.template import parse_template
 
 TEMPLATE = (
     b"From: a@shop.example\r\nSubject: Hi\r\n"

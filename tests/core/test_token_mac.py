@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warmup.core.verp import (
+from warmup.core.bounces.verp import (
     VERPToken,
     decode_verp,
     encode_verp,

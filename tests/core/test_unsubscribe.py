@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from warmup.core.unsubscribe import (
+from warmup.core.bounces.verp import VERPToken, encode_verp
+from warmup.core.recipients.unsubscribe import (
     UnsubscribeLinks,
     UnsubscribeToken,
     decode_unsubscribe,
@@ -12,7 +13,6 @@ from warmup.core.unsubscribe import (
     list_headers,
     mailto_token,
 )
-from warmup.core.verp import VERPToken, encode_verp
 
 TOKEN = UnsubscribeToken(recipient_id=12, campaign_id=3)
 LINKS = UnsubscribeLinks(base_url="https://m.example", mail_domain="bounce.example")

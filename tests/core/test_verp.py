@@ -1,4 +1,4 @@
-"""VERP return paths (core/verp.py): signed, and anything else is no token."""
+"""VERP return paths (core/bounces/verp.py): signed, and anything else is no token."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from warmup.core.verp import VERPToken, decode_verp, encode_verp
+from warmup.core.bounces.verp import VERPToken, decode_verp, encode_verp
 
 SECRET = b"k"
 TOKEN = VERPToken(recipient_id=12, attempt=3)

@@ -30,7 +30,7 @@ from warmup.app.ingest import BounceIntake
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
 from warmup.config import EXAMPLE_CONFIG, load_config
-from warmup.core.feedback import UnsignedRule
+from warmup.core.bounces.late import UnsignedRule
 from warmup.sim.isp import SimulatedISP
 from warmup.sim.profile import PROFILES
 from warmup.sim.reports import build_dsn, returned_headers

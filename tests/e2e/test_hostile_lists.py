@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from warmup.adapters.recipient_file import MAX_COLUMNS, MAX_LINE_BYTES, RowReader
 from warmup.cli import cli
 from warmup.config import EXAMPLE_CONFIG
-from warmup.core.recipient import MAX_FIELD_BYTES, MAX_HEADER_FIELD_CHARS
+from warmup.core.recipients.recipient import MAX_FIELD_BYTES, MAX_HEADER_FIELD_CHARS
 
 TEMPLATE = b"""\
 From: Shop <news@shop.example>

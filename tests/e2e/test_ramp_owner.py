@@ -26,8 +26,8 @@ from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import TemplateRecord
 from warmup.app.settings import EngineSettings
-from warmup.core.recipient import parse_recipient_row
-from warmup.core.schedule import RampStep, Schedule, Window
+from warmup.core.lanes.schedule import RampStep, Schedule, Window
+from warmup.core.recipients.recipient import parse_recipient_row
 from warmup.core.settings import (
     DeliverySettings,
     Route,

@@ -27,7 +27,7 @@ from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
 from warmup.cli.relay_cmds import relaying
 from warmup.config import load_config
-from warmup.core.suppression import make_suppression
+from warmup.core.recipients.suppression import make_suppression
 from warmup.sim.isp import SimulatedISP
 from warmup.sim.profile import GMAIL
 from warmup.testing.clock import FakeClock

@@ -29,7 +29,7 @@ from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
 from warmup.cli.relay_cmds import bounce_forwarder, relaying, start_cursor
 from warmup.config import load_config
-from warmup.core.bounces import parse_bounce
+from warmup.core.bounces.parse import parse_bounce
 from warmup.core.event import DeliveryCursor
 from warmup.sim import reports
 from warmup.testing.clock import FakeClock

@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 
 from warmup.cli import cli
 from warmup.cli.status_cmd import lane_record, status
-from warmup.core.lane import Lane
+from warmup.core.lanes.lane import Lane
+from warmup.core.lanes.schedule import RampStep, Schedule
 from warmup.core.model import LaneState
-from warmup.core.schedule import RampStep, Schedule
 
 IPS = {"127.0.0.2", "127.0.0.3"}
 ISPS = {"gmail", "microsoft", "yahoo", "apple"}

@@ -27,9 +27,9 @@ from warmup.app.ingest import BounceIntake
 from warmup.app.ports import TemplateRecord
 from warmup.app.settings import EngineSettings
 from warmup.cli import cli
-from warmup.core.feedback import Reporter, UnsignedRule
-from warmup.core.recipient import parse_recipient_row
-from warmup.core.schedule import RampStep, Schedule
+from warmup.core.bounces.late import Reporter, UnsignedRule
+from warmup.core.lanes.schedule import RampStep, Schedule
+from warmup.core.recipients.recipient import parse_recipient_row
 from warmup.core.settings import DeliverySettings, RetryPolicy, Route, SourceIP
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver, FakeSender

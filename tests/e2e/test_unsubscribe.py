@@ -26,8 +26,8 @@ from warmup.app.ports import MXAnswer
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher, build_unsubscriber, mail_handlers
 from warmup.config import Config, load_config
-from warmup.core.suppression import make_suppression
-from warmup.core.unsubscribe import UnsubscribeToken, encode_unsubscribe
+from warmup.core.recipients.suppression import make_suppression
+from warmup.core.recipients.unsubscribe import UnsubscribeToken, encode_unsubscribe
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ScriptedSMTPServer

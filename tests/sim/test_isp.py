@@ -14,7 +14,7 @@ import aiosmtplib
 import pytest
 
 from warmup.core.model import Verdict
-from warmup.core.replies import classify_reply, parse_reply
+from warmup.core.replies.classify import classify_reply, parse_reply
 from warmup.sim import (
     PROFILES,
     Admission,

@@ -2,7 +2,7 @@
 
 Signing uses ``cryptography`` directly (RSASSA-PKCS1-v1_5 SHA-256, RFC 6376
 §3.3.1; PureEdDSA over the SHA-256 of the input, RFC 8463 §3); the DKIM format
-around it is :mod:`warmup.core.dkim`. ``bench/dkim.py`` measures both against
+around it is :mod:`warmup.core.auth.dkim`. ``bench/dkim.py`` measures both against
 dkimpy.
 """
 
@@ -18,7 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from warmup.core.dkim import SigningKey
+from warmup.core.auth.dkim import SigningKey
 from warmup.core.errors import InputError
 from warmup.core.settings import DKIMKeySettings
 

@@ -1,5 +1,5 @@
 """Reading DMARC aggregate reports (RFC 7489 appendix C): XML, gzip, zip, or a mail
-carrying one, into :class:`warmup.core.dmarc.DMARCReport`.
+carrying one, into :class:`warmup.core.auth.dmarc.DMARCReport`.
 
 They come from strangers, so: the XML goes through defusedxml with DTDs,
 entity declarations and external references refused (billion laughs, XXE), and
@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml
 from defusedxml.ElementTree import fromstring
 
-from warmup.core.dmarc import DMARCReport, DMARCRow, merge_rows
+from warmup.core.auth.dmarc import DMARCReport, DMARCRow, merge_rows
 from warmup.core.errors import InputError, UnsafeInputError
 
 __all__ = [

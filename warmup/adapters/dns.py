@@ -38,7 +38,7 @@ def make_resolver(
 
 class DNSResolver:
     """The Resolver port. NXDOMAIN and Null MX (RFC 7505) are answers the routing
-    weighs as evidence (core/dns_evidence.py); SERVFAIL and timeouts are
+    weighs as evidence (core/recipients/dns_evidence.py); SERVFAIL and timeouts are
     ``temporary`` and never cached."""
 
     def __init__(

@@ -40,12 +40,12 @@ from warmup.adapters.db.metrics_queries import (
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import Clock
 from warmup.core.errors import WarmupError
-from warmup.core.lane import Lane
-from warmup.core.lane_health import LaneProblem, lane_problem
+from warmup.core.lanes.health import LaneProblem, lane_problem
+from warmup.core.lanes.lane import Lane
+from warmup.core.lanes.schedule import Schedule
 from warmup.core.model import LaneState
-from warmup.core.relay_counts import RelayCounts
-from warmup.core.routing import schedule_for
-from warmup.core.schedule import Schedule
+from warmup.core.recipients.routing import schedule_for
+from warmup.core.relay.counts import RelayCounts
 from warmup.core.settings import MetricsSettings
 
 __all__ = ["LANE_COUNTERS", "MetricsExporter", "exporting"]
@@ -90,7 +90,7 @@ class _Snapshot:
     refreshed_at: datetime | None = None
     oldest_pending_age: timedelta | None = None
     event_backlog: dict[str, int] = field(default_factory=dict)
-    # (ip, isp) -> why the lane needs a look (core.lane_health), None: healthy.
+    # (ip, isp) -> why the lane needs a look (core.lanes.health), None: healthy.
     problems: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
 

@@ -20,7 +20,8 @@ from warmup.core.errors import InputError
 __all__ = ["RowReader", "detect_format"]
 
 FORMATS = ("csv", "jsonl")
-# Far above any value a row may hold (core.recipient.MAX_FIELD_BYTES), so a long
+# Far above any value a row may hold (core.recipients.recipient.MAX_FIELD_BYTES), so a
+# long
 # value is refused by name; a field longer still is refused without its column.
 MAX_LINE_BYTES = 16 << 20
 csv.field_size_limit(MAX_LINE_BYTES)

@@ -2,7 +2,7 @@
 
 EHLO offers SIZE, 8BITMIME, SMTPUTF8, PIPELINING, STARTTLS (with a certificate) and,
 once the session is encrypted and users exist, AUTH PLAIN LOGIN. Who may do what
-is :mod:`warmup.core.relay_policy`; this module turns it into SMTP replies:
+is :mod:`warmup.core.relay.policy`; this module turns it into SMTP replies:
 
 - a client outside ``allowed_networks`` must STARTTLS first when it has nothing
   else to do here (no bounce intake), and may relay only after AUTH;
@@ -35,8 +35,8 @@ from warmup.adapters.relay_users import UserFile
 from warmup.app.ports import Clock
 from warmup.app.relay import RelayIntake, Submission
 from warmup.core.errors import InputError, StoreError
-from warmup.core.relay_counts import RelayCounts
-from warmup.core.relay_policy import (
+from warmup.core.relay.counts import RelayCounts
+from warmup.core.relay.policy import (
     ClientLimits,
     Refusal,
     decide_recipient,

@@ -9,7 +9,7 @@ ceilings and AUTH checked off the loop (the listener is :mod:`warmup.adapters.re
   than ``max_session_age`` is closed at its next command (421); a client that may
   not relay (outside ``allowed_networks``, no AUTH) may send ``max_bounce_bytes``.
 - AUTH (PLAIN, LOGIN): scrypt in a thread; each attempt counted before its check
-  (:mod:`warmup.core.relay_policy` rule 4); an AUTH PLAIN authorization identity
+  (:mod:`warmup.core.relay.policy` rule 4); an AUTH PLAIN authorization identity
   other than the user is refused; an overlong exchange line answers 500 5.5.6.
 """
 
@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, AnyStr
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, syntax
 
 from warmup.adapters.relay_users import USER_NAME
-from warmup.core.address import Address
 from warmup.core.errors import InputError
-from warmup.core.relay_policy import (
+from warmup.core.recipients.address import Address
+from warmup.core.relay.policy import (
     Refusal,
     check_command,
     check_path,

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from warmup.core.errors import InputError
-from warmup.core.relay_message import parse_priority
+from warmup.core.relay.message import parse_priority
 
 __all__ = [
     "USER_NAME",

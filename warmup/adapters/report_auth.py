@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from warmup.app.report import Report
-from warmup.core.dmarc import AuthDay
+from warmup.core.auth.dmarc import AuthDay
 
 __all__ = ["auth_figure"]
 

@@ -1,13 +1,13 @@
 """The reputation table of ``warmup report``: every stored day of Google
 Postmaster Tools (per domain) and Microsoft SNDS (per IP), and what each figure
-does to the ramp (core.reputation)."""
+does to the ramp (core.lanes.reputation)."""
 
 from __future__ import annotations
 
 import html
 
 from warmup.app.report import Report
-from warmup.core.reputation import (
+from warmup.core.lanes.reputation import (
     PostmasterDay,
     ReputationAction,
     SNDSRow,

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from warmup.core.errors import FetchError
-from warmup.core.reputation import (
+from warmup.core.lanes.reputation import (
     PostmasterDay,
     SNDSRow,
     parse_snds,

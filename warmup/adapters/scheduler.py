@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from warmup.core.schedule import Schedule
+from warmup.core.lanes.schedule import Schedule
 
 __all__ = ["CalendarJobs"]
 

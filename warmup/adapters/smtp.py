@@ -44,7 +44,7 @@ from aiosmtplib import SMTPResponse
 
 from warmup.core.attempt import STAGES, SendOutcome
 from warmup.core.model import SendStage
-from warmup.core.replies import ConnectionFailure, SMTPReply, parse_reply
+from warmup.core.replies.classify import ConnectionFailure, SMTPReply, parse_reply
 from warmup.core.settings import SourceIP, Timeouts, TLSSettings
 
 __all__ = ["STAGES", "SMTPSender", "SendOutcome", "SenderStats"]

@@ -29,8 +29,8 @@ from aiohttp import web
 
 from warmup.app.unsubscribe import Unsubscriber
 from warmup.core.errors import StoreError, WarmupError
+from warmup.core.recipients.unsubscribe import ONE_CLICK_BODY
 from warmup.core.settings import UnsubscribeSettings
-from warmup.core.unsubscribe import ONE_CLICK_BODY
 
 __all__ = [
     "BODY_TIMEOUT_SECONDS",

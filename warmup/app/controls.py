@@ -1,8 +1,8 @@
-"""Operator controls on a running dispatcher (see warmup.core.control).
+"""Operator controls on a running dispatcher (see warmup.core.lanes.control).
 
 Every ``every`` (2 s) the watcher reads the controls' version, one cheap query;
 when it moved, it reloads the cancelled campaigns. Lanes that have not applied
-the newest control get it through the lane state machine (core.lane rule 8); a
+the newest control get it through the lane state machine (core.lanes.lane rule 8); a
 lane the operator paused hands its claims back to the queue at once.
 """
 
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore
 from warmup.core.attempt import Claimed, TickRecord
-from warmup.core.control import apply_controls
+from warmup.core.lanes.control import apply_controls
 from warmup.core.model import LaneState
 
 __all__ = ["ControlWatcher"]

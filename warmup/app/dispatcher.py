@@ -34,12 +34,12 @@ from warmup.app.reputation import apply_reputation
 from warmup.app.settings import EngineSettings
 from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed, HeldRecipient, SendOutcome, TickRecord
-from warmup.core.backoff import UNREACHABLE
 from warmup.core.errors import StoreError
-from warmup.core.lane import new_lane
-from warmup.core.routing import schedule_for
-from warmup.core.suppression import is_suppressed, lookup_keys
-from warmup.core.unsubscribe import UnsubscribeScope
+from warmup.core.lanes.backoff import UNREACHABLE
+from warmup.core.lanes.lane import new_lane
+from warmup.core.recipients.routing import schedule_for
+from warmup.core.recipients.suppression import is_suppressed, lookup_keys
+from warmup.core.recipients.unsubscribe import UnsubscribeScope
 
 __all__ = ["Dispatcher", "EngineSettings"]
 
@@ -269,7 +269,7 @@ class Dispatcher:
             self.stats.sent += 1
             verdict = done.verdict.value
             self.stats.by_verdict[verdict] = self.stats.by_verdict.get(verdict, 0) + 1
-            if done.expired:  # by its own failures (core.reaction rule 3)
+            if done.expired:  # by its own failures (core.lanes.reaction rule 3)
                 await self._outcomes.after_expiry(claimed, at, record)
         return runtime.next_wake(now)
 
@@ -455,7 +455,7 @@ class Dispatcher:
 
     async def _check_auth(self, now: datetime, record: TickRecord) -> None:
         """DMARC reports ingested since: an IP failing authentication holds the
-        ramps of its lanes until a clean day (core.dmarc)."""
+        ramps of its lanes until a clean day (core.auth.dmarc)."""
         ips = [source.address for source in self.settings.ips]
         verdicts = await auth_verdicts(self.store, ips, self.settings.dmarc, now)
         for runtime in self.lanes.values():
@@ -471,7 +471,8 @@ class Dispatcher:
             )
 
     async def _route(self, now: datetime) -> None:
-        # DNS answers are evidence (core/dns_evidence.py); routes are never looked up.
+        # DNS answers are evidence (core/recipients/dns_evidence.py); routes are never
+        # looked up.
         await self._domains.route(now)
 
     async def _ensure_lanes(self, isp: str, now: datetime) -> None:

@@ -3,7 +3,7 @@
 Reports arrive by ``warmup dmarc ingest`` or as mail to the bounce domain (the
 relay listener, ``bounces.maildir``); there :meth:`DMARCIntake.take` picks a mail
 that carries a report before it is read as a bounce. The engine reads the
-figures on its maintenance beat (see :mod:`warmup.core.dmarc` for the rules).
+figures on its maintenance beat (see :mod:`warmup.core.auth.dmarc` for the rules).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from warmup.app.ports import Clock
-from warmup.core.dmarc import AuthDay, DMARCReport, failing_ips
+from warmup.core.auth.dmarc import AuthDay, DMARCReport, failing_ips
 from warmup.core.errors import UnsafeInputError
 from warmup.core.settings import DMARCSettings
 
@@ -51,7 +51,7 @@ async def auth_verdicts(
     store: AuthSource, ips: Sequence[str], rules: DMARCSettings, now: datetime
 ) -> dict[str, AuthDay | None]:
     """Per IP with a judged day in the last AUTH_LOOKBACK: its failing day, or
-    None when clean (rules in core.dmarc)."""
+    None when clean (rules in core.auth.dmarc)."""
     days = await store.auth_days(ips, since=(now - AUTH_LOOKBACK).date())
     return failing_ips(
         days, min_messages=rules.min_messages, min_pass_rate=rules.min_pass_rate

@@ -1,5 +1,5 @@
 """`warmup doctor`: the DNS set-up of each source IP and each signing and bounce
-domain, checked before day 1 and any day after (verdicts in core.doctor)."""
+domain, checked before day 1 and any day after (verdicts in core.auth.doctor)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from warmup.app.ports import DNSLookup
 from warmup.app.spf import check_host
-from warmup.core.doctor import (
+from warmup.core.auth.doctor import (
     Check,
     CheckStatus,
     judge_dkim,

@@ -1,7 +1,8 @@
 """Routing queued domains by MX, with dead answers taken as evidence.
 
 Each maintenance beat looks up the domains whose recipients have no ISP yet
-(rules in :mod:`warmup.core.dns_evidence`): a good answer routes the domain; NXDOMAIN
+(rules in :mod:`warmup.core.recipients.dns_evidence`): a good answer routes the domain;
+NXDOMAIN
 or a Null MX defers its recipients until it is confirmed over time, and only then
 bounces them and suppresses the domain (``hostunknown``, source ``dns``); SERVFAIL
 and timeouts leave them queued. A domain named in ``delivery.routes`` is never looked
@@ -20,10 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from warmup.app.ports import EngineStore, Resolver, Store
-from warmup.core.dns_evidence import DeadEvidence, DNSStep, decide_dns, decide_recheck
+from warmup.core.lanes.schedule import Schedule
 from warmup.core.model import SuppressionKind
-from warmup.core.routing import DEFAULT_ISP, domain_index, isp_by_mx
-from warmup.core.schedule import Schedule
+from warmup.core.recipients.dns_evidence import (
+    DeadEvidence,
+    DNSStep,
+    decide_dns,
+    decide_recheck,
+)
+from warmup.core.recipients.routing import DEFAULT_ISP, domain_index, isp_by_mx
 from warmup.core.settings import DeliverySettings, DNSSettings
 
 __all__ = ["DomainRouter", "RecheckResult", "recheck_dns_suppressions"]

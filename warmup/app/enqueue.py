@@ -8,8 +8,8 @@ from datetime import datetime
 
 from warmup.app.ports import Store
 from warmup.app.rows import ProblemLog, SourceRow, batches
-from warmup.core.recipient import NewRecipient, RowError, parse_recipient_row
-from warmup.core.suppression import is_suppressed, lookup_keys
+from warmup.core.recipients.recipient import NewRecipient, RowError, parse_recipient_row
+from warmup.core.recipients.suppression import is_suppressed, lookup_keys
 
 __all__ = ["EnqueueReport", "enqueue_rows"]
 

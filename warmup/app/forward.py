@@ -9,7 +9,7 @@ store keeps one report per recipient, so a batch done again adds none). Each
 report is queued as a relayed message of the campaign :data:`DSN_CAMPAIGN` with
 ``high`` priority and goes out through the lanes like any other mail, with the
 null envelope sender. Who may get one, and the report itself:
-warmup.core.dsn_report.
+warmup.core.relay.dsn_report.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Any, Protocol
 
 from warmup.app.ports import RelayedMessage, RelayStore
 from warmup.app.shipping import DeliveryError
-from warmup.core.address import AddressError, parse_address
-from warmup.core.dsn_report import ReturnedMail, build_dsn, dsn_target, is_report
 from warmup.core.errors import StoreError
 from warmup.core.event import EventType
-from warmup.core.relay_message import parse_priority
+from warmup.core.recipients.address import AddressError, parse_address
+from warmup.core.relay.dsn_report import ReturnedMail, build_dsn, dsn_target, is_report
+from warmup.core.relay.message import parse_priority
 
 __all__ = ["DSN_CAMPAIGN", "BounceForwarder", "ForwardStore", "Returned"]
 

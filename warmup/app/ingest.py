@@ -1,4 +1,4 @@
-"""Bounce intake: a bounce mail in, its effects saved (rules in core/feedback.py).
+"""Bounce intake: a bounce mail in, its effects saved (rules in core/bounces/late.py).
 
 Used by ``warmup bounces ingest``, the maildir poll of ``warmup run`` and the
 relay listener (mail to the bounce domain). Recipient effects (suppression,
@@ -22,16 +22,7 @@ from email.utils import getaddresses
 from typing import Protocol
 
 from warmup.app.ports import Clock
-from warmup.core.address import AddressError, parse_address
-from warmup.core.bounces import (
-    BounceKind,
-    BounceRecipient,
-    BounceReport,
-    complaint_about,
-    parse_bounce,
-)
-from warmup.core.errors import StoreError
-from warmup.core.feedback import (
+from warmup.core.bounces.late import (
     Effect,
     FoundBy,
     LateReport,
@@ -45,10 +36,19 @@ from warmup.core.feedback import (
     event_key,
     find_original,
 )
-from warmup.core.reaction import RecipientView, Said, Source, consequences
-from warmup.core.relay_policy import client_key
+from warmup.core.bounces.parse import (
+    BounceKind,
+    BounceRecipient,
+    BounceReport,
+    complaint_about,
+    parse_bounce,
+)
+from warmup.core.bounces.verp import VERPToken
+from warmup.core.errors import StoreError
+from warmup.core.lanes.reaction import RecipientView, Said, Source, consequences
+from warmup.core.recipients.address import AddressError, parse_address
+from warmup.core.relay.policy import client_key
 from warmup.core.settings import BounceSettings, RetryPolicy
-from warmup.core.verp import VERPToken
 
 __all__ = ["BounceIntake", "Inbox", "IngestResult", "LateReportStore", "MailHandler"]
 
@@ -165,7 +165,7 @@ class BounceIntake:
         self._domain = return_path.rpartition("@")[2].lower()
         self._secret = secret
         self._retry = retry
-        # Unsigned reports cost nothing unless configured (core.feedback rule 5).
+        # Unsigned reports cost nothing unless configured (core.bounces.late rule 5).
         self._unsigned = unsigned or UnsignedRule()
         self._budget = UnsignedBudget(self._unsigned.per_host_per_hour)
 
@@ -411,7 +411,7 @@ class BounceIntake:
         self, report: BounceReport, reporter: Reporter, source: str, now: datetime
     ) -> tuple[BounceRecipient | None, str]:
         """The one recipient of an unsigned report that may be looked up, if any
-        (core.feedback rule 5), else why not; a report held back is logged with
+        (core.bounces.late rule 5), else why not; a report held back is logged with
         what it says."""
         acting = [item for item in _items(report) if _would_act(report, item)]
         if not acting:
@@ -456,7 +456,7 @@ class BounceIntake:
     def _with_effects(
         self, event: LateReport, sent: SentRecipient, now: datetime
     ) -> LateReport:
-        """The recipient side of a late report (core.reaction, source ``late``);
+        """The recipient side of a late report (core.lanes.reaction, source ``late``);
         the lane side is applied by the node that sends on the lane."""
         said = Said(
             source=Source.late,

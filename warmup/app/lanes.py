@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 
 from warmup.core.attempt import Claimed, DayRecord, LaneRecord, TickRecord
-from warmup.core.backoff import unreachable_hold
-from warmup.core.dmarc import AuthDay
-from warmup.core.lane import (
+from warmup.core.auth.dmarc import AuthDay
+from warmup.core.lanes.backoff import unreachable_hold
+from warmup.core.lanes.lane import (
     Lane,
     LaneEvent,
     RampHold,
@@ -21,16 +21,16 @@ from warmup.core.lane import (
     reputation_pause,
     resume,
 )
-from warmup.core.model import LaneCause, LaneState
-from warmup.core.pacing import (
+from warmup.core.lanes.pacing import (
     next_slot,
     next_window_open,
     slot_interval,
     window_bounds,
     window_containing,
 )
-from warmup.core.rolling import RollingWindow
-from warmup.core.schedule import Schedule
+from warmup.core.lanes.rolling import RollingWindow
+from warmup.core.lanes.schedule import Schedule
+from warmup.core.model import LaneCause, LaneState
 from warmup.core.settings import SourceIP
 
 __all__ = ["LaneRuntime"]
@@ -53,7 +53,7 @@ class LaneRuntime:
     tz: tzinfo
     # Overflow lanes (an IP already warm for the ISP) only take the excess.
     overflow: bool = False
-    # An overflow lane's even share of the overflow per hour (core.overflow rule
+    # An overflow lane's even share of the overflow per hour (core.lanes.overflow rule
     # 3), set at each beat; it paces at the lower of this and its own rate.
     pace_cap: float | None = None
     buffer: deque[Claimed] = field(default_factory=deque)
@@ -69,15 +69,15 @@ class LaneRuntime:
     # gets mail again, so catch-up never stamps sends into a gap.
     not_before: datetime | None = None
     # Sends in a row that reached no host of the ISP, and the hold they earned
-    # (core.backoff.unreachable_hold); this process's knowledge only.
+    # (core.lanes.backoff.unreachable_hold); this process's knowledge only.
     unreachable: int = 0
     unreachable_until: datetime | None = None
-    # The last rates.window of outcomes (core.lane rule 7); rebuilt from the store
+    # The last rates.window of outcomes (core.lanes.lane rule 7); rebuilt from the store
     # when the lane is loaded.
     window: RollingWindow = field(init=False)
     dirty: bool = False
     # What holds the ramp now, by source ("dmarc": the IP's failing DMARC day,
-    # core.dmarc; "reputation": the ISP's own data, core.reputation).
+    # core.auth.dmarc; "reputation": the ISP's own data, core.lanes.reputation).
     holds: dict[str, RampHold] = field(default_factory=dict)
     # The reputation pause this process applied last (one pause per figure).
     reputation_paused: str | None = None
@@ -126,7 +126,7 @@ class LaneRuntime:
     def pause_for_reputation(
         self, detail: str, until: datetime, now: datetime, record: TickRecord
     ) -> None:
-        """The ISP's own data says stop (core.lane rule 9), once per figure."""
+        """The ISP's own data says stop (core.lanes.lane rule 9), once per figure."""
         if detail == self.reputation_paused:
             return
         self.reputation_paused = detail
@@ -252,7 +252,7 @@ class LaneRuntime:
 
     def next_change(self, now: datetime) -> datetime:
         """The next instant at which time alone changes the lane: its pause
-        ends, its hold ends or a recovery step is due (core.lane rules 3 and 4),
+        ends, its hold ends or a recovery step is due (core.lanes.lane rules 3 and 4),
         or its next window opens (the day closes then, rule 5). A caller that
         leaves the lane alone until min(wake-up, this) misses nothing."""
         change = next_window_open(now + _INSTANT, self.schedule.window, self.tz)

@@ -1,7 +1,7 @@
 """From a send's outcome to everything that follows: verdict, retry, suppression,
 lane reaction — the same code path for every reply and every late report.
 
-What follows is decided by :func:`warmup.core.reaction.consequences` (pure); this
+What follows is decided by :func:`warmup.core.lanes.reaction.consequences` (pure); this
 module classifies the outcome, gathers what the decision needs (the lane, its
 rolling window, an address's expiries) and applies the result to the lane at run
 time and the tick's record."""
@@ -14,13 +14,11 @@ from datetime import datetime
 from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore, Resolver
 from warmup.app.settings import EngineSettings
-from warmup.core.address import mask_addresses
 from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
-from warmup.core.backoff import UNREACHABLE
-from warmup.core.feedback import PendingLateReport
-from warmup.core.model import LaneState, SendStage, Verdict
-from warmup.core.pacing import next_window_open
-from warmup.core.reaction import (
+from warmup.core.bounces.late import PendingLateReport
+from warmup.core.lanes.backoff import UNREACHABLE
+from warmup.core.lanes.pacing import next_window_open
+from warmup.core.lanes.reaction import (
     Consequences,
     LaneView,
     RecipientView,
@@ -28,14 +26,16 @@ from warmup.core.reaction import (
     Source,
     consequences,
 )
-from warmup.core.replies import (
+from warmup.core.model import LaneState, SendStage, Verdict
+from warmup.core.recipients.address import mask_addresses
+from warmup.core.recipients.routing import Hop, next_hop
+from warmup.core.recipients.suppression import is_suppressed
+from warmup.core.replies.classify import (
     Classification,
     ConnectionFailure,
     classify_failure,
     classify_reply,
 )
-from warmup.core.routing import Hop, next_hop
-from warmup.core.suppression import is_suppressed
 
 __all__ = ["MX_TRIES", "OutcomeHandler"]
 
@@ -99,7 +99,7 @@ class OutcomeHandler:
         now: datetime,
         record: TickRecord,
     ) -> Consequences:
-        """React to a send's outcome (core.reaction, source ``reply``); the
+        """React to a send's outcome (core.lanes.reaction, source ``reply``); the
         caller follows an ``expired`` result up with :meth:`after_expiry`."""
         result = self.classify(outcome, runtime)
         text = str(outcome.reply) if outcome.reply is not None else outcome.detail
@@ -143,8 +143,8 @@ class OutcomeHandler:
         record: TickRecord,
     ) -> None:
         """A bounce or complaint that arrived after the 250: the lane counts it
-        and reacts as to a live reply (core.lane rule 6). Its recipient side was
-        saved at intake (warmup.app.ingest, the same core.reaction)."""
+        and reacts as to a live reply (core.lanes.lane rule 6). Its recipient side was
+        saved at intake (warmup.app.ingest, the same core.lanes.reaction)."""
         said = Said(source=Source.late, verdict=news.verdict, text=news.reply)
         done = self._consequences(said, runtime, now, recipient=None)
         self._react(runtime, done, f"late {news.verdict}: {news.reply}", record, now)

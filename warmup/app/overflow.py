@@ -1,6 +1,6 @@
 """The overflow plan of one beat, from the store (every node's lanes), not memory.
 
-See :mod:`warmup.core.overflow` for the rules; this gathers their inputs: the
+See :mod:`warmup.core.lanes.overflow` for the rules; this gathers their inputs: the
 queue per ISP, every configured IP's lane (a lane not created yet counts as a new
 one), and what each lane holds claimed.
 """
@@ -16,15 +16,15 @@ from datetime import datetime, tzinfo
 from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore
 from warmup.core.attempt import TickRecord
-from warmup.core.lane import Lane, new_lane
-from warmup.core.overflow import (
+from warmup.core.lanes.lane import Lane, new_lane
+from warmup.core.lanes.overflow import (
     overflow_budget,
     overflow_pace,
     remaining_in_window,
     window_for,
 )
-from warmup.core.routing import schedule_for
-from warmup.core.schedule import Schedule
+from warmup.core.lanes.schedule import Schedule
+from warmup.core.recipients.routing import schedule_for
 from warmup.core.settings import SourceIP
 
 __all__ = ["OverflowPlan", "OverflowPlanner", "plan_overflow"]

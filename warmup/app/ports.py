@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from warmup.core.address import Address
 from warmup.core.attempt import Claimed, SendOutcome, TickRecord
-from warmup.core.control import Control
-from warmup.core.dmarc import AuthDay
-from warmup.core.dns_evidence import DeadEvidence
-from warmup.core.feedback import PendingLateReport
-from warmup.core.lane import Lane
+from warmup.core.auth.dmarc import AuthDay
+from warmup.core.bounces.late import PendingLateReport
+from warmup.core.lanes.control import Control
+from warmup.core.lanes.lane import Lane
+from warmup.core.lanes.reputation import PostmasterDay, SNDSRow
 from warmup.core.model import DNSError, Verdict
-from warmup.core.recipient import NewRecipient
-from warmup.core.reputation import PostmasterDay, SNDSRow
+from warmup.core.recipients.address import Address
+from warmup.core.recipients.dns_evidence import DeadEvidence
+from warmup.core.recipients.recipient import NewRecipient
+from warmup.core.recipients.suppression import Suppression
 from warmup.core.settings import SourceIP
-from warmup.core.suppression import Suppression
 
 __all__ = [
     "CampaignRef",
@@ -345,7 +345,7 @@ class RelayedMessage:
     """A message accepted by the relay, to be committed before its 250."""
 
     campaign: str
-    content: bytes  # as it will be sent (see warmup.core.relay_message)
+    content: bytes  # as it will be sent (see warmup.core.relay.message)
     mail_from: str  # the client's envelope sender, kept for the record
     peer: str
     auth_user: str | None

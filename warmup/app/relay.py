@@ -15,17 +15,17 @@ from datetime import datetime
 from typing import TypeAlias
 
 from warmup.app.ports import Clock, RelayedMessage, RelayStore
-from warmup.core.address import Address
-from warmup.core.feedback import Reporter
-from warmup.core.relay_message import (
+from warmup.core.bounces.late import Reporter
+from warmup.core.bounces.verp import TRACE_HEADER
+from warmup.core.recipients.address import Address
+from warmup.core.relay.message import (
     PreparedMessage,
     parse_priority,
     prepare_message,
     received_field,
 )
-from warmup.core.relay_policy import Refusal, check_campaign_name, client_key
+from warmup.core.relay.policy import Refusal, check_campaign_name, client_key
 from warmup.core.settings import RelaySettings
-from warmup.core.verp import TRACE_HEADER
 
 __all__ = ["BounceSink", "RelayIntake", "RelayResult", "Submission"]
 

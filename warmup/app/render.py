@@ -16,11 +16,15 @@ from email.utils import format_datetime
 from warmup.app.ports import EngineStore
 from warmup.app.sign import Held, MessageSigner
 from warmup.core.attempt import Claimed
-from warmup.core.relay_message import header_names, with_headers
+from warmup.core.bounces.verp import TRACE_HEADER, VERPToken, encode_verp
+from warmup.core.recipients.template import Template, parse_template
+from warmup.core.recipients.unsubscribe import (
+    UnsubscribeLinks,
+    UnsubscribeToken,
+    list_headers,
+)
+from warmup.core.relay.message import header_names, with_headers
 from warmup.core.settings import UnsubscribeSettings
-from warmup.core.template import Template, parse_template
-from warmup.core.unsubscribe import UnsubscribeLinks, UnsubscribeToken, list_headers
-from warmup.core.verp import TRACE_HEADER, VERPToken, encode_verp
 
 __all__ = ["TRACE_HEADER", "Renderer", "renders_inline"]
 

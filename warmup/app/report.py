@@ -21,13 +21,13 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
 
 from warmup.app.store_rows import LaneDayRow, LaneEventRow
-from warmup.core.address import mask_addresses
-from warmup.core.dmarc import AuthDay
-from warmup.core.lane import Lane
-from warmup.core.lane_health import lane_problem
-from warmup.core.reputation import PostmasterDay, SNDSRow
-from warmup.core.routing import schedule_for
-from warmup.core.schedule import Advance, Rates, Schedule
+from warmup.core.auth.dmarc import AuthDay
+from warmup.core.lanes.health import lane_problem
+from warmup.core.lanes.lane import Lane
+from warmup.core.lanes.reputation import PostmasterDay, SNDSRow
+from warmup.core.lanes.schedule import Advance, Rates, Schedule
+from warmup.core.recipients.address import mask_addresses
+from warmup.core.recipients.routing import schedule_for
 
 __all__ = [
     "COUNTS",
@@ -129,7 +129,7 @@ class LaneReport:
     days: tuple[DayRow, ...]
     events: tuple[EventRow, ...]
     limits: tuple[Limit, ...]
-    # Why it needs a look (core.lane_health, as status and the metrics judge it).
+    # Why it needs a look (core.lanes.health, as status and the metrics judge it).
     problem: str | None = None
 
     @property
@@ -176,7 +176,7 @@ class Report:
     counts: Mapping[str, int] = field(default_factory=dict)
     planned: int = 0
     # DMARC aggregate report figures per source IP x day, and the pass rate
-    # under which an IP's ramps hold (core.dmarc).
+    # under which an IP's ramps hold (core.auth.dmarc).
     auth: tuple[AuthDay, ...] = ()
     auth_min_pass_rate: float = 0.98
     # The ISPs' own figures (app.reputation), every stored day.
@@ -232,7 +232,8 @@ def _day_from_row(row: Mapping[str, Any]) -> DayRow:
 
 
 def _schedule(isp: str, schedules: Mapping[str, Schedule]) -> Schedule | None:
-    """The lane's schedule (core.routing.schedule_for); None when the schedules
+    """The lane's schedule (core.recipients.routing.schedule_for); None when the
+    schedules
     given know neither its ISP nor a default (a report shows the lane anyway)."""
     try:
         return schedule_for(isp, schedules)

@@ -5,8 +5,8 @@ Microsoft SNDS (per IP) through a :class:`ReputationFeeds` port and stores what
 it read; a feed that fails is logged once and the others still count. The
 engine reads the stored figures on its maintenance beat
 (:func:`apply_reputation`): the latest day of each domain and IP within
-:data:`LOOKBACK` decides (rules in :mod:`warmup.core.reputation`); a hold stops
-the ramp's advance (core.lane rule 5), a pause stops the lane for
+:data:`LOOKBACK` decides (rules in :mod:`warmup.core.lanes.reputation`); a hold stops
+the ramp's advance (core.lanes.lane rule 5), a pause stops the lane for
 :data:`REPUTATION_PAUSE` (rule 9), once per figure.
 """
 
@@ -21,15 +21,15 @@ from typing import Protocol
 from warmup.app.lanes import LaneRuntime
 from warmup.core.attempt import TickRecord
 from warmup.core.errors import FetchError
-from warmup.core.lane import RampHold
-from warmup.core.model import LaneCause
-from warmup.core.reputation import (
+from warmup.core.lanes.lane import RampHold
+from warmup.core.lanes.reputation import (
     PostmasterDay,
     ReputationAction,
     ReputationDecision,
     SNDSRow,
     decide_reputation,
 )
+from warmup.core.model import LaneCause
 from warmup.core.settings import ReputationSettings
 
 __all__ = [

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 
-from warmup.core.schedule import Schedule
+from warmup.core.lanes.schedule import Schedule
 from warmup.core.settings import (
     DeliverySettings,
     DMARCSettings,

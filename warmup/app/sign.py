@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from warmup.core.dkim import (
+from warmup.core.auth.dkim import (
     SigningKey,
     body_hash,
     from_domain,

@@ -13,9 +13,9 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from warmup.app.ports import DNSLookup
+from warmup.core.auth.spf import SPFRecordError, Term, parse_spf, spf_records
 from warmup.core.errors import WarmupError
 from warmup.core.model import DNSError
-from warmup.core.spf import SPFRecordError, Term, parse_spf, spf_records
 
 __all__ = ["SPFResult", "check_host"]
 

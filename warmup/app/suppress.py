@@ -8,8 +8,8 @@ from datetime import datetime
 
 from warmup.app.ports import Store
 from warmup.app.rows import ProblemLog, SourceRow, batches
-from warmup.core.address import AddressError
-from warmup.core.suppression import Suppression, make_suppression
+from warmup.core.recipients.address import AddressError
+from warmup.core.recipients.suppression import Suppression, make_suppression
 
 __all__ = ["ImportReport", "import_suppressions", "parse_entries"]
 

@@ -1,7 +1,7 @@
 """One-click unsubscribe: a signed token in (HTTP POST or mail to the mailto
 address), the recipient's address suppressed.
 
-The token (see :mod:`warmup.core.unsubscribe`) names a recipient row and its
+The token (see :mod:`warmup.core.recipients.unsubscribe`) names a recipient row and its
 campaign. A token that is not signed with our secret, or names a row that does
 not exist or belongs to another campaign, changes nothing.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from warmup.app.ports import Clock
-from warmup.core.address import AddressError, mask_address
-from warmup.core.suppression import Suppression, make_suppression
-from warmup.core.unsubscribe import (
+from warmup.core.recipients.address import AddressError, mask_address
+from warmup.core.recipients.suppression import Suppression, make_suppression
+from warmup.core.recipients.unsubscribe import (
     UnsubscribeScope,
     UnsubscribeToken,
     decode_unsubscribe,

@@ -1,7 +1,8 @@
 """``warmup bounces parse|ingest``: bounce mails -> one JSON line per recipient.
 
 Containers are opened by :mod:`warmup.adapters.mailboxes`; each mail's bytes go to
-the pure :func:`warmup.core.bounces.parse_bounce` (``parse``) or through the bounce
+the pure :func:`warmup.core.bounces.parse.parse_bounce` (``parse``) or through the
+bounce
 intake into the store (``ingest``).
 """
 
@@ -22,7 +23,7 @@ from warmup.app.ingest import BounceIntake, IngestResult
 from warmup.cli.common import EXIT_RUNTIME, config_from, echo_json, run_async
 from warmup.cli.engine import mail_handlers, verp_secret
 from warmup.config import Config
-from warmup.core.bounces import BounceKind, BounceReport, parse_bounce
+from warmup.core.bounces.parse import BounceKind, BounceReport, parse_bounce
 
 __all__ = ["bounces", "ingest_lines", "report_lines"]
 

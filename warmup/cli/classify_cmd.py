@@ -10,8 +10,8 @@ from typing import Any, TextIO
 import click
 
 from warmup.cli.common import EXIT_CONFIG, config_from, echo_json, fail
-from warmup.core.replies import classify_reply, parse_reply
-from warmup.core.schedule import ReplyPattern
+from warmup.core.lanes.schedule import ReplyPattern
+from warmup.core.replies.classify import classify_reply, parse_reply
 
 __all__ = ["classify"]
 

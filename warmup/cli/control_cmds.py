@@ -26,7 +26,7 @@ from warmup.cli.common import (
     run_async,
 )
 from warmup.config import Config
-from warmup.core.control import Control, ControlAction, parse_when
+from warmup.core.lanes.control import Control, ControlAction, parse_when
 
 __all__ = ["actor", "campaign", "pause", "resume", "with_store"]
 

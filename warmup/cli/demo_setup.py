@@ -17,7 +17,7 @@ from warmup.app.ports import TemplateRecord
 from warmup.app.rows import SourceRow
 from warmup.config import Config, load_config
 from warmup.config.files import BUILTIN_SCHEDULES
-from warmup.core.template import parse_template
+from warmup.core.recipients.template import parse_template
 from warmup.sim.population import DOMAINS, synthetic_rows
 
 __all__ = [

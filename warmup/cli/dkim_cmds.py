@@ -16,7 +16,7 @@ from warmup.adapters.dkim_keys import (
 )
 from warmup.cli.common import EXIT_CONFIG, err_console, fail, out_console
 from warmup.config import Config
-from warmup.core.dkim import SigningKey, aligned_domain, from_domain, split_message
+from warmup.core.auth.dkim import SigningKey, aligned_domain, from_domain, split_message
 
 __all__ = ["dkim", "report_dkim", "signing_keys", "warn_if_unsigned"]
 

@@ -18,7 +18,7 @@ from warmup.app.clock import SystemClock
 from warmup.app.dmarc import DMARCIntake
 from warmup.cli.common import EXIT_RUNTIME, config_from, echo_json, run_async
 from warmup.config import Config
-from warmup.core.dmarc import DMARCReport
+from warmup.core.auth.dmarc import DMARCReport
 from warmup.core.errors import InputError, UnsafeInputError
 
 __all__ = ["dmarc"]

@@ -20,7 +20,7 @@ from warmup.cli.common import (
     run_async,
 )
 from warmup.config import Config
-from warmup.core.doctor import Check
+from warmup.core.auth.doctor import Check
 
 __all__ = ["doctor"]
 

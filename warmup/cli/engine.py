@@ -20,8 +20,8 @@ from warmup.app.unsubscribe import Unsubscriber
 from warmup.cli.common import EXIT_CONFIG, fail
 from warmup.cli.dkim_cmds import signing_keys
 from warmup.config import Config
-from warmup.core.dmarc import DMARCReport
-from warmup.core.schedule import Schedule
+from warmup.core.auth.dmarc import DMARCReport
+from warmup.core.lanes.schedule import Schedule
 from warmup.core.settings import SourceIP
 
 __all__ = [

@@ -20,9 +20,9 @@ from warmup.cli.common import (
     run_async,
 )
 from warmup.config import Config
-from warmup.core.control import parse_when
 from warmup.core.duration import parse_duration
 from warmup.core.event import EVENT_FIELDS, EventType
+from warmup.core.lanes.control import parse_when
 
 __all__ = ["event_json", "events"]
 

@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from warmup.core.address import mask_addresses
+from warmup.core.recipients.address import mask_addresses
 
 __all__ = [
     "FORMATS",

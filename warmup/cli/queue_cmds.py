@@ -25,10 +25,10 @@ from warmup.cli.common import (
 )
 from warmup.cli.dkim_cmds import warn_if_unsigned
 from warmup.config import Config
-from warmup.core.control import parse_when
 from warmup.core.errors import InputError
-from warmup.core.routing import domain_index
-from warmup.core.template import Template, parse_template
+from warmup.core.lanes.control import parse_when
+from warmup.core.recipients.routing import domain_index
+from warmup.core.recipients.template import Template, parse_template
 
 __all__ = ["enqueue"]
 

@@ -28,7 +28,7 @@ from warmup.cli.relay_users_cmds import adduser, users
 from warmup.config import Config
 from warmup.core.errors import InputError
 from warmup.core.event import after_success
-from warmup.core.routing import domain_index
+from warmup.core.recipients.routing import domain_index
 
 __all__ = [
     "bounce_forwarder",

@@ -35,7 +35,7 @@ from warmup.cli.engine import (
 from warmup.cli.outbound import consumer_names, consumer_retries, shipping
 from warmup.cli.relay_cmds import forwarding, relaying
 from warmup.config import Config
-from warmup.core.feedback import Reporter
+from warmup.core.bounces.late import Reporter
 
 __all__ = ["run"]
 

@@ -11,8 +11,8 @@ from rich.table import Table
 from warmup.app.clock import SystemClock
 from warmup.cli.common import EXIT_CONFIG, config_from, echo_json, fail, out_console
 from warmup.cli.dkim_cmds import report_dkim
-from warmup.core.plan import PlanRow, plan_volume
-from warmup.core.schedule import Schedule
+from warmup.core.lanes.plan import PlanRow, plan_volume
+from warmup.core.lanes.schedule import Schedule
 
 __all__ = ["check", "plan", "schedule"]
 

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 
 from warmup.cli.fit import Column, fit_table
-from warmup.core.dmarc import AuthDay, failing_ips
+from warmup.core.auth.dmarc import AuthDay, failing_ips
 from warmup.core.settings import DMARCSettings
 
 __all__ = ["auth_records", "auth_view"]

@@ -24,13 +24,13 @@ from warmup.cli.status_auth import auth_records
 from warmup.cli.status_reputation import reputation_records
 from warmup.cli.status_view import Snapshot, render
 from warmup.config import Config
-from warmup.core.lane import Lane
-from warmup.core.lane_health import lane_problem
+from warmup.core.lanes.health import lane_problem
+from warmup.core.lanes.lane import Lane
+from warmup.core.lanes.overflow import idle_reset_due
+from warmup.core.lanes.pacing import next_window_open, window_containing
+from warmup.core.lanes.schedule import Schedule
 from warmup.core.model import LaneState
-from warmup.core.overflow import idle_reset_due
-from warmup.core.pacing import next_window_open, window_containing
-from warmup.core.routing import schedule_for
-from warmup.core.schedule import Schedule
+from warmup.core.recipients.routing import schedule_for
 
 __all__ = ["lane_record", "status"]
 
@@ -122,7 +122,7 @@ def lane_record(
     """One lane's status as the JSON object ``--json`` prints."""
     problem = lane_problem(lane, schedule, now)
     idle = now is not None and idle_reset_due(lane, schedule, now)
-    if idle:  # as the lane will be when its next day opens (core.overflow rule 4)
+    if idle:  # as the lane will be when its next day opens (core.lanes.overflow rule 4)
         lane = replace(lane, ramp_day=1, state=LaneState.ramping, factor=1.0)
         allowance = float(schedule.per_hour(1))
     stats = lane.stats

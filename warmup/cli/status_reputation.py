@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 
 from warmup.cli.fit import Column, fit_table
-from warmup.core.reputation import (
+from warmup.core.lanes.reputation import (
     PostmasterDay,
     ReputationAction,
     SNDSRow,

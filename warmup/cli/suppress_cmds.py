@@ -27,8 +27,8 @@ from warmup.cli.common import (
     run_async,
 )
 from warmup.config import Config
-from warmup.core.address import AddressError, normalize_suppression
-from warmup.core.suppression import Suppression
+from warmup.core.recipients.address import AddressError, normalize_suppression
+from warmup.core.recipients.suppression import Suppression
 
 __all__ = ["suppress"]
 

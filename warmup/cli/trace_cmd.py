@@ -8,7 +8,7 @@ from rich.markup import escape
 from warmup.app.store_rows import TraceStep
 from warmup.cli.common import EXIT_CONFIG, config_from, echo_json, fail, out_console
 from warmup.cli.control_cmds import with_store
-from warmup.core.address import AddressError, parse_address
+from warmup.core.recipients.address import AddressError, parse_address
 
 __all__ = ["trace"]
 

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from warmup.config.reader import Node
-from warmup.core.dkim import DEFAULT_HEADERS
+from warmup.core.auth.dkim import DEFAULT_HEADERS
 from warmup.core.settings import DKIMKeySettings, DKIMSettings
 
 __all__ = ["domain_name", "read_dkim", "read_nameservers"]

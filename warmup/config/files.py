@@ -10,7 +10,7 @@ from warmup.config.reader import MAX_YAML_BYTES, Context
 from warmup.config.schedules import check_schedule_set, parse_schedule
 from warmup.config.settings import Config, Settings, parse_settings
 from warmup.core.errors import ConfigError, ConfigIssue
-from warmup.core.schedule import Schedule
+from warmup.core.lanes.schedule import Schedule
 
 __all__ = [
     "BUILTIN_SCHEDULES",

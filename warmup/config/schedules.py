@@ -1,4 +1,5 @@
-"""``schedules/<isp>.yaml`` -> :class:`~warmup.core.schedule.Schedule`, all issues."""
+"""``schedules/<isp>.yaml`` -> :class:`~warmup.core.lanes.schedule.Schedule`, all
+issues."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from warmup.config.reader import Context, Node, parse_yaml
 from warmup.core.duration import parse_duration
 from warmup.core.errors import ConfigIssue
-from warmup.core.schedule import (
+from warmup.core.lanes.schedule import (
     Advance,
     BlockReaction,
     RampStep,

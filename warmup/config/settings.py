@@ -15,9 +15,10 @@ from warmup.config.outbound import read_event_log, read_retention, read_webhooks
 from warmup.config.reader import Context, Node, parse_yaml
 from warmup.config.reputation import read_reputation
 from warmup.config.schedules import read_rates
-from warmup.core.address import AddressError, parse_address
 from warmup.core.duration import parse_duration
-from warmup.core.schedule import Rates, Schedule
+from warmup.core.lanes.schedule import Rates, Schedule
+from warmup.core.recipients.address import AddressError, parse_address
+from warmup.core.recipients.unsubscribe import UnsubscribeScope
 from warmup.core.settings import (
     BounceSettings,
     DeliverySettings,
@@ -37,7 +38,6 @@ from warmup.core.settings import (
     UnsubscribeSettings,
     WebhookSettings,
 )
-from warmup.core.unsubscribe import UnsubscribeScope
 
 __all__ = ["MAX_NODE_CHARS", "Config", "Settings", "parse_settings"]
 

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from warmup.core.backoff import RetryDecision
-from warmup.core.lane import DayStats, Lane, LaneEvent
+from warmup.core.lanes.backoff import RetryDecision
+from warmup.core.lanes.lane import DayStats, Lane, LaneEvent
 from warmup.core.model import SendStage, Verdict
-from warmup.core.replies import ConnectionFailure, SMTPReply
-from warmup.core.suppression import Suppression
+from warmup.core.recipients.suppression import Suppression
+from warmup.core.replies.classify import ConnectionFailure, SMTPReply
 
 __all__ = [
     "STAGES",
@@ -135,7 +135,7 @@ class SendOutcome:
     Exactly one of ``reply`` and ``failure`` is set. ``reply`` is the decisive reply:
     the rejecting MAIL/RCPT/DATA reply or the final reply after the data. For a
     refusing greeting or HELO (``greeting421``) ``detail`` is the server's reply with
-    its code, as :func:`warmup.core.replies.classify_failure` wants it.
+    its code, as :func:`warmup.core.replies.classify.classify_failure` wants it.
     """
 
     reply: SMTPReply | None

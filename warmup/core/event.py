@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from warmup.core.feedback import Effect
+from warmup.core.bounces.late import Effect
 from warmup.core.model import RecipientState
 
 __all__ = [

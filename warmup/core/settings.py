@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from warmup.core.unsubscribe import UnsubscribeScope
+from warmup.core.recipients.unsubscribe import UnsubscribeScope
 
 __all__ = [
     "BounceSettings",
@@ -197,7 +197,7 @@ class DNSSettings:
 
     nameservers: tuple[tuple[str, int], ...] = ()
     # NXDOMAIN / Null MX must be seen by 2+ lookups this far apart to kill a domain
-    # (core/dns_evidence.py).
+    # (core/recipients/dns_evidence.py).
     confirm_after: timedelta = timedelta(hours=1)
     # A domain suppressed on DNS evidence is looked up again after this long.
     recheck_after: timedelta = timedelta(days=30)
@@ -300,7 +300,7 @@ class SNDSSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReputationSettings:
-    """The ISPs' own reputation data, fetched daily (core.reputation)."""
+    """The ISPs' own reputation data, fetched daily (core.lanes.reputation)."""
 
     google_postmaster: PostmasterSettings = field(default_factory=PostmasterSettings)
     snds: SNDSSettings = field(default_factory=SNDSSettings)

@@ -9,7 +9,7 @@ from datetime import datetime
 from warmup.app.ports import MXAnswer
 from warmup.core.attempt import SendOutcome
 from warmup.core.model import DNSError, SendStage
-from warmup.core.replies import ConnectionFailure, parse_reply
+from warmup.core.replies.classify import ConnectionFailure, parse_reply
 from warmup.core.settings import SourceIP
 
 __all__ = ["FakeResolver", "FakeSender", "SentMessage"]

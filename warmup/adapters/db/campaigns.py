@@ -15,8 +15,8 @@ from warmup.adapters.db.schema import campaigns, recipient_counts, recipients, t
 from warmup.app.ports import CampaignRef, TemplateRecord
 from warmup.core.errors import InputError
 from warmup.core.model import RecipientState
-from warmup.core.recipient import NewRecipient
-from warmup.core.routing import engagement_priority
+from warmup.core.recipients.recipient import NewRecipient
+from warmup.core.recipients.routing import engagement_priority
 
 __all__ = ["SQLCampaigns"]
 

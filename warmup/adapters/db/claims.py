@@ -35,10 +35,10 @@ from warmup.adapters.db.schema import (
     templates,
 )
 from warmup.core.attempt import Claimed
-from warmup.core.lane import Lane
+from warmup.core.lanes.lane import Lane
 
 __all__ = ["SQLClaims"]
-# Verdicts that are the lane's trouble, not the recipient's (core.backoff).
+# Verdicts that are the lane's trouble, not the recipient's (core.lanes.backoff).
 _LANE_VERDICTS = ("throttle", "block")
 
 
@@ -137,7 +137,7 @@ class SQLClaims:
             return bytes((await conn.execute(query)).scalar_one())
 
     async def message_for(self, message_id: int) -> bytes:
-        """A relayed message as stored (see :mod:`warmup.core.relay_message`)."""
+        """A relayed message as stored (see :mod:`warmup.core.relay.message`)."""
         query = select(messages.c.content).where(messages.c.id == message_id)
         async with self.db.connect() as conn:
             return bytes((await conn.execute(query)).scalar_one())
@@ -154,7 +154,7 @@ class SQLClaims:
 
     async def count_expired(self, address: str) -> int:
         """Expiries of this address by its own failures since it was last
-        delivered ("in a row"; core.reaction rule 3): not those our lane caused
+        delivered ("in a row"; core.lanes.reaction rule 3): not those our lane caused
         (the last attempt a throttle, a block or a connection failure) nor a
         deadline that passed."""
         done = recipients.alias("done")

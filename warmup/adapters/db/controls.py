@@ -22,9 +22,9 @@ from warmup.adapters.db.schema import (
     recipients,
 )
 from warmup.app.store_rows import CampaignRow
-from warmup.core.control import Control, ControlAction
 from warmup.core.errors import InputError
 from warmup.core.event import EventType
+from warmup.core.lanes.control import Control, ControlAction
 from warmup.core.model import RecipientState
 
 __all__ = ["SQLControls"]

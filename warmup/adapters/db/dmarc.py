@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import dmarc_rows
-from warmup.core.dmarc import AuthDay, DMARCReport, report_key
+from warmup.core.auth.dmarc import AuthDay, DMARCReport, report_key
 
 __all__ = ["SQLDMARC"]
 

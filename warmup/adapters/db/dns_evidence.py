@@ -1,4 +1,4 @@
-"""Dead-domain DNS evidence in the store (rules in core/dns_evidence.py)."""
+"""Dead-domain DNS evidence in the store (rules in core/recipients/dns_evidence.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import dns_evidence
-from warmup.core.dns_evidence import DeadEvidence
+from warmup.core.recipients.dns_evidence import DeadEvidence
 
 __all__ = ["SQLDNSEvidence"]
 

@@ -27,13 +27,13 @@ from warmup.adapters.db.schema import (
     suppressions,
 )
 from warmup.app.store_rows import FeedbackRow
-from warmup.core.event import report_event
-from warmup.core.feedback import (
+from warmup.core.bounces.late import (
     Effect,
     LateReport,
     PendingLateReport,
     SentRecipient,
 )
+from warmup.core.event import report_event
 from warmup.core.model import RecipientState, Verdict
 
 __all__ = ["SQLFeedback"]
@@ -239,7 +239,7 @@ class SQLFeedback:
     ) -> list[tuple[datetime, Verdict, bool]]:
         """The lane's outcomes after ``since`` and after its last rolling-rate
         reaction, oldest first: (instant, verdict, late?). Late ones are applied
-        hard bounces and complaints (core.lane rule 7)."""
+        hard bounces and complaints (core.lanes.lane rule 7)."""
         last_reaction = (
             select(func.max(lane_events.c.at))
             .where(

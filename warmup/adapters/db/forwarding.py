@@ -14,7 +14,7 @@ from warmup.adapters.db.store import SQLStore
 from warmup.app.forward import Returned
 from warmup.core.errors import StoreError
 from warmup.core.event import EventType
-from warmup.core.relay_message import MAX_HEADER_BYTES
+from warmup.core.relay.message import MAX_HEADER_BYTES
 
 __all__ = ["SQLForwarding"]
 

@@ -35,7 +35,7 @@ from warmup.adapters.db.schema import (
     suppressions,
 )
 from warmup.core.attempt import TickRecord
-from warmup.core.lane import Lane
+from warmup.core.lanes.lane import Lane
 from warmup.core.model import RecipientState
 
 __all__ = ["SQLRecording"]

@@ -32,7 +32,7 @@ from warmup.app.store_rows import (
     LaneEventRow,
     LastEvent,
 )
-from warmup.core.lane import Lane
+from warmup.core.lanes.lane import Lane
 from warmup.core.model import RecipientState
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import reputation_days
-from warmup.core.reputation import PostmasterDay, SNDSRow
+from warmup.core.lanes.reputation import PostmasterDay, SNDSRow
 
 __all__ = ["SQLReputation"]
 

@@ -21,7 +21,7 @@ from warmup.adapters.db.schema import (
 )
 from warmup.core.event import EventType
 from warmup.core.model import RecipientState
-from warmup.core.suppression import make_suppression
+from warmup.core.recipients.suppression import make_suppression
 
 __all__ = ["SQLRouting"]
 

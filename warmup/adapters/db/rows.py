@@ -13,9 +13,9 @@ from warmup.adapters.db.schema import (
     recipients,
 )
 from warmup.core.errors import StoreError
-from warmup.core.lane import DayStats, Lane
+from warmup.core.lanes.lane import DayStats, Lane
 from warmup.core.model import LaneState, RecipientState
-from warmup.core.suppression import Suppression
+from warmup.core.recipients.suppression import Suppression
 
 __all__ = [
     "CANCELLED",

@@ -211,7 +211,7 @@ recipients = Table(
     Column("isp", String(64)),
     Column("engagement_score", Float),
     Column("engaged_at", UTCDateTime),
-    # Sending order, higher first (core.routing.engagement_priority).
+    # Sending order, higher first (core.recipients.routing.engagement_priority).
     Column("priority", Float, nullable=False, default=-1.0),
     # JSON object of the row's placeholder values.
     Column("fields", Text),
@@ -333,7 +333,7 @@ suppressions = Table(
 
 # The operator's acts, append-only: pause/resume of lanes (ip and/or isp; None
 # is every one), cancel/resume of a campaign. The newest id is the version each
-# running dispatcher polls (see warmup.core.control).
+# running dispatcher polls (see warmup.core.lanes.control).
 controls = Table(
     "controls",
     metadata,
@@ -350,7 +350,8 @@ controls = Table(
 
 # DNS answers that found a domain dead (NXDOMAIN, Null MX) since its last good
 # answer: the domain is declared dead only when they span dns.confirm_after
-# (core/dns_evidence.py). Shared by every node; a good answer deletes the row.
+# (core/recipients/dns_evidence.py). Shared by every node; a good answer deletes the
+# row.
 dns_evidence = Table(
     "dns_evidence",
     metadata,
@@ -496,7 +497,7 @@ dmarc_rows = Table(
     Index(None, "source_ip", "day"),
 )
 
-# The ISPs' own reputation data (core.reputation), one row per source x domain x
+# The ISPs' own reputation data (core.lanes.reputation), one row per source x domain x
 # IP x day: Google Postmaster Tools per sending domain (``ip`` empty; the sample
 # IPs' categories in ``ip_reputation`` as JSON), Microsoft SNDS per IP (``domain``
 # empty). A later fetch of the same day replaces the figures (they get revised).

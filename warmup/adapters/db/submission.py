@@ -30,8 +30,8 @@ from warmup.app.ports import FiledMessage, RelayedMessage
 from warmup.core.errors import StoreError
 from warmup.core.event import EventType
 from warmup.core.model import RecipientState
-from warmup.core.relay_message import header_value
-from warmup.core.suppression import is_suppressed, lookup_keys
+from warmup.core.recipients.suppression import is_suppressed, lookup_keys
+from warmup.core.relay.message import header_value
 
 __all__ = ["SQLRelayStore"]
 

@@ -10,7 +10,7 @@ from warmup.adapters.db.database import Database
 from warmup.adapters.db.rows import require_aware, suppression_row
 from warmup.adapters.db.schema import suppressions
 from warmup.core.model import SuppressionKind
-from warmup.core.suppression import Suppression
+from warmup.core.recipients.suppression import Suppression
 
 __all__ = ["SQLSuppressions"]
 

@@ -21,7 +21,7 @@ from warmup.adapters.db.schema import (
     suppressions,
 )
 from warmup.app.store_rows import TraceStep
-from warmup.core.suppression import lookup_keys
+from warmup.core.recipients.suppression import lookup_keys
 
 __all__ = ["SQLTrace"]
 

@@ -13,7 +13,7 @@ from warmup.adapters.db.outbox import insert_recipient_events
 from warmup.adapters.db.rows import suppression_row
 from warmup.adapters.db.schema import campaign_suppressions, recipients, suppressions
 from warmup.core.event import EventType
-from warmup.core.suppression import Suppression
+from warmup.core.recipients.suppression import Suppression
 
 __all__ = ["SQLUnsubscribes"]
 

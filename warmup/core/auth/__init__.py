@@ -1,0 +1,1 @@
+"""Sender authentication: DKIM signing, SPF, DMARC reports, `warmup doctor`."""

@@ -1,0 +1,1 @@
+"""SMTP replies: parsing and classification, and the rule tables (data)."""
