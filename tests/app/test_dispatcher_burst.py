@@ -8,8 +8,9 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from warmup.adapters.db.store import SQLStore
-from warmup.app.dispatcher import Dispatcher, EngineSettings
+from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import TemplateRecord
+from warmup.app.settings import EngineSettings
 from warmup.core.lanes.schedule import RampStep, Schedule
 from warmup.core.recipients.recipient import parse_recipient_row
 from warmup.core.settings import DeliverySettings, Route, SourceIP

@@ -41,7 +41,7 @@ from warmup.core.recipients.routing import schedule_for
 from warmup.core.recipients.suppression import is_suppressed, lookup_keys
 from warmup.core.recipients.unsubscribe import UnsubscribeScope
 
-__all__ = ["Dispatcher", "EngineSettings"]
+__all__ = ["Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
