@@ -169,3 +169,16 @@ async def test_a_100k_auth_line_gets_a_clean_500(
     assert (await client.send(password)).startswith("235")
     await client.close()
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+async def test_parallel_right_passwords_all_log_in(relay: Relay) -> None:
+    """The bug (bench.relay, 10 connections of one campaign tool): checks in
+    progress count against the limit, so the sixth parallel login with the right
+    password got 454 though nothing had failed; now it waits for a check to end."""
+    codes = await asyncio.wait_for(
+        asyncio.gather(*(_attempt(relay, PASSWORD) for _ in range(12))), 60
+    )
+    assert Counter(codes) == {235: 12}
+    # Guessing is still bounded: five failures lock the client as before.
+    assert await _parallel(relay, 8) == {535: 5, 454: 3}
+    assert await _attempt(relay, PASSWORD) == 454

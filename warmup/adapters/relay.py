@@ -108,6 +108,9 @@ class RelayServer:
         self.counts = RelayCounts()
         self._settled = asyncio.Event()
         self._settled.set()
+        # Set (and replaced) whenever an AUTH check ends: logins waiting behind
+        # checks in progress ask again (RelaySession._auth_turn).
+        self.auth_turn = asyncio.Event()
         self._server: asyncio.Server | None = None
 
     @property
@@ -156,6 +159,11 @@ class RelayServer:
                 return None
             raise
         return taken
+
+    def auth_ended(self) -> None:
+        """An AUTH check ended: wake the logins waiting for their turn."""
+        ended, self.auth_turn = self.auth_turn, asyncio.Event()
+        ended.set()
 
     async def start(self) -> None:
         if _login_data_notice not in aiosmtpd_log.filters:

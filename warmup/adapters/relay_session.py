@@ -308,7 +308,7 @@ class RelaySession(SMTP):
         except UnicodeDecodeError:
             user = ""
         name = user if USER_NAME.match(user) else None
-        refusal = relay.limits.auth_begin(ip, name, relay.clock.now())
+        refusal = await self._auth_turn(name)
         if refusal is not None:
             logger.debug("relay: AUTH refused from %s: locked out", ip)
             return AuthResult(success=False, handled=False, message=refusal.reply)
@@ -327,12 +327,25 @@ class RelaySession(SMTP):
             delay = relay.limits.auth_end(
                 ip, name, failed=failed, now=relay.clock.now()
             )
+            relay.auth_ended()
         if not failed:
             return AuthResult(success=True, auth_data=user)
         logger.warning("relay: AUTH failed from %s", ip)
         self._log_new_lock(name)
         await relay.clock.sleep(delay.total_seconds())
         return AuthResult(success=False, handled=False)
+
+    async def _auth_turn(self, name: str | None) -> Refusal | None:
+        """:meth:`ClientLimits.auth_begin`, waiting while only checks in progress
+        (not failures) stand in the way: a tool's parallel logins all get
+        checked, in turn, and a guesser still gets no more checks than the limit
+        (each turn ends when a check ends, so the waits are bounded by them)."""
+        relay, ip = self._relay, self.client_ip
+        while True:
+            refusal = relay.limits.auth_begin(ip, name, relay.clock.now())
+            if refusal is None or relay.limits.auth_locked(ip, name, relay.clock.now()):
+                return refusal
+            await relay.auth_turn.wait()
 
     def _log_new_lock(self, user: str | None) -> None:
         """Say once when a failure has just locked the client or the user name."""

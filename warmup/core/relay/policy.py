@@ -306,21 +306,40 @@ class ClientLimits:
         """Count an AUTH attempt before its password is checked; a Refusal (454)
         if the client or the user name is locked, or would be by the attempts
         already counted. Without a refusal, :meth:`auth_end` must follow."""
-        client = client_key(client)
-        lockout = self._settings.lockout
-        checks = [(self.failures, self.checking, client, self._client_limit)]
-        if user is not None:
-            checks.append(
-                (self.user_failures, self.user_checking, user, self._user_limit)
-            )
+        checks = self._auth_checks(client, user)
         for failures, checking, key, limit in checks:
-            state = failures.get(key)
-            counted = state.counted(now, lockout) if state is not None else 0
-            if counted + checking.get(key, 0) >= limit:
+            if self._counted(failures, key, now) + checking.get(key, 0) >= limit:
                 return Refusal(454, "4.7.0", "Too many failed logins, try again later")
         for _, checking, key, _ in checks:
             checking[key] = checking.get(key, 0) + 1
         return None
+
+    def auth_locked(self, client: str, user: str | None, now: datetime) -> bool:
+        """Whether failures alone (not checks in progress) lock the client or the
+        user name: when :meth:`auth_begin` refused and this is false, the attempt
+        may wait for a check in progress to end and ask again."""
+        return any(
+            self._counted(failures, key, now) >= limit
+            for failures, _, key, limit in self._auth_checks(client, user)
+        )
+
+    def _auth_checks(
+        self, client: str, user: str | None
+    ) -> list[tuple[dict[str, AuthFailures], dict[str, int], str, int]]:
+        checks = [
+            (self.failures, self.checking, client_key(client), self._client_limit)
+        ]
+        if user is not None:
+            checks.append(
+                (self.user_failures, self.user_checking, user, self._user_limit)
+            )
+        return checks
+
+    def _counted(
+        self, failures: dict[str, AuthFailures], key: str, now: datetime
+    ) -> int:
+        state = failures.get(key)
+        return state.counted(now, self._settings.lockout) if state else 0
 
     def auth_end(
         self, client: str, user: str | None, *, failed: bool, now: datetime
