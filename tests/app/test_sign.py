@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import UTC, datetime
 
 from warmup.app.sign import HELD_PREFIX, Held, MessageSigner
@@ -54,3 +55,33 @@ def test_unkeyed_from_is_held_or_sent_and_no_keys_signs_nothing() -> None:
     assert MessageSigner([]).sign(message, NOW) == message
     no_from = MessageSigner([_key("shop.example")]).sign(b"Subject: x\r\n\r\nb", NOW)
     assert isinstance(no_from, Held) and "without a From address" in no_from.reason
+
+
+async def test_signing_off_the_loop_gives_the_same_bytes_and_holds_alike() -> None:
+    """The send path signs in a worker thread (sign_off_loop): same signatures,
+    one body hash for many recipients, the key run off the loop's thread."""
+    threads: list[int] = []
+
+    def sign(data: bytes) -> bytes:
+        threads.append(threading.get_ident())
+        return hashlib.sha256(data).digest()
+
+    key = SigningKey(
+        domain="shop.example",
+        selector="s",
+        algorithm="rsa-sha256",
+        headers=DEFAULT_HEADERS,
+        sign=sign,
+    )
+    on_loop, off_loop = MessageSigner([key]), MessageSigner([key])
+    messages = [_message("a@shop.example", f"u{n}@x.test") for n in range(4)]
+    for message in messages:
+        expected = on_loop.sign(message, NOW)
+        assert await off_loop.sign_off_loop(message, NOW) == expected
+    assert off_loop.body_hashes == 1
+    assert len(threads) == 8  # sign() and sign_off_loop() in turn
+    assert set(threads[0::2]) == {threading.get_ident()}  # sign(): the caller's
+    assert threading.get_ident() not in threads[1::2]  # sign_off_loop(): a worker
+    unkeyed = _message("a@other.example", "u@x.test")
+    assert isinstance(await off_loop.sign_off_loop(unkeyed, NOW), Held)
+    assert await MessageSigner([]).sign_off_loop(unkeyed, NOW) == unkeyed

@@ -145,7 +145,7 @@ class Renderer:
     ) -> tuple[str, bytes] | Held:
         """:meth:`render`, then DKIM as the last step (every header is in place)."""
         mail_from, message = await self.render(claimed, now)
-        signed = self._signer.sign(message, now)
+        signed = await self._signer.sign_off_loop(message, now)
         return signed if isinstance(signed, Held) else (mail_from, signed)
 
     def _render_relayed(
