@@ -84,6 +84,11 @@ __all__ = [
 #: The reply reason (core.replies.classify) of a block for missing SPF/DKIM/DMARC.
 
 
+_NOT_SOFT = frozenset(
+    {Verdict.delivered, Verdict.hard, Verdict.throttle, Verdict.block, Verdict.feedback}
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DayStats:
     """What a lane did during one sending day."""
@@ -100,17 +105,16 @@ class DayStats:
         return count / self.attempted if self.attempted else 0.0
 
     def add(self, verdict: Verdict) -> DayStats:
-        name = {
-            Verdict.delivered: "delivered",
-            Verdict.hard: "hard",
-            Verdict.throttle: "throttle",
-            Verdict.block: "block",
-            Verdict.feedback: "complaints",
-        }.get(verdict, "soft")
-        counted = replace(self, **{name: getattr(self, name) + 1})
-        if verdict is Verdict.feedback:
-            return counted
-        return replace(counted, attempted=counted.attempted + 1)
+        # Built directly, not by dataclasses.replace: once per send (issue 16).
+        return DayStats(
+            attempted=self.attempted + (verdict is not Verdict.feedback),
+            delivered=self.delivered + (verdict is Verdict.delivered),
+            soft=self.soft + (verdict not in _NOT_SOFT),
+            hard=self.hard + (verdict is Verdict.hard),
+            throttle=self.throttle + (verdict is Verdict.throttle),
+            block=self.block + (verdict is Verdict.block),
+            complaints=self.complaints + (verdict is Verdict.feedback),
+        )
 
     def late(self, verdict: Verdict) -> DayStats:
         """A send counted as delivered turned out to fail (or drew a complaint)."""
