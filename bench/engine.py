@@ -4,7 +4,7 @@
    classify -> react -> record (SQLite), pacing effectively off (a rate of
    3,600,000/h per lane), against bare aiosmtplib ``sendmail`` with the same
    number of concurrent connections, on the same minimal sink in a child process.
-   Goal: full path >= 0.7x bare.
+   Goal: full path >= 0.8x bare.
 2. Pacing: lanes at 60, 1,440 and 36,000/h over real SMTP on the virtual clock
    (3 simulated hours): sends per hour against the allowance and the busiest
    minute against ceil(R/60)+1; and 36,000/h on the wall clock for --seconds.
@@ -304,14 +304,19 @@ async def pacing_wall(port: int, seconds: float) -> dict[str, Any]:
 async def main_async(args: argparse.Namespace, port: int) -> None:
     bare_rates: list[float] = []
     full_rates: list[float] = []
+    signed_rates: list[float] = []
     for _ in range(args.rounds):  # interleaved, best of N: noise only slows down
         bare_rates.append(await bare(port, args.messages, args.lanes))
         full_rates.append(await full_path(port, args.messages, args.lanes))
+        if args.dkim:
+            signed_rates.append(
+                await full_path(port, args.messages, args.lanes, dkim=True)
+            )
     bare_rate, full_rate = max(bare_rates), max(full_rates)
     print(f"bare aiosmtplib, {args.lanes} connections: {bare_rate:8,.0f} msg/s")
     print(
         f"full send path, {args.lanes} lanes:        {full_rate:8,.0f} msg/s "
-        f"= {full_rate / bare_rate:.2f}x bare (goal >= 0.7)"
+        f"= {full_rate / bare_rate:.2f}x bare (goal >= 0.8)"
     )
     if args.rounds > 1:
         rounds = ", ".join(
@@ -319,16 +324,7 @@ async def main_async(args: argparse.Namespace, port: int) -> None:
         )
         print(f"  rounds (bare/full msg/s): {rounds}")
     if args.dkim:
-        signed = max(
-            [
-                await full_path(port, args.messages, args.lanes, dkim=True)
-                for _ in range(args.rounds)
-            ]
-        )
-        print(
-            f"full send path, DKIM RSA-2048:  {signed:8,.0f} msg/s "
-            f"= {signed / full_rate:.2f}x unsigned, {signed / bare_rate:.2f}x bare"
-        )
+        _print_signed(max(signed_rates), full_rate, bare_rate)
         if args.dkim_only:
             return
     spans = {
@@ -353,6 +349,32 @@ async def main_async(args: argparse.Namespace, port: int) -> None:
         f"pacing 36,000/h on the wall clock: {wall['sent']:,} sent in "
         f"{wall['seconds']} s, {wall['expected']:,} expected "
         f"({wall['sent'] / max(wall['expected'], 1):.1%})"
+    )
+
+
+def _bare_signature() -> float:
+    """Seconds one RSA-2048 signature of 500 bytes takes here, now."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    start = time.perf_counter()
+    for _ in range(200):
+        key.sign(b"x" * 500, padding.PKCS1v15(), hashes.SHA256())
+    return (time.perf_counter() - start) / 200
+
+
+def _print_signed(signed: float, full_rate: float, bare_rate: float) -> None:
+    extra = 1 / signed - 1 / full_rate
+    floor = _bare_signature()
+    print(
+        f"full send path, DKIM RSA-2048:  {signed:8,.0f} msg/s "
+        f"= {signed / full_rate:.2f}x unsigned, {signed / bare_rate:.2f}x bare"
+    )
+    print(
+        f"  signing adds {extra * 1e6:,.0f} us of wall time per message; a bare "
+        f"signature here takes {floor * 1e6:,.0f} us ({extra / floor:.2f}x; "
+        "goal <= 1.20x)"
     )
 
 
