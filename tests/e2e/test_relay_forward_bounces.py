@@ -17,9 +17,9 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from warmup.adapters.db.relay_store import SQLRelayStore
 from warmup.adapters.db.schema import messages
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLRelayStore
 from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.forward import BounceForwarder

@@ -36,12 +36,12 @@ from warmup.core.bounces.late import (
 from warmup.core.event import report_event
 from warmup.core.model import RecipientState, Verdict
 
-__all__ = ["SQLFeedback"]
+__all__ = ["SQLLateReports"]
 
 _DELIVERED = RecipientState.delivered.value
 
 
-class SQLFeedback:
+class SQLLateReports:
     """Asynchronous bounces and complaints and their effects."""
 
     def __init__(self, db: Database) -> None:
