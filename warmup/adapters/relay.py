@@ -25,14 +25,13 @@ import ipaddress
 import logging
 import ssl
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from warmup.adapters.relay_session import RelayEnvelope, RelaySession
 from warmup.adapters.relay_users import UserFile
-from warmup.adapters.smtp_server import SMTPListener
+from warmup.adapters.smtp_server import Served, SMTPListener
 from warmup.app.ports import Clock
 from warmup.app.relay import RelayIntake, Submission
 from warmup.core.errors import InputError, StoreError
@@ -73,7 +72,7 @@ def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
-class RelayServer:
+class RelayServer(Served):
     """The listener; ``async with`` it, or :meth:`start` and :meth:`stop`."""
 
     def __init__(
@@ -187,18 +186,6 @@ class RelayServer:
         except TimeoutError:
             logger.warning("relay: %d messages still being filed", self.committing)
         await self.listener.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _filed(self, task: asyncio.Future[Any]) -> None:
         """Done with a message, answered or not: a stop may go on when none is left."""

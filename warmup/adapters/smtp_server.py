@@ -13,13 +13,16 @@ one place, so that only this module leans on aiosmtpd's private methods
   and the connection closed;
 - :meth:`ServerSession.new_envelope` and :meth:`ServerSession.on_command`;
 - ``hang_up_on_421``: close the connection after any 421 reply, as real servers do.
+
+:class:`Served` gives their servers ``async with`` over ``start`` and ``stop``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, AnyStr
+from types import TracebackType
+from typing import Any, AnyStr, Self
 
 from aiosmtpd.smtp import SMTP, Envelope
 
@@ -102,6 +105,28 @@ class ServerSession(SMTP):
         if self in self.listener.live:
             self.listener.forget(self)
             self.closed()
+
+
+class Served:
+    """``async with`` for a server: :meth:`start` on entry, :meth:`stop` on exit."""
+
+    async def start(self) -> Any:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
 
 
 class SMTPListener:

@@ -28,12 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from warmup.adapters.smtp_server import ServerSession, SMTPListener
+from warmup.adapters.smtp_server import Served, ServerSession, SMTPListener
 from warmup.sim.mailbox import Mailbox, MailboxShares, classify_mailbox
 from warmup.sim.profile import ISPProfile
 from warmup.sim.reports import build_arf, build_dsn, returned_headers
@@ -125,7 +124,7 @@ def _peer_ip(session: Session) -> str:
     return str(peer)
 
 
-class SimulatedISP:
+class SimulatedISP(Served):
     """One simulated receiving provider on loopback; see the module docstring."""
 
     def __init__(
@@ -190,18 +189,6 @@ class SimulatedISP:
     async def stop(self) -> None:
         """Stop listening and close open sessions; a second call does nothing."""
         await self.listener.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _protocol(self) -> _SimSMTP:
         self.connections += 1

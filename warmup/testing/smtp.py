@@ -33,12 +33,11 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, TypeAlias
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from warmup.adapters.smtp_server import ServerSession, SMTPListener
+from warmup.adapters.smtp_server import Served, ServerSession, SMTPListener
 
 __all__ = [
     "Command",
@@ -175,7 +174,7 @@ class Script:
         return None
 
 
-class ScriptedSMTPServer:
+class ScriptedSMTPServer(Served):
     """An aiosmtpd server on loopback that records sessions and replies as scripted."""
 
     def __init__(
@@ -247,18 +246,6 @@ class ScriptedSMTPServer:
     async def stop(self) -> None:
         """Stop listening and drop every open connection."""
         await self._listener.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # --- called by the protocol ------------------------------------------------------
 
