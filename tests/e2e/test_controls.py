@@ -16,19 +16,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.e2e.helpers import enqueue_via_cli
+from tests.e2e.helpers import e2e_dispatcher, enqueue_via_cli, smtp_sender
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import SystemClock
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.ingest import BounceIntake
 from warmup.cli import cli
-from warmup.cli.engine import build_dispatcher
 from warmup.config import load_config
 from warmup.core.model import LaneState
 from warmup.sim.reports import build_dsn
 from warmup.testing.clock import FakeClock
-from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ScriptedSMTPServer
 
 SCHEDULE = (
@@ -123,16 +120,12 @@ async def daemon(tmp_path: Path, database_url: str) -> AsyncIterator[Daemon]:
         await enqueue_via_cli(tmp_path, config_path, addresses, campaign="spring")
         config = load_config(config_path)
         store = await SQLStore.open(config.settings.database)
-        sender = SMTPSender(
-            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
-        )
-        engine = build_dispatcher(
+        sender = smtp_sender(config)
+        engine = e2e_dispatcher(
             config,
-            store=store,
-            sender=sender,
-            resolver=FakeResolver(),
-            clock=clock,
-            secret=b"s",
+            store,
+            sender,
+            clock,
             maintenance_every=timedelta(minutes=10),
             idle_wake=timedelta(minutes=10),
         )

@@ -12,17 +12,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.e2e.helpers import enqueue_via_cli
+from tests.e2e.helpers import e2e_dispatcher, enqueue_via_cli, smtp_sender
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.store_rows import LaneDayRow, LaneEventRow
 from warmup.cli import cli
-from warmup.cli.engine import build_dispatcher
 from warmup.config import load_config
 from warmup.core.model import LaneState
 from warmup.testing.clock import FakeClock
-from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ReplyHook, ScriptedSMTPServer
 
 GMAIL = """\
@@ -89,16 +86,12 @@ async def _run_engine(
         await enqueue_via_cli(tmp_path, config_path, addresses)
         config = load_config(config_path)
         store = await SQLStore.open(config.settings.database)
-        sender = SMTPSender(
-            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
-        )
-        engine = build_dispatcher(
+        sender = smtp_sender(config)
+        engine = e2e_dispatcher(
             config,
-            store=store,
-            sender=sender,
-            resolver=FakeResolver(),
-            clock=clock,
-            secret=b"s",
+            store,
+            sender,
+            clock,
             maintenance_every=timedelta(hours=6),
             idle_wake=timedelta(hours=6),
         )
