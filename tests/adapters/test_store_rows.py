@@ -15,8 +15,8 @@ from warmup.app.ports import TemplateRecord
 from warmup.app.store_rows import (
     CampaignCounts,
     EventRow,
-    FeedbackRow,
     LaneDayRow,
+    LateReportRow,
     TraceStep,
 )
 from warmup.cli.events_cmd import event_json
@@ -31,7 +31,7 @@ NOON = datetime(2030, 1, 1, 12, tzinfo=UTC)
 def test_rows_read_whole_tables_name_every_column() -> None:
     # lane_history and late_report_rows return the table's row as it is.
     assert LaneDayRow.__required_keys__ == {"ip", "isp", *lane_days.c.keys()}
-    assert FeedbackRow.__required_keys__ == set(bounce_events.c.keys())
+    assert LateReportRow.__required_keys__ == set(bounce_events.c.keys())
 
 
 def test_campaign_counts_has_one_count_per_state() -> None:

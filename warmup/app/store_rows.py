@@ -16,11 +16,11 @@ __all__ = [
     "CampaignCounts",
     "CampaignRow",
     "EventRow",
-    "FeedbackRow",
     "HeldRow",
     "LaneDayRow",
     "LaneEventRow",
     "LastEvent",
+    "LateReportRow",
     "TraceStep",
 ]
 
@@ -141,7 +141,7 @@ class EventRow(TypedDict):
     source: str | None
 
 
-class FeedbackRow(TypedDict):
+class LateReportRow(TypedDict):
     """A saved bounce or complaint report (``bounce_events``)."""
 
     id: int
