@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import Clock, MXAnswer, Resolver, Sender
 from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
-from warmup.config import Config
+from warmup.config import Config, load_config
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver
 
@@ -61,6 +63,22 @@ def smtp_sender(config: Config) -> SMTPSender:
     """The real sender with the configuration's timeouts and TLS policy."""
     delivery = config.settings.delivery
     return SMTPSender(timeouts=delivery.timeouts, tls=delivery.tls)
+
+
+@asynccontextmanager
+async def smtp_engine(
+    config_path: Path, clock: Clock, **options: Any
+) -> AsyncIterator[tuple[SQLStore, Dispatcher]]:
+    """The configuration's store and :func:`e2e_dispatcher` over real SMTP;
+    sender and store closed on the way out."""
+    config = load_config(config_path)
+    store = await SQLStore.open(config.settings.database)
+    sender = smtp_sender(config)
+    try:
+        yield store, e2e_dispatcher(config, store, sender, clock, **options)
+    finally:
+        await sender.close()
+        await store.close()
 
 
 def e2e_dispatcher(

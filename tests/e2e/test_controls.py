@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.e2e.helpers import e2e_dispatcher, enqueue_via_cli, smtp_sender
+from tests.e2e.helpers import enqueue_via_cli, smtp_engine
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
 from warmup.app.dispatcher import Dispatcher
@@ -118,25 +118,15 @@ async def daemon(tmp_path: Path, database_url: str) -> AsyncIterator[Daemon]:
         addresses = [f"g{i}@gmail.com" for i in range(300)]
         addresses += [f"y{i}@yahoo.com" for i in range(300)]
         await enqueue_via_cli(tmp_path, config_path, addresses, campaign="spring")
-        config = load_config(config_path)
-        store = await SQLStore.open(config.settings.database)
-        sender = smtp_sender(config)
-        engine = e2e_dispatcher(
-            config,
-            store,
-            sender,
-            clock,
-            maintenance_every=timedelta(minutes=10),
-            idle_wake=timedelta(minutes=10),
+        every = timedelta(minutes=10)
+        opened = smtp_engine(
+            config_path, clock, maintenance_every=every, idle_wake=every
         )
-        try:
+        async with opened as (store, engine):
             yield Daemon(
                 engine, store, clock, server, config_path, sent, clock.now(), script
             )
             await engine.finish()
-        finally:
-            await sender.close()
-            await store.close()
 
 
 async def test_pause_one_lane_stops_it_at_the_next_beat_and_resume_restarts_it(

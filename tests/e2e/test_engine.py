@@ -12,8 +12,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.e2e.helpers import e2e_dispatcher, enqueue_via_cli, smtp_sender
-from warmup.adapters.db.store import SQLStore
+from tests.e2e.helpers import enqueue_via_cli, smtp_engine
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.store_rows import LaneDayRow, LaneEventRow
 from warmup.cli import cli
@@ -84,18 +83,11 @@ async def _run_engine(
     async with ScriptedSMTPServer(reply_for=reply) as server:
         config_path = _project(tmp_path, database_url, server.port)
         await enqueue_via_cli(tmp_path, config_path, addresses)
-        config = load_config(config_path)
-        store = await SQLStore.open(config.settings.database)
-        sender = smtp_sender(config)
-        engine = e2e_dispatcher(
-            config,
-            store,
-            sender,
-            clock,
-            maintenance_every=timedelta(hours=6),
-            idle_wake=timedelta(hours=6),
+        every = timedelta(hours=6)
+        opened = smtp_engine(
+            config_path, clock, maintenance_every=every, idle_wake=every
         )
-        try:
+        async with opened as (store, engine):
             await _drive(engine, clock, clock.now() + span)
             await engine.finish()
             run = Run(
@@ -104,9 +96,6 @@ async def _run_engine(
                 events=await store.all_events(),
                 days=await store.lane_history(),
             )
-        finally:
-            await sender.close()
-            await store.close()
     return run, server
 
 
