@@ -33,8 +33,8 @@ from typing import Any
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from warmup.adapters.db.relay_store import SQLRelayStore
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLRelayStore
 from warmup.adapters.relay import RelayServer, server_tls_context
 from warmup.adapters.relay_users import UserFile, add_user
 from warmup.adapters.tls_cert import write_self_signed

@@ -17,8 +17,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 
+from warmup.adapters.db.relay_store import SQLRelayStore
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.ports import RelayedMessage
 from warmup.core.recipients.address import Address
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from warmup.adapters.db.relay_store import SQLRelayStore
 from warmup.adapters.db.schema import messages
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLRelayStore
 from warmup.adapters.relay import RelayServer, server_tls_context
 from warmup.adapters.relay_users import UserFile, add_user
 from warmup.adapters.tls_cert import write_self_signed

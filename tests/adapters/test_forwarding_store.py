@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import insert, select
 
 from warmup.adapters.db.forwarding import SQLForwarding
+from warmup.adapters.db.relay_store import SQLRelayStore
 from warmup.adapters.db.reporting import campaign_summary
 from warmup.adapters.db.schema import events, recipients
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.forward import DSN_CAMPAIGN, BounceForwarder
 from warmup.app.ports import RelayedMessage
 from warmup.core.bounces.parse import parse_bounce

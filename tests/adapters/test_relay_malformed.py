@@ -12,9 +12,9 @@ from aiosmtplib.protocol import normalize_message_line_endings
 from sqlalchemy import select
 
 from tests.adapters.relay_harness import RawClient, running_relay
+from warmup.adapters.db.relay_store import SQLRelayStore
 from warmup.adapters.db.schema import messages
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.ports import RelayedMessage
 from warmup.core.errors import StoreError
 from warmup.core.recipients.address import Address

@@ -3,17 +3,24 @@ warmup.app.store_rows name exactly the columns and fields returned."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
-from warmup.adapters.db.schema import bounce_events, lane_days
+from sqlalchemy import insert
+
+from warmup.adapters.db.schema import bounce_events, events, lane_days
 from warmup.adapters.db.store import SQLStore
+from warmup.adapters.event_log import event_line
 from warmup.app.ports import TemplateRecord
 from warmup.app.store_rows import (
     CampaignCounts,
-    FeedbackRow,
+    EventRow,
     LaneDayRow,
+    LateReportRow,
     TraceStep,
 )
+from warmup.cli.events_cmd import event_json
+from warmup.core.event import EVENT_FIELDS
 from warmup.core.model import RecipientState
 from warmup.core.recipients.recipient import NewRecipient
 from warmup.core.recipients.suppression import make_suppression
@@ -24,7 +31,7 @@ NOON = datetime(2030, 1, 1, 12, tzinfo=UTC)
 def test_rows_read_whole_tables_name_every_column() -> None:
     # lane_history and late_report_rows return the table's row as it is.
     assert LaneDayRow.__required_keys__ == {"ip", "isp", *lane_days.c.keys()}
-    assert FeedbackRow.__required_keys__ == set(bounce_events.c.keys())
+    assert LateReportRow.__required_keys__ == set(bounce_events.c.keys())
 
 
 def test_campaign_counts_has_one_count_per_state() -> None:
@@ -68,3 +75,46 @@ async def test_trace_steps_have_only_trace_step_fields(store: SQLStore) -> None:
         }
     ]
     assert list(summary[0]) == list(CampaignCounts.__annotations__)  # JSON order
+
+
+# One event with every field set, and its JSON as shipped before the outbox rows
+# were typed: the accounting log's line and `warmup events --json`'s object.
+EVENT = {
+    "type": "bounced",
+    "at": NOON,
+    "campaign": "winter",
+    "recipient": "zoë@x.example",
+    "message_id": "<m1@x.example>",
+    "ip": "127.0.0.2",
+    "isp": "gmail",
+    "reply": "550 5.1.1 no such user",
+    "status": "5.1.1",
+    "reason": "unknown",
+    "source": "smtp",
+}
+LOG_LINE = (
+    '{"id":1,"type":"bounced","at":"2030-01-01T12:00:00+00:00","campaign":"winter",'
+    '"recipient":"zoë@x.example","message_id":"<m1@x.example>","ip":"127.0.0.2",'
+    '"isp":"gmail","reply":"550 5.1.1 no such user","status":"5.1.1",'
+    '"reason":"unknown","source":"smtp"}\n'
+)
+CLI_LINE = (
+    '{"id": 1, "type": "bounced", "at": "2030-01-01T12:00:00+00:00", '
+    '"campaign": "winter", "recipient": "zoë@x.example", '
+    '"message_id": "<m1@x.example>", "ip": "127.0.0.2", "isp": "gmail", '
+    '"reply": "550 5.1.1 no such user", "status": "5.1.1", "reason": "unknown", '
+    '"source": "smtp"}'
+)
+
+
+def test_event_rows_name_the_event_fields_in_their_order() -> None:
+    assert list(EventRow.__annotations__) == list(EVENT_FIELDS)
+    assert EventRow.__required_keys__ == set(EVENT_FIELDS)
+
+
+async def test_event_json_is_the_same_bytes_as_before(store: SQLStore) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(insert(events).values(**EVENT))
+    [event] = await store.read_events()
+    assert event_line(event) == LOG_LINE
+    assert json.dumps(event_json(event), ensure_ascii=False, default=str) == CLI_LINE

@@ -16,19 +16,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.e2e.helpers import enqueue_via_cli
+from tests.e2e.helpers import enqueue_via_cli, smtp_engine
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import SystemClock
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.ingest import BounceIntake
 from warmup.cli import cli
-from warmup.cli.engine import build_dispatcher
 from warmup.config import load_config
 from warmup.core.model import LaneState
 from warmup.sim.reports import build_dsn
 from warmup.testing.clock import FakeClock
-from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ScriptedSMTPServer
 
 SCHEDULE = (
@@ -121,29 +118,15 @@ async def daemon(tmp_path: Path, database_url: str) -> AsyncIterator[Daemon]:
         addresses = [f"g{i}@gmail.com" for i in range(300)]
         addresses += [f"y{i}@yahoo.com" for i in range(300)]
         await enqueue_via_cli(tmp_path, config_path, addresses, campaign="spring")
-        config = load_config(config_path)
-        store = await SQLStore.open(config.settings.database)
-        sender = SMTPSender(
-            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
+        every = timedelta(minutes=10)
+        opened = smtp_engine(
+            config_path, clock, maintenance_every=every, idle_wake=every
         )
-        engine = build_dispatcher(
-            config,
-            store=store,
-            sender=sender,
-            resolver=FakeResolver(),
-            clock=clock,
-            secret=b"s",
-            maintenance_every=timedelta(minutes=10),
-            idle_wake=timedelta(minutes=10),
-        )
-        try:
+        async with opened as (store, engine):
             yield Daemon(
                 engine, store, clock, server, config_path, sent, clock.now(), script
             )
             await engine.finish()
-        finally:
-            await sender.close()
-            await store.close()
 
 
 async def test_pause_one_lane_stops_it_at_the_next_beat_and_resume_restarts_it(

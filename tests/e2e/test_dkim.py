@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,17 +16,14 @@ import aiosmtplib
 from click.testing import CliRunner
 
 from tests.dkim_check import signed_names, verify_all
+from tests.e2e.helpers import e2e_dispatcher, free_port, mx_of, smtp_sender
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.smtp import SMTPSender
 from warmup.app.clock import SystemClock
 from warmup.app.dispatcher import Dispatcher
-from warmup.app.ports import MXAnswer
 from warmup.cli import cli
-from warmup.cli.engine import build_dispatcher
 from warmup.cli.relay_cmds import relaying
 from warmup.config import load_config
 from warmup.testing.clock import FakeClock
-from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ScriptedSMTPServer
 
 PASSWORD = "correct horse battery"
@@ -38,12 +34,6 @@ Content-Type: text/plain; charset=utf-8
 
 Hello, the same body for everyone.
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _cli(config: Path | None, *args: str, input: str | None = None) -> str:
@@ -79,7 +69,7 @@ def _project(tmp_path: Path, sink: int, keys: list[tuple[str, Path]]) -> Path:
         f"delivery:\n  routes: {{example.net: '127.0.0.1:{sink}'}}\n"
         "  timeouts: {connect: 5s, command: 5s, data: 5s}\n  tls: {starttls: 'off'}\n"
         "bounces: {return_path: bounces@bounce.test}\n"
-        f"relay:\n  enabled: true\n  listen: 127.0.0.1:{_free_port()}\n"
+        f"relay:\n  enabled: true\n  listen: 127.0.0.1:{free_port()}\n"
         "  allowed_networks: [127.0.0.1/32]\n"
         f"  tls_cert: {tmp_path / 'cert.pem'}\n  tls_key: {tmp_path / 'key.pem'}\n"
         f"  users_file: {tmp_path / 'users'}\n"
@@ -88,6 +78,19 @@ def _project(tmp_path: Path, sink: int, keys: list[tuple[str, Path]]) -> Path:
     _cli(config, "relay", "cert", "--hostname", "127.0.0.1")
     _cli(config, "relay", "adduser", "spring", "--password-stdin", input=PASSWORD)
     return config
+
+
+async def _enqueue(tmp_path: Path, config_path: Path, names: list[str]) -> None:
+    """`warmup enqueue` of NAME@example.net (lower case) to campaign winter."""
+    listing = tmp_path / "list.csv"
+    rows = "".join(f"{name.lower()}@example.net,{name}\n" for name in names)
+    listing.write_text("email,first_name\n" + rows)
+    template = tmp_path / "msg.eml"
+    template.write_bytes(TEMPLATE)
+    await asyncio.to_thread(
+        _cli, config_path, "enqueue", str(listing), "--template", str(template),
+        "--campaign", "winter",
+    )  # fmt: skip
 
 
 def _relayed(sender: str, to: str) -> EmailMessage:
@@ -147,20 +150,10 @@ async def test_keygen_relay_and_enqueue_mail_verifies_and_unkeyed_is_held(
             "DKIM ed25519-sha256 key ed2026._domainkey.shop.example: loaded" in checked
         )
         assert "DKIM signs mail From shop.example and their subdomains" in checked
-        listing = tmp_path / "list.csv"
-        listing.write_text("email,first_name\nann@example.net,Ann\nbob@example.net,Bob\n"
-                           "cid@example.net,Cid\n")  # fmt: skip
-        template = tmp_path / "msg.eml"
-        template.write_bytes(TEMPLATE)
-        await asyncio.to_thread(
-            _cli, config_path, "enqueue", str(listing), "--template", str(template),
-            "--campaign", "winter",
-        )  # fmt: skip
+        await _enqueue(tmp_path, config_path, ["Ann", "Bob", "Cid"])
         config = load_config(config_path)
         store = await SQLStore.open(config.settings.database)
-        sender = SMTPSender(
-            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
-        )
+        sender = smtp_sender(config)
         try:
             async with relaying(config, store=store, clock=clock) as relay:
                 assert relay is not None
@@ -172,15 +165,12 @@ async def test_keygen_relay_and_enqueue_mail_verifies_and_unkeyed_is_held(
                 await _submit(
                     relay.port, cert, _relayed("x@unkeyed.example", "fay@example.net")
                 )
-            engine = build_dispatcher(
+            engine = e2e_dispatcher(
                 config,
-                store=store,
-                sender=sender,
-                resolver=FakeResolver(
-                    answers={"example.net": MXAnswer(hosts=("mx.example.net",))}
-                ),
-                clock=clock,
-                secret=b"s",
+                store,
+                sender,
+                clock,
+                resolver=mx_of("example.net"),
             )
             await _drive(engine, clock, sink)
             for _ in range(3):  # the held one stays held across rechecks
@@ -238,31 +228,17 @@ async def test_a_live_unauthenticated_reply_pauses_the_lane_pointing_at_doctor(
             "either SPF or DKIM."
         )
         config_path = _project(tmp_path, sink.port, [])
-        listing = tmp_path / "list.csv"
-        listing.write_text(
-            "email,first_name\nann@example.net,Ann\nbob@example.net,Bob\n"
-        )
-        template = tmp_path / "msg.eml"
-        template.write_bytes(TEMPLATE)
-        await asyncio.to_thread(
-            _cli, config_path, "enqueue", str(listing), "--template", str(template),
-            "--campaign", "winter",
-        )  # fmt: skip
+        await _enqueue(tmp_path, config_path, ["Ann", "Bob"])
         config = load_config(config_path)
         store = await SQLStore.open(config.settings.database)
-        sender = SMTPSender(
-            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
-        )
+        sender = smtp_sender(config)
         try:
-            engine = build_dispatcher(
+            engine = e2e_dispatcher(
                 config,
-                store=store,
-                sender=sender,
-                resolver=FakeResolver(
-                    answers={"example.net": MXAnswer(hosts=("mx.example.net",))}
-                ),
-                clock=clock,
-                secret=b"s",
+                store,
+                sender,
+                clock,
+                resolver=mx_of("example.net"),
             )
             for _ in range(20):  # bounded: the first send is refused and pauses
                 wake = await engine.tick()

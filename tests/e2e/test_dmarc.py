@@ -3,20 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from click.testing import CliRunner, Result
-
 from tests.dmarc_samples import BILLION_LAUGHS, gzipped, record, report_xml
-from tests.e2e.helpers import enqueue_via_cli
+from tests.e2e.helpers import EngineRun, cli_run, enqueue_via_cli
 from warmup.adapters.db.store import SQLStore
-from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import MXAnswer
-from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
 from warmup.config import load_config
 from warmup.testing.clock import FakeClock
@@ -49,35 +43,6 @@ def _project(tmp_path: Path, database_url: str) -> Path:
     return config
 
 
-async def cli_run(config: Path, *args: str) -> Result:
-    runner = CliRunner(env={"COLUMNS": "250"})
-    return await asyncio.to_thread(
-        runner.invoke, cli, ["-c", str(config), *args], catch_exceptions=False
-    )
-
-
-@dataclass
-class Engine:
-    engine: Dispatcher
-    clock: FakeClock
-    store: SQLStore
-
-    async def drive_until(self, until: datetime) -> None:
-        for _ in range(100_000):  # bounded; each tick jumps to the next event
-            wake = await self.engine.tick()
-            if wake >= until:
-                self.clock.advance(max(until - self.clock.now(), timedelta(0)))
-                return
-            self.clock.advance(max(wake - self.clock.now(), timedelta(0)))
-        raise AssertionError("the engine did not reach its end")
-
-    async def ramp_days(self) -> dict[str, int]:
-        return {lane.ip: lane.ramp_day for _, lane, _ in await self.store.all_lanes()}
-
-    async def causes(self, ip: str) -> list[str]:
-        return [e["cause"] for e in await self.store.all_events() if e["ip"] == ip]
-
-
 async def test_a_failing_report_shows_in_status_and_holds_the_ramp(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -98,7 +63,7 @@ async def test_a_failing_report_shows_in_status_and_holds_the_ramp(
         maintenance_every=timedelta(minutes=30),
         catch_up=4,
     )
-    run = Engine(engine, clock, store)
+    run = EngineRun(engine, clock, store)
     try:
         await run.drive_until(datetime(2030, 3, 1, 23, tzinfo=UTC))
         report = tmp_path / "gmail.test!shop.test!1!2.xml.gz"

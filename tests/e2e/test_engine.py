@@ -12,17 +12,13 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.e2e.helpers import enqueue_via_cli
-from warmup.adapters.db.store import SQLStore
-from warmup.adapters.smtp import SMTPSender
+from tests.e2e.helpers import enqueue_via_cli, smtp_engine
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.store_rows import LaneDayRow, LaneEventRow
 from warmup.cli import cli
-from warmup.cli.engine import build_dispatcher
 from warmup.config import load_config
 from warmup.core.model import LaneState
 from warmup.testing.clock import FakeClock
-from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ReplyHook, ScriptedSMTPServer
 
 GMAIL = """\
@@ -87,22 +83,11 @@ async def _run_engine(
     async with ScriptedSMTPServer(reply_for=reply) as server:
         config_path = _project(tmp_path, database_url, server.port)
         await enqueue_via_cli(tmp_path, config_path, addresses)
-        config = load_config(config_path)
-        store = await SQLStore.open(config.settings.database)
-        sender = SMTPSender(
-            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
+        every = timedelta(hours=6)
+        opened = smtp_engine(
+            config_path, clock, maintenance_every=every, idle_wake=every
         )
-        engine = build_dispatcher(
-            config,
-            store=store,
-            sender=sender,
-            resolver=FakeResolver(),
-            clock=clock,
-            secret=b"s",
-            maintenance_every=timedelta(hours=6),
-            idle_wake=timedelta(hours=6),
-        )
-        try:
+        async with opened as (store, engine):
             await _drive(engine, clock, clock.now() + span)
             await engine.finish()
             run = Run(
@@ -111,9 +96,6 @@ async def _run_engine(
                 events=await store.all_events(),
                 days=await store.lane_history(),
             )
-        finally:
-            await sender.close()
-            await store.close()
     return run, server
 
 

@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import smtplib
-import socket
 import sqlite3
 import ssl
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 from click.testing import CliRunner
 
+from tests.e2e.helpers import free_port
 from warmup.cli import cli
 from warmup.config import EXAMPLE_CONFIG
 from warmup.sim.reports import build_dsn, returned_headers
@@ -36,12 +36,6 @@ MESSAGE = (
     b"From: shop@shop.example\r\nTo: ann@gmail.com\r\n"
     b"X-Warmup-Campaign: kill-test\r\nSubject: survive\r\n\r\nStill here.\r\n"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _config(tmp_path: Path, sink_port: int, relay_port: int) -> Path:
@@ -128,7 +122,7 @@ async def test_sigkill_after_the_250_loses_nothing(tmp_path: Path) -> None:
             arrived.set()
         return None
 
-    relay_port = _free_port()
+    relay_port = free_port()
     async with ScriptedSMTPServer(reply_for=reply) as sink:
         config = _config(tmp_path, sink.port, relay_port)
         log = tmp_path / "run.log"
@@ -181,7 +175,7 @@ async def test_a_dsn_mailed_to_the_bounce_domain_is_applied(tmp_path: Path) -> N
             arrived.set()
         return None
 
-    relay_port = _free_port()
+    relay_port = free_port()
     async with ScriptedSMTPServer(reply_for=reply) as sink:
         config = _config(tmp_path, sink.port, relay_port)
         log = tmp_path / "run.log"

@@ -10,28 +10,28 @@ from __future__ import annotations
 import asyncio
 import random
 import smtplib
-import socket
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
-from click.testing import CliRunner
 
+from tests.e2e.helpers import (
+    e2e_dispatcher,
+    free_port,
+    mx_of,
+    relay_credentials,
+    smtp_sender,
+)
 from warmup.adapters.db.reporting import campaign_summary
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
-from warmup.app.ports import MXAnswer
-from warmup.cli import cli
-from warmup.cli.engine import build_dispatcher
 from warmup.cli.relay_cmds import relaying
 from warmup.config import load_config
 from warmup.core.recipients.suppression import make_suppression
 from warmup.sim.isp import SimulatedISP
 from warmup.sim.profile import GMAIL
 from warmup.testing.clock import FakeClock
-from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ScriptedSMTPServer
 
 SCHEDULE = (
@@ -39,12 +39,6 @@ SCHEDULE = (
 )
 DEFAULT = "isp: default\nramp:\n  - {days: 1-30, per_hour: 60}\n"
 PASSWORD = "correct horse battery"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _project(tmp_path: Path, gmail: int, other: int) -> Path:
@@ -60,22 +54,12 @@ def _project(tmp_path: Path, gmail: int, other: int) -> Path:
         f"example.net: '127.0.0.1:{other}'}}\n"
         "  timeouts: {connect: 5s, command: 5s, data: 5s}\n  tls: {starttls: 'off'}\n"
         "bounces: {return_path: bounces@bounce.test}\n"
-        f"relay:\n  enabled: true\n  listen: 127.0.0.1:{_free_port()}\n"
+        f"relay:\n  enabled: true\n  listen: 127.0.0.1:{free_port()}\n"
         "  allowed_networks: [127.0.0.1/32]\n"
         f"  tls_cert: {tmp_path / 'cert.pem'}\n  tls_key: {tmp_path / 'key.pem'}\n"
         f"  users_file: {tmp_path / 'users'}\n"
     )
-    runner = CliRunner()
-    made = runner.invoke(
-        cli, ["-c", str(config), "relay", "cert", "--hostname", "127.0.0.1"]
-    )
-    assert made.exit_code == 0, made.output
-    added = runner.invoke(
-        cli,
-        ["-c", str(config), "relay", "adduser", "spring", "--password-stdin"],
-        input=PASSWORD + "\n",
-    )
-    assert added.exit_code == 0 and "added spring" in added.output, added.output
+    relay_credentials(config, "spring", PASSWORD)
     return config
 
 
@@ -125,9 +109,7 @@ async def test_submitted_campaign_goes_out_through_the_ramp(tmp_path: Path) -> N
         config_path = _project(tmp_path, gmail.port, other.port)
         config = load_config(config_path)
         store = await SQLStore.open(config.settings.database)
-        sender = SMTPSender(
-            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
-        )
+        sender = smtp_sender(config)
         await store.add_suppressions(
             [
                 make_suppression(
@@ -156,15 +138,12 @@ async def test_submitted_campaign_goes_out_through_the_ramp(tmp_path: Path) -> N
                     source_address=("127.0.0.3", 0),
                     timeout=10,
                 )
-            engine = build_dispatcher(
+            engine = e2e_dispatcher(
                 config,
-                store=store,
-                sender=sender,
-                resolver=FakeResolver(
-                    answers={"example.net": MXAnswer(hosts=("mx.example.net",))}
-                ),
-                clock=clock,
-                secret=b"s",
+                store,
+                sender,
+                clock,
+                resolver=mx_of("example.net"),
             )
             await _drive(engine, clock, lambda: gmail.received >= 2 and other.received)
             await engine.finish()

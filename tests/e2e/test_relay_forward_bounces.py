@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
-import socket
 import ssl
 from datetime import timedelta
 from pathlib import Path
@@ -17,23 +16,21 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from tests.e2e.helpers import e2e_dispatcher, free_port, relay_credentials, smtp_sender
+from warmup.adapters.db.relay_store import SQLRelayStore
 from warmup.adapters.db.schema import messages
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLRelayStore
-from warmup.adapters.smtp import SMTPSender
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.forward import BounceForwarder
 from warmup.app.ingest import BounceIntake
 from warmup.app.shipping import Shipper
 from warmup.cli import cli
-from warmup.cli.engine import build_dispatcher
 from warmup.cli.relay_cmds import bounce_forwarder, relaying, start_cursor
 from warmup.config import load_config
 from warmup.core.bounces.parse import parse_bounce
 from warmup.core.event import DeliveryCursor
 from warmup.sim import reports
 from warmup.testing.clock import FakeClock
-from warmup.testing.fakes import FakeResolver
 from warmup.testing.smtp import ScriptedSMTPServer
 
 SCHEDULES = {
@@ -49,12 +46,6 @@ REPORT_BODY = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _project(tmp_path: Path, gmail: int, shop: int) -> Path:
     (tmp_path / "schedules").mkdir()
     for name, text in SCHEDULES.items():
@@ -68,22 +59,12 @@ def _project(tmp_path: Path, gmail: int, shop: int) -> Path:
         f"shop.example: '127.0.0.1:{shop}'}}\n"
         "  timeouts: {connect: 5s, command: 5s, data: 5s}\n  tls: {starttls: 'off'}\n"
         "bounces: {return_path: bounces@bounce.test}\n"
-        f"relay:\n  enabled: true\n  listen: 127.0.0.1:{_free_port()}\n"
+        f"relay:\n  enabled: true\n  listen: 127.0.0.1:{free_port()}\n"
         "  allowed_networks: [127.0.0.1/32]\n  forward_bounces: true\n"
         f"  tls_cert: {tmp_path / 'cert.pem'}\n  tls_key: {tmp_path / 'key.pem'}\n"
         f"  users_file: {tmp_path / 'users'}\n"
     )
-    runner = CliRunner()
-    made = runner.invoke(
-        cli, ["-c", str(config), "relay", "cert", "--hostname", "127.0.0.1"]
-    )
-    assert made.exit_code == 0, made.output
-    added = runner.invoke(
-        cli,
-        ["-c", str(config), "relay", "adduser", "spring", "--password-stdin"],
-        input=PASSWORD + "\n",
-    )
-    assert added.exit_code == 0, added.output
+    relay_credentials(config, "spring", PASSWORD)
     return config
 
 
@@ -164,9 +145,7 @@ async def test_hard_bounces_and_expiries_go_back_to_the_original_sender(
     async with gmail, shop:
         config = load_config(_project(tmp_path, gmail.port, shop.port))
         store = await SQLStore.open(config.settings.database)
-        sender = SMTPSender(
-            timeouts=config.settings.delivery.timeouts, tls=config.settings.delivery.tls
-        )
+        sender = smtp_sender(config)
         submissions = SQLRelayStore(store, durable=False)
         try:
             forwarder = bounce_forwarder(config, store, submissions=submissions)
@@ -177,14 +156,7 @@ async def test_hard_bounces_and_expiries_go_back_to_the_original_sender(
                 await asyncio.to_thread(
                     _submit, relay.port, tmp_path / "cert.pem", deadline
                 )
-            engine = build_dispatcher(
-                config,
-                store=store,
-                sender=sender,
-                resolver=FakeResolver(),
-                clock=clock,
-                secret=b"s",
-            )
+            engine = e2e_dispatcher(config, store, sender, clock)
 
             async def outcomes_final() -> bool:
                 seen = {(e["type"], e["recipient"]) for e in await store.read_events()}

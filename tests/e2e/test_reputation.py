@@ -11,17 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from tests.e2e.helpers import enqueue_via_cli
+from tests.e2e.helpers import EngineRun, cli_run, enqueue_via_cli
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.reputation_feeds import HTTPReputationFeeds
 from warmup.adapters.scheduler import CalendarJobs
 from warmup.app.clock import SystemClock
-from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import MXAnswer
 from warmup.app.reputation import fetch_reputation
-from warmup.cli import cli
 from warmup.cli.engine import build_dispatcher
 from warmup.cli.run_cmd import _fetch_reputation_daily
 from warmup.config import Config, load_config
@@ -66,28 +63,9 @@ def _project(tmp_path: Path, database_url: str, url: str) -> Path:
     return config
 
 
-async def cli_run(config: Path, *args: str) -> Result:
-    runner = CliRunner(env={"COLUMNS": "250"})
-    return await asyncio.to_thread(
-        runner.invoke, cli, ["-c", str(config), *args], catch_exceptions=False
-    )
-
-
 @dataclass
-class Engine:
-    engine: Dispatcher
-    clock: FakeClock
-    store: SQLStore
+class Engine(EngineRun):
     config: Config
-
-    async def drive_until(self, until: datetime) -> None:
-        for _ in range(100_000):  # bounded; each tick jumps to the next event
-            wake = await self.engine.tick()
-            if wake >= until:
-                self.clock.advance(max(until - self.clock.now(), timedelta(0)))
-                return
-            self.clock.advance(max(wake - self.clock.now(), timedelta(0)))
-        raise AssertionError("the engine did not reach its end")
 
     async def fetch(self) -> None:
         """The daily job's work, on the virtual clock; then the next beat."""

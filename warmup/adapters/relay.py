@@ -25,13 +25,13 @@ import ipaddress
 import logging
 import ssl
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from warmup.adapters.relay_session import RelayEnvelope, RelaySession
 from warmup.adapters.relay_users import UserFile
+from warmup.adapters.smtp_server import Served, SMTPListener
 from warmup.app.ports import Clock
 from warmup.app.relay import RelayIntake, Submission
 from warmup.core.errors import InputError, StoreError
@@ -72,7 +72,7 @@ def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
-class RelayServer:
+class RelayServer(Served):
     """The listener; ``async with`` it, or :meth:`start` and :meth:`stop`."""
 
     def __init__(
@@ -95,8 +95,7 @@ class RelayServer:
         self.networks: list[IPNetwork] = [
             ipaddress.ip_network(n, strict=False) for n in settings.allowed_networks
         ]
-        self.port = 0
-        self.live: set[RelaySession] = set()
+        self.listener = SMTPListener(self._protocol)
         self.sessions = 0  # admitted sessions (max_connections)
         # Messages being received: all, and those from clients that may not relay.
         self.data_all = asyncio.Semaphore(settings.max_concurrent_data)
@@ -111,7 +110,10 @@ class RelayServer:
         # Set (and replaced) whenever an AUTH check ends: logins waiting behind
         # checks in progress ask again (RelaySession._auth_turn).
         self.auth_turn = asyncio.Event()
-        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        return self.listener.port
 
     @property
     def has_sink(self) -> bool:
@@ -172,11 +174,7 @@ class RelayServer:
             logger.warning(
                 "relay: users_file set but no tls_cert: AUTH is never offered"
             )
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._protocol, self.settings.listen_host, self.settings.listen_port
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self.listener.start(self.settings.listen_host, self.settings.listen_port)
         logger.info(
             "relay listening on %s:%d (STARTTLS %s, AUTH %s, bounce intake %s)",
             self.settings.listen_host,
@@ -188,29 +186,14 @@ class RelayServer:
 
     async def stop(self, grace: timedelta = timedelta(seconds=5)) -> None:
         """Stop listening, let commits in progress finish, close every session."""
-        if self._server is None:
+        if not self.listener.listening:
             return
-        self._server.close()
+        self.listener.stop_listening()
         try:
             await asyncio.wait_for(self._settled.wait(), grace.total_seconds())
         except TimeoutError:
             logger.warning("relay: %d messages still being filed", self.committing)
-        for protocol in list(self.live):
-            protocol.hang_up()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        await self.listener.stop()
 
     def _filed(self, task: asyncio.Future[Any]) -> None:
         """Done with a message, answered or not: a stop may go on when none is left."""
@@ -320,7 +303,7 @@ class _Handler:
         assert isinstance(server, RelaySession)
         refusal = decide_sender(
             may_relay=server.may_relay(), has_sink=self._relay.has_sink
-        ) or self._relay.limits.message(server.client_ip, self._relay.clock.now())
+        ) or self._relay.limits.message(server.peer_ip, self._relay.clock.now())
         if refusal is not None:
             return refusal.reply
         envelope.mail_from = address
@@ -363,7 +346,7 @@ class _Handler:
             mail_from=str(taken.mail_from or ""),
             recipients=tuple(taken.addresses),
             content=bytes(taken.original_content or b""),
-            peer_ip=server.client_ip,
+            peer_ip=server.peer_ip,
             helo=session.host_name,
             auth_user=server.user(),
             protocol=server.protocol_name(),

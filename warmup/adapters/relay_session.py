@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, AnyStr
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, syntax
 
 from warmup.adapters.relay_users import USER_NAME
+from warmup.adapters.smtp_server import ServerSession
 from warmup.core.errors import InputError
 from warmup.core.recipients.address import Address
 from warmup.core.relay.policy import (
@@ -61,13 +62,12 @@ class RelayEnvelope(Envelope):
         self.addresses: list[Address] = []
 
 
-class RelaySession(SMTP):
+class RelaySession(ServerSession):
     """aiosmtpd's SMTP with per-client limits, strict paths and async AUTH."""
 
     def __init__(self, relay: RelayServer, handler: Any, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+        super().__init__(relay.listener, handler, **kwargs)
         self._relay = relay
-        self.client_ip = ""
         self.allowed_network = False
         self.refused: Refusal | None = None
         self.counted = False
@@ -82,53 +82,29 @@ class RelaySession(SMTP):
             for name, method in self._smtp_methods.items()
         }
 
-    # -- connection --------------------------------------------------------------
+    # -- connection (hooks of ServerSession) -------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._original_transport is None:  # not the TLS upgrade of a connection
-            peer = transport.get_extra_info("peername")
-            self.client_ip = str(peer[0]) if peer else ""
-            self.allowed_network = self._relay.allowed(self.client_ip)
-            # With nothing to offer an outsider but AUTH, insist on TLS first.
-            self.require_starttls = bool(
-                self.tls_context
-                and not self.allowed_network
-                and not self._relay.has_sink
-            )
-            self.refused = self._relay.admit(
-                self.client_ip, trusted=self.allowed_network
-            )
-            self.counted = self.refused is None
-            self.started_at = self._relay.clock.now()
-            self.data_size_limit = self.size_limit()
-            self._relay.live.add(self)
-        super().connection_made(transport)
+    def opened(self) -> None:
+        self.allowed_network = self._relay.allowed(self.peer_ip)
+        # With nothing to offer an outsider but AUTH, insist on TLS first.
+        self.require_starttls = bool(
+            self.tls_context and not self.allowed_network and not self._relay.has_sink
+        )
+        self.refused = self._relay.admit(self.peer_ip, trusted=self.allowed_network)
+        self.counted = self.refused is None
+        self.started_at = self._relay.clock.now()
+        self.data_size_limit = self.size_limit()
 
-    def connection_lost(self, error: Exception | None) -> None:
-        self._relay.live.discard(self)
+    def closed(self) -> None:
         if self.counted:
             self.counted = False
-            self._relay.leave(self.client_ip)
-        super().connection_lost(error)
+            self._relay.leave(self.peer_ip)
 
-    def hang_up(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        else:
-            self._relay.live.discard(self)
+    def greeting_refusal(self) -> str | None:
+        return None if self.refused is None else self.refused.reply
 
-    async def _handle_client(self) -> None:
-        if self.refused is None:
-            await super()._handle_client()
-            return
-        await self.push(self.refused.reply)
-        if self.transport is not None:
-            self.transport.close()
-
-    def _create_envelope(self) -> RelayEnvelope:
+    def new_envelope(self) -> RelayEnvelope:
         return RelayEnvelope()
-
-    # -- who is this -------------------------------------------------------------
 
     def may_relay(self) -> bool:
         return self.allowed_network or bool(self.session and self.session.authenticated)
@@ -302,7 +278,7 @@ class RelaySession(SMTP):
 
     async def _login(self, login: bytes, password: bytes) -> AuthResult:
         """Check a password, counted before the check (relay_policy rule 4)."""
-        relay, ip = self._relay, self.client_ip
+        relay, ip = self._relay, self.peer_ip
         try:
             user = login.decode("utf-8")
         except UnicodeDecodeError:
@@ -340,7 +316,7 @@ class RelaySession(SMTP):
         (not failures) stand in the way: a tool's parallel logins all get
         checked, in turn, and a guesser still gets no more checks than the limit
         (each turn ends when a check ends, so the waits are bounded by them)."""
-        relay, ip = self._relay, self.client_ip
+        relay, ip = self._relay, self.peer_ip
         while True:
             refusal = relay.limits.auth_begin(ip, name, relay.clock.now())
             if refusal is None or relay.limits.auth_locked(ip, name, relay.clock.now()):
@@ -350,10 +326,10 @@ class RelaySession(SMTP):
     def _log_new_lock(self, user: str | None) -> None:
         """Say once when a failure has just locked the client or the user name."""
         limits, settings = self._relay.limits, self._relay.settings
-        client = limits.failures.get(client_key(self.client_ip))
+        client = limits.failures.get(client_key(self.peer_ip))
         if client is not None and client.count == settings.auth_failures_before_lockout:
             logger.warning(
-                "relay: AUTH from %s locked for %s", self.client_ip, settings.lockout
+                "relay: AUTH from %s locked for %s", self.peer_ip, settings.lockout
             )
         account = limits.user_failures.get(user) if user is not None else None
         limit = settings.user_auth_failures_before_lockout

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from warmup.app.ports import Clock
+from warmup.app.store_rows import EventRow
 from warmup.core.errors import WarmupError
 from warmup.core.event import DeliveryCursor, after_failure, after_success
 
@@ -70,7 +71,7 @@ class EventStore(Protocol):
         since: datetime | None = None,
         types: Sequence[str] = (),
         limit: int = 1000,
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[EventRow]: ...
 
     async def cursor(self, name: str) -> DeliveryCursor: ...
 
@@ -153,7 +154,7 @@ class Shipper:
 
     async def _due(
         self, sink: EventSink, now: datetime
-    ) -> tuple[DeliveryCursor, list[dict[str, Any]]] | None:
+    ) -> tuple[DeliveryCursor, list[EventRow]] | None:
         """The cursor and its next batch, if one is due now."""
         cursor = await self.store.cursor(sink.name)
         if cursor.next_try_at is not None and now < cursor.next_try_at:

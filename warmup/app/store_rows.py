@@ -1,9 +1,10 @@
 """Typed rows the store reads back for people: reports, status, trace.
 
 TypedDicts, not dataclasses: each is printed as JSON by a command (``status
---json``, ``trace --json``, ``campaign list --json``) or read by key by the
-report and the demo's summary, so the shape on the wire stays the dict it was,
-while mypy now knows every key and its type.
+--json``, ``trace --json``, ``campaign list --json``, ``events --json``; events
+also go to the accounting log and webhooks) or read by key by the report and the
+demo's summary, so the shape on the wire stays the dict it was, while mypy now
+knows every key and its type.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import NotRequired, TypedDict
 __all__ = [
     "CampaignCounts",
     "CampaignRow",
-    "FeedbackRow",
+    "EventRow",
     "HeldRow",
     "LaneDayRow",
     "LaneEventRow",
     "LastEvent",
+    "LateReportRow",
     "TraceStep",
 ]
 
@@ -120,7 +122,26 @@ class TraceStep(TypedDict):
     type: NotRequired[str]
 
 
-class FeedbackRow(TypedDict):
+class EventRow(TypedDict):
+    """One outcome event of the outbox (``events``), as shipped to the accounting
+    log and webhooks and printed by ``warmup events``: its keys, in this order,
+    are the events' JSON contract (:data:`warmup.core.event.EVENT_FIELDS`)."""
+
+    id: int
+    type: str
+    at: datetime
+    campaign: str | None
+    recipient: str | None
+    message_id: str | None
+    ip: str | None
+    isp: str | None
+    reply: str | None
+    status: str | None
+    reason: str | None
+    source: str | None
+
+
+class LateReportRow(TypedDict):
     """A saved bounce or complaint report (``bounce_events``)."""
 
     id: int

@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from warmup.adapters.db.store import SQLStore
-from warmup.app.store_rows import FeedbackRow, LaneDayRow
+from warmup.app.store_rows import LaneDayRow, LateReportRow
 
 __all__ = ["build_summary", "lane_table", "plain_words"]
 
@@ -56,7 +56,7 @@ async def build_summary(
     }
 
 
-def _late_reports(rows: list[FeedbackRow]) -> dict[str, int]:
+def _late_reports(rows: list[LateReportRow]) -> dict[str, int]:
     """Bounces and complaints mailed back after a 250, by what they did."""
     counts: dict[str, int] = defaultdict(int)
     for row in rows:

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from warmup.adapters.db.store import SQLStore
 from warmup.app.clock import SystemClock
+from warmup.app.store_rows import EventRow
 from warmup.cli.common import (
     EXIT_CONFIG,
     config_from,
@@ -21,7 +22,7 @@ from warmup.cli.common import (
 )
 from warmup.config import Config
 from warmup.core.duration import parse_duration
-from warmup.core.event import EVENT_FIELDS, EventType
+from warmup.core.event import EventType
 from warmup.core.lanes.control import parse_when
 
 __all__ = ["event_json", "events"]
@@ -41,12 +42,13 @@ JSON_HELP = """
 """
 
 
-def event_json(event: dict[str, Any]) -> dict[str, Any]:
-    at: datetime = event["at"]
-    return {name: event[name] for name in EVENT_FIELDS} | {"at": at.isoformat()}
+def event_json(event: EventRow) -> dict[str, Any]:
+    """The event's JSON object: its fields in :class:`EventRow` order (the
+    order of ``EVENT_FIELDS``), the instant in ISO 8601."""
+    return {**event, "at": event["at"].isoformat()}
 
 
-def _line(event: dict[str, Any]) -> str:
+def _line(event: EventRow) -> str:
     at = event["at"].strftime("%Y-%m-%d %H:%M:%S")
     where = f" {event['ip']}/{event['isp']}" if event["ip"] else ""
     detail = event["reply"] or event["source"] or ""

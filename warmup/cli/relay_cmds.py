@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from warmup.adapters.db.forwarding import SQLForwarding
+from warmup.adapters.db.relay_store import SQLRelayStore
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLRelayStore
 from warmup.adapters.relay import RelayServer, server_tls_context
 from warmup.adapters.relay_users import UserFile
 from warmup.adapters.tls_cert import write_self_signed

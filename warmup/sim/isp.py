@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, AnyStr, Self
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from warmup.adapters.smtp_server import Served, ServerSession, SMTPListener
 from warmup.sim.mailbox import Mailbox, MailboxShares, classify_mailbox
 from warmup.sim.profile import ISPProfile
 from warmup.sim.reports import build_arf, build_dsn, returned_headers
@@ -109,31 +109,12 @@ class _Source:
         )
 
 
-class _SimSMTP(SMTP):
-    """aiosmtpd's SMTP that closes after a 421 and tells the ISP when it goes away."""
+class _SimSMTP(ServerSession):
+    """aiosmtpd's SMTP that closes after a 421 (if the ISP does)."""
 
     def __init__(self, isp: SimulatedISP, handler: _Handler, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self._isp = isp
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._isp._sessions.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._isp._sessions.discard(self)
-        super().connection_lost(error)
-
-    async def push(self, status: AnyStr) -> None:
-        await super().push(status)
-        if self._isp.close_on_421 and _is_421(status) and self.transport is not None:
-            self.transport.close()
-
-
-def _is_421(status: str | bytes) -> bool:
-    if isinstance(status, bytes):
-        return status.startswith(b"421")
-    return status.startswith("421")
+        super().__init__(isp.listener, handler, **kwargs)
+        self.hang_up_on_421 = isp.close_on_421
 
 
 def _peer_ip(session: Session) -> str:
@@ -143,7 +124,7 @@ def _peer_ip(session: Session) -> str:
     return str(peer)
 
 
-class SimulatedISP:
+class SimulatedISP(Served):
     """One simulated receiving provider on loopback; see the module docstring."""
 
     def __init__(
@@ -183,8 +164,7 @@ class SimulatedISP:
         self._key = hashlib.blake2b(str(self.seed).encode(), digest_size=32).digest()
         self._sources: dict[str, _Source] = {}
         self._greylist: dict[tuple[str, str], datetime | None] = {}
-        self._sessions: set[_SimSMTP] = set()
-        self._server: asyncio.Server | None = None
+        self.listener = SMTPListener(self._protocol)
         self._handler = _Handler(self)
         self.host = ""
         self.port = 0
@@ -193,16 +173,14 @@ class SimulatedISP:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host`` (a loopback address) and return the bound port."""
-        if self._server is not None:
+        if self.listener.listening:
             raise RuntimeError(
                 f"{self.profile.name} is already listening on {self.port}"
             )
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"a simulated ISP listens on loopback only, got {host!r}")
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, host, port)
+        self.port = await self.listener.start(host, port)
         self.host = host
-        self.port = int(self._server.sockets[0].getsockname()[1])
         logger.debug(
             "simulated %s listening on %s:%d", self.profile.name, host, self.port
         )
@@ -210,26 +188,7 @@ class SimulatedISP:
 
     async def stop(self) -> None:
         """Stop listening and close open sessions; a second call does nothing."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        for session in list(self._sessions):
-            if session.transport is not None:
-                session.transport.close()
-        await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        await self.listener.stop()
 
     def _protocol(self) -> _SimSMTP:
         self.connections += 1

@@ -3,8 +3,8 @@
 Shape (aiosmtplib's ``tests/smtpd.py`` plus Mailman's ``testing/mta.py``):
 
 - ``async with ScriptedSMTPServer() as server:`` listens on ``server.host`` and
-  ``server.port`` (an ephemeral port on 127.0.0.1), started with
-  ``loop.create_server`` in the running loop; no threads.
+  ``server.port`` (an ephemeral port on 127.0.0.1), started in the running loop by
+  :class:`warmup.adapters.smtp_server.SMTPListener`; no threads.
 - It records what it saw: ``received`` (accepted messages), ``commands`` (every command
   with the peer IP), ``peers`` (one entry per connection), ``max_active`` (most
   connections open at once).
@@ -33,10 +33,11 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, AnyStr, Self, TypeAlias
+from typing import Any, TypeAlias
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from warmup.adapters.smtp_server import Served, ServerSession, SMTPListener
 
 __all__ = [
     "Command",
@@ -173,7 +174,7 @@ class Script:
         return None
 
 
-class ScriptedSMTPServer:
+class ScriptedSMTPServer(Served):
     """An aiosmtpd server on loopback that records sessions and replies as scripted."""
 
     def __init__(
@@ -207,8 +208,7 @@ class ScriptedSMTPServer:
         self.peers: list[str] = []
         self.active = 0
         self.max_active = 0
-        self._live: set[_ScriptedSMTP] = set()
-        self._server: asyncio.Server | None = None
+        self._listener = SMTPListener(self._protocol)
 
     @property
     def connections(self) -> int:
@@ -236,48 +236,23 @@ class ScriptedSMTPServer:
 
     def disconnect(self, peer_ip: str | None = None) -> None:
         """Abort the open connections (from ``peer_ip``, if given), as a crash would."""
-        for protocol in list(self._live):
+        for protocol in list(self._listener.live):
             if peer_ip in (None, protocol.peer_ip):
-                protocol.drop(abort=True)
+                protocol.hang_up(abort=True)
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = await self._listener.start(self.host, 0)
 
     async def stop(self) -> None:
         """Stop listening and drop every open connection."""
-        if self._server is None:
-            return
-        self._server.close()
-        for protocol in list(self._live):
-            protocol.drop()
-        for _ in range(100):
-            if not self._live:
-                break
-            await asyncio.sleep(0.01)
-        for protocol in list(self._live):
-            protocol.drop(abort=True)
-        await self._server.wait_closed()
-        self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        await self._listener.stop()
 
     # --- called by the protocol ------------------------------------------------------
 
     def _protocol(self) -> _ScriptedSMTP:
         return _ScriptedSMTP(
             self,
+            self._listener,
             _Handler(self),
             hostname=self.hostname,
             tls_context=self.tls_context,
@@ -286,16 +261,13 @@ class ScriptedSMTPServer:
             loop=asyncio.get_running_loop(),
         )
 
-    def _opened(self, protocol: _ScriptedSMTP, peer_ip: str) -> None:
-        self._live.add(protocol)
+    def _opened(self, peer_ip: str) -> None:
         self.peers.append(peer_ip)
         self.active += 1
         self.max_active = max(self.max_active, self.active)
 
-    def _closed(self, protocol: _ScriptedSMTP) -> None:
-        if protocol in self._live:
-            self._live.discard(protocol)
-            self.active -= 1
+    def _closed(self) -> None:
+        self.active -= 1
 
     async def _reply(
         self, command: str, session: Session, addresses: Sequence[str]
@@ -387,51 +359,33 @@ class _Handler:
         return reply or "250 2.0.0 OK: queued"
 
 
-class _ScriptedSMTP(SMTP):
+class _ScriptedSMTP(ServerSession):
     """aiosmtpd's SMTP with connection tracking, command recording, refusals."""
 
     def __init__(
-        self, owner: ScriptedSMTPServer, handler: _Handler, **kwargs: Any
+        self,
+        owner: ScriptedSMTPServer,
+        listener: SMTPListener,
+        handler: _Handler,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(handler, **kwargs)
+        super().__init__(listener, handler, **kwargs)
         self._owner = owner
-        self.peer_ip = ""
+        self.hang_up_on_421 = owner.hang_up_on_421
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._original_transport is None:  # not the TLS upgrade of a connection
-            peer = transport.get_extra_info("peername")
-            self.peer_ip = str(peer[0]) if peer else ""
-            self._owner._opened(self, self.peer_ip)
-        super().connection_made(transport)
+    def opened(self) -> None:
+        self._owner._opened(self.peer_ip)
 
-    def connection_lost(self, error: Exception | None) -> None:
-        self._owner._closed(self)
-        super().connection_lost(error)
+    def closed(self) -> None:
+        self._owner._closed()
 
-    def drop(self, *, abort: bool = False) -> None:
-        transport = self.transport
-        if transport is None:
-            self._owner._closed(self)
-        elif abort and isinstance(transport, asyncio.Transport):
-            transport.abort()
-        else:
-            transport.close()
+    def greeting_refusal(self) -> str | None:
+        return self._owner.greeting
 
-    async def _handle_client(self) -> None:
-        greeting = self._owner.greeting
-        if greeting is None:
-            await super()._handle_client()
-            return
-        await self.push(greeting)
-        if self.transport is not None:
-            self.transport.close()
-
-    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
-        argument = args[0] if args and isinstance(args[0], str) else ""
+    def on_command(self, verb: str, argument: str) -> None:
         self._owner.commands.append(
-            Command(peer_ip=_peer_ip(self.session), verb=command, argument=argument)
+            Command(peer_ip=_peer_ip(self.session), verb=verb, argument=argument)
         )
-        return await super()._call_handler_hook(command, *args)
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         self._owner.commands.append(
@@ -441,13 +395,6 @@ class _ScriptedSMTP(SMTP):
             await self.push(self._owner.starttls_reply)
             return
         await super().smtp_STARTTLS(arg)
-
-    async def push(self, status: AnyStr) -> None:
-        await super().push(status)
-        head: str | bytes = status[:3]
-        hang_up = self._owner.hang_up_on_421 and head in ("421", b"421")
-        if hang_up and self.transport is not None:
-            self.transport.close()
 
 
 def self_signed_context(

@@ -12,12 +12,13 @@ from sqlalchemy import exists, or_, select, update
 
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.schema import campaigns, event_cursors, events, nodes
+from warmup.app.store_rows import EventRow
 from warmup.core.event import DeliveryCursor, EventType
 
 __all__ = ["SQLEvents"]
 
 
-def _event(row: Any) -> dict[str, Any]:
+def _event(row: Any) -> EventRow:
     return {
         "id": int(row.id),
         "type": row.type,
@@ -47,7 +48,7 @@ class SQLEvents:
         since: datetime | None = None,
         types: Sequence[str] = (),
         limit: int = 1000,
-    ) -> list[dict[str, Any]]:
+    ) -> list[EventRow]:
         """Events with an id over ``after`` (and at or after ``since``, of
         ``types``), oldest first."""
         query = select(events).where(events.c.id > after)

@@ -2,7 +2,7 @@
 
 The one object the app gets. It is a facade: one :class:`Database` (the engine
 and its helpers) shared by small parts, one per subject, each in its own module
-(claims, recording, reporting, feedback, …). Every public method is declared
+(claims, recording, reporting, late reports, …). Every public method is declared
 here with :class:`~warmup.adapters.db.failure.delegate`, which forwards to the
 part and turns database errors into ``StoreError`` — the one place that
 happens. Migrations are applied automatically when the store is opened.
@@ -21,7 +21,7 @@ from warmup.adapters.db.dmarc import SQLDMARC
 from warmup.adapters.db.dns_evidence import SQLDNSEvidence
 from warmup.adapters.db.events import SQLEvents
 from warmup.adapters.db.failure import delegate, delegate_stream, translated
-from warmup.adapters.db.feedback import SQLFeedback
+from warmup.adapters.db.late_reports import SQLLateReports
 from warmup.adapters.db.metrics_queries import SQLMetrics
 from warmup.adapters.db.ownership import SQLOwnership
 from warmup.adapters.db.recording import SQLRecording
@@ -50,7 +50,7 @@ class SQLStore:
         self.recording = SQLRecording(database)
         self.reporting = SQLReporting(database)
         self.metrics = SQLMetrics(database)
-        self.feedback = SQLFeedback(database)
+        self.late_reports = SQLLateReports(database)
         self.unsubscribes = SQLUnsubscribes(database)
         self.dmarc = SQLDMARC(database)
         self.ownership = SQLOwnership(database)
@@ -165,22 +165,22 @@ class SQLStore:
     # -- late bounces and complaints -----------------------------------------------
 
     sent_recipient = delegate(
-        "feedback", SQLFeedback.sent_recipient, "looking up the original send"
+        "late_reports", SQLLateReports.sent_recipient, "looking up the original send"
     )
     latest_sent_to = delegate(
-        "feedback", SQLFeedback.latest_sent_to, "looking up the original send"
+        "late_reports", SQLLateReports.latest_sent_to, "looking up the original send"
     )
     save_late_reports = delegate(
-        "feedback", SQLFeedback.save_late_reports, "saving bounces"
+        "late_reports", SQLLateReports.save_late_reports, "saving bounces"
     )
     pending_late_reports = delegate(
-        "feedback", SQLFeedback.pending_late_reports, "reading pending bounces"
+        "late_reports", SQLLateReports.pending_late_reports, "reading pending bounces"
     )
     lane_window = delegate(
-        "feedback", SQLFeedback.lane_window, "reading a lane's recent outcomes"
+        "late_reports", SQLLateReports.lane_window, "reading a lane's recent outcomes"
     )
     late_report_rows = delegate(
-        "feedback", SQLFeedback.late_report_rows, "reading bounces"
+        "late_reports", SQLLateReports.late_report_rows, "reading bounces"
     )
 
     # -- unsubscribes --------------------------------------------------------------

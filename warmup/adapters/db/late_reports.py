@@ -26,7 +26,7 @@ from warmup.adapters.db.schema import (
     recipients,
     suppressions,
 )
-from warmup.app.store_rows import FeedbackRow
+from warmup.app.store_rows import LateReportRow
 from warmup.core.bounces.late import (
     Effect,
     LateReport,
@@ -36,12 +36,12 @@ from warmup.core.bounces.late import (
 from warmup.core.event import report_event
 from warmup.core.model import RecipientState, Verdict
 
-__all__ = ["SQLFeedback"]
+__all__ = ["SQLLateReports"]
 
 _DELIVERED = RecipientState.delivered.value
 
 
-class SQLFeedback:
+class SQLLateReports:
     """Asynchronous bounces and complaints and their effects."""
 
     def __init__(self, db: Database) -> None:
@@ -274,13 +274,13 @@ class SQLFeedback:
         rows.sort(key=lambda row: row[0])
         return rows
 
-    async def late_report_rows(self) -> list[FeedbackRow]:
+    async def late_report_rows(self) -> list[LateReportRow]:
         """Every saved report, oldest first (for reports and tests)."""
         query = select(bounce_events).order_by(bounce_events.c.id)
         async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
-        # bounce_events' columns are FeedbackRow's keys (a test checks).
-        return [cast(FeedbackRow, dict(r._mapping)) for r in rows]
+        # bounce_events' columns are LateReportRow's keys (a test checks).
+        return [cast(LateReportRow, dict(r._mapping)) for r in rows]
 
 
 def _event_row(event: LateReport, now: datetime) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, insert, select, update
 
+from warmup.adapters.db.relay_store import SQLRelayStore
 from warmup.adapters.db.schema import attempts, campaigns, recipients
 from warmup.adapters.db.store import SQLStore
-from warmup.adapters.db.submission import SQLRelayStore
 from warmup.app.ports import FiledMessage, RelayedMessage, TemplateRecord
 from warmup.core.errors import StoreError
 from warmup.core.lanes.lane import Lane
