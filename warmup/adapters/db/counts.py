@@ -1,7 +1,9 @@
 """Recipient counts without scanning the queue (table recipient_counts).
 
 Triggers on recipients keep the counts (migration 0012); a count is the sum
-of a key's rows. On PostgreSQL every writing transaction has its own rows, so
+of a key's rows. On SQLite the store's bulk insert of list rows adds its own
+counts (:func:`add`, one upsert per batch and key; migration 0013) instead of
+a per-row insert trigger. On PostgreSQL every writing transaction has its own rows, so
 :func:`compact` (the dispatcher's maintenance) folds them into one per key.
 """
 
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.schema import recipient_counts
 
-__all__ = ["compact", "counted"]
+__all__ = ["add", "compact", "counted"]
 
 # A concurrent fold may have written a key's slot 0 since this one's snapshot:
 # then the two sums (of disjoint rows) add up.
@@ -24,6 +26,12 @@ _COMPACT = text(
     "INSERT INTO recipient_counts (campaign_id, isp, state, slot, n) "
     "SELECT campaign_id, isp, state, 0, sum(n) FROM gone "
     "GROUP BY campaign_id, isp, state HAVING sum(n) <> 0 "
+    "ON CONFLICT (campaign_id, isp, state, slot) "
+    "DO UPDATE SET n = recipient_counts.n + excluded.n"
+)
+_ADD = text(
+    "INSERT INTO recipient_counts (campaign_id, isp, state, slot, n) "
+    "VALUES (:campaign_id, :isp, :state, 0, :n) "
     "ON CONFLICT (campaign_id, isp, state, slot) "
     "DO UPDATE SET n = recipient_counts.n + excluded.n"
 )
@@ -41,3 +49,14 @@ async def compact(conn: AsyncConnection) -> None:
     concurrent compaction or writer never sees a key counted twice or lost).
     SQLite keeps one row per key (zero rows are left out by :func:`counted`)."""
     await conn.execute(_COMPACT)
+
+
+async def add(
+    conn: AsyncConnection, campaign_id: int, isp: str | None, state: str, n: int
+) -> None:
+    """SQLite: ``n`` more recipients under a key (slot 0), in the caller's
+    transaction: what the insert trigger did row by row before 0013."""
+    if n:
+        await conn.execute(
+            _ADD, {"campaign_id": campaign_id, "isp": isp or "", "state": state, "n": n}
+        )

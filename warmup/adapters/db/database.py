@@ -128,7 +128,7 @@ class Database:
         """
         async with self.begin() as conn:
             if self.dialect == "sqlite":
-                return await self._sqlite_insert_counted(conn, statement, rows)
+                return await self.sqlite_insert_counted(conn, statement, rows)
             if self.dialect != "postgresql":
                 result = await conn.execute(statement, rows)
                 return int(result.rowcount)
@@ -143,13 +143,13 @@ class Database:
                 await cursor.executemany(sql, rows)
                 return int(cursor.rowcount)
 
-    async def _sqlite_insert_counted(
+    async def sqlite_insert_counted(
         self, conn: AsyncConnection, statement: Any, rows: list[dict[str, Any]]
     ) -> int:
-        """The same on SQLite: the driver's executemany (its rowcount counts only
-        rows inserted), instants converted once as UTCDateTime would bind them;
-        SQLAlchemy's per-value bind processing was most of `warmup enqueue`'s
-        and the demo's list load."""
+        """The same on SQLite, in the caller's transaction: the driver's
+        executemany (its rowcount counts only rows inserted), instants converted
+        once as UTCDateTime would bind them; SQLAlchemy's per-value bind
+        processing was most of `warmup enqueue`'s and the demo's list load."""
         compiled = statement.compile(
             dialect=self.engine.dialect, column_keys=list(rows[0])
         )
