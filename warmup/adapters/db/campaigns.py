@@ -125,7 +125,7 @@ class SQLCampaigns:
     async def _sqlite_insert(
         self, campaign_id: int, statement: Any, rows: list[dict[str, Any]]
     ) -> int:
-        """SQLite counts list rows here, not per row in a trigger (migration
+        """SQLite counts new rows here, not per row in a trigger (migration
         0013): the batch goes in one executemany per ISP, whose rowcount (rows
         actually inserted, duplicates left out) is that key's one upsert, all
         in one transaction."""

@@ -1,22 +1,25 @@
 """Recipient counts without scanning the queue (table recipient_counts).
 
 Triggers on recipients keep the counts (migration 0012); a count is the sum
-of a key's rows. On SQLite the store's bulk insert of list rows adds its own
-counts (:func:`add`, one upsert per batch and key; migration 0013) instead of
-a per-row insert trigger. On PostgreSQL every writing transaction has its own rows, so
+of a key's rows. On SQLite the store's inserts add their own counts instead
+of a per-row insert trigger (migration 0013): the list's bulk insert with
+:func:`add`, the relay's writer with :func:`add_rows`, one upsert per batch
+and key. On PostgreSQL every writing transaction has its own rows, so
 :func:`compact` (the dispatcher's maintenance) folds them into one per key.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.schema import recipient_counts
 
-__all__ = ["add", "compact", "counted"]
+__all__ = ["add", "add_rows", "compact", "counted"]
 
 # A concurrent fold may have written a key's slot 0 since this one's snapshot:
 # then the two sums (of disjoint rows) add up.
@@ -60,3 +63,19 @@ async def add(
         await conn.execute(
             _ADD, {"campaign_id": campaign_id, "isp": isp or "", "state": state, "n": n}
         )
+
+
+def add_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """SQLite: count recipient rows just inserted (all of them: no conflict
+    clause), one upsert per key, in the caller's (synchronous) transaction.
+    PostgreSQL's statement-level trigger counts them there."""
+    if conn.dialect.name != "sqlite" or not rows:
+        return
+    keys = Counter((row["campaign_id"], row["isp"] or "", row["state"]) for row in rows)
+    conn.execute(
+        _ADD,
+        [
+            {"campaign_id": campaign_id, "isp": isp, "state": state, "n": n}
+            for (campaign_id, isp, state), n in keys.items()
+        ],
+    )

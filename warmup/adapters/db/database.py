@@ -40,6 +40,8 @@ class Database:
         self._driver_sql: dict[str, tuple[str, tuple[str, ...], bool]] = {}
         self._binder: Callable[[datetime], Any] | None = None
         self._day_bind: Callable[[date], Any] | None = None
+        # The last bulk INSERT compiled for SQLite: (statement, SQL, bind names).
+        self._last_insert: tuple[Any, str, tuple[str, ...]] | None = None
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -150,10 +152,14 @@ class Database:
         executemany (its rowcount counts only rows inserted), instants converted
         once as UTCDateTime would bind them; SQLAlchemy's per-value bind
         processing was most of `warmup enqueue`'s and the demo's list load."""
-        compiled = statement.compile(
-            dialect=self.engine.dialect, column_keys=list(rows[0])
-        )
-        names = tuple(compiled.positiontup or ())
+        last = self._last_insert  # a batch split by key compiles once
+        if last is None or last[0] is not statement:
+            compiled = statement.compile(
+                dialect=self.engine.dialect, column_keys=list(rows[0])
+            )
+            last = (statement, compiled.string, tuple(compiled.positiontup or ()))
+            self._last_insert = last
+        _, sql, names = last
         binder = self.instant_binder()
         bound: dict[datetime, Any] = {}  # most instants repeat (now, a date)
 
@@ -172,7 +178,7 @@ class Database:
         ]
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        cursor = await driver.executemany(compiled.string, params)
+        cursor = await driver.executemany(sql, params)
         try:
             return int(cursor.rowcount)
         finally:
