@@ -102,6 +102,24 @@ async def test_counts_follow_every_kind_of_write(store: SQLStore) -> None:
     assert summary["d"]["queued"] == summary["d"]["total"] == 1
 
 
+async def test_a_batch_of_several_isps_counts_only_the_rows_it_inserted(
+    store: SQLStore,
+) -> None:
+    # SQLite counts a list's batch per ISP from the rows actually inserted
+    # (migration 0013); duplicates of one ISP must not shift another's count.
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    first = [_new("a@g.test"), _new("b@m.test"), _new("c@y.test")]
+    await store.insert_recipients(campaign.id, first, ["g", "m", None], NOW)
+    again = [_new("a@g.test"), _new("d@g.test"), _new("b@m.test"), _new("c@y.test")]
+    inserted = await store.insert_recipients(
+        campaign.id, again, ["g", "g", "m", None], NOW
+    )
+    assert inserted == 1
+    await _check(store)
+    assert await store.queued_isps() == {"g": 2, "m": 1}
+    assert await store.count_recipients(campaign.id) == {"queued": 4}
+
+
 async def test_held_recipients_are_listed_by_the_partial_index_predicate(
     store: SQLStore,
 ) -> None:

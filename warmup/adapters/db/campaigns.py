@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 
+from warmup.adapters.db import counts
 from warmup.adapters.db.counts import counted
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.rows import require_aware
@@ -116,7 +118,27 @@ class SQLCampaigns:
             index_elements=["campaign_id", "address"],
             index_where=recipients.c.message_id.is_(None),
         )
-        return await self.db.insert_counted(statement, rows)
+        if self.db.dialect != "sqlite":
+            return await self.db.insert_counted(statement, rows)
+        return await self._sqlite_insert(campaign_id, statement, rows)
+
+    async def _sqlite_insert(
+        self, campaign_id: int, statement: Any, rows: list[dict[str, Any]]
+    ) -> int:
+        """SQLite counts new rows here, not per row in a trigger (migration
+        0013): the batch goes in one executemany per ISP, whose rowcount (rows
+        actually inserted, duplicates left out) is that key's one upsert, all
+        in one transaction."""
+        by_isp: dict[str | None, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_isp.setdefault(row["isp"], []).append(row)
+        inserted = 0
+        async with self.db.begin() as conn:
+            for isp, group in by_isp.items():
+                n = await self.db.sqlite_insert_counted(conn, statement, group)
+                await counts.add(conn, campaign_id, isp, RecipientState.queued.value, n)
+                inserted += n
+        return inserted
 
     async def count_recipients(self, campaign_id: int | None = None) -> dict[str, int]:
         """Recipients per state (of one campaign, or all), from the counts."""

@@ -40,6 +40,8 @@ class Database:
         self._driver_sql: dict[str, tuple[str, tuple[str, ...], bool]] = {}
         self._binder: Callable[[datetime], Any] | None = None
         self._day_bind: Callable[[date], Any] | None = None
+        # The last bulk INSERT compiled for SQLite: (statement, SQL, bind names).
+        self._last_insert: tuple[Any, str, tuple[str, ...]] | None = None
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -128,7 +130,7 @@ class Database:
         """
         async with self.begin() as conn:
             if self.dialect == "sqlite":
-                return await self._sqlite_insert_counted(conn, statement, rows)
+                return await self.sqlite_insert_counted(conn, statement, rows)
             if self.dialect != "postgresql":
                 result = await conn.execute(statement, rows)
                 return int(result.rowcount)
@@ -143,17 +145,21 @@ class Database:
                 await cursor.executemany(sql, rows)
                 return int(cursor.rowcount)
 
-    async def _sqlite_insert_counted(
+    async def sqlite_insert_counted(
         self, conn: AsyncConnection, statement: Any, rows: list[dict[str, Any]]
     ) -> int:
-        """The same on SQLite: the driver's executemany (its rowcount counts only
-        rows inserted), instants converted once as UTCDateTime would bind them;
-        SQLAlchemy's per-value bind processing was most of `warmup enqueue`'s
-        and the demo's list load."""
-        compiled = statement.compile(
-            dialect=self.engine.dialect, column_keys=list(rows[0])
-        )
-        names = tuple(compiled.positiontup or ())
+        """The same on SQLite, in the caller's transaction: the driver's
+        executemany (its rowcount counts only rows inserted), instants converted
+        once as UTCDateTime would bind them; SQLAlchemy's per-value bind
+        processing was most of `warmup enqueue`'s and the demo's list load."""
+        last = self._last_insert  # a batch split by key compiles once
+        if last is None or last[0] is not statement:
+            compiled = statement.compile(
+                dialect=self.engine.dialect, column_keys=list(rows[0])
+            )
+            last = (statement, compiled.string, tuple(compiled.positiontup or ()))
+            self._last_insert = last
+        _, sql, names = last
         binder = self.instant_binder()
         bound: dict[datetime, Any] = {}  # most instants repeat (now, a date)
 
@@ -172,7 +178,7 @@ class Database:
         ]
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        cursor = await driver.executemany(compiled.string, params)
+        cursor = await driver.executemany(sql, params)
         try:
             return int(cursor.rowcount)
         finally:

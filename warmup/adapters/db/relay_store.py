@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 
+from warmup.adapters.db import counts
 from warmup.adapters.db.connect import sqlite_begin, sqlite_pragmas
 from warmup.adapters.db.failure import DATABASE_ERRORS, describe
 from warmup.adapters.db.outbox import insert_recipient_events
@@ -158,6 +159,7 @@ def _write_batch(
     rows, filed = _recipient_rows(batch, ids, message_ids, found)
     if rows:
         conn.execute(insert(recipients), rows)
+        counts.add_rows(conn, rows)  # SQLite; PostgreSQL's trigger counts
     if any(f.suppressed for f in filed):  # their outcome events
         conn.execute(
             insert_recipient_events(

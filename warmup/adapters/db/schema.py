@@ -275,7 +275,8 @@ recipients = Table(
 # count without scanning the queue. On PostgreSQL each transaction adds its net
 # change in its own row (slot = its transaction id: no row every writer
 # updates, so nodes never wait on each other) and compact_recipient_counts()
-# folds them into slot 0; on SQLite (one writer) each key has one row, slot 0.
+# folds them into slot 0; on SQLite (one writer) each key has one row, slot 0,
+# and inserts are counted by the store's writers, not a trigger (0013).
 # A count is sum(n) over a key's rows.
 recipient_counts = Table(
     "recipient_counts",
