@@ -94,6 +94,12 @@ def _project(directory: Path, port: int, messages: int) -> Path:
         f"delivery:\n  routes: {{gmail: '{HOST}:{port}'}}\n"
         "bounces: {return_path: bounces@bounce.test}\n"
     )
+    enqueue(directory, config, messages)
+    return config
+
+
+def enqueue(directory: Path, config: Path, messages: int) -> None:
+    """``warmup enqueue`` of u0@gmail.com … u<messages-1>@gmail.com."""
     listing = directory / "list.csv"
     listing.write_text(
         "email\n" + "".join(f"u{i}@gmail.com\n" for i in range(messages))
@@ -107,7 +113,6 @@ def _project(directory: Path, port: int, messages: int) -> Path:
         cwd=directory,
         stdout=subprocess.DEVNULL,
     )
-    return config
 
 
 def _wait_for(

@@ -25,7 +25,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,18 +33,10 @@ from pathlib import Path
 
 import psycopg
 
+from bench.daemon import DEFAULT, ENV, IPS, SCHEDULE, WARMUP, enqueue
+from bench.smtp_send import HOST, _Sink
 from warmup.testing.postgres import PostgresServer, start_postgres
 
-HOST = "127.0.0.1"
-IPS = [f"127.0.0.{n}" for n in range(2, 10)]
-SCHEDULE = "isp: gmail\nmatch: {domains: [gmail.com]}\nramp:\n"
-SCHEDULE += "  - {days: 1-30, per_hour: 36000000}\n"
-DEFAULT = "isp: default\nramp:\n  - {days: 1, per_hour: 5}\n"
-TEMPLATE = b"From: shop@shop.example\r\nTo: {{ email }}\r\nSubject: Hello\r\n\r\n" + (
-    b"Hello there, this is the body of a typical short campaign message.\r\n" * 20
-)
-WARMUP = [sys.executable, "-m", "warmup"]
-ENV = {**os.environ, "WARMUP_VERP_SECRET": "bench-secret"}
 _RCPT = re.compile(rb"<u(\d+)@")
 
 
@@ -73,63 +64,25 @@ class Tally:
         self.times[1] = now
 
 
-class _Counting(asyncio.Protocol):
+class _Counting(_Sink):
     """250 to everything; each completed DATA counts its RCPTs."""
 
     def __init__(self, tally: Tally) -> None:
+        super().__init__()
         self.tally = tally
-        self.buffer = b""
-        self.in_data = False
         self.rcpts: list[int] = []
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(b"220 sink ESMTP\r\n")
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        replies: list[bytes] = []
-        while True:
-            if self.in_data:
-                end = self.buffer.find(b"\r\n.\r\n")
-                if end < 0:
-                    break
-                self.buffer = self.buffer[end + 5 :]
-                self.in_data = False
-                self.tally.delivered(self.rcpts)
-                self.rcpts = []
-                replies.append(b"250 2.0.0 queued\r\n")
-                continue
-            line, found, rest = self.buffer.partition(b"\r\n")
-            if not found:
-                break
-            self.buffer = rest
-            replies.append(self._answer(line))
-        if replies and self.transport is not None:
-            self.transport.write(b"".join(replies))
-
-    def _answer(self, line: bytes) -> bytes:
-        verb = line[:4].upper()
-        if verb == b"EHLO":
-            return b"250-sink\r\n250-8BITMIME\r\n250 PIPELINING\r\n"
+    def command(self, verb: bytes, line: bytes) -> None:
         if verb == b"RCPT":
             found = _RCPT.search(line)
             if found:
                 self.rcpts.append(int(found.group(1)))
         if verb in (b"MAIL", b"RSET"):
             self.rcpts = []
-        if verb == b"DATA":
-            self.in_data = True
-            self.buffer = b"\r\n" + self.buffer  # so an empty body still ends
-            return b"354 go ahead\r\n"
-        if verb == b"QUIT":
-            if self.transport is not None:
-                self.transport.write(b"221 bye\r\n")
-                self.transport.close()
-            return b""
-        return b"250 OK\r\n"
+
+    def message_ended(self) -> None:
+        self.tally.delivered(self.rcpts)
+        self.rcpts = []
 
 
 def _serve(tally: Tally, ports: multiprocessing.Queue[int]) -> None:
@@ -172,23 +125,7 @@ def _configs(directory: Path, database: str, port: int, nodes: int) -> list[Path
     return paths
 
 
-def _enqueue(directory: Path, config: Path, messages: int) -> None:
-    listing = directory / "list.csv"
-    listing.write_text(
-        "email\n" + "".join(f"u{i}@gmail.com\n" for i in range(messages))
-    )
-    (directory / "t.eml").write_bytes(TEMPLATE)
-    options = ["--template", str(directory / "t.eml"), "--campaign", "bench"]
-    subprocess.run(
-        [*WARMUP, "-c", str(config), "enqueue", str(listing), *options],
-        check=True,
-        env=ENV,
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass
 class Run:
     nodes: int
     rate: float
@@ -224,7 +161,7 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         configs = _configs(directory, database, port, nodes)
-        _enqueue(directory, configs[0], args.messages)
+        enqueue(directory, configs[0], args.messages)
         tally.reset()
         log = (directory / "run.log").open("ab")
         procs = [

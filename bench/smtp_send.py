@@ -67,14 +67,20 @@ class _Sink(asyncio.Protocol):
             if not found:
                 break
             self.buffer = rest
-            replies.append(self._answer(line[:4].upper()))
+            replies.append(self._answer(line))
         if replies and self.transport is not None:
             self.transport.write(b"".join(replies))
 
     def message_ended(self) -> None:
         """Called once per message received (bench.daemon stamps arrivals)."""
 
-    def _answer(self, verb: bytes) -> bytes:
+    def command(self, verb: bytes, line: bytes) -> None:
+        """Called with each command line before it is answered (bench.nodes
+        notes the recipients)."""
+
+    def _answer(self, line: bytes) -> bytes:
+        verb = line[:4].upper()
+        self.command(verb, line)
         if verb == b"EHLO":
             return b"250-sink\r\n250-8BITMIME\r\n250 PIPELINING\r\n"
         if verb == b"DATA":
