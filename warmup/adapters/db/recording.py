@@ -3,6 +3,7 @@ day roll-ups, written in one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -111,33 +112,11 @@ class SQLRecording:
                 partial(insert_outcome_events, self.db.dialect),
                 outcomes,
             )
-        if tick.dropped:
-            await conn.execute(
-                update(recipients)
-                .where(recipients.c.id.in_(tick.dropped))
-                .values(
-                    state=RecipientState.suppressed.value, updated_at=now, **UNCLAIMED
-                )
-            )
-        if tick.cancelled:
-            await conn.execute(
-                update(recipients)
-                .where(recipients.c.id.in_(tick.cancelled))
-                .values(
-                    state=RecipientState.cancelled.value, updated_at=now, **UNCLAIMED
-                )
-            )
-        if tick.late:
-            await conn.execute(
-                update(recipients)
-                .where(recipients.c.id.in_(tick.late))
-                .values(
-                    state=RecipientState.expired.value,
-                    last_reply=DEADLINE_PASSED,
-                    updated_at=now,
-                    **UNCLAIMED,
-                )
-            )
+        await _settle(conn, tick.dropped, RecipientState.suppressed, now)
+        await _settle(conn, tick.cancelled, RecipientState.cancelled, now)
+        await _settle(
+            conn, tick.late, RecipientState.expired, now, last_reply=DEADLINE_PASSED
+        )
         await self._record_claims_returned(conn, tick, now)
         if tick.suppressions:
             await conn.execute(
@@ -370,3 +349,20 @@ def _update_lanes(owned: bool) -> Any:
             )
         )
     return statement
+
+
+async def _settle(
+    conn: AsyncConnection,
+    ids: Sequence[int],
+    state: RecipientState,
+    now: datetime,
+    **values: Any,
+) -> None:
+    """Give these recipients their final ``state`` and hand their claims back
+    (dropped as suppressed, cancelled, or past their deadline)."""
+    if ids:
+        await conn.execute(
+            update(recipients)
+            .where(recipients.c.id.in_(ids))
+            .values(state=state.value, updated_at=now, **values, **UNCLAIMED)
+        )
