@@ -13,7 +13,7 @@ from sqlalchemy import Connection, inspect, select
 from warmup.adapters.db.schema import attempts, metadata, recipients
 from warmup.adapters.db.store import SQLStore, async_url
 from warmup.app.ports import TemplateRecord
-from warmup.core.attempt import AttemptRecord, TickRecord
+from warmup.core.attempt import AttemptRecord, LaneClaim, TickRecord
 from warmup.core.errors import InputError, StoreError
 from warmup.core.lanes.backoff import RetryDecision
 from warmup.core.lanes.lane import Lane
@@ -319,3 +319,47 @@ async def test_a_dead_domain_bounces_its_recipients_with_events(
         ("bounced", "b@gone.test", "dns"),
     ]
     assert {e["reason"] for e in events} == {"hostunknown"}
+
+
+async def test_claim_lanes_claims_for_each_lane_under_its_own_lease(
+    store: SQLStore,
+) -> None:
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    rows = [_recipient(f"u{n}@example.com") for n in range(5)]
+    await store.insert_recipients(campaign.id, rows, ["x"] * 5, NOW)
+    await store.insert_recipients(
+        campaign.id, [_recipient("v@example.org")], ["y"], NOW
+    )
+    first, _ = await store.ensure_lane(Lane(ip="127.0.0.2", isp="x"), NOW)
+    second, _ = await store.ensure_lane(Lane(ip="127.0.0.3", isp="x"), NOW)
+    third, _ = await store.ensure_lane(Lane(ip="127.0.0.2", isp="y"), NOW)
+    leases = [NOW + timedelta(minutes=n) for n in (1, 2, 3)]
+    got = await store.claim_lanes(
+        [
+            LaneClaim(lane_id=first, isp="x", limit=3, lease_until=leases[0]),
+            LaneClaim(lane_id=second, isp="x", limit=3, lease_until=leases[1]),
+            LaneClaim(lane_id=third, isp="y", limit=3, lease_until=leases[2]),
+        ],
+        now=NOW,
+        claimer="n:1",
+    )
+    # In the order asked: the first lane takes 3, the second what is left.
+    assert [len(claimed) for claimed in got] == [3, 2, 1]
+    ids = [c.id for claimed in got for c in claimed]
+    assert len(set(ids)) == 6
+    for claimed, lease in zip(got, leases, strict=True):
+        assert {c.lease_until for c in claimed} == {lease}
+    async with store.engine.connect() as conn:
+        stored = dict(
+            (
+                await conn.execute(
+                    select(recipients.c.id, recipients.c.claimed_until).where(
+                        recipients.c.state == "sending"
+                    )
+                )
+            ).all()
+        )
+    assert len(stored) == 6
+    assert {stored[c.id].replace(tzinfo=UTC) for c in got[1]} == {
+        leases[1]
+    }  # the lease each recipient is held under in the store

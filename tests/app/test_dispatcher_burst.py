@@ -5,12 +5,15 @@ into a burst. The clock is virtual: each send moves it as a real send would."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher
 from warmup.app.ports import TemplateRecord
 from warmup.app.settings import EngineSettings
+from warmup.core.attempt import Claimed, LaneClaim
 from warmup.core.lanes.schedule import RampStep, Schedule
 from warmup.core.recipients.recipient import parse_recipient_row
 from warmup.core.settings import DeliverySettings, Route, SourceIP
@@ -35,6 +38,9 @@ async def _engine(
     sender: FakeSender,
     burst: timedelta,
     burst_sends: int = 100,
+    *,
+    ips: int = 1,
+    batch_size: int = 50,
 ) -> Dispatcher:
     record = TemplateRecord(name="t.eml", sha256="d" * 64, content=TEMPLATE)
     campaign = await store.ensure_campaign("c", record, clock.now())
@@ -42,9 +48,13 @@ async def _engine(
     await store.insert_recipients(campaign.id, rows, ["gmail"] * 60, clock.now())
     settings = EngineSettings(
         schedules={"gmail": FAST, "default": DEFAULT},
-        ips=(SourceIP(address="127.0.0.2", helo="a.test"),),
+        ips=tuple(
+            SourceIP(address=f"127.0.0.{n}", helo=f"ip{n}.test")
+            for n in range(2, 2 + ips)
+        ),
         delivery=DeliverySettings(
-            routes={"gmail": Route(host="127.0.0.1", port=2525)}, batch_size=50
+            routes={"gmail": Route(host="127.0.0.1", port=2525)},
+            batch_size=batch_size,
         ),
         return_path="bounces@bounce.test",
         verp_secret=b"k",
@@ -127,3 +137,85 @@ async def test_a_burst_sends_no_more_than_its_count(store: SQLStore) -> None:
     await engine.tick()
     assert len(sender.sent) == 5
     assert (await store.count_recipients()).get("delivered") == 5
+
+
+class _CountingStore(SQLStore):
+    """The real store, noting how the engine claimed."""
+
+    claim_calls: list[int]  # per claim call: how many lanes it served
+
+    async def claim(self, **kwargs: Any) -> list[Claimed]:
+        self.claim_calls.append(1)
+        return await super().claim(**kwargs)
+
+    async def claim_lanes(
+        self, requests: Sequence[LaneClaim], *, now: datetime, claimer: str
+    ) -> list[list[Claimed]]:
+        self.claim_calls.append(len(requests))
+        return await super().claim_lanes(requests, now=now, claimer=claimer)
+
+
+async def test_bursting_lanes_that_may_run_dry_claim_together(
+    database_url: str,
+) -> None:
+    """Lanes whose buffers may not last a burst top them up in one claim (one
+    transaction, one wait for the writer lock) before they send, instead of
+    each claiming on its own when it runs dry."""
+    store = await _CountingStore.open(database_url)
+    assert isinstance(store, _CountingStore)
+    store.claim_calls = []
+    try:
+        clock = FakeClock(START)
+        sender = _taking(clock, timedelta(seconds=0.1))
+        engine = await _engine(
+            store,
+            clock,
+            sender,
+            burst=timedelta(seconds=60),
+            burst_sends=5,
+            ips=4,
+            batch_size=8,
+        )
+        # The first tick plans each lane's day as it drives it: each claims
+        # its first 8 on its own, then sends 5 of them.
+        await engine.tick()
+        assert store.claim_calls == [1, 1, 1, 1]
+        assert len(sender.sent) == 20
+        # 3 left each, less than a burst: all four top up in one claim (8, 8,
+        # 8 and the last 4 of the 60) before they send 5 more each.
+        await engine.tick()
+        assert store.claim_calls == [1, 1, 1, 1, 4]
+        assert len(sender.sent) == 40
+        assert (await store.count_recipients()).get("delivered") == 40
+        assert len({m.recipient for m in sender.sent}) == 40  # none sent twice
+    finally:
+        await store.close()
+
+
+async def test_a_buffer_of_two_claims_goes_back_under_each_lease(
+    store: SQLStore,
+) -> None:
+    """A lane tops its buffer up before it runs dry, so the buffer may hold two
+    claims with two leases; a pause hands both back to the queue."""
+    clock = FakeClock(START)
+    block = "554 5.7.1 Client host [127.0.0.2] blocked using Spamhaus"
+    replies = iter(["250 2.0.0 OK"] * 5 + [block])
+
+    def reply(_ip: str, _recipient: str) -> str:
+        clock.advance(timedelta(seconds=0.1))
+        return next(replies)
+
+    sender = FakeSender(now=clock.now, reply_for=reply)
+    engine = await _engine(
+        store, clock, sender, burst=timedelta(seconds=60), burst_sends=5, batch_size=7
+    )
+    await engine.tick()  # claims 7, sends 5: 2 left, less than a burst
+    clock.advance(timedelta(seconds=1))
+    await engine.tick()  # tops up with 7 more (another lease), then the block
+    assert len(sender.sent) == 6
+    counts = await store.count_recipients()
+    # 5 delivered, 1 blocked (back in the queue to retry), the other 8 claimed
+    # (1 of the first claim, 7 of the second) handed back: none left claimed.
+    assert counts.get("delivered") == 5
+    assert counts.get("sending", 0) == 0
+    assert counts.get("queued") == 55

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from warmup.app.claiming import LaneFeeder
 from warmup.app.controls import ControlWatcher
 from warmup.app.dmarc import auth_verdicts
 from warmup.app.domains import DomainRouter
@@ -38,7 +39,6 @@ from warmup.core.errors import StoreError
 from warmup.core.lanes.backoff import UNREACHABLE
 from warmup.core.lanes.lane import new_lane
 from warmup.core.recipients.routing import schedule_for
-from warmup.core.recipients.suppression import is_suppressed, lookup_keys
 from warmup.core.recipients.unsubscribe import UnsubscribeScope
 
 __all__ = ["Dispatcher"]
@@ -109,7 +109,6 @@ class Dispatcher:
         self._unrecorded: TickRecord | None = None
         self._quiet_until: datetime | None = None  # lane store errors unlogged
         self._queued: dict[str, int] = {}
-        self._campaign_scoped = settings.unsubscribe.scope is UnsubscribeScope.campaign
         self._overflow = OverflowPlanner(
             store,
             pool=settings.pool or settings.ips,
@@ -129,7 +128,20 @@ class Dispatcher:
         timeouts = settings.delivery.timeouts
         send_budget = MX_TRIES * timeouts.connect + 4 * timeouts.command + timeouts.data
         self._hand_back_before = settings.delivery.lease / 2 + send_budget
-        self._lease_margin = settings.delivery.lease + send_budget
+        self._feeder = LaneFeeder(
+            store,
+            settings,
+            self._overflow,
+            lease_margin=settings.delivery.lease + send_budget,
+        )
+        self._feeder.campaign_scoped = (
+            settings.unsubscribe.scope is UnsubscribeScope.campaign
+        )
+
+    @property
+    def _bursting(self) -> bool:
+        """A tick lets each lane send its due slots for a while (warmup run)."""
+        return self.settings.catch_up == 1 and self.settings.burst > timedelta(0)
 
     # -- the tick ----------------------------------------------------------------
 
@@ -182,6 +194,8 @@ class Dispatcher:
             for key, runtime in self.lanes.items()
             if everyone or runtime.dirty or drive_at.get(key, now) <= now
         ]
+        if self._bursting:  # one claim for every lane that may run dry
+            await self._feeder.claim_ahead([r for _, r in driven], now, record)
         if len(driven) == 1:  # no task needed for a lone lane
             key, runtime = driven[0]
             wakes = [await self._drive_safely(runtime, now, record)]
@@ -244,7 +258,7 @@ class Dispatcher:
         computed, so a throttle slows the very next send.
         """
         catch_up = self.settings.catch_up
-        bursting = catch_up == 1 and self.settings.burst > timedelta(0)
+        bursting = self._bursting
         until = now + self.settings.burst
         for n in range(self.settings.burst_sends if bursting else catch_up):
             if bursting and n:
@@ -276,16 +290,13 @@ class Dispatcher:
     async def _next_recipient(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
     ) -> Claimed | None:
-        if (
-            runtime.buffer
-            and runtime.lease_until
-            and now >= runtime.lease_until - self._hand_back_before
-        ):
+        lease_end = runtime.first_lease_end()
+        if lease_end is not None and now >= lease_end - self._hand_back_before:
             # Too close to the lease's end (the lane slowed down): give it back.
             runtime.hand_back(record)
         while True:
             if not runtime.buffer:
-                await self._refill(runtime, now, record)
+                await self._feeder.refill(runtime, now, record)
             if not runtime.buffer:
                 return None
             claimed = runtime.buffer.popleft()
@@ -293,53 +304,6 @@ class Dispatcher:
                 continue
             if not self._outcomes.drop_if_suppressed(claimed, record):
                 return claimed
-
-    async def _refill(
-        self, runtime: LaneRuntime, now: datetime, record: TickRecord
-    ) -> None:
-        isp = runtime.lane.isp
-        limit = runtime.claim_size(self.settings.delivery.batch_size)
-        if runtime.overflow:
-            limit = min(limit, self._overflow.claim_limit(runtime))
-            if limit <= 0:
-                return
-        lease_until = now + runtime.lease_for(limit, self._lease_margin)
-        claimed = await self.store.claim(
-            lane_id=runtime.id,
-            isp=isp,
-            limit=limit,
-            now=now,
-            claimer=self.settings.node,
-            lease_until=lease_until,
-        )
-        runtime.lease_until = lease_until
-        if runtime.overflow:
-            self._overflow.claimed(isp, len(claimed))
-        if not claimed:
-            return
-        if runtime.idle_until is not None:  # mail again after an idle spell
-            runtime.not_before = now
-        # One indexed query per batch, just before sending (DESIGN §3).
-        keys = sorted(lookup_keys(c.address for c in claimed))
-        found = await self.store.suppressed_keys(keys)
-        # Unsubscribed from one campaign only (unsubscribe.scope: campaign, now
-        # or before): one more query, skipped while there are none.
-        scoped = (
-            await self.store.campaign_suppressed(
-                [(c.campaign_id, c.address) for c in claimed]
-            )
-            if self._campaign_scoped
-            else set()
-        )
-        for item in claimed:
-            if (
-                is_suppressed(item.address, found)
-                or (item.campaign_id, item.address) in scoped
-            ):
-                record.dropped.append(item.id)
-            else:
-                runtime.buffer.append(item)
-        runtime.idle_until = None
 
     async def _beat(self, now: datetime, record: TickRecord) -> bool:
         """Heartbeat and IP leases when due (warmup.app.ownership); True if it ran.
@@ -369,11 +333,12 @@ class Dispatcher:
         record: TickRecord,
     ) -> None:
         """Back to the queue unsent and uncounted, to be looked at again later."""
-        assert runtime.lease_until is not None  # claimed under this lease
+        lease_until = claimed.lease_until or runtime.lease_until
+        assert lease_until is not None  # claimed under this lease
         record.held.append(
             HeldRecipient(
                 recipient_id=claimed.id,
-                lease_until=runtime.lease_until,
+                lease_until=lease_until,
                 until=now + self.settings.hold_recheck,
                 reason=held.reason,
             )
@@ -425,8 +390,8 @@ class Dispatcher:
         await self._route(now)
         await self.store.compact_recipient_counts()
         self._queued = await self.store.queued_isps()
-        if not self._campaign_scoped:
-            self._campaign_scoped = await self.store.any_campaign_suppressions()
+        if not self._feeder.campaign_scoped:
+            self._feeder.campaign_scoped = await self.store.any_campaign_suppressions()
         for isp in self._queued:
             await self._ensure_lanes(isp, now)
 

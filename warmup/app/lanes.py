@@ -277,8 +277,9 @@ class LaneRuntime:
 
     def hand_back(self, record: TickRecord) -> None:
         """Return the claimed, unsent buffer to the queue (under its lease)."""
-        if self.buffer and self.lease_until is not None:
-            record.released.extend((c.id, self.lease_until) for c in self.buffer)
+        record.released.extend(
+            (c.id, lease) for c in self.buffer if (lease := self._lease(c)) is not None
+        )
         self.buffer.clear()
 
     def hand_back_beyond(self, keep: int, record: TickRecord) -> int:
@@ -288,8 +289,19 @@ class LaneRuntime:
         if not extra or self.lease_until is None:
             return 0
         for _ in range(extra):
-            record.released.append((self.buffer.pop().id, self.lease_until))
+            claimed = self.buffer.pop()
+            lease = self._lease(claimed)
+            if lease is not None:
+                record.released.append((claimed.id, lease))
         return extra
+
+    def first_lease_end(self) -> datetime | None:
+        """When the oldest claim in the buffer runs out (None: nothing claimed)."""
+        return self._lease(self.buffer[0]) if self.buffer else None
+
+    def _lease(self, claimed: Claimed) -> datetime | None:
+        """The lease ``claimed`` was taken under (each claim has its own)."""
+        return claimed.lease_until or self.lease_until
 
     def mark_idle(self, now: datetime) -> None:
         self.idle_until = now + _IDLE_RECHECK

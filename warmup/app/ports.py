@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from warmup.core.attempt import Claimed, SendOutcome, TickRecord
+from warmup.core.attempt import Claimed, LaneClaim, SendOutcome, TickRecord
 from warmup.core.auth.dmarc import AuthDay
 from warmup.core.bounces.late import PendingLateReport
 from warmup.core.lanes.control import Control
@@ -228,6 +228,10 @@ class EngineStore(Store, OwnershipStore, Protocol):
         claimer: str,
         lease_until: datetime,
     ) -> list[Claimed]: ...
+
+    async def claim_lanes(
+        self, requests: Sequence[LaneClaim], *, now: datetime, claimer: str
+    ) -> list[list[Claimed]]: ...
 
     async def release_expired_leases(self, now: datetime) -> int: ...
 

@@ -18,6 +18,7 @@ __all__ = [
     "Claimed",
     "DayRecord",
     "HeldRecipient",
+    "LaneClaim",
     "LaneRecord",
     "SendOutcome",
     "TickRecord",
@@ -39,6 +40,19 @@ class Claimed:
     # Relayed mail: the stored message to send (else the campaign's template).
     message_id: int | None = None
     deadline_at: datetime | None = None  # not sent by then: expired unsent
+    # The lease it was claimed under: handing it back unsent needs it (the
+    # claim is only given back while it is still ours).
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LaneClaim:
+    """One lane's share of a claim made for several lanes at once."""
+
+    lane_id: int
+    isp: str
+    limit: int
+    lease_until: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

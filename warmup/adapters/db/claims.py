@@ -8,6 +8,7 @@ one queue); on SQLite the writer lock of BEGIN IMMEDIATE gives the same effect.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ from warmup.adapters.db.schema import (
     recipients,
     templates,
 )
-from warmup.core.attempt import Claimed
+from warmup.core.attempt import Claimed, LaneClaim
 from warmup.core.lanes.lane import Lane
 
 __all__ = ["SQLClaims"]
@@ -79,35 +80,18 @@ class SQLClaims:
         lease_until: datetime,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due recipients of ``isp``, most engaged first."""
-        due = _due(lane_id=lane_id, isp=isp, limit=limit, now=now, claimer=claimer)
-        statement = (
-            update(recipients)
-            .where(recipients.c.id.in_(due.scalar_subquery()))
-            .values(
-                state=SENDING,
-                claimed_by=claimer,
-                claimed_until=lease_until,
-                lane_id=lane_id,
-                updated_at=now,
-            )
-            .returning(
-                recipients.c.id,
-                recipients.c.campaign_id,
-                recipients.c.address,
-                recipients.c.domain,
-                recipients.c.fields,
-                recipients.c.attempts,
-                recipients.c.queued_at,
-                recipients.c.priority,
-                recipients.c.message_id,
-                recipients.c.deadline_at,
-            )
+        request = LaneClaim(
+            lane_id=lane_id, isp=isp, limit=limit, lease_until=lease_until
         )
+        return (await self.claim_lanes([request], now=now, claimer=claimer))[0]
+
+    async def claim_lanes(
+        self, requests: Sequence[LaneClaim], *, now: datetime, claimer: str
+    ) -> list[list[Claimed]]:
+        """``claim`` for several lanes in one transaction (one commit, one wait
+        for the writer lock), in the order given: what each lane got."""
         async with self.db.begin() as conn:
-            rows = (await conn.execute(statement)).all()
-        claimed = [_claimed(r) for r in rows]
-        claimed.sort(key=lambda c: (-c.priority, c.id))
-        return claimed
+            return [await _claim(conn, request, now, claimer) for request in requests]
 
     async def _requeue_claimed(self, now: datetime, *where: Any) -> int:
         """Claimed rows matching ``where`` back to the queue, unpinned."""
@@ -179,6 +163,45 @@ class SQLClaims:
             return int((await conn.execute(query)).scalar_one())
 
 
+async def _claim(
+    conn: AsyncConnection, request: LaneClaim, now: datetime, claimer: str
+) -> list[Claimed]:
+    due = _due(
+        lane_id=request.lane_id,
+        isp=request.isp,
+        limit=request.limit,
+        now=now,
+        claimer=claimer,
+    )
+    statement = (
+        update(recipients)
+        .where(recipients.c.id.in_(due.scalar_subquery()))
+        .values(
+            state=SENDING,
+            claimed_by=claimer,
+            claimed_until=request.lease_until,
+            lane_id=request.lane_id,
+            updated_at=now,
+        )
+        .returning(
+            recipients.c.id,
+            recipients.c.campaign_id,
+            recipients.c.address,
+            recipients.c.domain,
+            recipients.c.fields,
+            recipients.c.attempts,
+            recipients.c.queued_at,
+            recipients.c.priority,
+            recipients.c.message_id,
+            recipients.c.deadline_at,
+        )
+    )
+    rows = (await conn.execute(statement)).all()
+    claimed = [_claimed(r, request.lease_until) for r in rows]
+    claimed.sort(key=lambda c: (-c.priority, c.id))
+    return claimed
+
+
 def _due(*, lane_id: int, isp: str, limit: int, now: datetime, claimer: str) -> Any:
     """The due recipients of ``isp`` this claimer may take for the lane."""
     return (
@@ -202,7 +225,7 @@ def _due(*, lane_id: int, isp: str, limit: int, now: datetime, claimer: str) -> 
     )
 
 
-def _claimed(r: Any) -> Claimed:
+def _claimed(r: Any, lease_until: datetime) -> Claimed:
     return Claimed(
         id=r.id,
         campaign_id=r.campaign_id,
@@ -214,6 +237,7 @@ def _claimed(r: Any) -> Claimed:
         priority=r.priority,
         message_id=r.message_id,
         deadline_at=r.deadline_at,
+        lease_until=lease_until,
     )
 
 

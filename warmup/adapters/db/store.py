@@ -120,6 +120,7 @@ class SQLStore:
 
     ensure_lane = delegate("claims", SQLClaims.ensure_lane, "loading a lane")
     claim = delegate("claims", SQLClaims.claim, "claiming recipients")
+    claim_lanes = delegate("claims", SQLClaims.claim_lanes, "claiming recipients")
     release_expired_leases = delegate(
         "claims", SQLClaims.release_expired_leases, "returning claims to the queue"
     )
