@@ -463,7 +463,9 @@ async def test_message_data_on_the_wire_is_what_aiosmtplib_sends(
 
 @given(
     st.binary(max_size=200)
-    | st.lists(st.sampled_from([b".", b"\r", b"\n", b"x"])).map(b"".join)
+    | st.lists(st.sampled_from([b".", b"\r", b"\n", b"x", b"\r\n", b"\r\n."])).map(
+        b"".join
+    )
 )
 def test_data_payload_matches_aiosmtplib_for_any_message(message: bytes) -> None:
     expected = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message))
