@@ -470,3 +470,39 @@ async def test_message_data_on_the_wire_is_what_aiosmtplib_sends(
 def test_data_payload_matches_aiosmtplib_for_any_message(message: bytes) -> None:
     expected = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message))
     assert data_payload(message) == expected + b".\r\n"
+
+
+# --- command lines -----------------------------------------------------------------
+
+
+async def test_mail_and_rcpt_carry_8bitmime_and_smtputf8_in_the_group(
+    make_sender: Callable[..., SMTPSender],
+) -> None:
+    async with RawServer() as server:
+        outcome = await make_sender().send(
+            source=SOURCE, host="127.0.0.1", port=server.port,
+            sender="b@example.test", recipient="jörg@example.test",
+            message="Grüße\r\n".encode(),
+        )  # fmt: skip
+
+    assert outcome.accepted
+    group = (
+        b"MAIL FROM:<b@example.test> BODY=8BITMIME SMTPUTF8\r\n"
+        + "RCPT TO:<jörg@example.test>\r\n".encode()
+        + b"DATA\r\n"
+    )
+    assert ("in", group) in server.events
+
+
+async def test_an_address_unfit_for_a_command_line_is_refused_without_sending(
+    make_sender: Callable[..., SMTPSender],
+) -> None:
+    async with RawServer() as server:
+        outcome = await make_sender().send(
+            source=SOURCE, host="127.0.0.1", port=server.port,
+            sender="b@example.test", recipient="a b@example.test", message=MESSAGE,
+        )  # fmt: skip
+
+    assert outcome.reply is not None and outcome.failure is None
+    assert (outcome.reply.code, outcome.reply.enhanced) == (None, "5.1.3")
+    assert server.verbs() == ["EHLO"]
