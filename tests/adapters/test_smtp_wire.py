@@ -27,6 +27,7 @@ from warmup.adapters.smtp_wire import (
     WireClosed,
     WireProtocolError,
     data_payload,
+    parse_extensions,
 )
 from warmup.core.model import SendStage
 from warmup.core.replies.classify import ConnectionFailure
@@ -506,3 +507,21 @@ async def test_an_address_unfit_for_a_command_line_is_refused_without_sending(
     assert outcome.reply is not None and outcome.failure is None
     assert (outcome.reply.code, outcome.reply.enhanced) == (None, "5.1.3")
     assert server.verbs() == ["EHLO"]
+
+
+def test_ehlo_keywords_are_case_insensitive_and_keep_their_parameters() -> None:
+    extensions = parse_extensions(
+        "mx.test greets you\npipelining\nSIZE 35882577\nStartTLS"
+    )
+
+    assert extensions == {"pipelining": "", "size": "35882577", "starttls": ""}
+
+
+async def test_a_lower_case_pipelining_keyword_is_honoured(
+    make_sender: Callable[..., SMTPSender],
+) -> None:
+    async with RawServer(ehlo=b"250-raw.test\r\n250 pipelining\r\n") as server:
+        outcome = await send(make_sender(), server)
+
+    assert outcome == ACCEPTED
+    assert ("in", GROUP) in server.events

@@ -41,6 +41,7 @@ __all__ = [
     "data_payload",
     "hello",
     "open_wire",
+    "parse_extensions",
     "quote_address",
 ]
 
