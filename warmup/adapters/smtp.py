@@ -1,4 +1,4 @@
-"""SMTP client: aiosmtplib sessions bound to a source IP, pooled per destination.
+"""SMTP client: sessions bound to a source IP, pooled per destination, pipelined.
 
 Rules:
 
@@ -7,8 +7,11 @@ Rules:
 2. Replies are values: a 4xx/5xx to MAIL, RCPT or DATA is ``SendOutcome.reply``.
    After a rejection the session is reset (RSET) and kept, unless the reply was 421,
    which ends it. Trouble below the reply level (refused, reset, timeout, TLS, a
-   refusing greeting or HELO) is ``SendOutcome.failure``. No aiosmtplib exception
-   leaves this module.
+   refusing greeting or HELO) is ``SendOutcome.failure``. No wire or socket error
+   leaves this module. When the server offers PIPELINING (RFC 2920), MAIL, RCPT and
+   DATA go in one write and their replies are read in order; the stage is that of
+   the first refusing reply among them. A 354 after a refused MAIL or RCPT gets a
+   lone ``.`` (RFC 2920 3.1), then RSET. Without PIPELINING, one command at a time.
 3. Sessions are pooled per (source address, host, port): reused for up to
    ``messages_per_connection`` transactions, at most ``connections_per_lane`` open at
    once (a lane's sends go to its ISP's first reachable host, so this is the bound
@@ -23,6 +26,7 @@ Rules:
    ``required`` fails with ``tls`` rather than send in plain text.
 5. Every network step has its timeout: connect and greeting ``Timeouts.connect``, each
    command ``Timeouts.command``, DATA (command, body, final reply) ``Timeouts.data``.
+   The wire protocol itself is in :mod:`warmup.adapters.smtp_wire`.
 """
 
 from __future__ import annotations
@@ -39,9 +43,15 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Self
 
-import aiosmtplib
-from aiosmtplib import SMTPResponse
-
+from warmup.adapters.smtp_wire import (
+    Reply,
+    SMTPWire,
+    WireError,
+    data_payload,
+    hello,
+    open_wire,
+    quote_address,
+)
 from warmup.core.attempt import STAGES, SendOutcome
 from warmup.core.model import SendStage
 from warmup.core.replies.classify import ConnectionFailure, SMTPReply, parse_reply
@@ -54,13 +64,10 @@ logger = logging.getLogger(__name__)
 # (host name, IP version) -> an address to connect to, or None when it has none.
 AddressLookup = Callable[[str, int], Awaitable[str | None]]
 _TLS_MODES = frozenset({"off", "opportunistic", "required"})
-_ERRORS = (aiosmtplib.SMTPException, OSError)  # OSError covers TimeoutError, SSLError
+# OSError covers the wire's errors, TimeoutError and SSLError
+_ERRORS = (OSError,)
 _CONTROL = re.compile("[\x00-\x1f\x7f]")  # C0 controls and DEL
-# An ASCII dot-atom address (RFC 5322 3.2.3), which aiosmtplib's mail()/rcpt()
-# would put on the command line unchanged after an email.utils.parseaddr pass
-# that costs ~15 us per address. Other addresses still take that path.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_DATA = b"DATA\r\n"
 
 
 @dataclass(slots=True)
@@ -89,7 +96,7 @@ class _Envelope:
 
 @dataclass(slots=True, eq=False)
 class _Session:
-    client: aiosmtplib.SMTP
+    wire: SMTPWire
     messages: int = 0
     idle_since: float = 0.0
 
@@ -212,7 +219,7 @@ class SMTPSender:
 
     def _usable(self, session: _Session, now: float) -> bool:
         return (
-            session.client.is_connected and now - session.idle_since <= self._max_idle_s
+            session.wire.is_connected and now - session.idle_since <= self._max_idle_s
         )
 
     async def _run(
@@ -221,14 +228,14 @@ class SMTPSender:
         try:
             outcome = await self._transact(session, envelope)
         except BaseException:  # cancelled mid-transaction: the session state is unknown
-            session.client.close()
+            session.wire.close()
             raise
         await self._release(pool, session)
         return outcome
 
     async def _release(self, pool: _Pool, session: _Session) -> None:
         if (
-            session.client.is_connected
+            session.wire.is_connected
             and session.messages < self._per_connection
             and not self._closed
         ):
@@ -238,14 +245,14 @@ class SMTPSender:
             await self._quit(session)
 
     async def _quit(self, session: _Session) -> None:
-        client = session.client
+        wire = session.wire
         try:
-            if client.is_connected:
-                await client.quit(timeout=self._command_s)
+            if wire.is_connected:
+                await wire.command(b"QUIT\r\n", self._command_s)
         except _ERRORS:
             pass
         finally:
-            client.close()
+            wire.close()
 
     def _count(
         self, outcome: SendOutcome, target: _Target, envelope: _Envelope
@@ -305,52 +312,37 @@ class SMTPSender:
         address = await self._address(target)
         if isinstance(address, SendOutcome):
             return address
-        client = aiosmtplib.SMTP(
-            hostname=address,
-            port=target.port,
-            source_address=(target.source.address, 0),
-            local_hostname=target.source.helo,
-            timeout=self._command_s,
-            start_tls=False,
-            validate_certs=self._tls.verify,
-        )
         stage = SendStage.connect
+        wire: SMTPWire | None = None
         try:
-            await client.connect(timeout=self._connect_s)
-            self.stats.connections_opened += 1
-            stage = SendStage.ehlo
-            await self._hello(client)
-            stage = SendStage.starttls
-            refused = await self._upgrade(client, target.host) if starttls else None
-        except aiosmtplib.SMTPResponseException as exc:
-            client.close()
-            return _refusal(exc, stage)
+            wire, greeting = await open_wire(
+                address, target.port, target.source.address, self._connect_s
+            )
+            refused: Reply | SendOutcome | None = greeting
+            if greeting.code == 220:
+                self.stats.connections_opened += 1
+                stage = SendStage.ehlo
+                refused = await hello(wire, target.source.helo, self._command_s)
+            if refused is None and starttls:
+                stage = SendStage.starttls
+                refused = await self._upgrade(wire, target)
         except _ERRORS as exc:
-            client.close()
+            if wire is not None:
+                wire.close()
             return _failure(exc, stage)
         except BaseException:
-            client.close()
+            if wire is not None:
+                wire.close()
             raise
-        if refused is not None:
-            client.close()
-            return refused
-        return _Session(client)
+        if refused is None:
+            return _Session(wire)
+        wire.close()
+        return refused if isinstance(refused, SendOutcome) else _refusal(refused, stage)
 
-    async def _hello(self, client: aiosmtplib.SMTP) -> None:
-        """EHLO, or HELO when the server refuses EHLO (but not with 421)."""
-        try:
-            await client.ehlo(timeout=self._command_s)
-        except aiosmtplib.SMTPHeloError as exc:
-            if exc.code == 421 or not client.is_connected:
-                raise
-            await client.helo(timeout=self._command_s)
-
-    async def _upgrade(
-        self, client: aiosmtplib.SMTP, server_hostname: str
-    ) -> SendOutcome | None:
+    async def _upgrade(self, wire: SMTPWire, target: _Target) -> SendOutcome | None:
         """STARTTLS as the settings say; an outcome when the session must not go on."""
         required = self._tls.starttls == "required"
-        if not client.supports_extension("starttls"):
+        if "starttls" not in wire.extensions:
             if required:
                 return SendOutcome(
                     reply=None,
@@ -360,24 +352,14 @@ class SMTPSender:
                 )
             return None
         context = await self._context()
-        try:
-            await client.starttls(
-                tls_context=context,
-                server_hostname=server_hostname,
-                timeout=self._command_s,
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            if required or not client.is_connected:
-                detail = _reply_text(exc.code, exc.message)
-                return SendOutcome(
-                    reply=None,
-                    failure=ConnectionFailure.tls,
-                    detail=detail,
-                    stage=SendStage.starttls,
-                )
+        reply = await wire.command(b"STARTTLS\r\n", self._command_s)
+        if reply.code != 220:
+            if required or not wire.is_connected:
+                return _refusal(reply, SendStage.starttls)
             return None  # refused with a reply: the session goes on in plain text
-        await self._hello(client)
-        return None
+        await wire.start_tls(context, target.host, self._command_s)
+        refused = await hello(wire, target.source.helo, self._command_s)
+        return None if refused is None else _refusal(refused, SendStage.starttls)
 
     async def _context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -389,92 +371,94 @@ class SMTPSender:
     # --- one transaction -------------------------------------------------------------
 
     async def _transact(self, session: _Session, envelope: _Envelope) -> SendOutcome:
-        client = session.client
-        prepared = _mail_options(client, envelope)
-        if isinstance(prepared, SMTPReply):
-            return SendOutcome(reply=prepared, failure=None, stage=SendStage.mail)
-        options, encoding = prepared
+        wire = session.wire
+        commands = _commands(wire, envelope)
+        if isinstance(commands, SMTPReply):
+            return SendOutcome(reply=commands, failure=None, stage=SendStage.mail)
         session.messages += 1
         self.stats.transactions += 1
+        mail, rcpt = commands
+        if "pipelining" in wire.extensions:
+            decided = await self._pipelined(wire, mail, rcpt, envelope.message)
+        else:
+            decided = await self._stepwise(wire, mail, rcpt, envelope.message)
+        if isinstance(decided, SendOutcome):
+            return decided
+        stage, reply = decided
+        if not 200 <= reply.code < 300:
+            await self._reset(wire, reply.code)
+        return SendOutcome(reply=_to_reply(reply), failure=None, stage=stage)
+
+    async def _stepwise(
+        self, wire: SMTPWire, mail: bytes, rcpt: bytes, message: bytes
+    ) -> tuple[SendStage, Reply] | SendOutcome:
+        """MAIL, RCPT, DATA, each after the reply to the one before."""
         stage = SendStage.mail
         try:
-            response = await _answer(
-                _mail(client, envelope.sender, options, encoding, self._command_s)
-            )
-            if response.code == 250:
+            reply = await wire.command(mail, self._command_s)
+            if reply.code == 250:
                 stage = SendStage.rcpt
-                response = await _answer(
-                    _rcpt(client, envelope.recipient, encoding, self._command_s)
-                )
-            if response.code in (250, 251):
+                reply = await wire.command(rcpt, self._command_s)
+            if reply.code in (250, 251):
                 stage = SendStage.data
-                response = await _answer(
-                    client.data(envelope.message, timeout=self._data_s)
-                )
+                reply = await wire.command(_DATA, self._data_s)
+                if reply.code == 354:
+                    wire.send(data_payload(message), 1)
+                    reply = await wire.reply(self._data_s)
         except _ERRORS as exc:
-            client.close()
+            wire.close()
             return _failure(exc, stage)
-        if not 200 <= response.code < 300:
-            await self._reset(client, response.code)
-        return SendOutcome(reply=_to_reply(response), failure=None, stage=stage)
+        return stage, reply
 
-    async def _reset(self, client: aiosmtplib.SMTP, code: int) -> None:
+    async def _pipelined(
+        self, wire: SMTPWire, mail: bytes, rcpt: bytes, message: bytes
+    ) -> tuple[SendStage, Reply] | SendOutcome:
+        """MAIL, RCPT and DATA in one write (RFC 2920); the first refusal decides."""
+        decided: tuple[SendStage, Reply] | None = None
+        stage, reply = SendStage.mail, Reply(0, "")
+        try:
+            wire.send(mail + rcpt + _DATA, 3)
+            for stage, success, timeout in (
+                (SendStage.mail, (250,), self._command_s),
+                (SendStage.rcpt, (250, 251), self._command_s),
+                (SendStage.data, (354,), self._data_s),
+            ):
+                reply = await wire.reply(timeout)
+                if decided is None and reply.code not in success:
+                    decided = stage, reply
+                if reply.code == 421:  # the server is closing: read no further
+                    wire.close()
+                    return decided or (stage, reply)
+            if decided is None:
+                wire.send(data_payload(message), 1)
+                return SendStage.data, await wire.reply(self._data_s)
+            if reply.code == 354:  # RFC 2920 3.1: end the data the server awaits
+                wire.send(b".\r\n", 1)
+                await wire.reply(self._data_s)
+            return decided
+        except _ERRORS as exc:
+            wire.close()
+            return decided if decided is not None else _failure(exc, stage)
+
+    async def _reset(self, wire: SMTPWire, code: int) -> None:
         """RSET after a rejection; a 421 or a failing RSET ends the session."""
-        if code == 421 or not client.is_connected:
-            client.close()
+        if code == 421 or not wire.is_connected:
+            wire.close()
             return
         try:
-            await client.rset(timeout=self._command_s)
+            reply = await wire.command(b"RSET\r\n", self._command_s)
         except _ERRORS:
-            client.close()
+            wire.close()
+            return
+        if reply.code != 250:
+            wire.close()
 
 
 # --- helpers ------------------------------------------------------------------------
 
 
-def _mail(
-    client: aiosmtplib.SMTP,
-    sender: str,
-    options: list[str],
-    encoding: str,
-    timeout: float,
-) -> Awaitable[SMTPResponse]:
-    """MAIL FROM; a plain address goes on the line as is (see ``_PLAIN``)."""
-    if encoding == "ascii" and _PLAIN.fullmatch(sender):
-        return client.execute_command(
-            b"MAIL",
-            b"FROM:<" + sender.encode("ascii") + b">",
-            *(option.encode("ascii") for option in options),
-            timeout=timeout,
-        )
-    return client.mail(sender, options=options, encoding=encoding, timeout=timeout)
-
-
-def _rcpt(
-    client: aiosmtplib.SMTP, recipient: str, encoding: str, timeout: float
-) -> Awaitable[SMTPResponse]:
-    """RCPT TO; a plain address goes on the line as is (see ``_PLAIN``)."""
-    if encoding == "ascii" and _PLAIN.fullmatch(recipient):
-        return client.execute_command(
-            b"RCPT", b"TO:<" + recipient.encode("ascii") + b">", timeout=timeout
-        )
-    return client.rcpt(recipient, encoding=encoding, timeout=timeout)
-
-
-async def _answer(call: Awaitable[SMTPResponse]) -> SMTPResponse:
-    """The server's reply, also when aiosmtplib raises it as a refusal."""
-    try:
-        return await call
-    except aiosmtplib.SMTPResponseException as exc:
-        if exc.code < 200:  # not a reply: aiosmtplib's code for a malformed one
-            raise
-        return SMTPResponse(exc.code, exc.message)
-
-
-def _mail_options(
-    client: aiosmtplib.SMTP, envelope: _Envelope
-) -> tuple[list[str], str] | SMTPReply:
-    """MAIL parameters and address encoding, or a local rejection of the envelope."""
+def _commands(wire: SMTPWire, envelope: _Envelope) -> tuple[bytes, bytes] | SMTPReply:
+    """The MAIL and RCPT command lines, or a local rejection of the envelope."""
     addresses = envelope.sender + envelope.recipient
     if _CONTROL.search(addresses):
         return SMTPReply(
@@ -482,20 +466,27 @@ def _mail_options(
             enhanced="5.1.3",
             text="address contains control characters (not sent)",
         )
+    extensions = wire.extensions
     options = (
-        []
-        if envelope.message.isascii() or not client.supports_extension("8bitmime")
-        else ["BODY=8BITMIME"]
+        b""
+        if envelope.message.isascii() or "8bitmime" not in extensions
+        else b" BODY=8BITMIME"
     )
-    if addresses.isascii():
-        return options, "ascii"
-    if not client.supports_extension("smtputf8"):
-        return SMTPReply(
-            code=None,
-            enhanced="5.6.7",
-            text="non-ASCII address and the server lacks SMTPUTF8 (not sent)",
-        )
-    return [*options, "SMTPUTF8"], "utf-8"
+    encoding = "ascii"
+    if not addresses.isascii():
+        if "smtputf8" not in extensions:
+            return SMTPReply(
+                code=None,
+                enhanced="5.6.7",
+                text="non-ASCII address and the server lacks SMTPUTF8 (not sent)",
+            )
+        options, encoding = options + b" SMTPUTF8", "utf-8"
+    try:
+        sender = quote_address(envelope.sender).encode(encoding)
+        recipient = quote_address(envelope.recipient).encode(encoding)
+    except ValueError as exc:
+        return SMTPReply(code=None, enhanced="5.1.3", text=f"{exc} (not sent)")
+    return b"MAIL FROM:" + sender + options + b"\r\n", b"RCPT TO:" + recipient + b"\r\n"
 
 
 def _dropped_while_idle(outcome: SendOutcome) -> bool:
@@ -514,46 +505,44 @@ def _failure(exc: BaseException, stage: SendStage) -> SendOutcome:
 
 
 def _failure_kind(exc: BaseException, stage: SendStage) -> ConnectionFailure:
-    if isinstance(exc, TimeoutError):  # SMTPTimeoutError included
+    if isinstance(exc, TimeoutError):
         return ConnectionFailure.timeout
     if stage is SendStage.starttls or isinstance(exc, ssl.SSLError):
         return ConnectionFailure.tls
-    if isinstance(exc, aiosmtplib.SMTPConnectError):
-        cause = exc.__cause__
-        if isinstance(cause, socket.gaierror):
+    if stage is SendStage.connect:
+        if isinstance(exc, socket.gaierror):
             return ConnectionFailure.dns
-        if isinstance(cause, aiosmtplib.SMTPServerDisconnected | ConnectionResetError):
+        if isinstance(exc, WireError | ConnectionResetError):
             return ConnectionFailure.reset
         return ConnectionFailure.refused
     return ConnectionFailure.reset
 
 
-def _refusal(exc: aiosmtplib.SMTPResponseException, stage: SendStage) -> SendOutcome:
-    """A greeting or HELO answered with a 4xx/5xx: the server refuses the session."""
-    if exc.code < 200 or stage is SendStage.starttls:
-        return _failure(exc, stage)
-    detail = _reply_text(exc.code, exc.message)
-    return SendOutcome(
-        reply=None, failure=ConnectionFailure.greeting421, detail=detail, stage=stage
+def _refusal(reply: Reply, stage: SendStage) -> SendOutcome:
+    """A greeting, HELO or STARTTLS answered with a refusal."""
+    detail = _reply_text(reply.code, reply.message)
+    failure = (
+        ConnectionFailure.tls
+        if stage is SendStage.starttls
+        else ConnectionFailure.greeting421
     )
+    return SendOutcome(reply=None, failure=failure, detail=detail, stage=stage)
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 200:
-        return _reply_text(exc.code, exc.message)
     text = str(exc) or type(exc).__name__
     cause = exc.__cause__
     return f"{text}: {cause}" if cause is not None and str(cause) not in text else text
 
 
 def _reply_text(code: int, message: str) -> str:
-    """aiosmtplib's (code, lines joined by LF) back to reply text, a code per line."""
+    """A reply's (code, lines joined by LF) back to reply text, a code per line."""
     *head, last = message.split("\n")
     return "\r\n".join([*(f"{code}-{line}" for line in head), f"{code} {last}"])
 
 
-def _to_reply(response: SMTPResponse) -> SMTPReply:
-    return parse_reply(_reply_text(response.code, response.message))
+def _to_reply(reply: Reply) -> SMTPReply:
+    return parse_reply(_reply_text(reply.code, reply.message))
 
 
 def _is_ip(host: str) -> bool:

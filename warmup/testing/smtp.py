@@ -19,6 +19,8 @@ Shape (aiosmtplib's ``tests/smtpd.py`` plus Mailman's ``testing/mta.py``):
 - ``greeting`` replaces the 220 banner with a refusal such as ``"421 4.7.0 busy"``,
   after which the connection is closed.
 - ``ehlo=False`` answers EHLO with 502, like a server that knows only HELO.
+- ``pipelining=True`` offers PIPELINING (RFC 2920) in the EHLO reply; aiosmtpd
+  handles pipelined commands either way.
 - STARTTLS is offered when a ``tls_context`` is given; :func:`self_signed_context` makes
   one with the ``openssl`` command. ``starttls_reply`` (e.g. ``"454 4.7.0 no TLS"``)
   answers STARTTLS instead of starting TLS.
@@ -189,6 +191,7 @@ class ScriptedSMTPServer(Served):
         ehlo: bool = True,
         hang_up_on_421: bool = True,
         starttls_reply: str | None = None,
+        pipelining: bool = False,
     ) -> None:
         if greeting is not None and greeting.startswith("2"):
             raise ValueError(f"greeting must be a refusal (4xx/5xx), got {greeting!r}")
@@ -202,6 +205,7 @@ class ScriptedSMTPServer(Served):
         self.ehlo = ehlo
         self.hang_up_on_421 = hang_up_on_421
         self.starttls_reply = starttls_reply
+        self.pipelining = pipelining
         self.script = Script()
         self.received: list[ReceivedMessage] = []
         self.commands: list[Command] = []
@@ -310,6 +314,8 @@ class _Handler:
             session.extended_smtp = False
             return ["502 5.5.2 Error: command not recognized"]
         session.host_name = hostname
+        if self._owner.pipelining:
+            return [responses[0], "250-PIPELINING", *responses[1:]]
         return responses
 
     async def handle_MAIL(
