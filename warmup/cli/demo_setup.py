@@ -26,6 +26,7 @@ __all__ = [
     "STRICTNESS",
     "DemoProject",
     "bounce_maildir",
+    "database_url",
     "load_list",
     "make_project",
 ]
@@ -62,6 +63,11 @@ def bounce_maildir(root: Path) -> Path:
     return root / "bouncebox"
 
 
+def database_url(root: Path) -> str:
+    """The demo's SQLite database in its directory."""
+    return f"sqlite:///{root / 'warmup.db'}"
+
+
 def make_project(
     *, ips: int, ports: dict[str, int], directory: Path | None, scale: float = 1.0
 ) -> DemoProject:
@@ -73,7 +79,7 @@ def make_project(
     _scale_schedule_files(root / "schedules", scale)
     lines = [
         "# Written by `warmup demo`: simulated ISPs on loopback, SQLite in this dir.",
-        f"database: sqlite:///{root / 'warmup.db'}",
+        f"database: {database_url(root)}",
         "timezone: Asia/Tokyo",
         "schedules: schedules/",
         "ips:",
