@@ -35,6 +35,7 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._write_lock: asyncio.Lock | None = None
+        self._writers: dict[bool, AsyncEngine] = {}  # SQLite: by durable
         # Driver-level SQL (text, bind names in order, positional?) per statement,
         # and the dialect's converter for instants; built on first use.
         self._driver_sql: dict[str, tuple[str, tuple[str, ...], bool]] = {}
@@ -60,9 +61,11 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        writer = self.engine.execution_options(
-            sqlite_immediate=True, sqlite_durable=durable
-        )
+        writer = self._writers.get(durable)
+        if writer is None:  # built once: an option engine per call was not free
+            writer = self._writers[durable] = self.engine.execution_options(
+                sqlite_immediate=True, sqlite_durable=durable
+            )
         async with self.writer_lock(), writer.begin() as conn:
             yield conn
 
