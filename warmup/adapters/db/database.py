@@ -109,6 +109,13 @@ class Database:
         keys the statement does not use are ignored. The SQL is compiled once
         per ``name``.
         """
+        await self.executemany_all(conn, [self.bound(name, build, rows)])
+
+    def bound(
+        self, name: str, build: Callable[[], Any], rows: list[dict[str, Any]]
+    ) -> tuple[str, list[Any]]:
+        """The driver's SQL for statement ``name`` (compiled once) and ``rows``
+        as its parameters (see :meth:`executemany`)."""
         compiled = self._driver_sql.get(name)
         if compiled is None:
             statement = build().compile(dialect=self.engine.dialect)
@@ -121,7 +128,32 @@ class Database:
             params: list[Any] = [tuple(row[key] for key in names) for row in rows]
         else:
             params = [{key: row[key] for key in names} for row in rows]
-        await conn.exec_driver_sql(sql, params)
+        return sql, params
+
+    async def executemany_all(
+        self, conn: AsyncConnection, statements: list[tuple[str, list[Any]]]
+    ) -> None:
+        """Run :meth:`bound` statements in order, in ``conn``'s transaction.
+
+        On SQLite all of them go to aiosqlite's thread at once, as one call on
+        the sqlite3 connection: through SQLAlchemy each statement is three or
+        four hops to that thread and back (a cursor, the statement, its close),
+        which were most of a tick's record."""
+        if self.dialect != "sqlite":
+            for sql, params in statements:
+                await conn.exec_driver_sql(sql, params)
+            return
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection  # aiosqlite.Connection
+
+        def run() -> None:
+            sqlite3_connection = driver._conn  # on aiosqlite's own thread
+            for sql, params in statements:
+                sqlite3_connection.executemany(sql, params)
+
+        # aiosqlite's queue to its thread (private, stable since 0.17): the one
+        # way to run several statements in one trip.
+        await driver._execute(run)
 
     async def insert_counted(self, statement: Any, rows: list[dict[str, Any]]) -> int:
         """executemany an INSERT ... ON CONFLICT DO NOTHING; rows actually inserted.

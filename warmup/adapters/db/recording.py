@@ -94,24 +94,20 @@ class SQLRecording:
         """Write one tick's attempts, recipient states, lanes and events at once."""
         if not tick:
             return
+        # The bulk of nearly every tick (attempts, their recipients, the
+        # outbox, the lanes) goes to the driver in one batch; the rarer writes
+        # through SQLAlchemy, in the same transaction (no order between them
+        # matters: each touches rows the others do not).
+        bulk = self._sends(tick, now) + self._lanes(tick, now)
         async with self.db.begin() as conn:
+            if bulk:
+                await self.db.executemany_all(conn, bulk)
             await self._record_attempts(conn, tick, now)
             await self._record_lanes(conn, tick, now)
 
     async def _record_attempts(
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
     ) -> None:
-        if tick.attempts:
-            await self._record_sends(conn, tick, now)
-        to_db = self.db.instant_binder()
-        outcomes = outcome_rows(tick, to_db(now), to_db)
-        if outcomes:  # the outbox, in the outcome's own transaction
-            await self.db.executemany(
-                conn,
-                "insert outcome events",
-                partial(insert_outcome_events, self.db.dialect),
-                outcomes,
-            )
         await _settle(conn, tick.dropped, RecipientState.suppressed, now)
         await _settle(conn, tick.cancelled, RecipientState.cancelled, now)
         await _settle(
@@ -168,87 +164,103 @@ class SQLRecording:
                 ],
             )
 
-    async def _record_sends(
-        self, conn: AsyncConnection, tick: TickRecord, now: datetime
-    ) -> None:
-        """The attempt rows and their recipients' new states: the bulk of a tick.
+    def _sends(self, tick: TickRecord, now: datetime) -> list[tuple[str, list[Any]]]:
+        """The attempt rows, their recipients' new states and the outbox: the
+        bulk of a tick, as driver statements.
 
-        Both go to the driver's executemany with values converted once here
-        (what SQLAlchemy would bind, per UTCDateTime), not through SQLAlchemy's
-        per-row parameter processing: half the time on the event loop.
+        Values are converted once here (what SQLAlchemy would bind, per
+        UTCDateTime), not through SQLAlchemy's per-row parameter processing:
+        half the time on the event loop.
         """
         to_db = self.db.instant_binder()
         stamp = to_db(now)
-        await self.db.executemany(
-            conn,
-            "insert attempts",
-            _insert_attempt,
-            [
-                {
-                    "recipient_id": a.recipient_id,
-                    "lane_id": a.lane_id,
-                    "attempted_at": to_db(a.attempted_at),
-                    "verdict": a.verdict,
-                    "reason": a.reason,
-                    "code": a.code,
-                    "enhanced": a.enhanced,
-                    "reply": a.reply[:2000],
-                    "rule": a.rule,
-                }
-                for a in tick.attempts
-            ],
-        )
+        statements: list[tuple[str, list[Any]]] = []
+        if tick.attempts:
+            statements.append(
+                self.db.bound(
+                    "insert attempts",
+                    _insert_attempt,
+                    [
+                        {
+                            "recipient_id": a.recipient_id,
+                            "lane_id": a.lane_id,
+                            "attempted_at": to_db(a.attempted_at),
+                            "verdict": a.verdict,
+                            "reason": a.reason,
+                            "code": a.code,
+                            "enhanced": a.enhanced,
+                            "reply": a.reply[:2000],
+                            "rule": a.rule,
+                        }
+                        for a in tick.attempts
+                    ],
+                )
+            )
+            owned = tick.claimer is not None
+            statements.append(
+                self.db.bound(
+                    f"update sent recipients, owned={owned}",
+                    partial(_sent, owned=owned),
+                    [
+                        {
+                            "rid": a.recipient_id,
+                            "claimer": tick.claimer,
+                            "new_state": a.decision.state.value,
+                            "next_at": (
+                                stamp
+                                if a.decision.next_attempt_at is None
+                                else to_db(a.decision.next_attempt_at)
+                            ),
+                            "count": a.attempts,
+                            "lane": a.lane_id if a.decision.keep_lane else None,
+                            "reply": a.reply[:500],
+                            "now": stamp,
+                        }
+                        for a in tick.attempts
+                    ],
+                )
+            )
+        outcomes = outcome_rows(tick, stamp, to_db)
+        if outcomes:  # the outbox, in the outcome's own transaction
+            statements.append(
+                self.db.bound(
+                    "insert outcome events",
+                    partial(insert_outcome_events, self.db.dialect),
+                    outcomes,
+                )
+            )
+        return statements
+
+    def _lanes(self, tick: TickRecord, now: datetime) -> list[tuple[str, list[Any]]]:
+        """The lanes' rows (on nearly every tick), as a driver statement."""
+        if not tick.lanes:
+            return []
+        to_db, day_to_db = self.db.instant_binder(), self.db.day_binder()
+        stamp = to_db(now)
+        rows = [
+            {
+                **lane_row(r.lane, r.allowance_per_hour, now),
+                **{
+                    name: None if value is None else to_db(value)
+                    for name, value in _lane_instants(r.lane).items()
+                },
+                "local_day": None if r.lane.day is None else day_to_db(r.lane.day),
+                "updated_at": stamp,
+                "lane": r.lane_id,
+                "claimer": tick.claimer,
+            }
+            for r in tick.lanes.values()
+        ]
         owned = tick.claimer is not None
-        await self.db.executemany(
-            conn,
-            f"update sent recipients, owned={owned}",
-            partial(_sent, owned=owned),
-            [
-                {
-                    "rid": a.recipient_id,
-                    "claimer": tick.claimer,
-                    "new_state": a.decision.state.value,
-                    "next_at": (
-                        stamp
-                        if a.decision.next_attempt_at is None
-                        else to_db(a.decision.next_attempt_at)
-                    ),
-                    "count": a.attempts,
-                    "lane": a.lane_id if a.decision.keep_lane else None,
-                    "reply": a.reply[:500],
-                    "now": stamp,
-                }
-                for a in tick.attempts
-            ],
-        )
+        return [
+            self.db.bound(
+                f"update lanes, owned={owned}", partial(_update_lanes, owned), rows
+            )
+        ]
 
     async def _record_lanes(
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
     ) -> None:
-        if tick.lanes:  # on nearly every tick: compiled once, values bound here
-            to_db, day_to_db = self.db.instant_binder(), self.db.day_binder()
-            stamp = to_db(now)
-            rows = [
-                {
-                    **lane_row(r.lane, r.allowance_per_hour, now),
-                    **{
-                        name: None if value is None else to_db(value)
-                        for name, value in _lane_instants(r.lane).items()
-                    },
-                    "local_day": None if r.lane.day is None else day_to_db(r.lane.day),
-                    "updated_at": stamp,
-                    "lane": r.lane_id,
-                    "claimer": tick.claimer,
-                }
-                for r in tick.lanes.values()
-            ]
-            owned = tick.claimer is not None
-            await self.db.executemany(
-                conn,
-                f"update lanes, owned={owned}",
-                partial(_update_lanes, owned),
-                rows,
-            )
         if tick.events:
             await conn.execute(
                 lane_events.insert(),
