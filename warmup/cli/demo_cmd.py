@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import tempfile
 import time as walltime
 from collections.abc import Awaitable, Callable
@@ -301,25 +302,20 @@ def _mailbox_poll(
     """Read the bounce mailbox the simulated ISPs mail into, every virtual 15
     minutes, as `warmup run` does with bounces.maildir.
 
-    A poll that found nothing keeps the modification time of the maildir's
-    ``new/``; the next one is skipped while it stays the same (no mail was
-    delivered since), which spares most polls their trip to a worker thread.
-    The simulated ISPs write a report before they answer the DATA, so every
-    report of the ticks before is in ``new/`` when a poll looks."""
+    A poll whose ``new/`` is empty stops there (a listing of an empty
+    directory), sparing most polls their trips to a worker thread: the demo's
+    mails arrive only in ``new/``, and a mail that could not be saved stays
+    there for the next poll."""
     inbox = MaildirInbox(bounce_maildir(root))
     arrivals = bounce_maildir(root) / "new"
     due: list[datetime] = []
-    quiet: list[int] = []  # new/'s mtime when a poll last found nothing
 
     async def poll(now: datetime) -> None:
         if due and now < due[0]:
             return
         due[:] = [now + timedelta(minutes=15)]
-        mtime = arrivals.stat().st_mtime_ns
-        if quiet == [mtime]:
-            return
-        found = await intake.drain(inbox)
-        quiet[:] = [] if found else [mtime]
+        if os.listdir(arrivals):
+            await intake.drain(inbox)
 
     return poll
 
