@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -363,3 +365,68 @@ async def test_claim_lanes_claims_for_each_lane_under_its_own_lease(
     assert {stored[c.id].replace(tzinfo=UTC) for c in got[1]} == {
         leases[1]
     }  # the lease each recipient is held under in the store
+
+
+async def test_a_claim_hands_back_the_recipient_as_queued(store: SQLStore) -> None:
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    tokyo = timezone(timedelta(hours=9))
+    queued = datetime(2030, 1, 1, 9, 30, tzinfo=tokyo)
+    await store.insert_recipients(
+        campaign.id,
+        [_recipient("a@example.com", 0.2), _recipient("b@example.com", 0.9)],
+        ["x", "x"],
+        queued,
+    )
+    lane_id, _ = await store.ensure_lane(Lane(ip="127.0.0.2", isp="x"), NOW)
+    claimed = await store.claim(
+        lane_id=lane_id,
+        isp="x",
+        limit=5,
+        now=NOW,
+        claimer="n:1",
+        lease_until=NOW + timedelta(hours=1),
+    )
+    assert [c.address for c in claimed] == ["b@example.com", "a@example.com"]
+    first = claimed[0]
+    assert first.queued_at == queued and first.queued_at.utcoffset() == timedelta(0)
+    assert first.fields == {"email": "b@example.com"}
+    assert (first.campaign_id, first.attempts, first.deadline_at) == (
+        campaign.id,
+        0,
+        None,
+    )
+    again = await store.claim(
+        lane_id=lane_id,
+        isp="x",
+        limit=5,
+        now=NOW,
+        claimer="n:2",
+        lease_until=NOW + timedelta(hours=1),
+    )
+    assert again == []  # leased: nobody else takes them
+
+
+async def test_a_failed_sqlite_write_is_rolled_back_and_the_store_goes_on(
+    tmp_path: Path,
+) -> None:
+    store = await SQLStore.open(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+        await store.insert_recipients(
+            campaign.id, [_recipient("a@example.com")], ["x"], NOW
+        )
+
+        def half_done(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE recipients SET attempts = 7")
+            raise RuntimeError("in the middle")
+
+        for _ in range(2):  # the pooled connection is not left in a transaction
+            with pytest.raises(RuntimeError, match="in the middle"):
+                await store.database.sqlite_call(half_done, write=True)
+        lane_id, _ = await store.ensure_lane(Lane(ip="127.0.0.2", isp="x"), NOW)
+        (claimed,) = await store.claim(
+            lane_id=lane_id, isp="x", limit=1, now=NOW, claimer="n:1", lease_until=NOW
+        )
+        assert claimed.attempts == 0
+    finally:
+        await store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,34 +35,53 @@ async def enqueue_rows(
     deadline: datetime | None = None,
     on_batch: Callable[[EnqueueReport], None] | None = None,
 ) -> EnqueueReport:
-    """Queue every valid, unsuppressed, new row; count the rest by cause."""
+    """Queue every valid, unsuppressed, new row; count the rest by cause.
+
+    One batch is being inserted while the next is validated and checked
+    against the suppression list (the store's insert runs mostly off the event
+    loop: SQLite's thread, PostgreSQL's server); inserts stay one at a time,
+    in order."""
     report = EnqueueReport()
-    for batch in batches(rows, batch_size):
-        valid = _validate(batch, placeholders, header_placeholders, report)
-        keys = await store.suppressed_keys(
-            sorted(lookup_keys(r.address for r in valid))
-        )
-        sendable: list[NewRecipient] = []
-        refused: list[str] = []
-        for r in valid:
-            if is_suppressed(r.address, keys):
-                refused.append(r.address)
-            else:
-                sendable.append(r)
-        report.suppressed += len(refused)
-        if refused:  # their outcome: refused as already suppressed
-            await store.record_refused(campaign_id, refused, now, "enqueue")
-        inserted = await store.insert_recipients(
-            campaign_id,
-            sendable,
-            [isp_of(r.domain) for r in sendable],
-            now,
-            deadline=deadline,
-        )
-        report.queued += inserted
-        report.duplicate += len(sendable) - inserted
-        if on_batch is not None:
-            on_batch(report)
+    inserting: asyncio.Task[None] | None = None
+    try:
+        for batch in batches(rows, batch_size):
+            valid = _validate(batch, placeholders, header_placeholders, report)
+            keys = await store.suppressed_keys(
+                sorted(lookup_keys(r.address for r in valid))
+            )
+            sendable: list[NewRecipient] = []
+            refused: list[str] = []
+            for r in valid:
+                if is_suppressed(r.address, keys):
+                    refused.append(r.address)
+                else:
+                    sendable.append(r)
+            if inserting is not None:
+                await inserting
+            report.suppressed += len(refused)
+            if refused:  # their outcome: refused as already suppressed
+                await store.record_refused(campaign_id, refused, now, "enqueue")
+
+            async def insert(sendable: list[NewRecipient] = sendable) -> None:
+                inserted = await store.insert_recipients(
+                    campaign_id,
+                    sendable,
+                    [isp_of(r.domain) for r in sendable],
+                    now,
+                    deadline=deadline,
+                )
+                report.queued += inserted
+                report.duplicate += len(sendable) - inserted
+                if on_batch is not None:
+                    on_batch(report)
+
+            inserting = asyncio.create_task(insert())
+        if inserting is not None:
+            await inserting
+    finally:
+        if inserting is not None and not inserting.done():
+            inserting.cancel()
+            await asyncio.gather(inserting, return_exceptions=True)
     return report
 
 

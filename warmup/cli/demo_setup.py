@@ -26,6 +26,7 @@ __all__ = [
     "STRICTNESS",
     "DemoProject",
     "bounce_maildir",
+    "database_url",
     "load_list",
     "make_project",
 ]
@@ -62,6 +63,11 @@ def bounce_maildir(root: Path) -> Path:
     return root / "bouncebox"
 
 
+def database_url(root: Path) -> str:
+    """The demo's SQLite database in its directory."""
+    return f"sqlite:///{root / 'warmup.db'}"
+
+
 def make_project(
     *, ips: int, ports: dict[str, int], directory: Path | None, scale: float = 1.0
 ) -> DemoProject:
@@ -73,7 +79,7 @@ def make_project(
     _scale_schedule_files(root / "schedules", scale)
     lines = [
         "# Written by `warmup demo`: simulated ISPs on loopback, SQLite in this dir.",
-        f"database: sqlite:///{root / 'warmup.db'}",
+        f"database: {database_url(root)}",
         "timezone: Asia/Tokyo",
         "schedules: schedules/",
         "ips:",
@@ -87,9 +93,9 @@ def make_project(
         "  connections_per_lane: 2",
         "  batch_size: 200",
         "  timeouts: {connect: 5s, command: 10s, data: 20s, dns: 2s}",
-        "  # One process on a virtual clock: a heartbeat every virtual hour, not",
-        "  # on each 5-minute step (30 s by default).",
-        "  ip_lease: 3h",
+        "  # One process on a virtual clock: a heartbeat every 4 virtual hours,",
+        "  # not on each 5-minute step (30 s by default).",
+        "  ip_lease: 12h",
         "  tls: {starttls: off}",
         "bounces:",
         "  return_path: bounces@bounce.demo.example",

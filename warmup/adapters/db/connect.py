@@ -134,9 +134,16 @@ async def open_engine(url: str) -> AsyncEngine:
     # A pre-ping is a round trip before every checkout: worth it for a server
     # that may drop idle connections, not for a SQLite file (each round trip
     # there is a hop to aiosqlite's thread; the demo's ticks are made of them).
+    # On SQLite no reset either: SQLAlchemy ends every transaction itself (the
+    # commit, or the rollback of a read's or a failed write's), so the pool's
+    # rollback on check-in found nothing to undo after each write transaction,
+    # one more hop to aiosqlite's thread each time.
     driver_url = async_url(url)
+    sqlite = driver_url.startswith("sqlite")
     engine = create_async_engine(
-        driver_url, pool_pre_ping=not driver_url.startswith("sqlite")
+        driver_url,
+        pool_pre_ping=not sqlite,
+        pool_reset_on_return=None if sqlite else "rollback",
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)

@@ -10,10 +10,12 @@ Errors are not translated here: the store's facade does it once for every method
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import Date
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,8 +26,25 @@ from warmup.adapters.db.schema import UTCDateTime
 __all__ = ["Database"]
 
 
+T = TypeVar("T")
+
+
 def _same(value: Any) -> Any:
     return value
+
+
+def _immediate(work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """``work`` in its own write transaction (the connection is in autocommit
+    mode: see connect.sqlite_pragmas)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # the pool takes it back as it was lent
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 class Database:
@@ -35,11 +54,15 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._write_lock: asyncio.Lock | None = None
+        self._writers: dict[bool, AsyncEngine] = {}  # SQLite: by durable
         # Driver-level SQL (text, bind names in order, positional?) per statement,
         # and the dialect's converter for instants; built on first use.
-        self._driver_sql: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+        self._driver_sql: dict[
+            str, tuple[str, tuple[str, ...], bool, dict[str, Any]]
+        ] = {}
         self._binder: Callable[[datetime], Any] | None = None
         self._day_bind: Callable[[date], Any] | None = None
+        self._reader: Callable[[Any], datetime | None] | None = None
         # The last bulk INSERT compiled for SQLite: (statement, SQL, bind names).
         self._last_insert: tuple[Any, str, tuple[str, ...]] | None = None
 
@@ -60,9 +83,11 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        writer = self.engine.execution_options(
-            sqlite_immediate=True, sqlite_durable=durable
-        )
+        writer = self._writers.get(durable)
+        if writer is None:  # built once: an option engine per call was not free
+            writer = self._writers[durable] = self.engine.execution_options(
+                sqlite_immediate=True, sqlite_durable=durable
+            )
         async with self.writer_lock(), writer.begin() as conn:
             yield conn
 
@@ -71,6 +96,37 @@ class Database:
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         return self._write_lock
+
+    async def sqlite_call(
+        self, work: Callable[[sqlite3.Connection], T], *, write: bool = False
+    ) -> T:
+        """SQLite only: ``work`` on a pooled sqlite3 connection, in aiosqlite's
+        thread, in one trip there and back (through SQLAlchemy a statement is
+        three or four, its transaction's BEGIN as many again). ``write``: under
+        this process's writer lock, between BEGIN IMMEDIATE and COMMIT (ROLLBACK
+        if ``work`` raises). For the engine's frequent, simple statements."""
+        if not write:
+            return await self._on_driver_thread(work)
+        async with self.writer_lock():
+            return await self._on_driver_thread(partial(_immediate, work))
+
+    async def _on_driver_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        async with self.engine.connect() as conn:  # no statement: no BEGIN
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection  # aiosqlite.Connection
+            # aiosqlite's queue to its thread (private, stable since 0.17).
+            result: T = await driver._execute(lambda: work(driver._conn))
+            return result
+
+    def instant_reader(self) -> Callable[[Any], datetime | None]:
+        """An instant as this dialect's driver returns it, made aware UTC
+        (UTCDateTime's result path)."""
+        if self._reader is None:
+            dialect = self.engine.dialect
+            impl = UTCDateTime().dialect_impl(dialect)
+            process = impl.result_processor(dialect, None)
+            self._reader = process if process is not None else _same
+        return self._reader
 
     def insert(self, table: Any) -> Any:
         """This dialect's INSERT (it has ``on_conflict_do_nothing/update``)."""
@@ -106,19 +162,55 @@ class Database:
         keys the statement does not use are ignored. The SQL is compiled once
         per ``name``.
         """
+        await self.executemany_all(conn, [self.bound(name, build, rows)])
+
+    def bound(
+        self, name: str, build: Callable[[], Any], rows: list[dict[str, Any]]
+    ) -> tuple[str, list[Any]]:
+        """The driver's SQL for statement ``name`` (compiled once) and ``rows``
+        as its parameters (see :meth:`executemany`)."""
         compiled = self._driver_sql.get(name)
         if compiled is None:
             statement = build().compile(dialect=self.engine.dialect)
             positional = self.engine.dialect.positional
             names = statement.positiontup if positional else statement.binds
-            compiled = (statement.string, tuple(names or ()), positional)
+            # The statement's own constants (a state, an OFFSET 0), plain values.
+            fixed = {k: v for k, v in statement.params.items() if v is not None}
+            compiled = (statement.string, tuple(names or ()), positional, fixed)
             self._driver_sql[name] = compiled
-        sql, names, positional = compiled
+        sql, names, positional, fixed = compiled
+        if fixed:
+            rows = [fixed | row for row in rows]
         if positional:
             params: list[Any] = [tuple(row[key] for key in names) for row in rows]
         else:
             params = [{key: row[key] for key in names} for row in rows]
-        await conn.exec_driver_sql(sql, params)
+        return sql, params
+
+    async def executemany_all(
+        self, conn: AsyncConnection, statements: list[tuple[str, list[Any]]]
+    ) -> None:
+        """Run :meth:`bound` statements in order, in ``conn``'s transaction.
+
+        On SQLite all of them go to aiosqlite's thread at once, as one call on
+        the sqlite3 connection: through SQLAlchemy each statement is three or
+        four hops to that thread and back (a cursor, the statement, its close),
+        which were most of a tick's record."""
+        if self.dialect != "sqlite":
+            for sql, params in statements:
+                await conn.exec_driver_sql(sql, params)
+            return
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection  # aiosqlite.Connection
+
+        def run() -> None:
+            sqlite3_connection = driver._conn  # on aiosqlite's own thread
+            for sql, params in statements:
+                sqlite3_connection.executemany(sql, params)
+
+        # aiosqlite's queue to its thread (private, stable since 0.17): the one
+        # way to run several statements in one trip.
+        await driver._execute(run)
 
     async def insert_counted(self, statement: Any, rows: list[dict[str, Any]]) -> int:
         """executemany an INSERT ... ON CONFLICT DO NOTHING; rows actually inserted.

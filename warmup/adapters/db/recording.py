@@ -3,12 +3,13 @@ day roll-ups, written in one transaction."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, exists, null, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.database import Database
@@ -26,62 +27,22 @@ from warmup.adapters.db.rows import (
     suppression_row,
 )
 from warmup.adapters.db.schema import (
-    attempts,
     bounce_events,
-    ip_leases,
     lane_days,
     lane_events,
-    lanes,
     recipients,
-    suppressions,
+)
+from warmup.adapters.db.tick_statements import (
+    insert_attempt,
+    insert_suppression,
+    lane_instants,
+    sent,
+    update_lanes,
 )
 from warmup.core.attempt import TickRecord
-from warmup.core.lanes.lane import Lane
 from warmup.core.model import RecipientState
 
 __all__ = ["SQLRecording"]
-
-
-def _insert_attempt() -> Any:
-    return attempts.insert().values(
-        {
-            name: bindparam(name)
-            for name in (
-                "recipient_id",
-                "lane_id",
-                "attempted_at",
-                "verdict",
-                "reason",
-                "code",
-                "enhanced",
-                "reply",
-                "rule",
-            )
-        }
-    )
-
-
-def _sent(*, owned: bool) -> Any:
-    """A sent recipient's new state; with ``owned``, only while still our claim."""
-    still_ours = (
-        recipients.c.claimed_by == bindparam("claimer")
-        if owned
-        else recipients.c.id.is_not(None)
-    )
-    return (
-        update(recipients)
-        .where(recipients.c.id == bindparam("rid"), still_ours)
-        .values(
-            state=bindparam("new_state"),
-            next_attempt_at=bindparam("next_at"),
-            attempts=bindparam("count"),
-            lane_id=bindparam("lane"),
-            claimed_by=null(),
-            claimed_until=null(),
-            last_reply=bindparam("reply"),
-            updated_at=bindparam("now"),
-        )
-    )
 
 
 class SQLRecording:
@@ -94,37 +55,30 @@ class SQLRecording:
         """Write one tick's attempts, recipient states, lanes and events at once."""
         if not tick:
             return
+        # The bulk of nearly every tick (attempts, their recipients, new
+        # suppressions, the outbox, the lanes) goes to the driver as one batch;
+        # the rarer writes through SQLAlchemy, in the same transaction (no order
+        # between them matters: each touches rows the others do not).
+        bulk = self._sends(tick, now) + self._lanes(tick, now)
+        if self.db.dialect == "sqlite" and not _rare_parts(tick):
+            # Most ticks: the whole transaction in one trip to aiosqlite's thread.
+            await self.db.sqlite_call(partial(_run_all, bulk), write=True)
+            return
         async with self.db.begin() as conn:
+            if bulk:
+                await self.db.executemany_all(conn, bulk)
             await self._record_attempts(conn, tick, now)
             await self._record_lanes(conn, tick, now)
 
     async def _record_attempts(
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
     ) -> None:
-        if tick.attempts:
-            await self._record_sends(conn, tick, now)
-        to_db = self.db.instant_binder()
-        outcomes = outcome_rows(tick, to_db(now), to_db)
-        if outcomes:  # the outbox, in the outcome's own transaction
-            await self.db.executemany(
-                conn,
-                "insert outcome events",
-                partial(insert_outcome_events, self.db.dialect),
-                outcomes,
-            )
         await _settle(conn, tick.dropped, RecipientState.suppressed, now)
         await _settle(conn, tick.cancelled, RecipientState.cancelled, now)
         await _settle(
             conn, tick.late, RecipientState.expired, now, last_reply=DEADLINE_PASSED
         )
         await self._record_claims_returned(conn, tick, now)
-        if tick.suppressions:
-            await conn.execute(
-                self.db.insert(suppressions).on_conflict_do_nothing(
-                    index_elements=["address"]
-                ),
-                [suppression_row(entry) for entry in tick.suppressions],
-            )
 
     async def _record_claims_returned(
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
@@ -168,87 +122,114 @@ class SQLRecording:
                 ],
             )
 
-    async def _record_sends(
-        self, conn: AsyncConnection, tick: TickRecord, now: datetime
-    ) -> None:
-        """The attempt rows and their recipients' new states: the bulk of a tick.
+    def _sends(self, tick: TickRecord, now: datetime) -> list[tuple[str, list[Any]]]:
+        """The attempt rows, their recipients' new states and the outbox: the
+        bulk of a tick, as driver statements.
 
-        Both go to the driver's executemany with values converted once here
-        (what SQLAlchemy would bind, per UTCDateTime), not through SQLAlchemy's
-        per-row parameter processing: half the time on the event loop.
+        Values are converted once here (what SQLAlchemy would bind, per
+        UTCDateTime), not through SQLAlchemy's per-row parameter processing:
+        half the time on the event loop.
         """
         to_db = self.db.instant_binder()
         stamp = to_db(now)
-        await self.db.executemany(
-            conn,
-            "insert attempts",
-            _insert_attempt,
-            [
-                {
-                    "recipient_id": a.recipient_id,
-                    "lane_id": a.lane_id,
-                    "attempted_at": to_db(a.attempted_at),
-                    "verdict": a.verdict,
-                    "reason": a.reason,
-                    "code": a.code,
-                    "enhanced": a.enhanced,
-                    "reply": a.reply[:2000],
-                    "rule": a.rule,
-                }
-                for a in tick.attempts
-            ],
-        )
+        statements: list[tuple[str, list[Any]]] = []
+        if tick.attempts:
+            statements.append(
+                self.db.bound(
+                    "insert attempts",
+                    insert_attempt,
+                    [
+                        {
+                            "recipient_id": a.recipient_id,
+                            "lane_id": a.lane_id,
+                            "attempted_at": to_db(a.attempted_at),
+                            "verdict": a.verdict,
+                            "reason": a.reason,
+                            "code": a.code,
+                            "enhanced": a.enhanced,
+                            "reply": a.reply[:2000],
+                            "rule": a.rule,
+                        }
+                        for a in tick.attempts
+                    ],
+                )
+            )
+            owned = tick.claimer is not None
+            statements.append(
+                self.db.bound(
+                    f"update sent recipients, owned={owned}",
+                    partial(sent, owned=owned),
+                    [
+                        {
+                            "rid": a.recipient_id,
+                            "claimer": tick.claimer,
+                            "new_state": a.decision.state.value,
+                            "next_at": (
+                                stamp
+                                if a.decision.next_attempt_at is None
+                                else to_db(a.decision.next_attempt_at)
+                            ),
+                            "count": a.attempts,
+                            "lane": a.lane_id if a.decision.keep_lane else None,
+                            "reply": a.reply[:500],
+                            "now": stamp,
+                        }
+                        for a in tick.attempts
+                    ],
+                )
+            )
+        if tick.suppressions:  # a hard bounce's address: every few ticks
+            statements.append(
+                self.db.bound(
+                    "insert suppressions",
+                    partial(insert_suppression, self.db),
+                    [
+                        suppression_row(entry) | {"created_at": to_db(entry.created_at)}
+                        for entry in tick.suppressions
+                    ],
+                )
+            )
+        outcomes = outcome_rows(tick, stamp, to_db)
+        if outcomes:  # the outbox, in the outcome's own transaction
+            statements.append(
+                self.db.bound(
+                    "insert outcome events",
+                    partial(insert_outcome_events, self.db.dialect),
+                    outcomes,
+                )
+            )
+        return statements
+
+    def _lanes(self, tick: TickRecord, now: datetime) -> list[tuple[str, list[Any]]]:
+        """The lanes' rows (on nearly every tick), as a driver statement."""
+        if not tick.lanes:
+            return []
+        to_db, day_to_db = self.db.instant_binder(), self.db.day_binder()
+        stamp = to_db(now)
+        rows = [
+            {
+                **lane_row(r.lane, r.allowance_per_hour, now),
+                **{
+                    name: None if value is None else to_db(value)
+                    for name, value in lane_instants(r.lane).items()
+                },
+                "local_day": None if r.lane.day is None else day_to_db(r.lane.day),
+                "updated_at": stamp,
+                "lane": r.lane_id,
+                "claimer": tick.claimer,
+            }
+            for r in tick.lanes.values()
+        ]
         owned = tick.claimer is not None
-        await self.db.executemany(
-            conn,
-            f"update sent recipients, owned={owned}",
-            partial(_sent, owned=owned),
-            [
-                {
-                    "rid": a.recipient_id,
-                    "claimer": tick.claimer,
-                    "new_state": a.decision.state.value,
-                    "next_at": (
-                        stamp
-                        if a.decision.next_attempt_at is None
-                        else to_db(a.decision.next_attempt_at)
-                    ),
-                    "count": a.attempts,
-                    "lane": a.lane_id if a.decision.keep_lane else None,
-                    "reply": a.reply[:500],
-                    "now": stamp,
-                }
-                for a in tick.attempts
-            ],
-        )
+        return [
+            self.db.bound(
+                f"update lanes, owned={owned}", partial(update_lanes, owned), rows
+            )
+        ]
 
     async def _record_lanes(
         self, conn: AsyncConnection, tick: TickRecord, now: datetime
     ) -> None:
-        if tick.lanes:  # on nearly every tick: compiled once, values bound here
-            to_db, day_to_db = self.db.instant_binder(), self.db.day_binder()
-            stamp = to_db(now)
-            rows = [
-                {
-                    **lane_row(r.lane, r.allowance_per_hour, now),
-                    **{
-                        name: None if value is None else to_db(value)
-                        for name, value in _lane_instants(r.lane).items()
-                    },
-                    "local_day": None if r.lane.day is None else day_to_db(r.lane.day),
-                    "updated_at": stamp,
-                    "lane": r.lane_id,
-                    "claimer": tick.claimer,
-                }
-                for r in tick.lanes.values()
-            ]
-            owned = tick.claimer is not None
-            await self.db.executemany(
-                conn,
-                f"update lanes, owned={owned}",
-                partial(_update_lanes, owned),
-                rows,
-            )
         if tick.events:
             await conn.execute(
                 lane_events.insert(),
@@ -322,33 +303,24 @@ class SQLRecording:
         )
 
 
-def _lane_instants(lane: Lane) -> dict[str, datetime | None]:
-    """The instants of ``lane_row``, to be converted for the driver."""
-    return {
-        "backoff_until": lane.hold_until,
-        "recover_at": lane.recover_at,
-        "paused_until": lane.paused_until,
-        "last_sent_at": lane.last_sent_at,
-    }
-
-
-def _update_lanes(owned: bool) -> Any:
-    """A lane's row from its state (``lane_row``'s columns); a lane whose IP
-    another process holds now is not ours to write."""
-    columns = lane_row(Lane(ip="", isp=""), 0.0, datetime.min.replace(tzinfo=UTC))
-    statement = (
-        update(lanes)
-        .where(lanes.c.id == bindparam("lane"))
-        .values({name: bindparam(name) for name in columns})
+def _rare_parts(tick: TickRecord) -> bool:
+    """Whether ``tick`` holds more than attempts, suppressions, the outbox and
+    lanes."""
+    return bool(
+        tick.dropped
+        or tick.cancelled
+        or tick.late
+        or tick.released
+        or tick.held
+        or tick.events
+        or tick.late_reports_applied
+        or tick.days
     )
-    if owned:
-        statement = statement.where(
-            ~exists().where(
-                ip_leases.c.ip == lanes.c.ip,
-                ip_leases.c.claimer != bindparam("claimer"),
-            )
-        )
-    return statement
+
+
+def _run_all(statements: list[tuple[str, list[Any]]], conn: sqlite3.Connection) -> None:
+    for sql, params in statements:
+        conn.executemany(sql, params)
 
 
 async def _settle(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 
 from sqlalchemy import delete, func, select
 
@@ -17,6 +19,24 @@ __all__ = ["SQLSuppressions"]
 _CHUNK = 5000  # rows per IN (...) lookup
 
 
+# SQLite's limit on a statement's parameters is 32,766 (since 3.32).
+_SQLITE_LOOKUP = (
+    f"SELECT {suppressions.c.address.name} FROM {suppressions.name} "
+    f"WHERE {suppressions.c.address.name} IN "
+)
+
+
+def _suppressed_sqlite(keys: Sequence[str], conn: sqlite3.Connection) -> set[str]:
+    """:meth:`SQLSuppressions.suppressed_keys` on the sqlite3 connection."""
+    found: set[str] = set()
+    for start in range(0, len(keys), _CHUNK):
+        chunk = list(keys[start : start + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"{_SQLITE_LOOKUP}({marks})", chunk).fetchall()
+        found.update(row[0] for row in rows)
+    return found
+
+
 class SQLSuppressions:
     """Addresses (and ``@domain`` entries) never to be mailed."""
 
@@ -24,6 +44,8 @@ class SQLSuppressions:
         self.db = db
 
     async def suppressed_keys(self, keys: Sequence[str]) -> set[str]:
+        if self.db.dialect == "sqlite":  # before every claimed batch: one trip
+            return await self.db.sqlite_call(partial(_suppressed_sqlite, keys))
         found: set[str] = set()
         async with self.db.connect() as conn:
             for start in range(0, len(keys), _CHUNK):

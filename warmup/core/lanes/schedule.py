@@ -41,6 +41,16 @@ class Window:
 
     start: time = time(0, 0)
     end: time = time(0, 0)
+    # Worked out once: the pacing asks for it several times per send.
+    _duration: timedelta = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.all_day:
+            duration = _DAY
+        else:
+            minutes = (_minutes(self.end) - _minutes(self.start)) % (24 * 60)
+            duration = timedelta(minutes=minutes)
+        object.__setattr__(self, "_duration", duration)
 
     @property
     def all_day(self) -> bool:
@@ -48,10 +58,7 @@ class Window:
 
     @property
     def duration(self) -> timedelta:
-        if self.all_day:
-            return _DAY
-        minutes = (_minutes(self.end) - _minutes(self.start)) % (24 * 60)
-        return timedelta(minutes=minutes)
+        return self._duration
 
     @property
     def hours(self) -> float:
