@@ -12,7 +12,8 @@ one place, so that only this module leans on aiosmtpd's private methods
 - :meth:`ServerSession.greeting_refusal`: a 4xx/5xx greeting instead of the 220,
   and the connection closed;
 - :meth:`ServerSession.new_envelope` and :meth:`ServerSession.on_command`;
-- ``hang_up_on_421``: close the connection after any 421 reply, as real servers do.
+- ``hang_up_on_421``: close the connection after any 421 reply, as real servers do;
+- a read buffer of :data:`READ_LIMIT` instead of aiosmtpd's 1,001 bytes.
 
 :class:`Served` gives their servers ``async with`` over ``start`` and ``stop``.
 """
@@ -26,6 +27,15 @@ from typing import Any, AnyStr, Self
 
 from aiosmtpd.smtp import SMTP, Envelope
 
+#: The read buffer's limit. aiosmtpd sizes its StreamReader by
+#: ``line_length_limit`` (1,001), so the reader stops reading the socket each
+#: time more than 2,002 bytes wait in it (every message over 2 KB, once per
+#: read) and starts again once the session has taken them: two epoll calls and a
+#: loop turn per message. Lines are still held to their limits: aiosmtpd checks
+#: each command's and each DATA line's length itself (the same replies), and the
+#: AUTH exchange in :mod:`warmup.adapters.relay_session` checks its own.
+READ_LIMIT = 64 * 1024
+
 
 class ServerSession(SMTP):
     """aiosmtpd's SMTP tied to an :class:`SMTPListener`; override the hooks."""
@@ -33,7 +43,10 @@ class ServerSession(SMTP):
     hang_up_on_421 = False
 
     def __init__(self, listener: SMTPListener, handler: Any, **kwargs: Any) -> None:
+        # aiosmtpd reads line_length_limit in __init__ only to size its reader.
+        self.line_length_limit = READ_LIMIT
         super().__init__(handler, **kwargs)
+        self.line_length_limit = SMTP.line_length_limit  # DATA's line check
         self.listener = listener
         self.peer_ip = ""
 
