@@ -52,7 +52,11 @@ class SQLRelayStore:
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
         self._sync = _sync_sqlite(store, durable)
-        self._fast = SQLiteBatchWriter(store) if self._sync is not None else None
+        self._fast = (
+            SQLiteBatchWriter(store, self._sync, durable=durable)
+            if self._sync is not None
+            else None
+        )
         # SQLite: the writes run here, one batch at a time, on one connection.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="warmup-relay-writer")
 
@@ -111,26 +115,20 @@ class SQLRelayStore:
         sqlite3 connection: aiosqlite would hop to its thread and back for every
         statement. Under the store's writer lock, so this process's writers
         still queue in order instead of in SQLite's busy handler."""
-        assert self._sync is not None
-        engine = self._sync
-
-        fast = self._fast
-        assert fast is not None
-
-        def write() -> tuple[list[FiledMessage], dict[str, int]]:
-            with engine.begin() as conn:
-                ids = _campaign_ids(conn, self._store, batch, known)
-                return fast.write(conn, batch, ids), ids
-
+        assert self._fast is not None
         async with self._store.database.writer_lock():
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, write)
+            return await loop.run_in_executor(
+                self._thread, self._fast.write, batch, known
+            )
 
     def close(self) -> None:
         """Close the SQLite writer's connection and thread (idempotent)."""
         if self._sync is not None:
+            if self._fast is not None:  # after any write still queued
+                self._thread.submit(self._fast.close)
+            self._thread.shutdown(wait=True)
             self._sync.dispose()
-            self._thread.shutdown(wait=False)
 
 
 def _sync_sqlite(store: SQLStore, durable: bool) -> Engine | None:
