@@ -5,7 +5,7 @@ host and port (0: any free port), keeps the open sessions and closes them at sto
 :class:`ServerSession` is aiosmtpd's ``SMTP`` with the hooks the three need, in
 one place, so that only this module leans on aiosmtpd's private methods
 (``_handle_client``, ``_create_envelope``, ``_call_handler_hook``,
-``_original_transport``):
+``_getaddr``, ``_original_transport``):
 
 - :meth:`ServerSession.opened` / :meth:`ServerSession.closed`: once per
   connection (a STARTTLS upgrade is not a new one), the peer's IP known;
@@ -13,7 +13,8 @@ one place, so that only this module leans on aiosmtpd's private methods
   and the connection closed;
 - :meth:`ServerSession.new_envelope` and :meth:`ServerSession.on_command`;
 - ``hang_up_on_421``: close the connection after any 421 reply, as real servers do;
-- a read buffer of :data:`READ_LIMIT` instead of aiosmtpd's 1,001 bytes.
+- a read buffer of :data:`READ_LIMIT` instead of aiosmtpd's 1,001 bytes;
+- a plain ``<local@domain>`` path taken without ``email``'s header parser.
 
 :class:`Served` gives their servers ``async with`` over ``start`` and ``stop``.
 """
@@ -21,6 +22,7 @@ one place, so that only this module leans on aiosmtpd's private methods
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, AnyStr, Self
@@ -35,6 +37,13 @@ from aiosmtpd.smtp import SMTP, Envelope
 #: each command's and each DATA line's length itself (the same replies), and the
 #: AUTH exchange in :mod:`warmup.adapters.relay_session` checks its own.
 READ_LIMIT = 64 * 1024
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+# ``<local@domain>`` with both parts plain dot-atoms, then parameters without
+# comments or quoting: what nearly every client sends.
+_PLAIN_PATH = re.compile(rf"[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>([^(\"\\]*)\Z")
 
 
 class ServerSession(SMTP):
@@ -106,6 +115,20 @@ class ServerSession(SMTP):
         await self.push(refusal)
         if self.transport is not None:
             self.transport.close()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's MAIL/RCPT path parser, without ``email``'s header parser
+        (and the class aiosmtpd defines at each call) for a plain
+        ``<local@domain>``, ~0.1 ms per command; anything else goes to it. Same
+        results (a property test compares them)."""
+        found = _PLAIN_PATH.match(arg) if arg else None
+        if found is None:
+            return super()._getaddr(arg)
+        address = found.group(1)
+        local = address.rpartition("@")[0]
+        if self.local_part_limit and len(local) > self.local_part_limit:
+            return None, None
+        return address, found.group(2).lstrip(" \t")
 
     def _create_envelope(self) -> Envelope:
         return self.new_envelope()
