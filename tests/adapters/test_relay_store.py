@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from warmup.adapters.db.relay_sqlite import SQLiteBatchWriter
+from warmup.adapters.db.relay_sqlite import WriterThread
 from warmup.adapters.db.relay_store import SQLRelayStore, _write_batch
 from warmup.adapters.db.schema import (
     attempts,
@@ -283,14 +283,11 @@ async def test_sqlite_commits_accepted_mail_with_fsync_off_the_event_loop(
         assert filed.queued == 3
         threads = {t.name for t in threading.enumerate()}
         assert any(name.startswith("warmup-relay-writer") for name in threads)
-        assert submissions._fast is not None
-        level_now = submissions._thread.submit(_synchronous, submissions._fast)
-        assert level_now.result() == level  # on the writer's thread and connection
+        writer = submissions._fast
+        assert writer is not None
+        # on the writer's thread and connection
+        assert await submissions._thread.run(writer.synchronous) == level
         submissions.close()
-
-
-def _synchronous(writer: SQLiteBatchWriter) -> int:
-    return int(writer._driver().execute("PRAGMA synchronous").fetchone()[0])
 
 
 async def test_sqlites_own_writer_writes_what_the_sqlalchemy_writer_writes(
@@ -340,3 +337,30 @@ async def test_sqlites_own_writer_writes_what_the_sqlalchemy_writer_writes(
     assert written[0] == written[1]
     assert len(written[0]["recipients"]) == 8
     assert len(written[0]["events"]) == 2  # gone@ twice
+
+
+async def test_the_writer_thread_runs_jobs_in_order_and_hands_back_errors() -> None:
+    """Results and exceptions come back to the caller; a cancelled caller does
+    not stop its job; stop runs the last job on the thread, after the others."""
+    writer = WriterThread("warmup-relay-writer-test")
+    done: list[str] = []
+    gate = threading.Event()
+
+    def slow() -> str:
+        gate.wait(10)
+        done.append("slow")
+        return threading.current_thread().name
+
+    def broken() -> None:
+        raise ValueError("bad row")
+
+    waiting = asyncio.ensure_future(writer.run(slow))
+    await asyncio.sleep(0)  # queued
+    waiting.cancel()
+    gate.set()
+    with pytest.raises(ValueError, match="bad row"):
+        await writer.run(broken)
+    assert done == ["slow"]
+    assert await writer.run(lambda: threading.current_thread().name) == writer.name
+    writer.stop(lambda: done.append(threading.current_thread().name))
+    assert done == ["slow", writer.name]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 
@@ -25,7 +24,7 @@ from warmup.adapters.db.connect import sqlite_begin, sqlite_pragmas
 from warmup.adapters.db.failure import DATABASE_ERRORS, describe
 from warmup.adapters.db.outbox import insert_recipient_events
 from warmup.adapters.db.relay_rows import message_row, recipient_rows
-from warmup.adapters.db.relay_sqlite import SQLiteBatchWriter
+from warmup.adapters.db.relay_sqlite import SQLiteBatchWriter, WriterThread
 from warmup.adapters.db.schema import campaigns, messages, recipients, suppressions
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import FiledMessage, RelayedMessage
@@ -58,7 +57,7 @@ class SQLRelayStore:
             else None
         )
         # SQLite: the writes run here, one batch at a time, on one connection.
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="warmup-relay-writer")
+        self._thread = WriterThread("warmup-relay-writer")
 
     async def commit_message(self, message: RelayedMessage) -> FiledMessage:
         future: asyncio.Future[FiledMessage] = (
@@ -116,18 +115,15 @@ class SQLRelayStore:
         statement. Under the store's writer lock, so this process's writers
         still queue in order instead of in SQLite's busy handler."""
         assert self._fast is not None
+        write = self._fast.write
         async with self._store.database.writer_lock():
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._thread, self._fast.write, batch, known
-            )
+            return await self._thread.run(lambda: write(batch, known))
 
     def close(self) -> None:
         """Close the SQLite writer's connection and thread (idempotent)."""
         if self._sync is not None:
-            if self._fast is not None:  # after any write still queued
-                self._thread.submit(self._fast.close)
-            self._thread.shutdown(wait=True)
+            # after any write still queued, on the thread that used it
+            self._thread.stop(self._fast.close if self._fast is not None else None)
             self._sync.dispose()
 
 
