@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 
 from warmup.adapters.db import counts
-from warmup.adapters.db.connect import sqlite_begin, sqlite_pragmas
+from warmup.adapters.db.connect import sqlite_pragmas
 from warmup.adapters.db.failure import DATABASE_ERRORS, describe
 from warmup.adapters.db.outbox import insert_recipient_events
 from warmup.adapters.db.relay_rows import message_row, recipient_rows
@@ -50,7 +50,7 @@ class SQLRelayStore:
         self._campaigns: dict[str, int] = {}  # campaigns are never deleted
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
-        self._sync = _sync_sqlite(store, durable)
+        self._sync = _sync_sqlite(store)
         self._fast = (
             SQLiteBatchWriter(store, self._sync, durable=durable)
             if self._sync is not None
@@ -127,17 +127,17 @@ class SQLRelayStore:
             self._sync.dispose()
 
 
-def _sync_sqlite(store: SQLStore, durable: bool) -> Engine | None:
+def _sync_sqlite(store: SQLStore) -> Engine | None:
     """A synchronous engine on the store's SQLite file (None on PostgreSQL, whose
-    async driver makes no thread hops): one connection, kept open (a new one per
-    batch costs more than the batch: SQLite reads the schema again)."""
+    async driver makes no thread hops) for :class:`SQLiteBatchWriter`, which keeps
+    its one connection open (a new one per batch costs more than the batch:
+    SQLite reads the schema again) and opens its transactions itself."""
     url = store.engine.url
     if url.get_backend_name() != "sqlite":
         return None
     engine = create_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
     event.listen(engine, "connect", sqlite_pragmas)
-    event.listen(engine, "begin", sqlite_begin)
-    return engine.execution_options(sqlite_immediate=True, sqlite_durable=durable)
+    return engine
 
 
 def _write_batch(
