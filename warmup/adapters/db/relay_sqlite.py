@@ -121,12 +121,14 @@ class SQLiteBatchWriter:
         self._connection: Any = None  # the pool's, kept (see _driver)
         self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._bind: Callable[[datetime], Any] = store.database.instant_binder()
+        self._bound: dict[datetime, Any] = {}  # this batch's instants, bound
 
     def write(
         self, batch: list[RelayedMessage], known: dict[str, int]
     ) -> tuple[list[FiledMessage], dict[str, int]]:
         """One transaction: the filed results and the campaign ids used."""
         driver = self._driver()
+        self._bound.clear()
         cursor = driver.cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")
@@ -257,8 +259,11 @@ class SQLiteBatchWriter:
         return tuple(self._value(row[name]) for name in names)
 
     def _value(self, value: Any) -> Any:
-        if isinstance(value, datetime):
-            return self._bind(value)
+        if isinstance(value, datetime):  # a batch's rows share a few instants
+            found = self._bound.get(value)
+            if found is None:
+                found = self._bound[value] = self._bind(value)
+            return found
         if not isinstance(value, _PLAIN):  # a type this writer does not bind
             raise TypeError(f"cannot bind {type(value).__name__} for SQLite")
         return value
