@@ -82,8 +82,12 @@ class WriterThread:
         self._queue.put(work)
         return await future
 
-    def stop(self, last: Callable[[], object] | None = None) -> None:
-        """Run ``last`` on the thread after the jobs queued, and wait for it."""
+    def stop(
+        self, last: Callable[[], object] | None = None, *, wait: float = 60.0
+    ) -> None:
+        """Run ``last`` on the thread after the jobs queued, and wait for it (at
+        most ``wait`` seconds: a write stuck on a hung disk does not hold the
+        exit; SQLite's busy timeout is 10 s)."""
         thread, self._thread = self._thread, None
         if thread is None:
             if last is not None:
@@ -92,7 +96,7 @@ class WriterThread:
         if last is not None:
             self._queue.put(last)
         self._queue.put(None)
-        thread.join()
+        thread.join(wait)
 
     def _serve(self) -> None:
         while (job := self._queue.get()) is not None:
