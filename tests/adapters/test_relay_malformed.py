@@ -110,3 +110,28 @@ async def test_headers_behind_a_bare_cr_are_stripped_too(
         assert "bcc" not in names and "x-warmup-id" not in names, sent
         assert b"secret@gmail.com" not in sent
         assert {"from", "subject", "received"} <= names
+
+
+@pytest.mark.parametrize("length", [1_500, 5_000, 100_000])
+async def test_overlong_lines_get_aiosmtpds_replies_whatever_the_read_buffer(
+    tmp_path: Path, length: int
+) -> None:
+    """Lines over SMTP's limits but within the session's read buffer
+    (smtp_server.READ_LIMIT, 64 KiB) are refused as those beyond it are: a
+    command with 500, a message with a long line with 500 after its end, and
+    nothing is filed; the session goes on."""
+    async with running_relay(tmp_path) as relay:
+        client = await RawClient.connect(relay.port, source="127.0.0.1")
+        await client.reply()
+        assert (await client.send("EHLO t.example" + "x" * length)).startswith(
+            "500 Command line too long"
+        )
+        await client.send("EHLO t.example")
+        await client.send("MAIL FROM:<shop@shop.example>")
+        assert (await client.send("RCPT TO:<ann@gmail.com>")).startswith("250")
+        assert (await client.send("DATA")).startswith("354")
+        body = b"Subject: x\r\n\r\n" + b"y" * length + b"\r\n."
+        assert (await client.send(body)).startswith("500 Line too long")
+        assert (await client.send("NOOP")).startswith("250")
+        await client.close()
+        assert await relay.messages() == 0

@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from warmup.adapters.db.relay_store import SQLRelayStore
-from warmup.adapters.db.schema import attempts, campaigns, recipients
+from warmup.adapters.db.relay_sqlite import WriterThread
+from warmup.adapters.db.relay_store import SQLRelayStore, _write_batch
+from warmup.adapters.db.schema import (
+    attempts,
+    campaigns,
+    events,
+    messages,
+    recipient_counts,
+    recipients,
+)
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import FiledMessage, RelayedMessage, TemplateRecord
 from warmup.core.errors import StoreError
@@ -274,7 +283,84 @@ async def test_sqlite_commits_accepted_mail_with_fsync_off_the_event_loop(
         assert filed.queued == 3
         threads = {t.name for t in threading.enumerate()}
         assert any(name.startswith("warmup-relay-writer") for name in threads)
-        assert submissions._sync is not None
-        with submissions._sync.connect() as conn:  # the writer's one connection
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+        writer = submissions._fast
+        assert writer is not None
+        # on the writer's thread and connection
+        assert await submissions._thread.run(writer.synchronous) == level
         submissions.close()
+
+
+async def test_sqlites_own_writer_writes_what_the_sqlalchemy_writer_writes(
+    tmp_path: Path,
+) -> None:
+    """The SQLite writer (relay_sqlite) sends the statements to sqlite3 itself;
+    every row it leaves (campaigns, messages, recipients, their counts, the
+    suppressed ones' events) is the one the SQLAlchemy writer leaves."""
+    batches = [
+        [_message("spring"), _message("spring", b"Message-ID: <m@x>\r\n\r\n")],
+        [
+            RelayedMessage(
+                campaign="autumn",
+                content=b"Subject: late\r\n\r\n",
+                mail_from="",
+                peer="::1",
+                auth_user="news",
+                received_at=NOW + timedelta(seconds=1),
+                recipients=[(ANN, "gmail"), (Address("cy", "gmail.com"), "gmail")],
+                deadline=NOW + timedelta(hours=2),
+                priority=2e12,
+                dsn_for=7,
+            )
+        ],
+    ]
+    written = []
+    for fast in (True, False):
+        store = await SQLStore.open(f"sqlite:///{tmp_path}/{fast}.db")
+        await store.add_suppressions(
+            [make_suppression("gone@gmail.com", reason="hard", source="t", now=NOW)]
+        )
+        submissions = SQLRelayStore(store)
+        for batch in batches:
+            if fast:
+                await submissions._write(batch)
+            else:
+                async with store.database.begin() as conn:
+                    await conn.run_sync(_write_batch, store, batch, {})
+        submissions.close()
+        async with store.engine.connect() as conn:
+            tables = {}
+            for table in (campaigns, messages, recipients, recipient_counts, events):
+                rows = await conn.execute(select(table).order_by(*table.primary_key))
+                tables[table.name] = [tuple(row) for row in rows]
+        written.append(tables)
+        await store.close()
+    assert written[0] == written[1]
+    assert len(written[0]["recipients"]) == 8
+    assert len(written[0]["events"]) == 2  # gone@ twice
+
+
+async def test_the_writer_thread_runs_jobs_in_order_and_hands_back_errors() -> None:
+    """Results and exceptions come back to the caller; a cancelled caller does
+    not stop its job; stop runs the last job on the thread, after the others."""
+    writer = WriterThread("warmup-relay-writer-test")
+    done: list[str] = []
+    gate = threading.Event()
+
+    def slow() -> str:
+        gate.wait(10)
+        done.append("slow")
+        return threading.current_thread().name
+
+    def broken() -> None:
+        raise ValueError("bad row")
+
+    waiting = asyncio.ensure_future(writer.run(slow))
+    await asyncio.sleep(0)  # queued
+    waiting.cancel()
+    gate.set()
+    with pytest.raises(ValueError, match="bad row"):
+        await writer.run(broken)
+    assert done == ["slow"]
+    assert await writer.run(lambda: threading.current_thread().name) == writer.name
+    writer.stop(lambda: done.append(threading.current_thread().name))
+    assert done == ["slow", writer.name]

@@ -148,6 +148,10 @@ class RelayServer(Served):
         a client that may not relay also needs one of the half of the slots open
         to such clients. The slots taken (release each when done), or None."""
         wanted = [self.data_all] if may_relay else [self.data_outside, self.data_all]
+        if not any(slots.locked() for slots in wanted):  # the usual case: no wait,
+            for slots in wanted:  # so no timer to set and cancel (nor queue jumped:
+                await slots.acquire()  # locked() is true while others wait)
+            return wanted
         taken: list[asyncio.Semaphore] = []
         try:
             async with asyncio.timeout(self.settings.timeout.total_seconds() / 2):

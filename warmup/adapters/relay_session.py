@@ -256,6 +256,9 @@ class RelaySession(ServerSession):
             return None
         except asyncio.IncompleteReadError:
             return None  # the client is gone
+        if len(line) > self.line_length_limit:  # shorter than the read buffer
+            await self.push("500 5.5.6 Authentication exchange line is too long")
+            return None
         blob = line.strip()
         if blob == b"*":
             await self.push("501 5.7.0 Auth aborted")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.schema import recipient_counts
 
-__all__ = ["add", "add_rows", "compact", "counted"]
+__all__ = ["add", "add_rows", "add_rows_sqlite", "compact", "counted"]
 
 # A concurrent fold may have written a key's slot 0 since this one's snapshot:
 # then the two sums (of disjoint rows) add up.
@@ -32,12 +32,13 @@ _COMPACT = text(
     "ON CONFLICT (campaign_id, isp, state, slot) "
     "DO UPDATE SET n = recipient_counts.n + excluded.n"
 )
-_ADD = text(
+_ADD_SQL = (
     "INSERT INTO recipient_counts (campaign_id, isp, state, slot, n) "
     "VALUES (:campaign_id, :isp, :state, 0, :n) "
     "ON CONFLICT (campaign_id, isp, state, slot) "
     "DO UPDATE SET n = recipient_counts.n + excluded.n"
 )
+_ADD = text(_ADD_SQL)
 
 
 def counted(*keys: Any) -> Any:
@@ -71,11 +72,18 @@ def add_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     PostgreSQL's statement-level trigger counts them there."""
     if conn.dialect.name != "sqlite" or not rows:
         return
+    conn.execute(_ADD, _added(rows))
+
+
+def add_rows_sqlite(cursor: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """:func:`add_rows` on a sqlite3 cursor (the relay's SQLite writer)."""
+    if rows:
+        cursor.executemany(_ADD_SQL, _added(rows))
+
+
+def _added(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = Counter((row["campaign_id"], row["isp"] or "", row["state"]) for row in rows)
-    conn.execute(
-        _ADD,
-        [
-            {"campaign_id": campaign_id, "isp": isp, "state": state, "n": n}
-            for (campaign_id, isp, state), n in keys.items()
-        ],
-    )
+    return [
+        {"campaign_id": campaign_id, "isp": isp, "state": state, "n": n}
+        for (campaign_id, isp, state), n in keys.items()
+    ]

@@ -16,23 +16,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 
 from warmup.adapters.db import counts
-from warmup.adapters.db.connect import sqlite_begin, sqlite_pragmas
+from warmup.adapters.db.connect import sqlite_pragmas
 from warmup.adapters.db.failure import DATABASE_ERRORS, describe
 from warmup.adapters.db.outbox import insert_recipient_events
+from warmup.adapters.db.relay_rows import message_row, recipient_rows
+from warmup.adapters.db.relay_sqlite import SQLiteBatchWriter, WriterThread
 from warmup.adapters.db.schema import campaigns, messages, recipients, suppressions
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import FiledMessage, RelayedMessage
 from warmup.core.errors import StoreError
 from warmup.core.event import EventType
 from warmup.core.model import RecipientState
-from warmup.core.recipients.suppression import is_suppressed, lookup_keys
-from warmup.core.relay.message import header_value
+from warmup.core.recipients.suppression import lookup_keys
 
 __all__ = ["SQLRelayStore"]
 
@@ -51,9 +50,14 @@ class SQLRelayStore:
         self._campaigns: dict[str, int] = {}  # campaigns are never deleted
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
-        self._sync = _sync_sqlite(store, durable)
+        self._sync = _sync_sqlite(store)
+        self._fast = (
+            SQLiteBatchWriter(store, self._sync, durable=durable)
+            if self._sync is not None
+            else None
+        )
         # SQLite: the writes run here, one batch at a time, on one connection.
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="warmup-relay-writer")
+        self._thread = WriterThread("warmup-relay-writer")
 
     async def commit_message(self, message: RelayedMessage) -> FiledMessage:
         future: asyncio.Future[FiledMessage] = (
@@ -62,8 +66,9 @@ class SQLRelayStore:
         self._waiting.append((message, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all())
-        # A caller that gives up (its client hung up) does not stop the write.
-        return await asyncio.shield(future)
+        # A caller that gives up (its client hung up) does not stop the write:
+        # the message is in the batch; its cancelled future is left unsettled.
+        return await future
 
     async def _write_all(self) -> None:
         while self._waiting:
@@ -109,35 +114,30 @@ class SQLRelayStore:
         sqlite3 connection: aiosqlite would hop to its thread and back for every
         statement. Under the store's writer lock, so this process's writers
         still queue in order instead of in SQLite's busy handler."""
-        assert self._sync is not None
-        engine = self._sync
-
-        def write() -> tuple[list[FiledMessage], dict[str, int]]:
-            with engine.begin() as conn:
-                return _write_batch(conn, self._store, batch, known)
-
+        assert self._fast is not None
+        write = self._fast.write
         async with self._store.database.writer_lock():
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, write)
+            return await self._thread.run(lambda: write(batch, known))
 
     def close(self) -> None:
         """Close the SQLite writer's connection and thread (idempotent)."""
         if self._sync is not None:
+            # after any write still queued, on the thread that used it
+            self._thread.stop(self._fast.close if self._fast is not None else None)
             self._sync.dispose()
-            self._thread.shutdown(wait=False)
 
 
-def _sync_sqlite(store: SQLStore, durable: bool) -> Engine | None:
+def _sync_sqlite(store: SQLStore) -> Engine | None:
     """A synchronous engine on the store's SQLite file (None on PostgreSQL, whose
-    async driver makes no thread hops): one connection, kept open (a new one per
-    batch costs more than the batch: SQLite reads the schema again)."""
+    async driver makes no thread hops) for :class:`SQLiteBatchWriter`, which keeps
+    its one connection open (a new one per batch costs more than the batch:
+    SQLite reads the schema again) and opens its transactions itself."""
     url = store.engine.url
     if url.get_backend_name() != "sqlite":
         return None
     engine = create_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
     event.listen(engine, "connect", sqlite_pragmas)
-    event.listen(engine, "begin", sqlite_begin)
-    return engine.execution_options(sqlite_immediate=True, sqlite_durable=durable)
+    return engine
 
 
 def _write_batch(
@@ -153,10 +153,10 @@ def _write_batch(
     found = _suppressed(conn, batch)
     inserted = conn.execute(
         insert(messages).returning(messages.c.id, sort_by_parameter_order=True),
-        [_message_row(m, ids[m.campaign]) for m in batch],
+        [message_row(m, ids[m.campaign]) for m in batch],
     )
     message_ids = [int(i) for i in inserted.scalars()]
-    rows, filed = _recipient_rows(batch, ids, message_ids, found)
+    rows, filed = recipient_rows(batch, ids, message_ids, found)
     if rows:
         conn.execute(insert(recipients), rows)
         counts.add_rows(conn, rows)  # SQLite; PostgreSQL's trigger counts
@@ -211,7 +211,7 @@ def _settle(
     batch: Sequence[_Waiting], outcome: list[FiledMessage] | StoreError
 ) -> None:
     for index, (_, future) in enumerate(batch):
-        if future.done():  # pragma: no cover - futures are only ours to settle
+        if future.done():  # its caller was cancelled
             continue
         if isinstance(outcome, StoreError):
             future.set_exception(outcome)
@@ -230,58 +230,3 @@ def _suppressed(conn: Connection, batch: list[RelayedMessage]) -> set[str]:
         )
         found.update(conn.execute(query).scalars())
     return found
-
-
-def _message_row(message: RelayedMessage, campaign_id: int) -> dict[str, Any]:
-    return {
-        "campaign_id": campaign_id,
-        "content": message.content,
-        "mail_from": message.mail_from[:320],
-        "peer": message.peer[:64],
-        "auth_user": message.auth_user,
-        "received_at": message.received_at,
-        "client_message_id": (header_value(message.content, "Message-ID") or "")[:998]
-        or None,
-        "dsn_for": message.dsn_for,
-    }
-
-
-def _recipient_rows(
-    batch: list[RelayedMessage],
-    campaign_ids: dict[str, int],
-    message_ids: list[int],
-    found: set[str],
-) -> tuple[list[dict[str, Any]], list[FiledMessage]]:
-    rows: list[dict[str, Any]] = []
-    filed: list[FiledMessage] = []
-    for message, message_id in zip(batch, message_ids, strict=True):
-        now = message.received_at
-        dropped = 0
-        for address, isp in message.recipients:
-            suppressed = is_suppressed(address.address, found)
-            dropped += suppressed
-            state = RecipientState.suppressed if suppressed else RecipientState.queued
-            rows.append(
-                {
-                    "campaign_id": campaign_ids[message.campaign],
-                    "message_id": message_id,
-                    "address": address.address,
-                    "domain": address.domain,
-                    "isp": None if suppressed else isp,
-                    "state": state.value,
-                    "priority": message.priority,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "queued_at": now,
-                    "updated_at": now,
-                    "deadline_at": message.deadline,
-                }
-            )
-        filed.append(
-            FiledMessage(
-                message_id=message_id,
-                queued=len(message.recipients) - dropped,
-                suppressed=dropped,
-            )
-        )
-    return rows, filed

@@ -29,6 +29,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -239,6 +240,7 @@ def next_auth_failures(
     return AuthFailures(count=count, last_at=now)
 
 
+@functools.lru_cache(maxsize=4096)  # asked at every message: parsing is not free
 def client_key(ip: str) -> str:
     """Whom the per-client limits count: an IPv4 address (IPv4-mapped IPv6 too),
     or an IPv6 address's /64, since one host usually holds a whole /64."""

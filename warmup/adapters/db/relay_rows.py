@@ -1,0 +1,70 @@
+"""The rows the relay's writer inserts for a batch: ``messages`` and
+``recipients`` (``queued``, or ``suppressed`` when the suppression lookup found
+the address), shared by the SQLAlchemy writer and SQLite's
+(:mod:`warmup.adapters.db.relay_sqlite`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from warmup.app.ports import FiledMessage, RelayedMessage
+from warmup.core.model import RecipientState
+from warmup.core.recipients.suppression import is_suppressed
+from warmup.core.relay.message import header_value
+
+__all__ = ["message_row", "recipient_rows"]
+
+
+def message_row(message: RelayedMessage, campaign_id: int) -> dict[str, Any]:
+    return {
+        "campaign_id": campaign_id,
+        "content": message.content,
+        "mail_from": message.mail_from[:320],
+        "peer": message.peer[:64],
+        "auth_user": message.auth_user,
+        "received_at": message.received_at,
+        "client_message_id": (header_value(message.content, "Message-ID") or "")[:998]
+        or None,
+        "dsn_for": message.dsn_for,
+    }
+
+
+def recipient_rows(
+    batch: list[RelayedMessage],
+    campaign_ids: dict[str, int],
+    message_ids: list[int],
+    found: set[str],
+) -> tuple[list[dict[str, Any]], list[FiledMessage]]:
+    rows: list[dict[str, Any]] = []
+    filed: list[FiledMessage] = []
+    for message, message_id in zip(batch, message_ids, strict=True):
+        now = message.received_at
+        dropped = 0
+        for address, isp in message.recipients:
+            suppressed = is_suppressed(address.address, found)
+            dropped += suppressed
+            state = RecipientState.suppressed if suppressed else RecipientState.queued
+            rows.append(
+                {
+                    "campaign_id": campaign_ids[message.campaign],
+                    "message_id": message_id,
+                    "address": address.address,
+                    "domain": address.domain,
+                    "isp": None if suppressed else isp,
+                    "state": state.value,
+                    "priority": message.priority,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "queued_at": now,
+                    "updated_at": now,
+                    "deadline_at": message.deadline,
+                }
+            )
+        filed.append(
+            FiledMessage(
+                message_id=message_id,
+                queued=len(message.recipients) - dropped,
+                suppressed=dropped,
+            )
+        )
+    return rows, filed
