@@ -32,7 +32,11 @@ async def build_summary(
             "detail": e["detail"],
             "reply": e["reply"],
         }
-        for e in await store.all_events()
+        # Lanes send concurrently: events of one instant are listed by lane,
+        # not in the order the lanes happened to record them.
+        for e in sorted(
+            await store.all_events(), key=lambda e: (e["at"], e["ip"], e["isp"])
+        )
     ]
     lanes = [
         {
