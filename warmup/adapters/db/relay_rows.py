@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from warmup.adapters.db.outbox import insert_recipient_events
+from warmup.adapters.db.schema import recipients
 from warmup.app.ports import FiledMessage, RelayedMessage
+from warmup.core.event import EventType
 from warmup.core.model import RecipientState
 from warmup.core.recipients.suppression import is_suppressed
 from warmup.core.relay.message import header_value
 
-__all__ = ["message_row", "recipient_rows"]
+__all__ = ["message_row", "recipient_rows", "suppressed_events"]
 
 
 def message_row(message: RelayedMessage, campaign_id: int) -> dict[str, Any]:
@@ -68,3 +71,15 @@ def recipient_rows(
             )
         )
     return rows, filed
+
+
+def suppressed_events(batch: list[RelayedMessage], message_ids: list[int]) -> Any:
+    """The outcome events of the batch's recipients filed as suppressed (rare)."""
+    return insert_recipient_events(
+        EventType.suppressed,
+        batch[0].received_at,
+        "relay",
+        None,
+        recipients.c.message_id.in_(message_ids),
+        recipients.c.state == RecipientState.suppressed.value,
+    )

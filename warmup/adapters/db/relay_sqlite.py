@@ -25,13 +25,14 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, insert, select
 
 from warmup.adapters.db import counts
-from warmup.adapters.db.outbox import insert_recipient_events
-from warmup.adapters.db.relay_rows import message_row, recipient_rows
+from warmup.adapters.db.relay_rows import (
+    message_row,
+    recipient_rows,
+    suppressed_events,
+)
 from warmup.adapters.db.schema import campaigns, messages, recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import FiledMessage, RelayedMessage
-from warmup.core.event import EventType
-from warmup.core.model import RecipientState
 from warmup.core.recipients.suppression import lookup_keys
 
 __all__ = ["SQLiteBatchWriter", "WriterThread"]
@@ -184,15 +185,7 @@ class SQLiteBatchWriter:
             cursor.executemany(sql, [self._values(row, names) for row in rows])
             counts.add_rows_sqlite(cursor, rows)
         if any(f.suppressed for f in filed):  # their outcome events: rare
-            events = insert_recipient_events(
-                EventType.suppressed,
-                batch[0].received_at,
-                "relay",
-                None,
-                recipients.c.message_id.in_(message_ids),
-                recipients.c.state == RecipientState.suppressed.value,
-            )
-            self._execute(cursor, events)
+            self._execute(cursor, suppressed_events(batch, message_ids))
         return filed
 
     def _campaign_ids(

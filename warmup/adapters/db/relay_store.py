@@ -22,15 +22,16 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from warmup.adapters.db import counts
 from warmup.adapters.db.connect import sqlite_pragmas
 from warmup.adapters.db.failure import DATABASE_ERRORS, describe
-from warmup.adapters.db.outbox import insert_recipient_events
-from warmup.adapters.db.relay_rows import message_row, recipient_rows
+from warmup.adapters.db.relay_rows import (
+    message_row,
+    recipient_rows,
+    suppressed_events,
+)
 from warmup.adapters.db.relay_sqlite import SQLiteBatchWriter, WriterThread
 from warmup.adapters.db.schema import campaigns, messages, recipients, suppressions
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import FiledMessage, RelayedMessage
 from warmup.core.errors import StoreError
-from warmup.core.event import EventType
-from warmup.core.model import RecipientState
 from warmup.core.recipients.suppression import lookup_keys
 
 __all__ = ["SQLRelayStore"]
@@ -161,16 +162,7 @@ def _write_batch(
         conn.execute(insert(recipients), rows)
         counts.add_rows(conn, rows)  # SQLite; PostgreSQL's trigger counts
     if any(f.suppressed for f in filed):  # their outcome events
-        conn.execute(
-            insert_recipient_events(
-                EventType.suppressed,
-                batch[0].received_at,
-                "relay",
-                None,
-                recipients.c.message_id.in_(message_ids),
-                recipients.c.state == RecipientState.suppressed.value,
-            )
-        )
+        conn.execute(suppressed_events(batch, message_ids))
     return filed, ids
 
 
