@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,7 +85,7 @@ class MaildirInbox:
                 files[key] = self.path / subdir / name
         found: list[tuple[str, bytes]] = []
         self._files = {}
-        for key in sorted(files)[:limit]:
+        for key in sorted(files, key=_arrival)[:limit]:
             try:
                 found.append((key, files[key].read_bytes()))
             except FileNotFoundError:
@@ -104,3 +105,18 @@ class MaildirInbox:
             path.rename(self.path / "cur" / f"{key}:2,{flags}")
         except FileNotFoundError:
             return  # moved or removed by someone else meanwhile
+
+
+# A maildir file name: "<seconds>.<unique part>.<host>", where the unique part
+# usually carries the microseconds (M123456) and a per-process counter (Q7), not
+# zero-padded: "M99" sorts after "M123456" as text.
+_NAME = re.compile(r"(\d+)\.(?:[^.]*?M(\d+))?(?:[^.]*?Q(\d+))?")
+
+
+def _arrival(key: str) -> tuple[int, int, int, str]:
+    """A key's place in delivery order: seconds, microseconds, counter, name."""
+    found = _NAME.match(key)
+    if found is None:
+        return (0, 0, 0, key)
+    seconds, micros, counter = found.groups()
+    return (int(seconds), int(micros or 0), int(counter or 0), key)
