@@ -81,6 +81,14 @@ class LaneRuntime:
     holds: dict[str, RampHold] = field(default_factory=dict)
     # The reputation pause this process applied last (one pause per figure).
     reputation_paused: str | None = None
+    # The pacing window's instance around the last ``now`` asked, and the next
+    # opening after it: both hold until time passes them (asked for every send).
+    _open_window: tuple[datetime, datetime] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _next_open: tuple[datetime, datetime] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self.window = RollingWindow(self.schedule.reactions.rates.window)
@@ -204,9 +212,27 @@ class LaneRuntime:
             slot = max(slot, self.not_before)
         return min(slot, now), now
 
+    def _window_at(self, now: datetime) -> tuple[datetime, datetime] | None:
+        """``window_containing(now, …)``, kept while ``now`` stays inside it."""
+        cached = self._open_window
+        if cached is not None and cached[0] <= now < cached[1]:
+            return cached
+        self._open_window = window_containing(now, self.schedule.window, self.tz)
+        return self._open_window
+
+    def next_window(self, now: datetime) -> datetime:
+        """``next_window_open(now, …)``: the same opening answers every moment
+        from the one it was worked out for up to the opening itself."""
+        cached = self._next_open
+        if cached is not None and cached[0] <= now <= cached[1]:
+            return cached[1]
+        opens = next_window_open(now, self.schedule.window, self.tz)
+        self._next_open = (now, opens)
+        return opens
+
     def _next_action(self, now: datetime, record: TickRecord) -> datetime | None:
         """None if the lane should send now; else when to look at it again."""
-        window = window_containing(now, self.schedule.window, self.tz)
+        window = self._window_at(now)
         if window is not None:
             self._start_day(window, now, record)
             self.not_before = max(self.not_before or window[0], window[0])

@@ -17,7 +17,6 @@ from warmup.app.settings import EngineSettings
 from warmup.core.attempt import AttemptRecord, Claimed, SendOutcome, TickRecord
 from warmup.core.bounces.late import PendingLateReport
 from warmup.core.lanes.backoff import UNREACHABLE
-from warmup.core.lanes.pacing import next_window_open
 from warmup.core.lanes.reaction import (
     Consequences,
     LaneView,
@@ -176,7 +175,7 @@ class OutcomeHandler:
         lane = LaneView(
             lane=runtime.lane,
             schedule=runtime.schedule,
-            next_window=next_window_open(now, runtime.schedule.window, runtime.tz),
+            next_window=runtime.next_window(now),
             window=runtime.window.counts(now),
         )
         return consequences(
