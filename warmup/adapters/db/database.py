@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -126,6 +126,8 @@ class Database:
             impl = UTCDateTime().dialect_impl(dialect)
             process = impl.result_processor(dialect, None)
             self._reader = process if process is not None else _same
+            if self.dialect == "sqlite":  # ISO text: parsed in C, ~10x faster
+                self._reader = partial(_sqlite_instant, self._reader)
         return self._reader
 
     def insert(self, table: Any) -> Any:
@@ -275,3 +277,19 @@ class Database:
             return int(cursor.rowcount)
         finally:
             await cursor.close()
+
+
+def _sqlite_instant(
+    slow: Callable[[Any], datetime | None], value: Any
+) -> datetime | None:
+    """An instant SQLAlchemy stored on SQLite ("2026-12-03 19:02:40.994653",
+    UTC), read by ``datetime.fromisoformat``; anything else by ``slow``."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return slow(value)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    return slow(value)
