@@ -5,9 +5,13 @@ into a burst. The clock is virtual: each send moves it as a real send would."""
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
+from sqlalchemy import text
 
 from warmup.adapters.db.store import SQLStore
 from warmup.app.dispatcher import Dispatcher
@@ -219,3 +223,34 @@ async def test_a_buffer_of_two_claims_goes_back_under_each_lease(
     assert counts.get("delivered") == 5
     assert counts.get("sending", 0) == 0
     assert counts.get("queued") == 55
+
+
+async def test_a_failed_claim_ahead_is_a_logged_line_and_the_tick_goes_on(
+    store: SQLStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database away while the lanes claim ahead: the tick must not fail
+    (what it already holds, late reports applied say, would be lost and done
+    again); each lane then tries on its own, under its own guard."""
+    clock = FakeClock(START)
+    sender = _taking(clock, timedelta(seconds=0.1))
+    engine = await _engine(
+        store, clock, sender, burst=timedelta(seconds=60), burst_sends=5, batch_size=5
+    )
+    await engine.tick()  # claims 5, sends 5: the buffer is empty
+    assert len(sender.sent) == 5
+    async with store.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE recipients RENAME TO recipients_away"))
+    caplog.set_level(logging.WARNING)
+    try:
+        await engine.tick()  # no exception out of the tick
+        assert len(sender.sent) == 5
+        assert engine.stats.lane_failures == 1  # the lane's own claim failed too
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1  # one line a minute, not one per failure
+        assert lines[0].startswith("claiming ahead failed this tick: ")
+    finally:
+        async with store.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE recipients_away RENAME TO recipients"))
+    clock.advance(timedelta(minutes=2))
+    await engine.tick()
+    assert len(sender.sent) == 10  # sending again

@@ -195,7 +195,10 @@ class Dispatcher:
             if everyone or runtime.dirty or drive_at.get(key, now) <= now
         ]
         if self._bursting:  # one claim for every lane that may run dry
-            await self._feeder.claim_ahead([r for _, r in driven], now, record)
+            try:
+                await self._feeder.claim_ahead([r for _, r in driven], now, record)
+            except StoreError as exc:  # each lane claims on its own, guarded
+                self._store_trouble(now, "claiming ahead failed this tick", exc)
         if len(driven) == 1:  # no task needed for a lone lane
             key, runtime = driven[0]
             wakes = [await self._drive_safely(runtime, now, record)]
@@ -231,15 +234,8 @@ class Dispatcher:
             return await self._drive(runtime, now, record), False
         except StoreError as exc:  # the database away: a line a minute at most
             self.stats.lane_failures += 1
-            if self._quiet_until is None or now >= self._quiet_until:
-                self._quiet_until = now + _STORE_LOG_EVERY
-                logger.warning(
-                    "lane %s/%s failed this tick (%d so far): %s",
-                    runtime.lane.ip,
-                    runtime.lane.isp,
-                    self.stats.lane_failures,
-                    exc,
-                )
+            lane = f"lane {runtime.lane.ip}/{runtime.lane.isp} failed this tick"
+            self._store_trouble(now, f"{lane} ({self.stats.lane_failures} so far)", exc)
             runtime.hand_back(record)
             return now + self.settings.idle_wake, True
         except Exception:
@@ -248,6 +244,12 @@ class Dispatcher:
             )
             runtime.hand_back(record)
             return now + self.settings.idle_wake, True
+
+    def _store_trouble(self, now: datetime, what: str, exc: StoreError) -> None:
+        """A store error the tick goes on after: one line a minute at most."""
+        if self._quiet_until is None or now >= self._quiet_until:
+            self._quiet_until = now + _STORE_LOG_EVERY
+            logger.warning("%s: %s", what, exc)
 
     async def _drive(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
