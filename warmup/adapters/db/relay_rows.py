@@ -5,17 +5,27 @@ the address), shared by the SQLAlchemy writer and SQLite's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
+from warmup.adapters.db.database import Database
 from warmup.adapters.db.outbox import insert_recipient_events
-from warmup.adapters.db.schema import recipients
+from warmup.adapters.db.schema import campaigns, recipients
 from warmup.app.ports import FiledMessage, RelayedMessage
 from warmup.core.event import EventType
 from warmup.core.model import RecipientState
 from warmup.core.recipients.suppression import is_suppressed
 from warmup.core.relay.message import header_value
 
-__all__ = ["message_row", "recipient_rows", "suppressed_events"]
+__all__ = [
+    "campaign_ids",
+    "campaign_statements",
+    "message_row",
+    "recipient_rows",
+    "suppressed_events",
+]
 
 
 def message_row(message: RelayedMessage, campaign_id: int) -> dict[str, Any]:
@@ -83,3 +93,36 @@ def suppressed_events(batch: list[RelayedMessage], message_ids: list[int]) -> An
         recipients.c.message_id.in_(message_ids),
         recipients.c.state == RecipientState.suppressed.value,
     )
+
+
+def campaign_ids(
+    batch: list[RelayedMessage],
+    known: dict[str, int],
+    campaign_of: Callable[[RelayedMessage], int],
+) -> dict[str, int]:
+    """Each campaign named in the batch: its id, known already or looked up (and
+    made if new) once by ``campaign_of``."""
+    ids: dict[str, int] = {}
+    for message in batch:
+        name = message.campaign
+        if name not in ids:
+            found = known.get(name)
+            ids[name] = found if found is not None else campaign_of(message)
+    return ids
+
+
+def campaign_statements(database: Database, message: RelayedMessage) -> tuple[Any, Any]:
+    """The query of the message's campaign id, and the insert that makes it
+    without a template if it is new. Two nodes may make it at once: the insert
+    does nothing for the loser, whose query then finds the winner's row."""
+    query = select(campaigns.c.id).where(campaigns.c.name == message.campaign)
+    create = (
+        database.insert(campaigns)
+        .values(
+            name=message.campaign,
+            template_id=None,
+            created_at=message.received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return query, create

@@ -22,15 +22,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert
 
 from warmup.adapters.db import counts
 from warmup.adapters.db.relay_rows import (
+    campaign_ids,
+    campaign_statements,
     message_row,
     recipient_rows,
     suppressed_events,
 )
-from warmup.adapters.db.schema import campaigns, messages, recipients
+from warmup.adapters.db.schema import messages, recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import FiledMessage, RelayedMessage
 from warmup.core.recipients.suppression import lookup_keys
@@ -138,7 +140,9 @@ class SQLiteBatchWriter:
         try:
             cursor.execute("BEGIN IMMEDIATE")
             try:
-                ids = self._campaign_ids(cursor, batch, known)
+                ids = campaign_ids(
+                    batch, known, lambda message: self._campaign(cursor, message)
+                )
                 filed = self._rows(cursor, batch, ids)
                 cursor.execute("COMMIT")
             except BaseException:
@@ -188,34 +192,12 @@ class SQLiteBatchWriter:
             self._execute(cursor, suppressed_events(batch, message_ids))
         return filed
 
-    def _campaign_ids(
-        self, cursor: Any, batch: list[RelayedMessage], known: dict[str, int]
-    ) -> dict[str, int]:
-        ids: dict[str, int] = {}
-        for message in batch:
-            name = message.campaign
-            if name not in ids:
-                found = known.get(name)
-                if found is None:
-                    found = self._campaign(cursor, message)
-                ids[name] = found
-        return ids
-
     def _campaign(self, cursor: Any, message: RelayedMessage) -> int:
-        """relay_store._campaign: the row, created without a template if new."""
-        query = select(campaigns.c.id).where(campaigns.c.name == message.campaign)
+        """The campaign's id, the row made without a template if new."""
+        query, create = campaign_statements(self._store.database, message)
         found = self._execute(cursor, query).fetchone()
         if found is None:
-            self._execute(
-                cursor,
-                self._store.database.insert(campaigns)
-                .values(
-                    name=message.campaign,
-                    template_id=None,
-                    created_at=message.received_at,
-                )
-                .on_conflict_do_nothing(index_elements=["name"]),
-            )
+            self._execute(cursor, create)
             found = self._execute(cursor, query).fetchone()
         return int(found[0])
 

@@ -23,12 +23,14 @@ from warmup.adapters.db import counts
 from warmup.adapters.db.connect import sqlite_pragmas
 from warmup.adapters.db.failure import DATABASE_ERRORS, describe
 from warmup.adapters.db.relay_rows import (
+    campaign_ids,
+    campaign_statements,
     message_row,
     recipient_rows,
     suppressed_events,
 )
 from warmup.adapters.db.relay_sqlite import SQLiteBatchWriter, WriterThread
-from warmup.adapters.db.schema import campaigns, messages, recipients, suppressions
+from warmup.adapters.db.schema import messages, recipients, suppressions
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import FiledMessage, RelayedMessage
 from warmup.core.errors import StoreError
@@ -150,7 +152,7 @@ def _write_batch(
     """Campaigns, suppression lookup, messages, recipients (and the suppressed
     ones' events) in the caller's transaction; the filed results and the
     campaign ids used."""
-    ids = _campaign_ids(conn, store, batch, known)
+    ids = campaign_ids(batch, known, lambda message: _campaign(conn, store, message))
     found = _suppressed(conn, batch)
     inserted = conn.execute(
         insert(messages).returning(messages.c.id, sort_by_parameter_order=True),
@@ -166,35 +168,11 @@ def _write_batch(
     return filed, ids
 
 
-def _campaign_ids(
-    conn: Connection,
-    store: SQLStore,
-    batch: list[RelayedMessage],
-    known: dict[str, int],
-) -> dict[str, int]:
-    ids: dict[str, int] = {}
-    for message in batch:
-        name = message.campaign
-        if name not in ids:
-            found = known.get(name)
-            ids[name] = found if found is not None else _campaign(conn, store, message)
-    return ids
-
-
 def _campaign(conn: Connection, store: SQLStore, message: RelayedMessage) -> int:
-    query = select(campaigns.c.id).where(campaigns.c.name == message.campaign)
+    query, create = campaign_statements(store.database, message)
     found = conn.execute(query).scalar()
     if found is None:
-        # Two nodes may create it at once: the loser takes the winner's row.
-        conn.execute(
-            store.database.insert(campaigns)
-            .values(
-                name=message.campaign,
-                template_id=None,
-                created_at=message.received_at,
-            )
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
+        conn.execute(create)
         found = conn.execute(query).scalar_one()
     return int(found)
 
