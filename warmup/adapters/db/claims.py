@@ -8,7 +8,7 @@ one queue); on SQLite the writer lock of BEGIN IMMEDIATE gives the same effect.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -108,7 +108,7 @@ class SQLClaims:
                         due, claimer, request.lease_until, request.lane_id, now
                     )
                     rows = (await conn.execute(statement)).all()
-                    got.append([_claimed(r, request.lease_until) for r in rows])
+                    got.append([_claimed(r, request.lease_until, _same) for r in rows])
         for claimed in got:
             claimed.sort(key=lambda c: (-c.priority, c.id))
         return got
@@ -140,22 +140,7 @@ class SQLClaims:
             write=True,
         )
         return [
-            [
-                Claimed(
-                    id=r[0],
-                    campaign_id=r[1],
-                    address=r[2],
-                    domain=r[3],
-                    fields=json.loads(r[4] or "{}"),
-                    attempts=r[5],
-                    queued_at=_aware(read(r[6])),
-                    priority=r[7],
-                    message_id=r[8],
-                    deadline_at=read(r[9]),
-                    lease_until=request.lease_until,
-                )
-                for r in lane_rows
-            ]
+            [_claimed(r, request.lease_until, read) for r in lane_rows]
             for request, lane_rows in zip(requests, rows, strict=True)
         ]
 
@@ -303,23 +288,28 @@ def _claim_template() -> Any:
     return _claim(due, bindparam("claimer"), bindparam("lease_until"), lane, now)
 
 
-def _aware(value: datetime | None) -> datetime:
-    assert value is not None  # queued_at is NOT NULL
+def _same(value: Any) -> Any:
     return value
 
 
-def _claimed(r: Any, lease_until: datetime) -> Claimed:
+def _claimed(
+    r: Any, lease_until: datetime, read: Callable[[Any], datetime | None]
+) -> Claimed:
+    """A claimed row (the columns of :func:`_claim`, in order); ``read`` makes
+    its instants aware (the driver's raw values on SQLite's one-trip path)."""
+    queued_at = read(r[6])
+    assert queued_at is not None  # NOT NULL
     return Claimed(
-        id=r.id,
-        campaign_id=r.campaign_id,
-        address=r.address,
-        domain=r.domain,
-        fields=json.loads(r.fields or "{}"),
-        attempts=r.attempts,
-        queued_at=r.queued_at,
-        priority=r.priority,
-        message_id=r.message_id,
-        deadline_at=r.deadline_at,
+        id=r[0],
+        campaign_id=r[1],
+        address=r[2],
+        domain=r[3],
+        fields=json.loads(r[4] or "{}"),
+        attempts=r[5],
+        queued_at=queued_at,
+        priority=r[7],
+        message_id=r[8],
+        deadline_at=read(r[9]),
         lease_until=lease_until,
     )
 
