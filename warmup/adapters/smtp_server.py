@@ -29,6 +29,8 @@ from typing import Any, AnyStr, Self
 
 from aiosmtpd.smtp import SMTP, Envelope
 
+from warmup.core.recipients.address import DOT_ATOM
+
 #: The read buffer's limit. aiosmtpd sizes its StreamReader by
 #: ``line_length_limit`` (1,001), so the reader stops reading the socket each
 #: time more than 2,002 bytes wait in it (every message over 2 KB, once per
@@ -39,11 +41,9 @@ from aiosmtpd.smtp import SMTP, Envelope
 READ_LIMIT = 64 * 1024
 
 
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
 # ``<local@domain>`` with both parts plain dot-atoms, then parameters without
 # comments or quoting: what nearly every client sends.
-_PLAIN_PATH = re.compile(rf"[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>([^(\"\\]*)\Z")
+_PLAIN_PATH = re.compile(rf"[ \t]*<({DOT_ATOM}@{DOT_ATOM})>([^(\"\\]*)\Z")
 
 
 class ServerSession(SMTP):

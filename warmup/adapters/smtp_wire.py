@@ -28,6 +28,7 @@ from collections import deque
 from typing import NamedTuple, cast
 
 from warmup.core.errors import WarmupError
+from warmup.core.recipients.address import DOT_ATOM
 
 __all__ = [
     "MAX_REPLY",
@@ -51,8 +52,7 @@ _LINE_ENDINGS = re.compile(rb"(?:\r\n|\n|\r(?!\n))")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 # An ASCII dot-atom address (RFC 5322 3.2.3): it goes on the command line as is,
 # skipping the email.utils.parseaddr pass (~15 us per address) other addresses take.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+PLAIN_ADDRESS = re.compile(rf"{DOT_ATOM}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 # Characters that would end the address on a command line (aiosmtplib's rule).
 _UNSAFE = re.compile(r'[\s<>"]')
 _QUOTED_LOCAL_PART = re.compile(r'^"(?:[^"\\\r\n]|\\.)*"')

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "DOT_ATOM",
     "Address",
     "AddressError",
     "mask_address",
@@ -20,6 +21,10 @@ __all__ = [
     "parse_address",
 ]
 
+# RFC 5322 3.2.3: an atom of atext, and a dot-atom (the plain addresses the SMTP
+# adapters read and write without a full parser).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
 _LOCAL = re.compile(r"^[^\s@<>()\[\],;:\\\"]+$")
 _QUOTED_LOCAL = re.compile(r'^"(?:[^"\\\r\n]|\\.)+"$')
 _LABEL = re.compile(r"^(?!-)[^\s@.<>()\[\],;:\\\"/]{1,63}(?<!-)$")
