@@ -4,6 +4,7 @@ into a burst. The clock is virtual: each send moves it as a real send would."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import Sequence
@@ -192,6 +193,61 @@ async def test_bursting_lanes_that_may_run_dry_claim_together(
         assert len(sender.sent) == 40
         assert (await store.count_recipients()).get("delivered") == 40
         assert len({m.recipient for m in sender.sent}) == 40  # none sent twice
+    finally:
+        await store.close()
+
+
+class _GatedStore(SQLStore):
+    """The real store, whose claims for several lanes wait for ``gate``."""
+
+    gate: asyncio.Event
+
+    async def claim_lanes(
+        self, requests: Sequence[LaneClaim], *, now: datetime, claimer: str
+    ) -> list[list[Claimed]]:
+        await self.gate.wait()
+        return await super().claim_lanes(requests, now=now, claimer=claimer)
+
+
+async def test_lanes_send_while_their_claim_ahead_runs(database_url: str) -> None:
+    """The claim ahead runs while the lanes send what they hold (the store
+    works on its own thread); only a lane that runs dry waits for it. Here the
+    claim may finish only once the lanes have sent what they held: were the
+    sends to wait for it, the tick would never end."""
+    store = await _GatedStore.open(database_url)
+    assert isinstance(store, _GatedStore)
+    store.gate = asyncio.Event()
+    store.gate.set()
+    try:
+        clock = FakeClock(START)
+        held = 0
+
+        def reply(_ip: str, _recipient: str) -> str:
+            nonlocal held
+            clock.advance(timedelta(seconds=0.1))
+            held -= 1
+            if held == 0:  # both lanes sent what they held: let the claim end
+                store.gate.set()
+            return "250 2.0.0 OK"
+
+        sender = FakeSender(now=clock.now, reply_for=reply)
+        engine = await _engine(
+            store, clock, sender, burst=timedelta(seconds=60), burst_sends=5,
+            ips=2, batch_size=8,
+        )  # fmt: skip
+        await engine.tick()  # each lane claims 8 on its own and sends 5
+        assert len(sender.sent) == 10
+        # 3 left each, less than two bursts: one claim ahead for both, held
+        # at the gate until the 6 they hold are sent.
+        store.gate.clear()
+        held = 6
+        async with asyncio.timeout(30):  # a hang is the failure, not a wait
+            await engine.tick()
+        assert len(sender.sent) == 20
+        counts = await store.count_recipients()
+        assert counts.get("delivered") == 20
+        assert counts.get("sending") == 2 * (3 + 8 - 5)  # the rest, in the buffers
+        assert len({m.recipient for m in sender.sent}) == 20  # none sent twice
     finally:
         await store.close()
 

@@ -7,20 +7,27 @@ Rules:
    the margin. The claimed recipients are checked against the suppression list in
    one indexed query per claim, just before sending (DESIGN §3); those suppressed
    are settled as such in the tick's record and never reach the buffer.
-2. Claiming ahead (``claim_ahead``, used when a tick lets each lane send a burst):
-   before the lanes are driven, every driven lane whose buffer holds less than one
-   burst tops it up, all of them in one transaction, with one suppression query.
-   Each claim keeps its own lease (``Claimed.lease_until``), so a buffer that holds
-   two claims hands each back under its own. Without this, lanes that run dry in
-   the middle of a tick claim one after another behind the store's writer lock
-   while the other lanes wait for them at the tick's end.
+2. Claiming ahead (``start_ahead``, used when a tick lets each lane send a burst):
+   as the lanes are driven, every driven lane whose buffer holds less than two
+   bursts (this tick's and the next one's) tops it up, all of them in one
+   transaction, with one suppression query. The claim runs while the lanes send
+   (the store works on its own thread); a lane that runs dry before it is done
+   waits for it (``refill``) rather than claiming on its own, and the tick waits
+   for it (``settle_ahead``) before its record is written. Each claim keeps its
+   own lease (``Claimed.lease_until``), so a buffer that holds two claims hands
+   each back under its own. Without this, lanes that run dry in the middle of a
+   tick claim one after another behind the store's writer lock while the other
+   lanes wait for them at the tick's end; and with the claim before the sends,
+   no lane sends while it runs (a tenth of ``warmup run``'s time, issue 16).
 3. An overflow lane (an IP already warm for the ISP) claims only its share of the
    overflow, a little at a time (``OverflowPlanner.claim_limit``), never ahead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from warmup.app.lanes import LaneRuntime
@@ -28,10 +35,13 @@ from warmup.app.overflow import OverflowPlanner
 from warmup.app.ports import EngineStore
 from warmup.app.settings import EngineSettings
 from warmup.core.attempt import Claimed, LaneClaim, TickRecord
+from warmup.core.errors import StoreError
 from warmup.core.model import LaneState
 from warmup.core.recipients.suppression import is_suppressed, lookup_keys
 
 __all__ = ["LaneFeeder"]
+
+logger = logging.getLogger(__name__)
 
 
 class LaneFeeder:
@@ -52,11 +62,24 @@ class LaneFeeder:
         # Unsubscribed from one campaign only: one more query per claim, skipped
         # while there are none (the dispatcher's maintenance turns it on).
         self.campaign_scoped = False
+        # This tick's claim ahead while it runs, and the lanes (ids) it is for.
+        self._ahead: asyncio.Task[bool] | None = None
+        self._ahead_for: frozenset[int] = frozenset()
 
     async def refill(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
     ) -> None:
-        """Claim for one lane whose buffer ran dry (rule 1)."""
+        """Claim for one lane whose buffer ran dry (rule 1); a lane the tick's
+        claim ahead is for waits for that instead (rule 2), and claims on its
+        own only if it failed."""
+        ahead = self._ahead
+        # Shielded: a lane's drive cancelled must not cancel the others' claim.
+        if (
+            ahead is not None
+            and runtime.id in self._ahead_for
+            and (await asyncio.shield(ahead) or runtime.buffer)
+        ):
+            return
         limit = runtime.claim_size(self.settings.delivery.batch_size)
         if runtime.overflow:
             limit = min(limit, self._overflow.claim_limit(runtime))
@@ -76,14 +99,55 @@ class LaneFeeder:
             self._overflow.claimed(runtime.lane.isp, len(claimed))
         await self._take([(runtime, claimed)], now, record)
 
-    async def claim_ahead(
-        self, driven: Sequence[LaneRuntime], now: datetime, record: TickRecord
+    def start_ahead(
+        self,
+        driven: Sequence[LaneRuntime],
+        now: datetime,
+        record: TickRecord,
+        trouble: Callable[[StoreError], None],
     ) -> None:
-        """Top up every lane that may not last the burst, in one claim (rule 2)."""
+        """Start topping up, in one claim, every lane that may not last this
+        burst and the next (rule 2), while the lanes send; a store error goes to
+        ``trouble`` and leaves the lanes to claim on their own."""
         burst = self.settings.burst_sends
-        hungry = [r for r in driven if len(r.buffer) < burst and _may_send(r, now)]
+        hungry = [r for r in driven if len(r.buffer) < 2 * burst and _may_send(r, now)]
         if not hungry:
             return
+        self._ahead_for = frozenset(runtime.id for runtime in hungry)
+        self._ahead = asyncio.ensure_future(self._guarded(hungry, now, record, trouble))
+
+    async def _guarded(
+        self,
+        hungry: Sequence[LaneRuntime],
+        now: datetime,
+        record: TickRecord,
+        trouble: Callable[[StoreError], None],
+    ) -> bool:
+        try:
+            await self.claim_ahead(hungry, now, record)
+        except StoreError as exc:
+            trouble(exc)
+            return False
+        return True
+
+    async def settle_ahead(self) -> None:
+        """The tick's claim ahead done (its record may hold what it dropped as
+        suppressed); cancelled when the tick is."""
+        ahead, self._ahead = self._ahead, None
+        self._ahead_for = frozenset()
+        if ahead is None:
+            return
+        try:
+            await asyncio.shield(ahead)
+        except asyncio.CancelledError:
+            # Claimed rows stay leased to this claimer: handed back at shutdown.
+            ahead.cancel()
+            raise
+
+    async def claim_ahead(
+        self, hungry: Sequence[LaneRuntime], now: datetime, record: TickRecord
+    ) -> None:
+        """Top up these lanes in one claim (rule 2)."""
         requests = []
         for runtime in hungry:
             limit = runtime.claim_size(self.settings.delivery.batch_size)
@@ -141,6 +205,9 @@ class LaneFeeder:
                 else:
                     runtime.buffer.append(item)
             runtime.idle_until = None
+            if runtime.lane.state is LaneState.paused:
+                # Paused by a reply while its claim ahead ran: give it all back.
+                runtime.hand_back(record)
 
 
 def _may_send(runtime: LaneRuntime, now: datetime) -> bool:

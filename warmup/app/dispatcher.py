@@ -194,21 +194,29 @@ class Dispatcher:
             for key, runtime in self.lanes.items()
             if everyone or runtime.dirty or drive_at.get(key, now) <= now
         ]
-        if self._bursting:  # one claim for every lane that may run dry
-            try:
-                await self._feeder.claim_ahead([r for _, r in driven], now, record)
-            except StoreError as exc:  # each lane claims on its own, guarded
-                self._store_trouble(now, "claiming ahead failed this tick", exc)
-        if len(driven) == 1:  # no task needed for a lone lane
-            key, runtime = driven[0]
-            wakes = [await self._drive_safely(runtime, now, record)]
-        else:
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(self._drive_safely(runtime, now, record))
-                    for _, runtime in driven
-                ]
-            wakes = [task.result() for task in tasks]
+        if self._bursting:  # one claim, while they send, for lanes running low
+            self._feeder.start_ahead(
+                [r for _, r in driven],
+                now,
+                record,
+                # Each lane then claims on its own, guarded.
+                lambda exc: self._store_trouble(
+                    now, "claiming ahead failed this tick", exc
+                ),
+            )
+        try:
+            if len(driven) == 1:  # no task needed for a lone lane
+                key, runtime = driven[0]
+                wakes = [await self._drive_safely(runtime, now, record)]
+            else:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [
+                        group.create_task(self._drive_safely(runtime, now, record))
+                        for _, runtime in driven
+                    ]
+                wakes = [task.result() for task in tasks]
+        finally:
+            await self._feeder.settle_ahead()
         for (key, runtime), (wake, failed) in zip(driven, wakes, strict=True):
             self._wakes[key] = wake
             # A lane that failed (a store error) is tried again at the next tick.
