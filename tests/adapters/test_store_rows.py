@@ -4,11 +4,16 @@ warmup.app.store_rows name exactly the columns and fields returned."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import insert
+from sqlalchemy.dialects import sqlite
 
-from warmup.adapters.db.schema import bounce_events, events, lane_days
+from warmup.adapters.db.database import sqlite_instant_text
+from warmup.adapters.db.schema import UTCDateTime, bounce_events, events, lane_days
 from warmup.adapters.db.store import SQLStore
 from warmup.adapters.event_log import event_line
 from warmup.app.ports import TemplateRecord
@@ -118,3 +123,30 @@ async def test_event_json_is_the_same_bytes_as_before(store: SQLStore) -> None:
     [event] = await store.read_events()
     assert event_line(event) == LOG_LINE
     assert json.dumps(event_json(event), ensure_ascii=False, default=str) == CLI_LINE
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2),  # noqa: DTZ001 (hypothesis: naive bounds)
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.sampled_from(
+            [
+                UTC,
+                timezone(timedelta(hours=9)),
+                timezone(timedelta(hours=-5, minutes=-30)),
+            ]
+        ),
+    )
+)
+def test_sqlite_instants_are_bound_as_sqlalchemy_binds_them(moment: datetime) -> None:
+    # The tick's record binds instants itself (several a send); the text must
+    # be SQLAlchemy's to the character, or queries comparing instants break.
+    dialect = sqlite.dialect()
+    sqlalchemy_bind = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert sqlalchemy_bind is not None
+    assert sqlite_instant_text(moment) == sqlalchemy_bind(moment)
+
+
+def test_sqlite_instants_refuse_naive_datetimes() -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        sqlite_instant_text(datetime(2030, 1, 1))  # noqa: DTZ001 (the point)

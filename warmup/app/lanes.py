@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
 from warmup.core.attempt import Claimed, DayRecord, LaneRecord, TickRecord
@@ -20,6 +20,7 @@ from warmup.core.lanes.lane import (
     ramp_hold_event,
     reputation_pause,
     resume,
+    with_last_sent,
 )
 from warmup.core.lanes.pacing import (
     next_slot,
@@ -104,7 +105,8 @@ class LaneRuntime:
         return rate if self.pace_cap is None else min(rate, self.pace_cap)
 
     def _update(self, lane: Lane, events: list[LaneEvent], record: TickRecord) -> None:
-        if lane != self.lane:
+        # Most calls hand back the very lane (nothing changed): no field compare.
+        if lane is not self.lane and lane != self.lane:
             self.lane = lane
             self.dirty = True
         record.events.extend((self.id, event) for event in events)
@@ -198,16 +200,9 @@ class LaneRuntime:
         """(slot, now) when a send is due at ``slot`` <= now; else (None, wake-up):
         when the lane may send next. Time may change the lane before that (see
         ``next_change``)."""
-        wake = self._next_action(now, record)
+        wake, slot = self._next_action(now, record)
         if wake is not None:
             return None, wake
-        slot = next_slot(
-            last_sent_at=self.lane.last_sent_at,
-            per_hour=self.pace,
-            window=self.schedule.window,
-            tz=self.tz,
-            now=now,
-        )
         if self.not_before is not None:
             slot = max(slot, self.not_before)
         return min(slot, now), now
@@ -230,8 +225,11 @@ class LaneRuntime:
         self._next_open = (now, opens)
         return opens
 
-    def _next_action(self, now: datetime, record: TickRecord) -> datetime | None:
-        """None if the lane should send now; else when to look at it again."""
+    def _next_action(
+        self, now: datetime, record: TickRecord
+    ) -> tuple[datetime | None, datetime]:
+        """(None, its slot) if the lane should send now; else (when to look at
+        it again, now)."""
         window = self._window_at(now)
         if window is not None:
             self._start_day(window, now, record)
@@ -240,34 +238,35 @@ class LaneRuntime:
         if any(event.cause in ("resume", "operator_resume") for event in events):
             self.not_before = now
         self._update(lane, events, record)
-        if self.lane.state is LaneState.paused:
-            return self.lane.paused_until or next_window_open(
+        lane = self.lane
+        if lane.state is LaneState.paused:
+            wake = lane.paused_until or next_window_open(
                 now, self.schedule.window, self.tz
             )
+            return wake, now
         if window is None:
-            return next_window_open(now, self.schedule.window, self.tz)
-        if self.lane.stats.attempted >= self.planned:
-            return window[1]  # the day's allowance is used up
+            return next_window_open(now, self.schedule.window, self.tz), now
+        if lane.stats.attempted >= self.planned:
+            return window[1], now  # the day's allowance is used up
         if self.unreachable_until is not None and now < self.unreachable_until:
-            return self.unreachable_until  # the ISP's hosts could not be reached
-        if self.pace <= 0:
-            return now + _PACE_RECHECK  # an overflow lane with nothing to take
+            return self.unreachable_until, now  # the ISP's hosts were not reached
+        pace = self.pace
+        if pace <= 0:
+            return now + _PACE_RECHECK, now  # an overflow lane with nothing to take
         slot = next_slot(
-            last_sent_at=self.lane.last_sent_at,
-            per_hour=self.pace,
+            last_sent_at=lane.last_sent_at,
+            per_hour=pace,
             window=self.schedule.window,
             tz=self.tz,
             now=now,
         )
         if slot > now:
             return (
-                slot
-                if self.lane.recover_at is None
-                else min(slot, self.lane.recover_at)
-            )
+                slot if lane.recover_at is None else min(slot, lane.recover_at)
+            ), now
         if not self.buffer and self.idle_until is not None and now < self.idle_until:
-            return self.idle_until
-        return None
+            return self.idle_until, now
+        return None, slot
 
     def next_wake(self, now: datetime) -> datetime:
         """After a send: the next slot (the next tick re-checks everything)."""
@@ -345,7 +344,7 @@ class LaneRuntime:
         # Stay on the slot grid unless we fell a whole interval behind: then
         # restart from now, so a stall never turns into a burst.
         on_grid = slot if now - slot < slot_interval(rate) else now
-        self.lane = replace(self.lane, last_sent_at=min(on_grid, now))
+        self.lane = with_last_sent(self.lane, min(on_grid, now))
         self.dirty = True
         self.sends.append(now)
         while self.sends and now - self.sends[0] >= _MINUTE:

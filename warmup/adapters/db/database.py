@@ -141,6 +141,8 @@ class Database:
             dialect = self.engine.dialect
             process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
             self._binder = process if process is not None else _same
+            if self.dialect == "sqlite":  # the same text in one C call, ~2x faster
+                self._binder = sqlite_instant_text
         return self._binder
 
     def day_binder(self) -> Callable[[date], Any]:
@@ -277,6 +279,17 @@ class Database:
             return int(cursor.rowcount)
         finally:
             await cursor.close()
+
+
+def sqlite_instant_text(value: datetime) -> str:
+    """An aware instant as SQLAlchemy stores it on SQLite (UTCDateTime's bind,
+    then SQLite's DATETIME format): UTC, naive, always with its microseconds,
+    "2026-12-03 19:02:40.000000". Several per send in a tick's record."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime given to the store: {value!r}")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _sqlite_instant(

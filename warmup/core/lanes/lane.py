@@ -49,7 +49,7 @@ Rules (every change is returned as a :class:`LaneEvent` with its cause):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 
 from warmup.core.auth.dmarc import AuthDay
@@ -78,6 +78,7 @@ __all__ = [
     "rates_over",
     "reputation_pause",
     "resume",
+    "with_last_sent",
 ]
 
 
@@ -162,6 +163,25 @@ class Lane:
             raise ValueError(f"ramp_day starts at 1, got {self.ramp_day!r}")
 
 
+_LANE_FIELDS = tuple(f.name for f in fields(Lane))
+
+
+def _with(lane: Lane, name: str, value: object) -> Lane:
+    """``replace(lane, name=value)`` without ``__init__`` and its checks, for the
+    two per-send changes that cannot break them (the day's counts, the last
+    send): ~2.5x cheaper than dataclasses.replace (issue 16)."""
+    new = object.__new__(Lane)
+    for each in _LANE_FIELDS:
+        object.__setattr__(new, each, getattr(lane, each))
+    object.__setattr__(new, name, value)
+    return new
+
+
+def with_last_sent(lane: Lane, at: datetime) -> Lane:
+    """The lane after a send at ``at`` (its pacing slot)."""
+    return _with(lane, "last_sent_at", at)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LaneEvent:
     at: datetime
@@ -218,7 +238,7 @@ def on_reply(
 ) -> tuple[Lane, list[LaneEvent]]:
     """Count the reply and react to throttles and blocks (rules 2 and 4); a block
     for missing authentication pauses with cause ``authentication``."""
-    counted = replace(lane, stats=lane.stats.add(verdict))
+    counted = _with(lane, "stats", lane.stats.add(verdict))
     auth = verdict is Verdict.block and is_unauthenticated(reason, enhanced)
     return _react(counted, verdict, now, schedule, next_window, reply, auth=auth)
 
