@@ -66,8 +66,13 @@ class Database:
         self._reader: Callable[[Any], datetime | None] | None = None
         # The last bulk INSERT compiled for SQLite: (statement, SQL, bind names).
         self._last_insert: tuple[Any, str, tuple[str, ...]] | None = None
+        # SQLite: the connection sqlite_call keeps (SQLAlchemy's, its driver's).
+        self._kept: tuple[AsyncConnection, Any] | None = None
 
     async def close(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            await kept[0].close()
         await self.engine.dispose()
 
     def connect(self) -> AsyncConnection:
@@ -112,12 +117,31 @@ class Database:
             return await self._on_driver_thread(partial(_immediate, work))
 
     async def _on_driver_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        async with self.engine.connect() as conn:  # no statement: no BEGIN
+        driver = await self._kept_driver()
+        # aiosqlite's queue to its thread (private, stable since 0.17).
+        result: T = await driver._execute(lambda: work(driver._conn))
+        return result
+
+    @property
+    def kept_connections(self) -> int:
+        """Pooled connections held for good (sqlite_call's), not lent and lost."""
+        return 0 if self._kept is None else 1
+
+    async def _kept_driver(self) -> Any:
+        """The aiosqlite connection :meth:`sqlite_call` keeps for itself: a pool
+        checkout, its return and the rollback the pool does on return cost
+        ~110 µs of the loop's time a call, a few calls every tick (issue 16).
+        Every call's work ends its own transaction, so it is lent to nobody."""
+        kept = self._kept
+        if kept is None:
+            conn = await self.engine.connect()  # no statement: no BEGIN
             raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection  # aiosqlite.Connection
-            # aiosqlite's queue to its thread (private, stable since 0.17).
-            result: T = await driver._execute(lambda: work(driver._conn))
-            return result
+            kept = self._kept
+            if kept is None:
+                kept = self._kept = (conn, raw.driver_connection)
+            else:  # another call got there first while this one waited
+                await conn.close()
+        return kept[1]
 
     def instant_reader(self) -> Callable[[Any], datetime | None]:
         """An instant as this dialect's driver returns it, made aware UTC
