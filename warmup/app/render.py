@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, tzinfo
 from email.utils import format_datetime
 
 from warmup.app.ports import EngineStore
@@ -82,11 +82,12 @@ class Renderer:
         # delivery reports (sent with the null envelope sender).
         self._messages: dict[int, tuple[bytes, frozenset[str], bool]] = {}
         # The Date header has whole seconds: sends in the same second share it.
-        self._date_key: tuple[datetime, timedelta | None] | None = None
+        self._date_key: tuple[int, tzinfo | None] | None = None
         self._date = ""
 
     def _date_header(self, now: datetime) -> str:
-        key = (now.replace(microsecond=0), now.utcoffset())
+        # The second and the zone: cheaper to compare than a datetime (per send).
+        key = (int(now.timestamp() // 1), now.tzinfo)
         if key != self._date_key:
             self._date_key, self._date = key, format_datetime(now)
         return self._date

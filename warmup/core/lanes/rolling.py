@@ -20,6 +20,10 @@ def counted(verdict: Verdict, *, late: bool) -> WindowCounts:
     """What one outcome adds to the window: a reply is one attempt (a hard bounce
     counts as one too); a report after the 250 (``late``) adds its hard bounce or
     complaint, its attempt already counted."""
+    return _COUNTED[verdict, late]
+
+
+def _counted(verdict: Verdict, late: bool) -> WindowCounts:
     if not late:
         return WindowCounts(
             attempted=1, hard=int(verdict is Verdict.hard), complaints=0
@@ -29,6 +33,14 @@ def counted(verdict: Verdict, *, late: bool) -> WindowCounts:
         hard=int(verdict is Verdict.hard),
         complaints=int(verdict is Verdict.feedback),
     )
+
+
+# Worked out once per verdict: :func:`counted` is asked once a send.
+_COUNTED = {
+    (verdict, late): _counted(verdict, late)
+    for verdict in Verdict
+    for late in (False, True)
+}
 
 
 class RollingWindow:
