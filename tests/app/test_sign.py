@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import threading
 from datetime import UTC, datetime
+
+import pytest
 
 from warmup.app.sign import HELD_PREFIX, Held, MessageSigner
 from warmup.core.auth.dkim import DEFAULT_HEADERS, SigningKey
@@ -85,3 +89,35 @@ async def test_signing_off_the_loop_gives_the_same_bytes_and_holds_alike() -> No
     unkeyed = _message("a@other.example", "u@x.test")
     assert isinstance(await off_loop.sign_off_loop(unkeyed, NOW), Held)
     assert await MessageSigner([]).sign_off_loop(unkeyed, NOW) == unkeyed
+
+
+async def test_signing_uses_one_thread_fewer_than_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many lanes signing at once share the signer's own threads, one core fewer
+    than the machine has (more would only queue for the cores and the GIL);
+    at least one thread on a single core."""
+    names: set[str] = set()
+    started = threading.Barrier(1)
+
+    def sign(data: bytes) -> bytes:
+        names.add(threading.current_thread().name)
+        started.wait()  # with two threads: both sign at once, so both are used
+        return hashlib.sha256(data).digest()
+
+    key = SigningKey(
+        domain="shop.example",
+        selector="s",
+        algorithm="rsa-sha256",
+        headers=DEFAULT_HEADERS,
+        sign=sign,
+    )
+    for cores, threads in ((3, 2), (2, 1), (1, 1), (None, 1)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        names.clear()
+        started = threading.Barrier(threads, timeout=10)
+        signer = MessageSigner([key])
+        messages = [_message("a@shop.example", f"u{n}@x.test") for n in range(6)]
+        await asyncio.gather(*(signer.sign_off_loop(m, NOW) for m in messages))
+        assert len(names) == threads, (cores, names)
+        assert all(name.startswith("dkim") for name in names)
