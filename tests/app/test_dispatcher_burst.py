@@ -310,3 +310,104 @@ async def test_a_failed_claim_ahead_is_a_logged_line_and_the_tick_goes_on(
     clock.advance(timedelta(minutes=2))
     await engine.tick()
     assert len(sender.sent) == 10  # sending again
+
+
+async def test_a_lane_that_runs_dry_again_after_its_claim_ahead_claims_on_its_own(
+    store: SQLStore,
+) -> None:
+    """The claim ahead is waited for once; a lane that empties its buffer again
+    in the same tick (claims smaller than a burst) claims on its own, as rule 1
+    says, rather than going idle with mail in the queue."""
+    clock = FakeClock(START)
+    sender = _taking(clock, timedelta(seconds=0.1))
+    engine = await _engine(
+        store, clock, sender, burst=timedelta(seconds=60), burst_sends=5, batch_size=2
+    )
+    for tick in range(1, 5):
+        await engine.tick()
+        clock.advance(timedelta(seconds=1))
+        assert len(sender.sent) == 5 * tick
+    assert (await store.count_recipients()).get("delivered") == 20
+
+
+class _BrokenAheadStore(SQLStore):
+    """The real store, whose claim for several lanes fails with a bug once."""
+
+    broken: bool
+
+    async def claim_lanes(
+        self, requests: Sequence[LaneClaim], *, now: datetime, claimer: str
+    ) -> list[list[Claimed]]:
+        if self.broken:
+            self.broken = False
+            raise RuntimeError("a bug in the claim")
+        return await super().claim_lanes(requests, now=now, claimer=claimer)
+
+
+async def test_a_bug_in_the_claim_ahead_does_not_lose_the_ticks_sends(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a store error but a bug: the claim ahead runs while the lanes send,
+    so failing the tick would leave its sends unrecorded (and send them again).
+    It is logged; the lanes claim on their own and the record is written."""
+    store = await _BrokenAheadStore.open(database_url)
+    assert isinstance(store, _BrokenAheadStore)
+    store.broken = False
+    try:
+        clock = FakeClock(START)
+        sender = _taking(clock, timedelta(seconds=0.1))
+        engine = await _engine(
+            store, clock, sender, burst=timedelta(seconds=60), burst_sends=5,
+            ips=2, batch_size=8,
+        )  # fmt: skip
+        await engine.tick()  # each lane claims 8 on its own, sends 5
+        store.broken = True
+        caplog.set_level(logging.ERROR)
+        await engine.tick()  # the claim ahead fails: 3 each, then their own claims
+        assert len(sender.sent) == 20
+        counts = await store.count_recipients()
+        assert counts.get("delivered") == 20  # every send of the tick recorded
+        assert [r.getMessage() for r in caplog.records] == [
+            "claiming ahead failed this tick"
+        ]
+        assert len({m.recipient for m in sender.sent}) == 20  # none sent twice
+    finally:
+        await store.close()
+
+
+async def test_a_tick_cancelled_in_its_sends_has_them_written_at_finish(
+    database_url: str,
+) -> None:
+    """Shutdown cancels a tick that does not end (here its lanes wait for a
+    claim ahead that never comes): what the tick sent is written by finish(),
+    not released to the queue and sent again."""
+    store = await _GatedStore.open(database_url)
+    assert isinstance(store, _GatedStore)
+    store.gate = asyncio.Event()
+    store.gate.set()
+    try:
+        clock = FakeClock(START)
+        sender = _taking(clock, timedelta(seconds=0.1))
+        engine = await _engine(
+            store, clock, sender, burst=timedelta(seconds=60), burst_sends=5,
+            ips=2, batch_size=8,
+        )  # fmt: skip
+        await engine.tick()  # each lane claims 8 on its own and sends 5
+        store.gate.clear()  # the next claim ahead never ends
+        tick = asyncio.ensure_future(engine.tick())
+        for _ in range(10_000):  # bounded: the 6 held sends, then the lanes wait
+            if len(sender.sent) == 16:
+                break
+            await asyncio.sleep(0)  # a turn of the loop, no time passes
+        assert len(sender.sent) == 16 and not tick.done()
+        tick.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await tick
+        async with asyncio.timeout(30):  # a hang is the failure, not a wait
+            await engine.finish()
+        counts = await store.count_recipients()
+        assert counts.get("delivered") == 16  # the cancelled tick's 6 included
+        assert counts.get("sending", 0) == 0
+        assert counts.get("queued") == 60 - 16
+    finally:
+        await store.close()

@@ -62,24 +62,23 @@ class LaneFeeder:
         # Unsubscribed from one campaign only: one more query per claim, skipped
         # while there are none (the dispatcher's maintenance turns it on).
         self.campaign_scoped = False
-        # This tick's claim ahead while it runs, and the lanes (ids) it is for.
+        # This tick's claim ahead while it runs, and the lanes (ids) it is for
+        # that have not waited for it yet.
         self._ahead: asyncio.Task[bool] | None = None
-        self._ahead_for: frozenset[int] = frozenset()
+        self._ahead_for: set[int] = set()
 
     async def refill(
         self, runtime: LaneRuntime, now: datetime, record: TickRecord
     ) -> None:
         """Claim for one lane whose buffer ran dry (rule 1); a lane the tick's
-        claim ahead is for waits for that instead (rule 2), and claims on its
-        own only if it failed."""
+        claim ahead is for waits for that instead the first time (rule 2), and
+        claims on its own if it failed, or when it runs dry again."""
         ahead = self._ahead
-        # Shielded: a lane's drive cancelled must not cancel the others' claim.
-        if (
-            ahead is not None
-            and runtime.id in self._ahead_for
-            and (await asyncio.shield(ahead) or runtime.buffer)
-        ):
-            return
+        if ahead is not None and runtime.id in self._ahead_for:
+            self._ahead_for.discard(runtime.id)
+            # Shielded: a lane's drive cancelled must not cancel the others' claim.
+            if await asyncio.shield(ahead) or runtime.buffer:
+                return
         limit = runtime.claim_size(self.settings.delivery.batch_size)
         if runtime.overflow:
             limit = min(limit, self._overflow.claim_limit(runtime))
@@ -113,7 +112,7 @@ class LaneFeeder:
         hungry = [r for r in driven if len(r.buffer) < 2 * burst and _may_send(r, now)]
         if not hungry:
             return
-        self._ahead_for = frozenset(runtime.id for runtime in hungry)
+        self._ahead_for = {runtime.id for runtime in hungry}
         self._ahead = asyncio.ensure_future(self._guarded(hungry, now, record, trouble))
 
     async def _guarded(
@@ -128,21 +127,34 @@ class LaneFeeder:
         except StoreError as exc:
             trouble(exc)
             return False
+        except Exception:
+            # Not out of the tick: the lanes have sent, and its record must be
+            # written. Each lane claims on its own, under its own guard.
+            logger.exception("claiming ahead failed this tick")
+            return False
         return True
 
     async def settle_ahead(self) -> None:
         """The tick's claim ahead done (its record may hold what it dropped as
         suppressed); cancelled when the tick is."""
-        ahead, self._ahead = self._ahead, None
-        self._ahead_for = frozenset()
+        ahead = self._ahead
         if ahead is None:
             return
         try:
             await asyncio.shield(ahead)
         except asyncio.CancelledError:
-            # Claimed rows stay leased to this claimer: handed back at shutdown.
-            ahead.cancel()
+            self.abandon_ahead()
             raise
+        self._ahead, self._ahead_for = None, set()
+
+    def abandon_ahead(self) -> None:
+        """The tick was cancelled (shutdown): so is its claim ahead, not waited
+        for. Rows it claimed stay leased to this claimer: handed back at
+        shutdown (``release_claims``)."""
+        ahead, self._ahead = self._ahead, None
+        self._ahead_for = set()
+        if ahead is not None:
+            ahead.cancel()
 
     async def claim_ahead(
         self, hungry: Sequence[LaneRuntime], now: datetime, record: TickRecord

@@ -149,6 +149,9 @@ class Dispatcher:
         now = self.clock.now()
         self.stats.ticks += 1
         record = TickRecord(claimer=self.settings.node)
+        # From the start: a tick cancelled on shutdown (in its sends, say, or
+        # while a claim ahead ends) still has what it did written by finish().
+        self._unrecorded = record
         beat = await self._beat(now, record)
         due = self._next_maintenance is None or now >= self._next_maintenance
         # Every lane is driven when something outside it may have moved its
@@ -177,7 +180,6 @@ class Dispatcher:
             if runtime.dirty:
                 record.lanes[runtime.id] = runtime.snapshot()
                 runtime.dirty = False
-        self._unrecorded = record
         await record_until_stored(self.store, self.clock, record, now, self.stats)
         self._unrecorded = None
         return max(min(wakes), now)
@@ -215,8 +217,10 @@ class Dispatcher:
                         for _, runtime in driven
                     ]
                 wakes = [task.result() for task in tasks]
-        finally:
-            await self._feeder.settle_ahead()
+        except BaseException:  # cancelled (lanes catch the rest): do not wait
+            self._feeder.abandon_ahead()
+            raise
+        await self._feeder.settle_ahead()
         for (key, runtime), (wake, failed) in zip(driven, wakes, strict=True):
             self._wakes[key] = wake
             # A lane that failed (a store error) is tried again at the next tick.

@@ -135,7 +135,11 @@ class Database:
         kept = self._kept
         if kept is None:
             conn = await self.engine.connect()  # no statement: no BEGIN
-            raw = await conn.get_raw_connection()
+            try:
+                raw = await conn.get_raw_connection()
+            except BaseException:  # cancelled, say: not kept, so not left out
+                await conn.close()
+                raise
             kept = self._kept
             if kept is None:
                 kept = self._kept = (conn, raw.driver_connection)
