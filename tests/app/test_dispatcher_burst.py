@@ -411,3 +411,36 @@ async def test_a_tick_cancelled_in_its_sends_has_them_written_at_finish(
         assert counts.get("queued") == 60 - 16
     finally:
         await store.close()
+
+
+async def test_claimed_mail_whose_suppression_check_failed_goes_back_at_once(
+    store: SQLStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The claim is written, then the suppression look-up fails (the database
+    away): what was claimed is handed back with the tick's record, not left
+    leased to this node, unsendable, until its lease runs out."""
+    clock = FakeClock(START)
+    sender = _taking(clock, timedelta(seconds=0.1))
+    engine = await _engine(
+        store, clock, sender, burst=timedelta(seconds=60), burst_sends=5,
+        ips=2, batch_size=8,
+    )  # fmt: skip
+    await engine.tick()  # each lane claims 8 on its own and sends 5
+    async with store.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE suppressions RENAME TO away"))
+    caplog.set_level(logging.WARNING)
+    try:
+        # The claim ahead and then each lane's own claim fail at the look-up.
+        await engine.tick()
+    finally:
+        async with store.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE away RENAME TO suppressions"))
+    assert len(sender.sent) == 16  # the 3 each held, then nothing
+    counts = await store.count_recipients()
+    assert counts.get("delivered") == 16
+    assert counts.get("sending", 0) == 0  # nothing left claimed
+    assert counts.get("queued") == 60 - 16
+    clock.advance(timedelta(minutes=2))
+    await engine.tick()
+    assert len(sender.sent) == 26  # sending again, none twice
+    assert len({m.recipient for m in sender.sent}) == 26

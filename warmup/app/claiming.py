@@ -192,17 +192,24 @@ class LaneFeeder:
         every = [item for _, claimed in claims for item in claimed]
         if not every:
             return
-        # One indexed query for the whole claim, just before sending (DESIGN §3).
-        found = await self.store.suppressed_keys(
-            sorted(lookup_keys(c.address for c in every))
-        )
-        scoped = (
-            await self.store.campaign_suppressed(
-                [(c.campaign_id, c.address) for c in every]
+        try:
+            # One indexed query for the whole claim, just before sending (DESIGN §3).
+            found = await self.store.suppressed_keys(
+                sorted(lookup_keys(c.address for c in every))
             )
-            if self.campaign_scoped
-            else set()
-        )
+            scoped = (
+                await self.store.campaign_suppressed(
+                    [(c.campaign_id, c.address) for c in every]
+                )
+                if self.campaign_scoped
+                else set()
+            )
+        except BaseException:
+            # Claimed, never looked at: back to the queue with the tick's record,
+            # not left leased to this node until the lease runs out.
+            for runtime, claimed in claims:
+                runtime.give_back(claimed, record)
+            raise
         for runtime, claimed in claims:
             if not claimed:
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
@@ -302,10 +303,14 @@ class LaneRuntime:
 
     def hand_back(self, record: TickRecord) -> None:
         """Return the claimed, unsent buffer to the queue (under its lease)."""
-        record.released.extend(
-            (c.id, lease) for c in self.buffer if (lease := self._lease(c)) is not None
-        )
+        self.give_back(self.buffer, record)
         self.buffer.clear()
+
+    def give_back(self, claimed: Iterable[Claimed], record: TickRecord) -> None:
+        """Return claimed, unsent recipients to the queue (under their leases)."""
+        record.released.extend(
+            (c.id, lease) for c in claimed if (lease := self._lease(c)) is not None
+        )
 
     def hand_back_beyond(self, keep: int, record: TickRecord) -> int:
         """Return the least engaged claimed mail beyond ``keep`` (what the lane
