@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -25,6 +26,7 @@ from warmup.core.settings import DeliverySettings, Route, SourceIP
 from warmup.testing.clock import FakeClock
 from warmup.testing.fakes import FakeResolver, FakeSender
 
+S = TypeVar("S", bound=SQLStore)
 START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 TEMPLATE = b"From: a@shop.example\r\nSubject: Hi\r\n\r\nHello\r\n"
 FAST = Schedule(  # one slot every 0.1 s, all day
@@ -85,6 +87,28 @@ def _taking(clock: FakeClock, each: timedelta) -> FakeSender:
         return "250 2.0.0 OK"
 
     return FakeSender(now=clock.now, reply_for=reply)
+
+
+def _two_lanes(
+    store: SQLStore, clock: FakeClock, sender: FakeSender
+) -> Awaitable[Dispatcher]:
+    """Two lanes bursting 5 sends a tick, claiming 8 at a time: after the first
+    tick each holds 3, fewer than two bursts (a claim ahead is due)."""
+    return _engine(
+        store, clock, sender, burst=timedelta(seconds=60), burst_sends=5,
+        ips=2, batch_size=8,
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def _opened(kind: type[S], database_url: str) -> AsyncIterator[S]:
+    """A store of the subclass ``kind`` on the test's database, closed after."""
+    store = await kind.open(database_url)
+    assert isinstance(store, kind)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 async def test_a_burst_sends_every_due_slot_until_its_time_is_up(
@@ -166,10 +190,8 @@ async def test_bursting_lanes_that_may_run_dry_claim_together(
     """Lanes whose buffers may not last a burst top them up in one claim (one
     transaction, one wait for the writer lock) before they send, instead of
     each claiming on its own when it runs dry."""
-    store = await _CountingStore.open(database_url)
-    assert isinstance(store, _CountingStore)
-    store.claim_calls = []
-    try:
+    async with _opened(_CountingStore, database_url) as store:
+        store.claim_calls = []
         clock = FakeClock(START)
         sender = _taking(clock, timedelta(seconds=0.1))
         engine = await _engine(
@@ -193,8 +215,6 @@ async def test_bursting_lanes_that_may_run_dry_claim_together(
         assert len(sender.sent) == 40
         assert (await store.count_recipients()).get("delivered") == 40
         assert len({m.recipient for m in sender.sent}) == 40  # none sent twice
-    finally:
-        await store.close()
 
 
 class _GatedStore(SQLStore):
@@ -214,11 +234,9 @@ async def test_lanes_send_while_their_claim_ahead_runs(database_url: str) -> Non
     works on its own thread); only a lane that runs dry waits for it. Here the
     claim may finish only once the lanes have sent what they held: were the
     sends to wait for it, the tick would never end."""
-    store = await _GatedStore.open(database_url)
-    assert isinstance(store, _GatedStore)
-    store.gate = asyncio.Event()
-    store.gate.set()
-    try:
+    async with _opened(_GatedStore, database_url) as store:
+        store.gate = asyncio.Event()
+        store.gate.set()
         clock = FakeClock(START)
         held = 0
 
@@ -231,10 +249,7 @@ async def test_lanes_send_while_their_claim_ahead_runs(database_url: str) -> Non
             return "250 2.0.0 OK"
 
         sender = FakeSender(now=clock.now, reply_for=reply)
-        engine = await _engine(
-            store, clock, sender, burst=timedelta(seconds=60), burst_sends=5,
-            ips=2, batch_size=8,
-        )  # fmt: skip
+        engine = await _two_lanes(store, clock, sender)
         await engine.tick()  # each lane claims 8 on its own and sends 5
         assert len(sender.sent) == 10
         # 3 left each, less than two bursts: one claim ahead for both, held
@@ -248,8 +263,6 @@ async def test_lanes_send_while_their_claim_ahead_runs(database_url: str) -> Non
         assert counts.get("delivered") == 20
         assert counts.get("sending") == 2 * (3 + 8 - 5)  # the rest, in the buffers
         assert len({m.recipient for m in sender.sent}) == 20  # none sent twice
-    finally:
-        await store.close()
 
 
 async def test_a_buffer_of_two_claims_goes_back_under_each_lease(
@@ -350,16 +363,11 @@ async def test_a_bug_in_the_claim_ahead_does_not_lose_the_ticks_sends(
     """Not a store error but a bug: the claim ahead runs while the lanes send,
     so failing the tick would leave its sends unrecorded (and send them again).
     It is logged; the lanes claim on their own and the record is written."""
-    store = await _BrokenAheadStore.open(database_url)
-    assert isinstance(store, _BrokenAheadStore)
-    store.broken = False
-    try:
+    async with _opened(_BrokenAheadStore, database_url) as store:
+        store.broken = False
         clock = FakeClock(START)
         sender = _taking(clock, timedelta(seconds=0.1))
-        engine = await _engine(
-            store, clock, sender, burst=timedelta(seconds=60), burst_sends=5,
-            ips=2, batch_size=8,
-        )  # fmt: skip
+        engine = await _two_lanes(store, clock, sender)
         await engine.tick()  # each lane claims 8 on its own, sends 5
         store.broken = True
         caplog.set_level(logging.ERROR)
@@ -371,8 +379,6 @@ async def test_a_bug_in_the_claim_ahead_does_not_lose_the_ticks_sends(
             "claiming ahead failed this tick"
         ]
         assert len({m.recipient for m in sender.sent}) == 20  # none sent twice
-    finally:
-        await store.close()
 
 
 async def test_a_tick_cancelled_in_its_sends_has_them_written_at_finish(
@@ -381,17 +387,12 @@ async def test_a_tick_cancelled_in_its_sends_has_them_written_at_finish(
     """Shutdown cancels a tick that does not end (here its lanes wait for a
     claim ahead that never comes): what the tick sent is written by finish(),
     not released to the queue and sent again."""
-    store = await _GatedStore.open(database_url)
-    assert isinstance(store, _GatedStore)
-    store.gate = asyncio.Event()
-    store.gate.set()
-    try:
+    async with _opened(_GatedStore, database_url) as store:
+        store.gate = asyncio.Event()
+        store.gate.set()
         clock = FakeClock(START)
         sender = _taking(clock, timedelta(seconds=0.1))
-        engine = await _engine(
-            store, clock, sender, burst=timedelta(seconds=60), burst_sends=5,
-            ips=2, batch_size=8,
-        )  # fmt: skip
+        engine = await _two_lanes(store, clock, sender)
         await engine.tick()  # each lane claims 8 on its own and sends 5
         store.gate.clear()  # the next claim ahead never ends
         tick = asyncio.ensure_future(engine.tick())
@@ -409,8 +410,6 @@ async def test_a_tick_cancelled_in_its_sends_has_them_written_at_finish(
         assert counts.get("delivered") == 16  # the cancelled tick's 6 included
         assert counts.get("sending", 0) == 0
         assert counts.get("queued") == 60 - 16
-    finally:
-        await store.close()
 
 
 async def test_claimed_mail_whose_suppression_check_failed_goes_back_at_once(
@@ -421,10 +420,7 @@ async def test_claimed_mail_whose_suppression_check_failed_goes_back_at_once(
     leased to this node, unsendable, until its lease runs out."""
     clock = FakeClock(START)
     sender = _taking(clock, timedelta(seconds=0.1))
-    engine = await _engine(
-        store, clock, sender, burst=timedelta(seconds=60), burst_sends=5,
-        ips=2, batch_size=8,
-    )  # fmt: skip
+    engine = await _two_lanes(store, clock, sender)
     await engine.tick()  # each lane claims 8 on its own and sends 5
     async with store.engine.begin() as conn:
         await conn.execute(text("ALTER TABLE suppressions RENAME TO away"))

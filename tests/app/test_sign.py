@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -16,13 +17,17 @@ from warmup.core.auth.dkim import DEFAULT_HEADERS, SigningKey
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def _key(domain: str) -> SigningKey:
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _key(domain: str, sign: Callable[[bytes], bytes] = _digest) -> SigningKey:
     return SigningKey(
         domain=domain,
         selector="s",
         algorithm="rsa-sha256",
         headers=DEFAULT_HEADERS,
-        sign=lambda data: hashlib.sha256(data).digest(),
+        sign=sign,
     )
 
 
@@ -70,13 +75,7 @@ async def test_signing_off_the_loop_gives_the_same_bytes_and_holds_alike() -> No
         threads.append(threading.get_ident())
         return hashlib.sha256(data).digest()
 
-    key = SigningKey(
-        domain="shop.example",
-        selector="s",
-        algorithm="rsa-sha256",
-        headers=DEFAULT_HEADERS,
-        sign=sign,
-    )
+    key = _key("shop.example", sign)
     on_loop, off_loop = MessageSigner([key]), MessageSigner([key])
     messages = [_message("a@shop.example", f"u{n}@x.test") for n in range(4)]
     for message in messages:
@@ -105,13 +104,7 @@ async def test_signing_uses_one_thread_fewer_than_the_cores(
         started.wait()  # with two threads: both sign at once, so both are used
         return hashlib.sha256(data).digest()
 
-    key = SigningKey(
-        domain="shop.example",
-        selector="s",
-        algorithm="rsa-sha256",
-        headers=DEFAULT_HEADERS,
-        sign=sign,
-    )
+    key = _key("shop.example", sign)
     for cores, threads in ((3, 2), (2, 1), (1, 1), (None, 1)):
         monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
         names.clear()
