@@ -12,10 +12,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, select
 
-from warmup.adapters.db.schema import attempts, metadata, recipients
+from warmup.adapters.db.schema import (
+    attempts,
+    bounce_events,
+    lane_events,
+    metadata,
+    recipients,
+)
 from warmup.adapters.db.store import SQLStore, async_url
 from warmup.app.ports import TemplateRecord
-from warmup.core.attempt import AttemptRecord, LaneClaim, TickRecord
+from warmup.core.attempt import AttemptRecord, LaneClaim, LaneRecord, TickRecord
 from warmup.core.errors import InputError, StoreError
 from warmup.core.lanes.backoff import RetryDecision
 from warmup.core.lanes.lane import Lane
@@ -430,3 +436,129 @@ async def test_a_failed_sqlite_write_is_rolled_back_and_the_store_goes_on(
         assert claimed.attempts == 0
     finally:
         await store.close()
+
+
+async def test_ensure_lanes_loads_and_creates_in_one_go_in_the_order_asked(
+    store: SQLStore,
+) -> None:
+    old_id, _ = await store.ensure_lane(Lane(ip="127.0.0.3", isp="x"), NOW)
+    tick = TickRecord()
+    tick.lanes[old_id] = LaneRecord(
+        lane_id=old_id,
+        lane=Lane(ip="127.0.0.3", isp="x", ramp_day=7),
+        allowance_per_hour=1.0,
+    )
+    await store.record(tick, NOW)
+    asked = [
+        Lane(ip="127.0.0.2", isp="x", ramp_day=2),
+        Lane(ip="127.0.0.3", isp="x", ramp_day=2),  # stored: kept as it is
+        Lane(ip="127.0.0.3", isp="y", ramp_day=3),
+    ]
+    got = await store.ensure_lanes(asked, NOW)
+    assert [(lane.ip, lane.isp, lane.ramp_day) for _, lane in got] == [
+        ("127.0.0.2", "x", 2),
+        ("127.0.0.3", "x", 7),
+        ("127.0.0.3", "y", 3),
+    ]
+    assert got[1][0] == old_id and len({lane_id for lane_id, _ in got}) == 3
+    # Again, and one by one: the same lanes, nothing created twice.
+    assert [i for i, _ in await store.ensure_lanes(asked[::-1], NOW)] == [
+        i for i, _ in got[::-1]
+    ]
+    assert [(await store.ensure_lane(lane, NOW))[0] for lane in asked] == [
+        i for i, _ in got
+    ]
+    assert await store.ensure_lanes([], NOW) == []
+
+
+async def test_ensure_lanes_takes_more_lanes_than_one_query_holds(
+    store: SQLStore,
+) -> None:
+    asked = [Lane(ip=f"10.0.{n // 250}.{n % 250}", isp="x") for n in range(901)]
+    got = await store.ensure_lanes(asked, NOW)
+    assert [(lane.ip, lane.isp) for _, lane in got] == [(a.ip, a.isp) for a in asked]
+    assert len({lane_id for lane_id, _ in got}) == 901
+    assert [i for i, _ in await store.ensure_lanes(asked, NOW)] == [i for i, _ in got]
+
+
+async def test_lane_windows_are_each_lanes_outcomes_since_its_last_reaction(
+    store: SQLStore,
+) -> None:
+    """Three lanes, read together: each gets its own replies and applied late
+    reports after ``since`` and after its own last step back, oldest first."""
+    campaign = await store.ensure_campaign("c", TEMPLATE, NOW)
+    await store.insert_recipients(
+        campaign.id, [_recipient("u@example.com")], ["x"], NOW
+    )
+    ids = [
+        lane_id
+        for lane_id, _ in await store.ensure_lanes(
+            [Lane(ip=f"127.0.0.{n}", isp="x") for n in (2, 3, 4)], NOW
+        )
+    ]
+    first, second, third = ids
+    hour = timedelta(hours=1)
+    async with store.engine.begin() as conn:
+        rid = (await conn.execute(select(recipients.c.id))).scalar_one()
+        await conn.execute(
+            attempts.insert(),
+            [
+                {
+                    "recipient_id": rid,
+                    "lane_id": lane_id,
+                    "attempted_at": NOW - hours * hour,
+                    "verdict": verdict,
+                    "reason": "r",
+                }
+                for lane_id, hours, verdict in [
+                    (first, 30, "delivered"),  # before since
+                    (first, 5, "hard"),
+                    (first, 1, "delivered"),
+                    (second, 5, "delivered"),  # before its step back
+                    (second, 2, "soft"),
+                ]
+            ],
+        )
+        await conn.execute(
+            lane_events.insert(),
+            [
+                {"lane_id": second, "at": NOW - 3 * hour, "cause": "step_back"},
+                {"lane_id": first, "at": NOW - 10 * hour, "cause": "throttle"},
+            ],
+        )
+        await conn.execute(
+            bounce_events.insert(),
+            [
+                {
+                    "key": f"k{n}",
+                    "received_at": NOW,
+                    "source": "s",
+                    "kind": "dsn",
+                    "address": "u@example.com",
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "verdict": verdict,
+                    "reason": "r",
+                    "lane_id": first,
+                    "outcome": outcome,
+                    "applied_at": NOW - 3 * hour,
+                }
+                for n, (verdict, outcome) in enumerate(
+                    [("hard", "suppressed"), ("soft", "retry")]  # the soft: not late
+                )
+            ],
+        )
+    windows = await store.lane_windows(ids, NOW - 24 * hour)
+    assert windows == {
+        first: [
+            (NOW - 5 * hour, Verdict.hard, False),
+            (NOW - 3 * hour, Verdict.hard, True),
+            (NOW - hour, Verdict.delivered, False),
+        ],
+        second: [(NOW - 2 * hour, Verdict.soft, False)],
+        third: [],
+    }
+    # One lane alone reads the same as with the others.
+    assert await store.lane_windows([second], NOW - 24 * hour) == {
+        second: windows[second]
+    }

@@ -128,6 +128,8 @@ def _calls(store: SQLStore) -> dict[str, Callable[[], Awaitable[Any]]]:
         "listing suppressions": drain,
         "counting the queue": store.queued_isps,
         "loading a lane": lambda: store.ensure_lane(lane, NOON),
+        "loading lanes": lambda: store.ensure_lanes([lane], NOON),
+        "reading lanes' recent outcomes": lambda: store.lane_windows([1], NOON),
         "claiming recipients": lambda: store.claim(
             lane_id=1,
             isp="gmail",

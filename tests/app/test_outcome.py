@@ -200,7 +200,7 @@ async def test_a_fresh_lane_rebuilds_an_empty_window_from_an_empty_store(
     handler: OutcomeHandler,
 ) -> None:
     runtime = _runtime()
-    await handler.load_window(runtime, NOW)
+    await handler.load_windows([runtime], NOW)
     assert runtime.window.counts(NOW).attempted == 0
 
 

@@ -455,25 +455,39 @@ class Dispatcher:
         await self._domains.route(now)
 
     async def _ensure_lanes(self, isp: str, now: datetime) -> None:
+        """This node's lanes of ``isp`` not loaded yet: loaded (created if new),
+        all in one transaction, their windows in one read."""
         schedule = schedule_for(isp, self.settings.schedules)
-        for source in self.settings.ips:
-            if (source.address, isp) in self.lanes:
-                continue
-            if source.address not in self._ownership.owned:
-                continue  # another process sends from it
-            overflow = source.overflows_for(isp)
-            initial = new_lane(source.address, isp, warmed=overflow, schedule=schedule)
-            lane_id, lane = await self.store.ensure_lane(initial, now)
-            runtime = LaneRuntime(
+        sources = [
+            source
+            for source in self.settings.ips
+            # Not loaded yet, and not an IP another process sends from.
+            if (source.address, isp) not in self.lanes
+            and source.address in self._ownership.owned
+        ]
+        if not sources:
+            return
+        initials = [
+            new_lane(
+                source.address, isp, warmed=source.overflows_for(isp), schedule=schedule
+            )
+            for source in sources
+        ]
+        stored = await self.store.ensure_lanes(initials, now)
+        runtimes = [
+            LaneRuntime(
                 id=lane_id,
                 lane=lane,
                 schedule=schedule,
                 source=source,
                 tz=self.settings.tz,
-                overflow=overflow,
+                overflow=source.overflows_for(isp),
             )
-            await self._outcomes.load_window(runtime, now)
-            self.lanes[(source.address, isp)] = runtime
+            for source, (lane_id, lane) in zip(sources, stored, strict=True)
+        ]
+        await self._outcomes.load_windows(runtimes, now)
+        for runtime in runtimes:
+            self.lanes[(runtime.source.address, isp)] = runtime
 
     # -- shutdown ----------------------------------------------------------------
 

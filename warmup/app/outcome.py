@@ -9,7 +9,8 @@ time and the tick's record."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from warmup.app.lanes import LaneRuntime
 from warmup.app.ports import EngineStore, Resolver
@@ -61,14 +62,21 @@ class OutcomeHandler:
         answer = await resolver.mx(domain)
         return [Hop(host=host, port=25) for host in answer.hosts[:MX_TRIES]]
 
-    async def load_window(self, runtime: LaneRuntime, now: datetime) -> None:
-        """Rebuild a freshly loaded lane's rolling window from the store."""
-        since = now - runtime.window.span
-        for at, verdict, late in await self._store.lane_window(runtime.id, since):
-            if late:
-                runtime.window.add_late(at, verdict)
-            else:
-                runtime.window.add_reply(at, verdict)
+    async def load_windows(
+        self, runtimes: Sequence[LaneRuntime], now: datetime
+    ) -> None:
+        """Rebuild freshly loaded lanes' rolling windows from the store."""
+        by_span: dict[timedelta, list[LaneRuntime]] = {}
+        for runtime in runtimes:
+            by_span.setdefault(runtime.window.span, []).append(runtime)
+        for span, group in by_span.items():
+            windows = await self._store.lane_windows([r.id for r in group], now - span)
+            for runtime in group:
+                for at, verdict, late in windows[runtime.id]:
+                    if late:
+                        runtime.window.add_late(at, verdict)
+                    else:
+                        runtime.window.add_reply(at, verdict)
 
     def no_route(self, domain: str) -> SendOutcome:
         return SendOutcome(

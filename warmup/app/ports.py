@@ -194,6 +194,12 @@ class EngineStore(Store, OwnershipStore, Protocol):
 
     async def ensure_lane(self, initial: Lane, now: datetime) -> tuple[int, Lane]: ...
 
+    async def ensure_lanes(
+        self, initials: Sequence[Lane], now: datetime
+    ) -> list[tuple[int, Lane]]:
+        """``ensure_lane`` for each, in one transaction, in their order."""
+        ...
+
     async def queued_isps(self) -> dict[str, int]: ...
 
     async def compact_recipient_counts(self) -> None: ...
@@ -252,10 +258,11 @@ class EngineStore(Store, OwnershipStore, Protocol):
 
     async def record(self, tick: TickRecord, now: datetime) -> None: ...
 
-    async def lane_window(
-        self, lane_id: int, since: datetime
-    ) -> list[tuple[datetime, Verdict, bool]]:
-        """The lane's recent outcomes for its rolling window: (at, verdict, late)."""
+    async def lane_windows(
+        self, lane_ids: Sequence[int], since: datetime
+    ) -> dict[int, list[tuple[datetime, Verdict, bool]]]:
+        """Each lane's recent outcomes for its rolling window, by lane id:
+        (at, verdict, late), oldest first."""
         ...
 
     async def pending_late_reports(

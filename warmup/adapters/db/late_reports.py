@@ -234,45 +234,69 @@ class SQLLateReports:
             for r in rows
         ]
 
-    async def lane_window(
-        self, lane_id: int, since: datetime
-    ) -> list[tuple[datetime, Verdict, bool]]:
-        """The lane's outcomes after ``since`` and after its last rolling-rate
+    async def lane_windows(
+        self, lane_ids: Sequence[int], since: datetime
+    ) -> dict[int, list[tuple[datetime, Verdict, bool]]]:
+        """Each lane's outcomes after ``since`` and after its last rolling-rate
         reaction, oldest first: (instant, verdict, late?). Late ones are applied
-        hard bounces and complaints (core.lanes.lane rule 7)."""
-        last_reaction = (
-            select(func.max(lane_events.c.at))
+        hard bounces and complaints (core.lanes.lane rule 7). Three queries per
+        500 lanes, not three per lane (a node starting 1,600 lanes)."""
+        windows: dict[int, list[tuple[datetime, Verdict, bool]]] = {}
+        async with self.db.connect() as conn:
+            for i in range(0, len(lane_ids), 500):
+                windows |= await self._windows(conn, lane_ids[i : i + 500], since)
+        for rows in windows.values():
+            rows.sort(key=lambda row: row[0])
+        return windows
+
+    async def _windows(
+        self, conn: AsyncConnection, lane_ids: Sequence[int], since: datetime
+    ) -> dict[int, list[tuple[datetime, Verdict, bool]]]:
+        reacted = await conn.execute(
+            select(lane_events.c.lane_id, func.max(lane_events.c.at))
             .where(
-                lane_events.c.lane_id == lane_id,
+                lane_events.c.lane_id.in_(lane_ids),
                 lane_events.c.cause.in_(["step_back", "complaint_rate"]),
             )
-            .scalar_subquery()
+            .group_by(lane_events.c.lane_id)
         )
-        async with self.db.connect() as conn:
-            reacted = (await conn.execute(select(last_reaction))).scalar()
-            start = max(since, reacted) if reacted is not None else since
-            sent = await conn.execute(
-                select(attempts.c.attempted_at, attempts.c.verdict).where(
-                    attempts.c.lane_id == lane_id,
-                    attempts.c.attempted_at > start,
-                )
+        start = dict.fromkeys(lane_ids, since)
+        for lane_id, at in reacted.all():
+            if at is not None:
+                start[lane_id] = max(since, at)
+        earliest = min(start.values())
+        sent = await conn.execute(
+            select(
+                attempts.c.lane_id, attempts.c.attempted_at, attempts.c.verdict
+            ).where(
+                attempts.c.lane_id.in_(lane_ids),
+                attempts.c.attempted_at > earliest,
             )
-            late = await conn.execute(
-                select(bounce_events.c.applied_at, bounce_events.c.verdict).where(
-                    bounce_events.c.lane_id == lane_id,
-                    bounce_events.c.applied_at > start,
-                    bounce_events.c.verdict.in_(
-                        [Verdict.hard.value, Verdict.feedback.value]
-                    ),
-                    bounce_events.c.outcome.in_(
-                        [Effect.suppress.value, Effect.complaint.value]
-                    ),
-                )
+        )
+        late = await conn.execute(
+            select(
+                bounce_events.c.lane_id,
+                bounce_events.c.applied_at,
+                bounce_events.c.verdict,
+            ).where(
+                bounce_events.c.lane_id.in_(lane_ids),
+                bounce_events.c.applied_at > earliest,
+                bounce_events.c.verdict.in_(
+                    [Verdict.hard.value, Verdict.feedback.value]
+                ),
+                bounce_events.c.outcome.in_(
+                    [Effect.suppress.value, Effect.complaint.value]
+                ),
             )
-            rows = [(at, Verdict(v), False) for at, v in sent.all()]
-            rows += [(at, Verdict(v), True) for at, v in late.all()]
-        rows.sort(key=lambda row: row[0])
-        return rows
+        )
+        windows: dict[int, list[tuple[datetime, Verdict, bool]]] = {
+            lane_id: [] for lane_id in lane_ids
+        }
+        for rows, is_late in ((sent.all(), False), (late.all(), True)):
+            for lane_id, at, verdict in rows:
+                if at > start[lane_id]:
+                    windows[lane_id].append((at, Verdict(verdict), is_late))
+        return windows
 
     async def late_report_rows(self) -> list[LateReportRow]:
         """Every saved report, oldest first (for reports and tests)."""

@@ -119,6 +119,7 @@ class SQLStore:
     # -- lanes and claims ----------------------------------------------------------
 
     ensure_lane = delegate("claims", SQLClaims.ensure_lane, "loading a lane")
+    ensure_lanes = delegate("claims", SQLClaims.ensure_lanes, "loading lanes")
     claim = delegate("claims", SQLClaims.claim, "claiming recipients")
     claim_lanes = delegate("claims", SQLClaims.claim_lanes, "claiming recipients")
     release_expired_leases = delegate(
@@ -177,8 +178,8 @@ class SQLStore:
     pending_late_reports = delegate(
         "late_reports", SQLLateReports.pending_late_reports, "reading pending bounces"
     )
-    lane_window = delegate(
-        "late_reports", SQLLateReports.lane_window, "reading a lane's recent outcomes"
+    lane_windows = delegate(
+        "late_reports", SQLLateReports.lane_windows, "reading lanes' recent outcomes"
     )
     late_report_rows = delegate(
         "late_reports", SQLLateReports.late_report_rows, "reading bounces"
