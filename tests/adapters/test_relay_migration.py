@@ -48,7 +48,7 @@ async def test_upgrade_keeps_data_and_downgrade_restores(database_url: str) -> N
     engine = create_engine(database_url)
     with engine.begin() as conn:
         indexes = {i["name"] for i in inspect(conn).get_indexes("recipients")}
-        assert {"uq_recipients_campaign_id_address", "ix_recipients_claim_order"} <= (
+        assert {"uq_recipients_campaign_id_address", "ix_recipients_queued"} <= (
             indexes
         )
         _migrate(conn, "0002", down=True)

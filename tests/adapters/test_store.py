@@ -47,7 +47,7 @@ def _recipient(address: str, score: float | None = None) -> NewRecipient:
 
 # Alembic cannot compare expression indexes (priority DESC): it reports them as
 # removed and re-added; their presence is checked by name instead.
-EXPRESSION_INDEXES = {"ix_recipients_claim_order"}
+EXPRESSION_INDEXES = {"ix_recipients_queued"}
 
 
 def _diff(connection: Connection) -> tuple[list[object], set[str]]:

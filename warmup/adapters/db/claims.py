@@ -27,6 +27,8 @@ from warmup.adapters.db.rows import (
     lane_from_row,
     lane_row,
     requeued_state,
+    state_is,
+    under_claim,
 )
 from warmup.adapters.db.schema import (
     attempts,
@@ -171,7 +173,7 @@ class SQLClaims:
         """Claimed rows matching ``where`` back to the queue, unpinned."""
         statement = (
             update(recipients)
-            .where(recipients.c.state == SENDING, *where)
+            .where(recipients.c.state == SENDING, under_claim(), *where)
             .values(state=requeued_state(), updated_at=now, **UNCLAIMED)
         )
         async with self.db.begin() as conn:
@@ -251,7 +253,7 @@ def _due(*, lane_id: Any, isp: Any, limit: Any, now: Any, claimer: Any) -> Any:
     return (
         select(recipients.c.id)
         .where(
-            recipients.c.state == QUEUED,
+            state_is(QUEUED),  # the claim index's own predicate
             recipients.c.isp == isp,
             recipients.c.next_attempt_at <= now,
             or_(recipients.c.lane_id.is_(None), recipients.c.lane_id == lane_id),

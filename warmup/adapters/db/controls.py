@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.outbox import insert_recipient_events
-from warmup.adapters.db.rows import DEADLINE_PASSED
+from warmup.adapters.db.rows import DEADLINE_PASSED, state_is
 from warmup.adapters.db.schema import (
     campaigns,
     controls,
@@ -125,7 +125,7 @@ class SQLControls:
                         f"campaign cancelled by {actor}",
                         reason or None,
                         recipients.c.campaign_id == campaign_id,
-                        recipients.c.state == old,
+                        state_is(old),
                     )
                 )
             await conn.execute(
@@ -137,7 +137,7 @@ class SQLControls:
                 update(recipients)
                 .where(
                     recipients.c.campaign_id == campaign_id,
-                    recipients.c.state == old,
+                    state_is(old),  # queued or cancelled: their partial index
                 )
                 .values(state=new, next_attempt_at=now, updated_at=now)
             )

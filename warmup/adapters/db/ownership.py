@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.database import Database
+from warmup.adapters.db.rows import under_claim
 from warmup.adapters.db.schema import ip_leases, nodes, recipients
 from warmup.app.ports import Heartbeat, IPOwner, NodeProcess
 from warmup.core.model import RecipientState
@@ -99,7 +100,11 @@ class SQLOwnership:
             return 0  # the usual beat: one lookup in a small table
         result = await conn.execute(
             update(recipients)
-            .where(recipients.c.state == _SENDING, recipients.c.claimed_by.in_(lapsed))
+            .where(
+                recipients.c.state == _SENDING,
+                under_claim(),  # through the lease index
+                recipients.c.claimed_by.in_(lapsed),
+            )
             .values(
                 state=RecipientState.queued.value,
                 claimed_by=None,
@@ -183,7 +188,11 @@ class SQLOwnership:
     async def claims_per_lane(self) -> dict[int, int]:
         query = (
             select(recipients.c.lane_id, func.count())
-            .where(recipients.c.state == _SENDING, recipients.c.lane_id.is_not(None))
+            .where(
+                recipients.c.state == _SENDING,
+                under_claim(),  # through the lease index
+                recipients.c.lane_id.is_not(None),
+            )
             .group_by(recipients.c.lane_id)
         )
         async with self.db.connect() as conn:

@@ -12,7 +12,7 @@ from warmup.adapters.db.database import Database
 from warmup.adapters.db.outbox import (
     insert_recipient_events,
 )
-from warmup.adapters.db.rows import QUEUED, suppression_row
+from warmup.adapters.db.rows import QUEUED, state_is, suppression_row
 from warmup.adapters.db.schema import (
     dns_evidence,
     recipient_counts,
@@ -50,7 +50,7 @@ class SQLRouting:
     async def unrouted_domains(self, limit: int = 500) -> list[str]:
         query = (
             select(recipients.c.domain)
-            .where(recipients.c.state == QUEUED, recipients.c.isp.is_(None))
+            .where(state_is(QUEUED), recipients.c.isp.is_(None))
             .distinct()
             .limit(limit)
         )
@@ -71,7 +71,7 @@ class SQLRouting:
         dead = (
             recipients.c.domain == domain,
             recipients.c.isp.is_(None),
-            recipients.c.state == QUEUED,
+            state_is(QUEUED),
         )
         events = insert_recipient_events(
             EventType.bounced, now, "dns", reply, *dead, reason="hostunknown"
@@ -109,7 +109,7 @@ class SQLRouting:
             .where(
                 recipients.c.domain == domain,
                 recipients.c.isp.is_(None),
-                recipients.c.state == QUEUED,
+                state_is(QUEUED),
             )
             .values(next_attempt_at=until, last_reply=reply, updated_at=now)
         )

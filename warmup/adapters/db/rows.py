@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, exists, select
+from sqlalchemy import case, exists, literal_column, select
 
 from warmup.adapters.db.schema import (
     campaigns,
@@ -29,7 +29,9 @@ __all__ = [
     "lane_row",
     "requeued_state",
     "require_aware",
+    "state_is",
     "suppression_row",
+    "under_claim",
 ]
 
 DEADLINE_PASSED = "deadline passed before it could be sent"
@@ -37,11 +39,26 @@ DEADLINE_PASSED = "deadline passed before it could be sent"
 QUEUED = RecipientState.queued.value
 SENDING = RecipientState.sending.value
 CANCELLED = RecipientState.cancelled.value
+_STATES = frozenset(state.value for state in RecipientState)
 UNCLAIMED: dict[str, Any] = {
     "claimed_by": None,
     "claimed_until": None,
     "lane_id": None,
 }
+
+
+def state_is(state: str) -> Any:
+    """``recipients.state = '<state>'`` with the state as a literal, so the
+    partial indexes on it (schema: queued, cancelled) serve the query: neither
+    SQLite nor a prepared PostgreSQL plan matches a bound parameter to them."""
+    assert state in _STATES, state  # a RecipientState value, never input
+    return recipients.c.state == literal_column(f"'{state}'")
+
+
+def under_claim() -> Any:
+    """The rows under a claim (sending): the lease index's own predicate, so it
+    serves a query that looks for them by another column."""
+    return recipients.c.claimed_until.is_not(None)
 
 
 def suppression_row(entry: Suppression) -> dict[str, Any]:

@@ -199,6 +199,10 @@ HELD_QUEUED = "state = 'queued' AND last_reply LIKE 'held: %'"
 # Likewise for the metrics' oldest pending and retry backlog.
 PENDING = "state IN ('queued', 'sending')"
 RETRYING = "state = 'queued' AND attempts > 0"
+# The claim, lease and cancelled-campaign indexes' predicates (migration 0014).
+QUEUED_ONLY = "state = 'queued'"
+CLAIMED = "claimed_until IS NOT NULL"
+CANCELLED_ONLY = "state = 'cancelled'"
 
 recipients = Table(
     "recipients",
@@ -238,9 +242,30 @@ recipients = Table(
         sqlite_where=text("message_id IS NULL"),
         postgresql_where=text("message_id IS NULL"),
     ),
-    # Claim order: an index scan yields the most engaged first, FIFO among equals.
-    Index("ix_recipients_claim_order", "state", "isp", text("priority DESC"), "id"),
-    Index(None, "state", "claimed_until"),
+    # Claim order, of queued rows only: an index scan yields the most engaged
+    # first, FIFO among equals. Partial indexes (this, the leases, the cancelled)
+    # keep a send from moving index entries it does not need moved (migration
+    # 0014); their queries spell the predicate as a literal (rows.state_is).
+    Index(
+        "ix_recipients_queued",
+        "isp",
+        text("priority DESC"),
+        "id",
+        sqlite_where=text(QUEUED_ONLY),
+        postgresql_where=text(QUEUED_ONLY),
+    ),
+    Index(
+        "ix_recipients_claimed_until",
+        "claimed_until",
+        sqlite_where=text(CLAIMED),
+        postgresql_where=text(CLAIMED),
+    ),
+    Index(
+        "ix_recipients_cancelled",
+        "campaign_id",
+        sqlite_where=text(CANCELLED_ONLY),
+        postgresql_where=text(CANCELLED_ONLY),
+    ),
     Index(
         "ix_recipients_deadline_at",
         "deadline_at",
