@@ -41,15 +41,19 @@ async def _filled(store: SQLStore) -> tuple[int, int]:
     await store.insert_recipients(campaign.id, rows, ["gmail"] * 20 + [None] * 10, NOW)
     lane_id, _ = await store.ensure_lane(Lane(ip=IP, isp="gmail"), NOW)
     await store.heartbeat(DEAD, [IP], now=NOW, alive_until=NOW + timedelta(seconds=1))
-    await store.claim(
+    await _claim(store, lane_id, NOW, DEAD)
+    return campaign.id, lane_id
+
+
+async def _claim(store: SQLStore, lane_id: int, now: datetime, by: NodeProcess) -> Any:
+    return await store.claim(
         lane_id=lane_id,
         isp="gmail",
         limit=5,
-        now=NOW,
-        claimer=DEAD.claimer,
-        lease_until=NOW + timedelta(hours=1),
+        now=now,
+        claimer=by.claimer,
+        lease_until=now + timedelta(hours=1),
     )
-    return campaign.id, lane_id
 
 
 def _calls(store: SQLStore, lane_id: int) -> list[Callable[[], Awaitable[Any]]]:
@@ -57,14 +61,7 @@ def _calls(store: SQLStore, lane_id: int) -> list[Callable[[], Awaitable[Any]]]:
     return [
         # A live process's beat takes the lapsed one's claims back.
         lambda: store.heartbeat(ME, [IP], now=later, alive_until=later + timedelta(1)),
-        lambda: store.claim(
-            lane_id=lane_id,
-            isp="gmail",
-            limit=5,
-            now=later,
-            claimer=ME.claimer,
-            lease_until=later + timedelta(hours=1),
-        ),
+        lambda: _claim(store, lane_id, later, ME),
         store.claims_per_lane,
         lambda: store.release_expired_leases(later),
         lambda: store.release_claims(ME.claimer, later),

@@ -203,6 +203,15 @@ RETRYING = "state = 'queued' AND attempts > 0"
 QUEUED_ONLY = "state = 'queued'"
 CLAIMED = "claimed_until IS NOT NULL"
 CANCELLED_ONLY = "state = 'cancelled'"
+HAS_DEADLINE = "deadline_at IS NOT NULL"
+
+
+def _partial(name: str, *columns: Any, where: str) -> Index:
+    """An index of the rows matching ``where`` only, on both backends; queries
+    must state ``where`` literally to use it (a bound value does not match)."""
+    clause = text(where)
+    return Index(name, *columns, sqlite_where=clause, postgresql_where=clause)
+
 
 recipients = Table(
     "recipients",
@@ -246,53 +255,18 @@ recipients = Table(
     # first, FIFO among equals. Partial indexes (this, the leases, the cancelled)
     # keep a send from moving index entries it does not need moved (migration
     # 0014); their queries spell the predicate as a literal (rows.state_is).
-    Index(
-        "ix_recipients_queued",
-        "isp",
-        text("priority DESC"),
-        "id",
-        sqlite_where=text(QUEUED_ONLY),
-        postgresql_where=text(QUEUED_ONLY),
+    _partial(
+        "ix_recipients_queued", "isp", text("priority DESC"), "id", where=QUEUED_ONLY
     ),
-    Index(
-        "ix_recipients_claimed_until",
-        "claimed_until",
-        sqlite_where=text(CLAIMED),
-        postgresql_where=text(CLAIMED),
-    ),
-    Index(
-        "ix_recipients_cancelled",
-        "campaign_id",
-        sqlite_where=text(CANCELLED_ONLY),
-        postgresql_where=text(CANCELLED_ONLY),
-    ),
-    Index(
-        "ix_recipients_deadline_at",
-        "deadline_at",
-        sqlite_where=text("deadline_at IS NOT NULL"),
-        postgresql_where=text("deadline_at IS NOT NULL"),
-    ),
+    _partial("ix_recipients_claimed_until", "claimed_until", where=CLAIMED),
+    _partial("ix_recipients_cancelled", "campaign_id", where=CANCELLED_ONLY),
+    _partial("ix_recipients_deadline_at", "deadline_at", where=HAS_DEADLINE),
     Index(None, "address"),
     Index(None, "message_id"),
     # The held recipients `status` lists; queries spell HELD_QUEUED as is.
-    Index(
-        "ix_recipients_held",
-        "campaign_id",
-        sqlite_where=text(HELD_QUEUED),
-        postgresql_where=text(HELD_QUEUED),
-    ),
-    Index(
-        "ix_recipients_pending_queued_at",
-        "queued_at",
-        sqlite_where=text(PENDING),
-        postgresql_where=text(PENDING),
-    ),
-    Index(
-        "ix_recipients_retrying",
-        "id",
-        sqlite_where=text(RETRYING),
-        postgresql_where=text(RETRYING),
-    ),
+    _partial("ix_recipients_held", "campaign_id", where=HELD_QUEUED),
+    _partial("ix_recipients_pending_queued_at", "queued_at", where=PENDING),
+    _partial("ix_recipients_retrying", "id", where=RETRYING),
 )
 
 # Recipients per campaign x ISP ("" while unrouted) x state, kept by triggers on
