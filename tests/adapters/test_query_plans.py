@@ -63,6 +63,7 @@ def _calls(store: SQLStore, lane_id: int) -> list[Callable[[], Awaitable[Any]]]:
         lambda: store.heartbeat(ME, [IP], now=later, alive_until=later + timedelta(1)),
         lambda: _claim(store, lane_id, later, ME),
         store.claims_per_lane,
+        store.campaign_rows,  # `warmup campaign list`: from the counts
         lambda: store.release_expired_leases(later),
         lambda: store.release_claims(ME.claimer, later),
         store.unrouted_domains,

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from warmup.adapters.db.reporting import campaign_summary, held_messages
-from warmup.adapters.db.schema import HELD_QUEUED, recipients
+from warmup.adapters.db.schema import HELD_QUEUED, campaigns, recipients
 from warmup.adapters.db.store import SQLStore
 from warmup.app.ports import TemplateRecord
 from warmup.app.sign import HELD_PREFIX
@@ -34,9 +34,16 @@ def _new(address: str) -> NewRecipient:
     )
 
 
-async def _scanned(store: SQLStore) -> tuple[dict[str, int], dict[str, int]]:
+async def _scanned(
+    store: SQLStore,
+) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]:
     """What the counts must say, counted the slow way."""
     by_state = select(recipients.c.state, func.count()).group_by(recipients.c.state)
+    by_campaign = (
+        select(campaigns.c.name, recipients.c.state, func.count())
+        .join(campaigns, campaigns.c.id == recipients.c.campaign_id)
+        .group_by(campaigns.c.name, recipients.c.state)
+    )
     by_isp = (
         select(recipients.c.isp, func.count())
         .where(recipients.c.state == "queued", recipients.c.isp.is_not(None))
@@ -45,16 +52,30 @@ async def _scanned(store: SQLStore) -> tuple[dict[str, int], dict[str, int]]:
     async with store.engine.connect() as conn:
         states = {str(s): int(n) for s, n in (await conn.execute(by_state)).all()}
         isps = {str(i): int(n) for i, n in (await conn.execute(by_isp)).all()}
-    return states, isps
+        campaigns_: dict[str, dict[str, int]] = {}
+        for name, state, n in (await conn.execute(by_campaign)).all():
+            campaigns_.setdefault(str(name), {})[str(state)] = int(n)
+    return states, isps, campaigns_
+
+
+async def _listed(store: SQLStore) -> dict[str, dict[str, int]]:
+    """`warmup campaign list`'s counts (campaigns with none left out)."""
+    return {
+        str(row["name"]): dict(row["counts"])
+        for row in await store.campaign_rows()
+        if row["counts"]
+    }
 
 
 async def _check(store: SQLStore) -> None:
-    states, isps = await _scanned(store)
+    states, isps, per_campaign = await _scanned(store)
     assert await store.count_recipients() == states
     assert await store.queued_isps() == isps
+    assert await _listed(store) == per_campaign
     await store.compact_recipient_counts()
     assert await store.count_recipients() == states
     assert await store.queued_isps() == isps
+    assert await _listed(store) == per_campaign
 
 
 async def test_counts_follow_every_kind_of_write(store: SQLStore) -> None:

@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from warmup.adapters.db.counts import counted
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.outbox import insert_recipient_events
 from warmup.adapters.db.rows import DEADLINE_PASSED, state_is
 from warmup.adapters.db.schema import (
     campaigns,
     controls,
+    recipient_counts,
     recipients,
 )
 from warmup.app.store_rows import CampaignRow
@@ -183,14 +185,12 @@ class SQLControls:
     # -- reading -----------------------------------------------------------------
 
     async def campaign_rows(self, name: str | None = None) -> list[CampaignRow]:
-        """Campaigns (or one) with their recipient counts per state."""
-        counts = (
-            select(
-                recipients.c.campaign_id, recipients.c.state, func.count().label("n")
-            )
-            .group_by(recipients.c.campaign_id, recipients.c.state)
-            .subquery()
-        )
+        """Campaigns (or one) with their recipient counts per state, from the
+        counts the triggers keep (warmup.adapters.db.counts): not a scan of the
+        queue."""
+        counts = counted(
+            recipient_counts.c.campaign_id, recipient_counts.c.state
+        ).subquery()
         query = (
             select(campaigns, counts)
             .outerjoin(counts, counts.c.campaign_id == campaigns.c.id)
