@@ -44,6 +44,9 @@ from warmup.core.lanes.lane import Lane
 __all__ = ["SQLClaims"]
 # Verdicts that are the lane's trouble, not the recipient's (core.lanes.backoff).
 _LANE_VERDICTS = ("throttle", "block")
+# Lanes per lookup by (ip, isp): two IN lists, under SQLite's oldest limit of 999
+# variables a statement.
+_LANES_PER_QUERY = 400
 
 
 class SQLClaims:
@@ -318,8 +321,9 @@ def _same(value: Any) -> Any:
 
 
 def _chunks(pairs: Sequence[tuple[str, str]]) -> list[Sequence[tuple[str, str]]]:
-    """At most 400 lanes per query (SQLite's oldest limit is 999 variables)."""
-    return [pairs[i : i + 400] for i in range(0, len(pairs), 400)]
+    """At most _LANES_PER_QUERY lanes per query."""
+    step = _LANES_PER_QUERY
+    return [pairs[i : i + step] for i in range(0, len(pairs), step)]
 
 
 def _claimed(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from warmup.adapters.db.counts import counted
 from warmup.adapters.db.database import Database
 from warmup.adapters.db.outbox import insert_recipient_events
-from warmup.adapters.db.rows import DEADLINE_PASSED, state_is
+from warmup.adapters.db.rows import CANCELLED, DEADLINE_PASSED, QUEUED, state_is
 from warmup.adapters.db.schema import (
     campaigns,
     controls,
@@ -30,9 +30,6 @@ from warmup.core.lanes.control import Control, ControlAction
 from warmup.core.model import RecipientState
 
 __all__ = ["SQLControls"]
-
-_QUEUED = RecipientState.queued.value
-_CANCELLED = RecipientState.cancelled.value
 
 
 def _control(row: Any) -> Control:
@@ -116,7 +113,7 @@ class SQLControls:
         returns how many recipients changed. Claimed ones are the sending node's
         to drop (it sees the control within seconds)."""
         action = ControlAction.cancel if cancel else ControlAction.resume_campaign
-        old, new = (_QUEUED, _CANCELLED) if cancel else (_CANCELLED, _QUEUED)
+        old, new = (QUEUED, CANCELLED) if cancel else (CANCELLED, QUEUED)
         async with self.db.begin() as conn:
             campaign_id = await self._campaign_id(conn, name)
             if cancel:
@@ -164,7 +161,7 @@ class SQLControls:
         )
         late = (
             recipients.c.id.in_(past.scalar_subquery()),
-            recipients.c.state.concat("") == _QUEUED,
+            recipients.c.state.concat("") == QUEUED,
         )
         events = insert_recipient_events(
             EventType.expired, now, "deadline", DEADLINE_PASSED, *late

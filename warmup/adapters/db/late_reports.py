@@ -39,6 +39,8 @@ from warmup.core.model import RecipientState, Verdict
 __all__ = ["SQLLateReports"]
 
 _DELIVERED = RecipientState.delivered.value
+# Lanes per IN (...) when rebuilding rolling windows (lane_windows).
+_LANES_PER_QUERY = 500
 
 
 class SQLLateReports:
@@ -240,11 +242,12 @@ class SQLLateReports:
         """Each lane's outcomes after ``since`` and after its last rolling-rate
         reaction, oldest first: (instant, verdict, late?). Late ones are applied
         hard bounces and complaints (core.lanes.lane rule 7). Three queries per
-        500 lanes, not three per lane (a node starting 1,600 lanes)."""
+        _LANES_PER_QUERY lanes, not three per lane (a node starting 1,600 lanes)."""
         windows: dict[int, list[tuple[datetime, Verdict, bool]]] = {}
         async with self.db.connect() as conn:
-            for i in range(0, len(lane_ids), 500):
-                windows |= await self._windows(conn, lane_ids[i : i + 500], since)
+            step = _LANES_PER_QUERY
+            for i in range(0, len(lane_ids), step):
+                windows |= await self._windows(conn, lane_ids[i : i + step], since)
         for rows in windows.values():
             rows.sort(key=lambda row: row[0])
         return windows

@@ -16,14 +16,13 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from warmup.adapters.db.database import Database
-from warmup.adapters.db.rows import under_claim
+from warmup.adapters.db.rows import SENDING, under_claim
 from warmup.adapters.db.schema import ip_leases, nodes, recipients
 from warmup.app.ports import Heartbeat, IPOwner, NodeProcess
 from warmup.core.model import RecipientState
 
 __all__ = ["SQLOwnership"]
 
-_SENDING = RecipientState.sending.value
 # Rows of processes dead this long are dropped (their IPs and claims went long ago).
 _FORGET_AFTER = timedelta(days=1)
 
@@ -101,7 +100,7 @@ class SQLOwnership:
         result = await conn.execute(
             update(recipients)
             .where(
-                recipients.c.state == _SENDING,
+                recipients.c.state == SENDING,
                 under_claim(),  # through the lease index
                 recipients.c.claimed_by.in_(lapsed),
             )
@@ -189,7 +188,7 @@ class SQLOwnership:
         query = (
             select(recipients.c.lane_id, func.count())
             .where(
-                recipients.c.state == _SENDING,
+                recipients.c.state == SENDING,
                 under_claim(),  # through the lease index
                 recipients.c.lane_id.is_not(None),
             )

@@ -16,10 +16,10 @@ held the delivered history too. Now:
   resuming a campaign reads (it read the state prefix of the claim index).
 
 Queries that use them spell ``state = 'queued'`` and ``claimed_until IS NOT
-NULL`` as literals (warmup.adapters.db.rows.state_is, CLAIMED): a partial index
-serves a bound parameter on neither SQLite nor a prepared PostgreSQL plan.
-Measured (issue 16): `warmup run` +6 %, the claim 8.7 -> 5.1 us a row and the
-sent update 8.3 -> 5.8 us a row on SQLite.
+NULL`` as literals (warmup.adapters.db.rows.state_is, under_claim): a partial
+index serves a bound parameter on neither SQLite nor a prepared PostgreSQL plan.
+Measured (issue 16): `warmup run` +3.5 %, and on a copy of a bench database the
+claim 8.7 -> 5.1 us a row and the sent update 8.3 -> 5.8 us a row on SQLite.
 
 Revision ID: 0014
 Revises: 0013
